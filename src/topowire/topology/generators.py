@@ -1,0 +1,384 @@
+"""Seeded random-graph generators; every one returns a :class:`~topowire.topology.Topology`.
+
+Conventions follow networkx: ``<model>_graph(n, <paper letters>, *, seed)``, parameters
+validated with messages that name the values. ``seed`` is an int, a
+``numpy.random.Generator`` or None (fresh entropy); the int actually used is stored in
+``Topology.seed`` so ``generate(t.family, seed=t.seed, **t.params)`` rebuilds the graph.
+No generator touches global random state.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from topowire.errors import ParameterError
+from topowire.topology.topology import Topology
+
+__all__ = [
+    "er_graph",
+    "gnm_graph",
+    "ws_graph",
+    "ba_graph",
+    "ring_lattice",
+    "regular_graph",
+    "complete_graph",
+    "mlp_graph",
+    "FAMILIES",
+    "generate",
+    "resolve_seed",
+]
+
+SeedLike = int | np.integer | np.random.Generator | None
+
+
+def resolve_seed(seed: SeedLike) -> int:
+    """Return the non-negative int seed a generator will use.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.Generator or None
+        An int is used as is; a Generator draws one; None draws from fresh OS entropy.
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1)
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63 - 1))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, a numpy Generator or None, got {type(seed).__name__}")
+    if seed < 0:
+        raise ParameterError(f"seed must be >= 0, got {seed}")
+    return int(seed)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None, why: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ParameterError(f"{name} must be an integer, got {name} = {value!r}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        rng = f"{lo} <= {name}" + (f" <= {hi}" if hi is not None else "")
+        raise ParameterError(f"{name} = {value} is out of range: expected {rng}{why}")
+    return value
+
+
+def _check_prob(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ParameterError(f"{name} must be a number in [0, 1], got {name} = {value!r}")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ParameterError(f"{name} must be in [0, 1], got {name} = {value}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name} must be true or false, got {name} = {value!r}")
+    return bool(value)
+
+
+def _pairs(n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """All candidate node pairs: u < v (undirected) or u != v (directed), row-major."""
+    if directed:
+        u, v = np.nonzero(~np.eye(n, dtype=bool))
+        return u.astype(np.int64), v.astype(np.int64)
+    u, v = np.triu_indices(n, 1)
+    return u.astype(np.int64), v.astype(np.int64)
+
+
+def er_graph(n: int, p: float, *, directed: bool = False, seed: SeedLike = None) -> Topology:
+    """Erdős–Rényi G(n, p): every pair is an edge independently with probability p.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 2``.
+    p : float
+        Edge probability in [0, 1].
+    directed : bool, default False
+        Draw each ordered pair ``u -> v`` (u != v) independently.
+    seed : int, Generator or None
+        Random seed.
+
+    References
+    ----------
+    .. [1] P. Erdős and A. Rényi, "On random graphs I", Publ. Math. Debrecen 6, 1959.
+    .. [2] E. N. Gilbert, "Random graphs", Ann. Math. Stat. 30, 1959.
+    """
+    n = _check_int("n", n, 2)
+    p = _check_prob("p", p)
+    directed = _check_bool("directed", directed)
+    s = resolve_seed(seed)
+    u, v = _pairs(n, directed)
+    keep = np.random.default_rng(s).random(u.shape[0]) < p
+    edges = np.stack([u[keep], v[keep]], axis=1)
+    return Topology(n, edges, directed, family="er",
+                    params={"n": n, "p": p, "directed": directed}, seed=s)
+
+
+def gnm_graph(n: int, m: int, *, directed: bool = False, seed: SeedLike = None) -> Topology:
+    """Erdős–Rényi G(n, m): m edges drawn uniformly without replacement.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 2``.
+    m : int
+        Number of edges, ``0 <= m <= n(n-1)/2`` (``n(n-1)`` if directed).
+    directed : bool, default False
+        Draw ordered pairs.
+    seed : int, Generator or None
+        Random seed.
+    """
+    n = _check_int("n", n, 2)
+    directed = _check_bool("directed", directed)
+    u, v = _pairs(n, directed)
+    m = _check_int("m", m, 0, u.shape[0], f" for n = {n} ({'directed' if directed else 'undirected'})")
+    s = resolve_seed(seed)
+    idx = np.sort(np.random.default_rng(s).choice(u.shape[0], size=m, replace=False))
+    edges = np.stack([u[idx], v[idx]], axis=1)
+    return Topology(n, edges, directed, family="gnm",
+                    params={"n": n, "m": m, "directed": directed}, seed=s)
+
+
+def _check_lattice(n: int, k: int) -> tuple[int, int]:
+    n = _check_int("n", n, 2)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ParameterError(f"k must be an integer, got k = {k!r}")
+    k = int(k)
+    if k < 2 or k % 2 or k >= n:
+        raise ParameterError(f"k must be even with 2 <= k < n, got k = {k}, n = {n}")
+    return n, k
+
+
+def _lattice_edges(n: int, k: int) -> np.ndarray:
+    i = np.arange(n, dtype=np.int64)
+    return np.concatenate([np.stack([i, (i + j) % n], axis=1) for j in range(1, k // 2 + 1)])
+
+
+def ws_graph(n: int, k: int, p: float, *, connected: bool = False, tries: int = 100,
+             seed: SeedLike = None) -> Topology:
+    """Watts–Strogatz small-world graph.
+
+    A ring of n nodes, each joined to its k nearest neighbours (k/2 on each side); every
+    edge is then rewired with probability p to a uniformly chosen node (no self-loops or
+    repeated edges).
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 3``.
+    k : int
+        Even degree of the starting ring lattice, ``2 <= k < n``.
+    p : float
+        Rewiring probability in [0, 1].
+    connected : bool, default False
+        Redraw (up to ``tries`` times) until the graph is connected.
+    tries : int, default 100
+        Attempts for the connected variant.
+    seed : int, Generator or None
+        Random seed.
+
+    References
+    ----------
+    .. [1] D. J. Watts and S. H. Strogatz, "Collective dynamics of 'small-world'
+       networks", Nature 393, 1998.
+    """
+    import networkx as nx
+
+    n, k = _check_lattice(n, k)
+    p = _check_prob("p", p)
+    connected = _check_bool("connected", connected)
+    tries = _check_int("tries", tries, 1)
+    s = resolve_seed(seed)
+    params: dict[str, Any] = {"n": n, "k": k, "p": p}
+    if connected:
+        params.update(connected=True, tries=tries)
+        try:
+            g = nx.connected_watts_strogatz_graph(n, k, p, tries=tries, seed=s)
+        except nx.NetworkXError:
+            raise ParameterError(
+                f"no connected Watts-Strogatz graph in {tries} tries for n = {n}, k = {k}, p = {p}"
+            ) from None
+    else:
+        g = nx.watts_strogatz_graph(n, k, p, seed=s)
+    return Topology.from_networkx(g, family="ws", params=params, seed=s)
+
+
+def ba_graph(n: int, m: int, *, seed: SeedLike = None) -> Topology:
+    """Barabási–Albert preferential-attachment graph.
+
+    Nodes arrive one at a time, each attached by m edges to existing nodes chosen with
+    probability proportional to their degree.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 2``.
+    m : int
+        Edges added per new node, ``1 <= m < n``.
+    seed : int, Generator or None
+        Random seed.
+
+    References
+    ----------
+    .. [1] A.-L. Barabási and R. Albert, "Emergence of scaling in random networks",
+       Science 286, 1999.
+    """
+    import networkx as nx
+
+    n = _check_int("n", n, 2)
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m < n:
+        raise ParameterError(f"m must be an integer with 1 <= m < n, got m = {m!r}, n = {n}")
+    s = resolve_seed(seed)
+    g = nx.barabasi_albert_graph(n, int(m), seed=s)
+    return Topology.from_networkx(g, family="ba", params={"n": n, "m": int(m)}, seed=s)
+
+
+def ring_lattice(n: int, k: int, *, seed: SeedLike = None) -> Topology:
+    """Ring lattice: node i joined to i±1, ..., i±k/2 (mod n); Watts–Strogatz at p = 0.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 3``.
+    k : int
+        Even degree, ``2 <= k < n``.
+    seed : ignored
+        Accepted so every family has the same call form (the lattice is not random).
+    """
+    n, k = _check_lattice(n, k)
+    return Topology(n, _lattice_edges(n, k), False, family="ring",
+                    params={"n": n, "k": k}, seed=None if seed is None else resolve_seed(seed))
+
+
+def regular_graph(n: int, d: int, *, seed: SeedLike = None) -> Topology:
+    """Uniform random d-regular graph.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 2``.
+    d : int
+        Degree of every node, ``0 <= d < n`` with ``n * d`` even.
+    seed : int, Generator or None
+        Random seed.
+
+    References
+    ----------
+    .. [1] A. Steger and N. C. Wormald, "Generating random regular graphs quickly",
+       Combinatorics, Probability and Computing 8, 1999.
+    """
+    import networkx as nx
+
+    n = _check_int("n", n, 2)
+    d = _check_int("d", d, 0, n - 1, f" for n = {n}")
+    if (n * d) % 2:
+        raise ParameterError(f"n * d must be even for a d-regular graph, got n = {n}, d = {d}")
+    s = resolve_seed(seed)
+    g = nx.random_regular_graph(d, n, seed=s)
+    return Topology.from_networkx(g, family="regular", params={"n": n, "d": d}, seed=s)
+
+
+def complete_graph(n: int, *, seed: SeedLike = None) -> Topology:
+    """The complete graph K_n.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 2``.
+    seed : ignored
+        Accepted for a uniform call form.
+    """
+    n = _check_int("n", n, 2)
+    u, v = _pairs(n, False)
+    return Topology(n, np.stack([u, v], axis=1), False, family="complete", params={"n": n},
+                    seed=None if seed is None else resolve_seed(seed))
+
+
+def mlp_graph(sizes: Sequence[int], *, seed: SeedLike = None) -> Topology:
+    """The directed graph of a dense layered MLP: every neuron of layer l feeds every
+    neuron of layer l+1.
+
+    Nodes are numbered layer by layer, so ``u < v`` on every edge and the graph is a DAG
+    whose sources are the first layer and whose sinks are the last.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, at least two, each ``>= 1``.
+    seed : ignored
+        Accepted for a uniform call form.
+    """
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        raise ParameterError(f"sizes must be a list of at least two layer widths, got {sizes!r}")
+    sizes = [_check_int("sizes[i]", s, 1) for s in sizes]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    blocks = []
+    for lo, mid, hi in zip(offsets[:-2], offsets[1:-1], offsets[2:]):
+        u, v = np.meshgrid(np.arange(lo, mid), np.arange(mid, hi), indexing="ij")
+        blocks.append(np.stack([u.ravel(), v.ravel()], axis=1))
+    return Topology(int(offsets[-1]), np.concatenate(blocks), True, family="mlp",
+                    params={"sizes": list(sizes)},
+                    seed=None if seed is None else resolve_seed(seed))
+
+
+#: Every generator by family name (the ``kind`` of a recipe family).
+FAMILIES: dict[str, Callable[..., Topology]] = {
+    "er": er_graph,
+    "gnm": gnm_graph,
+    "ws": ws_graph,
+    "ba": ba_graph,
+    "ring": ring_lattice,
+    "regular": regular_graph,
+    "complete": complete_graph,
+    "mlp": mlp_graph,
+}
+
+
+def family_parameters(family: str) -> tuple[list[str], list[str]]:
+    """The (required, optional) parameter names of a family, ``seed`` excluded."""
+    fn = _family(family)
+    required, optional = [], []
+    for name, par in inspect.signature(fn).parameters.items():
+        if name == "seed":
+            continue
+        (required if par.default is inspect.Parameter.empty else optional).append(name)
+    return required, optional
+
+
+def _family(family: str) -> Callable[..., Topology]:
+    try:
+        return FAMILIES[family]
+    except KeyError:
+        raise ParameterError(
+            f"unknown family {family!r}: expected one of {', '.join(sorted(FAMILIES))}"
+        ) from None
+
+
+def generate(family: str, *, seed: SeedLike = None, **params: Any) -> Topology:
+    """Generate one graph of a named family.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    seed : int, Generator or None
+        Random seed.
+    **params
+        The family's parameters; unknown or missing names are errors.
+    """
+    fn = _family(family)
+    required, optional = family_parameters(family)
+    unknown = sorted(set(params) - set(required) - set(optional))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(unknown)} for family {family!r}: "
+            f"expected {', '.join(required + optional)}"
+        )
+    missing = [r for r in required if r not in params]
+    if missing:
+        raise ParameterError(f"family {family!r} needs parameter(s) {', '.join(missing)}")
+    return fn(**params, seed=seed)

@@ -1,0 +1,198 @@
+"""Populations: ordered collections of topologies with the recipe and seed that made them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from topowire._io import atomic_open
+from topowire.errors import FileFormatError, ParameterError
+from topowire.topology.recipe import Recipe, parse_recipe, sample_family_graph
+from topowire.topology.topology import Topology
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["Population", "sample_population", "read_population", "write_population"]
+
+FORMAT = "topowire-population"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Population:
+    """An ordered, immutable collection of :class:`Topology`.
+
+    Parameters
+    ----------
+    topologies : tuple of Topology
+        The graphs, in sampling order.
+    recipe : Recipe, optional
+        The recipe that drew them (None for hand-made populations).
+    seed : int, optional
+        The seed the recipe was sampled with.
+    """
+
+    topologies: tuple[Topology, ...]
+    recipe: Recipe | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "topologies", tuple(self.topologies))
+        for t in self.topologies:
+            if not isinstance(t, Topology):
+                raise TypeError(f"a Population holds Topology objects, got {type(t).__name__}")
+
+    def __len__(self) -> int:
+        return len(self.topologies)
+
+    def __iter__(self) -> Iterator[Topology]:
+        return iter(self.topologies)
+
+    def __getitem__(self, key: int | str) -> Topology:
+        """The topology at a position, or with a given id (the first one if repeated)."""
+        if isinstance(key, str):
+            for t in self.topologies:
+                if t.id == key:
+                    return t
+            raise KeyError(f"no topology with id {key!r} in the population")
+        return self.topologies[key]
+
+    @property
+    def ids(self) -> list[str]:
+        """Topology ids in order (repeated where the population holds duplicates)."""
+        return [t.id for t in self.topologies]
+
+    def duplicates(self) -> dict[str, int]:
+        """Ids that occur more than once, with their counts."""
+        return {k: c for k, c in Counter(self.ids).items() if c > 1}
+
+    def summary(self) -> pd.DataFrame:
+        """One row per family: graphs, n range, mean edges and density, duplicates."""
+        import pandas as pd
+
+        rows = []
+        by_family: dict[str, list[Topology]] = {}
+        for t in self.topologies:
+            by_family.setdefault(t.family, []).append(t)
+        dup = Counter(self.ids)
+        for fam, ts in by_family.items():
+            n = np.array([t.n for t in ts])
+            e = np.array([t.n_edges for t in ts])
+            d = np.array([t.density for t in ts])
+            rows.append({
+                "family": fam, "graphs": len(ts), "n_min": int(n.min()), "n_max": int(n.max()),
+                "edges_mean": float(e.mean()), "density_mean": float(d.mean()),
+                "duplicates": sum(1 for t in ts if dup[t.id] > 1),
+            })
+        return pd.DataFrame(rows).set_index("family") if rows else pd.DataFrame()
+
+
+def sample_population(recipe: Recipe, seed: int | None = None) -> Population:
+    """Draw a population from a recipe.
+
+    Every graph gets its own child of ``numpy.random.SeedSequence(seed)``, which draws its
+    parameters and then its graph seed; the same recipe and seed give the same
+    population, byte for byte once written.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        What to draw.
+    seed : int, optional
+        Overrides ``recipe.seed``.
+    """
+    seed = recipe.seed if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
+    children = iter(np.random.SeedSequence(int(seed)).spawn(recipe.count))
+    topologies = [
+        sample_family_graph(spec, i, next(children))
+        for i, spec in enumerate(recipe.families, 1)
+        for _ in range(spec.count)
+    ]
+    return Population(tuple(topologies), recipe=recipe, seed=int(seed))
+
+
+# -- JSONL -----------------------------------------------------------------------------
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def write_population(population: Population, path: str | Path) -> None:
+    """Write a population as JSONL: a header line, then one topology per line.
+
+    The header is ``{"format": "topowire-population", "version": 1, "recipe": ...,
+    "seed": ...}``. The write is atomic.
+    """
+    header = {"format": FORMAT, "version": VERSION, "seed": population.seed,
+              "recipe": population.recipe.to_dict() if population.recipe else None}
+    with atomic_open(path) as fh:
+        fh.write(_dumps(header) + "\n")
+        for t in population.topologies:
+            fh.write(_dumps(t.to_dict()) + "\n")
+
+
+def read_population(path: str | Path) -> Population:
+    """Read a population JSONL file (the header line is optional).
+
+    Raises
+    ------
+    FileFormatError
+        Missing or empty file, a line that is not JSON, an unsupported header, or a
+        topology record with bad content (the line number is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"population file {str(path)!r} does not exist")
+    topologies: list[Topology] = []
+    recipe: Recipe | None = None
+    seed: int | None = None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise FileFormatError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise FileFormatError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            if "format" in record:
+                if lineno != 1 or topologies:
+                    raise FileFormatError(f"{path}:{lineno}: header line must come first")
+                recipe, seed = _read_header(path, record)
+                continue
+            try:
+                topologies.append(Topology.from_dict(record))
+            except ParameterError as exc:
+                raise FileFormatError(f"{path}:{lineno}: {exc}") from None
+    if not topologies:
+        raise FileFormatError(f"population file {str(path)!r} holds no topologies")
+    return Population(tuple(topologies), recipe=recipe, seed=seed)
+
+
+def _read_header(path: Path, record: dict[str, Any]) -> tuple[Recipe | None, int | None]:
+    if record.get("format") != FORMAT:
+        raise FileFormatError(f"{path}:1: format {record.get('format')!r} is not {FORMAT!r}")
+    if record.get("version") != VERSION:
+        raise FileFormatError(
+            f"{path}:1: population format version {record.get('version')!r} is not supported "
+            f"(this topowire reads version {VERSION})"
+        )
+    try:
+        recipe = parse_recipe(record["recipe"]) if record.get("recipe") else None
+    except ParameterError as exc:
+        raise FileFormatError(f"{path}:1: bad recipe in header: {exc}") from None
+    return recipe, record.get("seed")
+
+
+def from_topologies(topologies: Iterable[Topology]) -> Population:
+    """A population of hand-made topologies (no recipe)."""
+    return Population(tuple(topologies))

@@ -1,0 +1,344 @@
+"""Population recipes: which families to sample, how many graphs, which parameter ranges.
+
+A recipe is TOML::
+
+    [population]              # optional
+    name = "quick"
+    seed = 0                  # default seed; `topowire generate --seed` overrides it
+
+    [[family]]
+    kind = "ws"               # a generator family (see topowire.topology.FAMILIES)
+    count = 25                # graphs of this family
+    n = [16, 48]              # inclusive integer range
+    k = "2*(n//10)"           # an expression of n (and of parameters listed before it)
+    p = [0.0, 1.0]            # float range (uniform) -- any float bound makes it one
+    connected = true          # a fixed value
+    # d = { choices = [2, 4, 6] }   # one of a list
+
+Parameter values are one of: a fixed scalar; ``[lo, hi]`` (an inclusive integer range
+when both bounds are integers, else a uniform float range); ``{ choices = [...] }``; or a
+string expression over ``n`` and earlier parameters using ``+ - * / // % **``,
+parentheses, integer/float literals and ``min``, ``max``, ``round``, ``int``. Expressions
+are parsed into a syntax tree and evaluated from a whitelist, never executed. List-valued
+parameters (``sizes`` of ``mlp``) take a list as their fixed value.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from topowire.errors import FileFormatError, ParameterError
+from topowire.topology.generators import FAMILIES, family_parameters, generate
+
+__all__ = ["ParamSpec", "FamilySpec", "Recipe", "load_recipe", "parse_recipe", "evaluate_expression"]
+
+_LIST_PARAMS = frozenset({"sizes"})
+
+
+# -- safe expressions --------------------------------------------------------------------
+_BINOPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_CALLS = {"min": min, "max": max, "round": round, "int": int}
+
+
+def _check_expression(text: str) -> ast.Expression:
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise ParameterError(f"cannot parse expression {text!r}") from None
+    for node in ast.walk(tree):
+        ok = isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load,
+                               ast.Call, *(_BINOPS), *(_UNARY)))
+        if isinstance(node, ast.Constant):
+            ok = isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+        if isinstance(node, ast.Call):
+            ok = (isinstance(node.func, ast.Name) and node.func.id in _CALLS and not node.keywords)
+        if not ok:
+            raise ParameterError(
+                f"expression {text!r} uses {type(node).__name__}: only numbers, parameter "
+                "names, + - * / // % **, parentheses and min/max/round/int are allowed"
+            )
+    return tree
+
+
+def evaluate_expression(text: str, env: Mapping[str, Any]) -> int | float:
+    """Evaluate a recipe expression such as ``"n//5"`` against sampled parameters.
+
+    Parameters
+    ----------
+    text : str
+        The expression.
+    env : mapping
+        Parameter values visible to it (``n`` and earlier parameters).
+
+    Raises
+    ------
+    ParameterError
+        On syntax outside the whitelist, an unknown name or an arithmetic error.
+    """
+    tree = _check_expression(text)
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id not in env:
+                raise ParameterError(
+                    f"expression {text!r} names {node.id!r}, which is not a parameter "
+                    f"defined before it (known: {', '.join(env) or 'none'})"
+                )
+            return env[node.id]
+        if isinstance(node, ast.BinOp):
+            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp):
+            return _UNARY[type(node.op)](ev(node.operand))
+        if isinstance(node, ast.Call):
+            return _CALLS[node.func.id](*(ev(a) for a in node.args))
+        raise AssertionError(node)  # pragma: no cover - excluded by _check_expression
+
+    try:
+        value = ev(tree)
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        raise ParameterError(f"expression {text!r} failed for {dict(env)}: {exc}") from None
+    if isinstance(value, float) and value.is_integer() and "/" not in text.replace("//", ""):
+        value = int(value)
+    return value
+
+
+# -- parameter specs ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one parameter is drawn.
+
+    Attributes
+    ----------
+    kind : {"fixed", "int-range", "float-range", "choice", "expr"}
+    value : Any
+        The fixed value, ``(lo, hi)``, the tuple of choices, or the expression text.
+    """
+
+    kind: str
+    value: Any
+
+    @classmethod
+    def parse(cls, name: str, raw: Any) -> ParamSpec:
+        """Parse a TOML value into a spec (see the module docstring for the syntax)."""
+        if name in _LIST_PARAMS and isinstance(raw, list):
+            return cls("fixed", tuple(raw))
+        if isinstance(raw, dict):
+            if set(raw) != {"choices"} or not isinstance(raw["choices"], list) or not raw["choices"]:
+                raise ParameterError(
+                    f"{name} = {raw!r}: a table value must be {{ choices = [a, b, ...] }}"
+                )
+            return cls("choice", tuple(tuple(c) if isinstance(c, list) else c for c in raw["choices"]))
+        if isinstance(raw, list):
+            if len(raw) != 2 or not all(_is_number(x) for x in raw):
+                raise ParameterError(
+                    f"{name} = {raw!r}: a range is [lo, hi] with two numbers; "
+                    "for a list of options write { choices = [...] }"
+                )
+            lo, hi = raw
+            if lo > hi:
+                raise ParameterError(f"{name} = {raw!r}: range has lo > hi")
+            if isinstance(lo, int) and isinstance(hi, int):
+                return cls("int-range", (lo, hi))
+            return cls("float-range", (float(lo), float(hi)))
+        if isinstance(raw, str):
+            _check_expression(raw)
+            return cls("expr", raw)
+        if isinstance(raw, (bool, int, float)):
+            return cls("fixed", raw)
+        raise ParameterError(f"{name} = {raw!r}: unsupported value type {type(raw).__name__}")
+
+    def sample(self, rng: np.random.Generator, env: Mapping[str, Any]) -> Any:
+        """Draw one value with ``rng``; expressions see ``env``."""
+        if self.kind == "fixed":
+            return list(self.value) if isinstance(self.value, tuple) else self.value
+        if self.kind == "int-range":
+            return int(rng.integers(self.value[0], self.value[1], endpoint=True))
+        if self.kind == "float-range":
+            return float(rng.uniform(self.value[0], self.value[1]))
+        if self.kind == "choice":
+            c = self.value[int(rng.integers(len(self.value)))]
+            return list(c) if isinstance(c, tuple) else c
+        return evaluate_expression(self.value, env)
+
+    def to_toml_value(self) -> Any:
+        """The recipe value this spec was parsed from."""
+        if self.kind == "fixed":
+            return list(self.value) if isinstance(self.value, tuple) else self.value
+        if self.kind in ("int-range", "float-range"):
+            return list(self.value)
+        if self.kind == "choice":
+            return {"choices": [list(c) if isinstance(c, tuple) else c for c in self.value]}
+        return self.value
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One ``[[family]]`` entry: a generator kind, a count and parameter specs."""
+
+    kind: str
+    count: int
+    params: tuple[tuple[str, ParamSpec], ...]
+
+    def sample_params(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Draw one parameter set, ``n`` first, then the others in recipe order."""
+        env: dict[str, Any] = {}
+        ordered = sorted(self.params, key=lambda kv: kv[0] != "n")
+        for name, spec in ordered:
+            env[name] = spec.sample(rng, env)
+        return env
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "count": self.count,
+                **{k: s.to_toml_value() for k, s in self.params}}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A population recipe: families to sample and a default seed.
+
+    Use :func:`load_recipe` or :func:`parse_recipe` to build one from TOML, and
+    :func:`topowire.topology.sample_population` to draw a population from it.
+    """
+
+    families: tuple[FamilySpec, ...]
+    name: str = "population"
+    seed: int = 0
+
+    @property
+    def count(self) -> int:
+        """Total number of graphs the recipe draws."""
+        return sum(f.count for f in self.families)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A dict that :func:`parse_recipe` turns back into an equal recipe."""
+        return {"population": {"name": self.name, "seed": self.seed},
+                "family": [f.to_dict() for f in self.families]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
+        return parse_recipe(data)
+
+
+def parse_recipe(data: Mapping[str, Any]) -> Recipe:
+    """Validate a parsed TOML document and build a :class:`Recipe`.
+
+    Raises
+    ------
+    ParameterError
+        Unknown keys or families, missing parameters, bad ranges or counts.
+    """
+    unknown = set(data) - {"population", "family"}
+    if unknown:
+        raise ParameterError(
+            f"unknown recipe section(s) {', '.join(sorted(unknown))}: expected [population] and [[family]]"
+        )
+    head = data.get("population", {})
+    if not isinstance(head, dict):
+        raise ParameterError("[population] must be a table")
+    bad = set(head) - {"name", "seed"}
+    if bad:
+        raise ParameterError(f"unknown key(s) in [population]: {', '.join(sorted(bad))}; expected name, seed")
+    name = head.get("name", "population")
+    seed = head.get("seed", 0)
+    if not isinstance(name, str):
+        raise ParameterError(f"population name must be a string, got {name!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"population seed must be an integer >= 0, got {seed!r}")
+    fams = data.get("family")
+    if not isinstance(fams, list) or not fams:
+        raise ParameterError("a recipe needs at least one [[family]] entry")
+    families = []
+    for i, fam in enumerate(fams, 1):
+        if not isinstance(fam, dict):
+            raise ParameterError(f"family {i}: must be a table")
+        families.append(_parse_family(i, fam))
+    return Recipe(tuple(families), name=name, seed=seed)
+
+
+def _parse_family(i: int, fam: Mapping[str, Any]) -> FamilySpec:
+    kind = fam.get("kind")
+    if kind not in FAMILIES:
+        raise ParameterError(
+            f"family {i}: unknown kind {kind!r}: expected one of {', '.join(sorted(FAMILIES))}"
+        )
+    count = fam.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ParameterError(f"family {i} ({kind}): count must be an integer >= 1, got {count!r}")
+    required, optional = family_parameters(kind)
+    allowed = set(required) | set(optional)
+    params = {k: v for k, v in fam.items() if k not in ("kind", "count")}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ParameterError(
+            f"family {i} ({kind}): unknown key(s) {', '.join(unknown)}: "
+            f"expected kind, count, {', '.join(required + optional)}"
+        )
+    missing = [r for r in required if r not in params]
+    if missing:
+        raise ParameterError(f"family {i} ({kind}): missing parameter(s) {', '.join(missing)}")
+    specs = []
+    for k, v in params.items():
+        try:
+            specs.append((k, ParamSpec.parse(k, v)))
+        except ParameterError as exc:
+            raise ParameterError(f"family {i} ({kind}): {exc}") from None
+    return FamilySpec(kind, count, tuple(specs))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a TOML recipe file.
+
+    Raises
+    ------
+    FileFormatError
+        The file is missing, empty or not valid TOML.
+    ParameterError
+        The TOML is valid but the recipe is not.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"recipe file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise FileFormatError(f"recipe file {str(path)!r} is empty")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FileFormatError(f"recipe file {str(path)!r} is not valid TOML: {exc}") from None
+    try:
+        return parse_recipe(data)
+    except ParameterError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+
+
+def sample_family_graph(spec: FamilySpec, index: int, child: np.random.SeedSequence):
+    """Draw one graph of a family from its own child seed (parameters, then the graph)."""
+    rng = np.random.default_rng(child)
+    params = spec.sample_params(rng)
+    graph_seed = int(rng.integers(0, 2**63 - 1))
+    try:
+        return generate(spec.kind, seed=graph_seed, **params)
+    except ParameterError as exc:
+        raise ParameterError(f"family {index} ({spec.kind}) with {params}: {exc}") from None

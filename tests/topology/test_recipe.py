@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+
+from topowire.errors import FileFormatError, ParameterError
+from topowire.topology import load_recipe, parse_recipe, sample_population
+from topowire.topology.recipe import ParamSpec, evaluate_expression
+
+
+def _recipe(**fam):
+    return parse_recipe({"family": [{"kind": "ws", "count": 40, **fam}]})
+
+
+def test_spec_kinds():
+    assert ParamSpec.parse("n", [10, 50]) == ParamSpec("int-range", (10, 50))
+    assert ParamSpec.parse("p", [0, 1.0]) == ParamSpec("float-range", (0.0, 1.0))
+    assert ParamSpec.parse("k", {"choices": [2, 4]}) == ParamSpec("choice", (2, 4))
+    assert ParamSpec.parse("k", "n//5") == ParamSpec("expr", "n//5")
+    assert ParamSpec.parse("p", 0.5) == ParamSpec("fixed", 0.5)
+    assert ParamSpec.parse("sizes", [4, 8, 2]) == ParamSpec("fixed", (4, 8, 2))
+
+
+def test_sampled_values_respect_their_specs():
+    pop = sample_population(_recipe(n=[10, 50], k="2*(n//10)", p=[0.0, 1.0]), seed=3)
+    ns = [t.params["n"] for t in pop]
+    assert min(ns) >= 10 and max(ns) <= 50 and len(set(ns)) > 10
+    for t in pop:
+        assert t.params["k"] == 2 * (t.params["n"] // 10)
+        assert 0.0 <= t.params["p"] <= 1.0
+    ks = {t.params["k"] for t in sample_population(_recipe(n=30, k={"choices": [2, 4, 6]}, p=0.1), seed=0)}
+    assert ks == {2, 4, 6}
+
+
+@pytest.mark.parametrize(
+    "text, env, value",
+    [("n//5", {"n": 27}, 5), ("2*(n//10)", {"n": 29}, 4), ("8 / (n - 1)", {"n": 9}, 1.0),
+     ("max(1, n//10)", {"n": 5}, 1), ("n*k//2", {"n": 10, "k": 4}, 20), ("-n + 2**3", {"n": 3}, 5)],
+)
+def test_expressions(text, env, value):
+    out = evaluate_expression(text, env)
+    assert out == value and type(out) is type(value)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("__import__('os')", "uses Constant|only numbers"), ("n.bit_length()", "uses (Call|Attribute)"),
+     ("[n]", "uses List"), ("lambda: 1", "uses Lambda"), ("open('x')", "uses Call|uses Constant"),
+     ("n if n else 1", "uses IfExp"), ("n +", "cannot parse")],
+)
+def test_expressions_are_parsed_never_executed(text, match):
+    with pytest.raises(ParameterError, match=match):
+        evaluate_expression(text, {"n": 3})
+
+
+def test_expression_errors_name_the_value():
+    with pytest.raises(ParameterError, match="names 'q'"):
+        evaluate_expression("q + 1", {"n": 3})
+    with pytest.raises(ParameterError, match="failed"):
+        evaluate_expression("1 // (n - 3)", {"n": 3})
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"family": [{"kind": "lattice", "n": 4}]}, "unknown kind 'lattice'"),
+        ({"family": [{"kind": "ws", "n": 4, "k": 2, "p": 0.1, "q": 1}]}, "unknown key\\(s\\) q"),
+        ({"family": [{"kind": "ws", "n": 4, "k": 2}]}, "missing parameter\\(s\\) p"),
+        ({"family": [{"kind": "ws", "count": 0, "n": 4, "k": 2, "p": 0.1}]}, "count must be an integer >= 1"),
+        ({"family": [{"kind": "ws", "n": [50, 10], "k": 2, "p": 0.1}]}, "lo > hi"),
+        ({"family": [{"kind": "ws", "n": [1, 2, 3], "k": 2, "p": 0.1}]}, "a range is \\[lo, hi\\]"),
+        ({"family": [{"kind": "ws", "n": {"pick": [1]}, "k": 2, "p": 0.1}]}, "choices"),
+        ({"family": []}, "at least one \\[\\[family\\]\\]"),
+        ({"families": []}, "unknown recipe section"),
+        ({"population": {"seed": -1}, "family": [{"kind": "complete", "n": 3}]}, "seed must be an integer >= 0"),
+        ({"population": {"colour": 1}, "family": [{"kind": "complete", "n": 3}]}, "unknown key\\(s\\) in \\[population\\]"),
+    ],
+)
+def test_bad_recipes(data, match):
+    with pytest.raises(ParameterError, match=match):
+        parse_recipe(data)
+
+
+def test_impossible_sampled_parameters_name_the_family():
+    with pytest.raises(ParameterError, match=r"family 1 \(ws\) with .*k must be even"):
+        sample_population(_recipe(n=20, k=3, p=0.1), seed=0)
+
+
+def test_round_trip_through_dict():
+    r = _recipe(n=[10, 50], k={"choices": [2, 4]}, p=[0.0, 1.0], connected=True)
+    assert parse_recipe(r.to_dict()) == r
+
+
+def test_shipped_recipes(tmp_path):
+    root = __import__("pathlib").Path(__file__).parents[2] / "graphs"
+    quick = load_recipe(root / "quick.toml")
+    assert [f.kind for f in quick.families] == ["er", "ws", "ba"] and quick.count == 75
+    darji = load_recipe(root / "darji2021.toml")
+    pop = sample_population(darji)
+    assert len(pop) == 300
+    for t in pop:
+        assert 10 <= t.n <= 50
+        if t.family == "ba":
+            assert t.params["m"] == t.n // 10
+        if t.family == "ws":
+            assert t.params["k"] == 2 * (t.n // 10) and t.params["p"] == 1.0
+    large = load_recipe(root / "large.toml")
+    assert large.count >= 300
+
+
+def test_recipe_files(tmp_path):
+    with pytest.raises(FileFormatError, match="does not exist"):
+        load_recipe(tmp_path / "nope.toml")
+    (tmp_path / "empty.toml").write_text("  \n")
+    with pytest.raises(FileFormatError, match="is empty"):
+        load_recipe(tmp_path / "empty.toml")
+    (tmp_path / "bad.toml").write_text("[[family]\nkind = 'ws'\n")
+    with pytest.raises(FileFormatError, match="not valid TOML"):
+        load_recipe(tmp_path / "bad.toml")
+
+
+def test_child_seeds_make_graphs_independent_of_count():
+    # graph i is drawn from child i of the root SeedSequence: changing a later count leaves
+    # earlier graphs alone
+    a = sample_population(_recipe(n=20, k=4, p=0.5), seed=1)
+    b = parse_recipe({"family": [{"kind": "ws", "count": 10, "n": 20, "k": 4, "p": 0.5}]})
+    assert sample_population(b, seed=1).ids[:10] != [] and len(a) == 40
+    assert np.all([t.n == 20 for t in a])
