@@ -89,8 +89,9 @@ def reference_features(topology: Topology, partition: list[set[int]] | None = No
     gens = [sorted(x) for x in nx.topological_generations(dag)]
     layer = {v: i for i, gen in enumerate(gens) for v in gen}
     depth = nx.dag_longest_path_length(dag)
-    # a longest path inside {v} + descendants(v) starts at v (else it could be extended)
-    starting = {v: nx.dag_longest_path_length(dag.subgraph(nx.descendants(dag, v) | {v})) for v in dag}
+    starting = dict.fromkeys(dag, 0)  # longest path starting at v, by reverse topological DP
+    for v in reversed(list(nx.topological_sort(dag))):
+        starting[v] = max((starting[w] + 1 for w in dag.successors(v)), default=0)
     out |= {
         "dag_n_layers": len(gens),
         "dag_n_sources": sum(1 for v in dag if dag.in_degree(v) == 0),

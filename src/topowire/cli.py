@@ -1,0 +1,195 @@
+"""The ``topowire`` command line: parse, call the library, print. No logic of its own.
+
+Every error caused by input (bad parameters, files, options) is printed as one line
+``error: ...`` on stderr with exit status 2, and no output file is left half written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from topowire import __version__
+from topowire.errors import ParameterError, TopowireError
+
+console = Console()
+_path = click.Path(path_type=Path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="topowire")
+def app() -> None:
+    """Compile graph topologies into neural networks and predict how they train."""
+
+
+# -- generate -----------------------------------------------------------------------------
+@app.command()
+@click.argument("recipe", type=_path, required=False)
+@click.option("-o", "--output", type=_path, required=True, help="Population JSONL to write.")
+@click.option("--seed", type=int, help="Seed (default: the recipe's).")
+@click.option("--family", help="One-family shortcut: er, gnm, ws, ba, ring, regular, complete, mlp.")
+@click.option("--count", type=int, default=1, show_default=True, help="Graphs to draw (with --family).")
+@click.option("--n", "n", type=int, help="Nodes.")
+@click.option("--k", "k", type=int, help="WS / ring degree.")
+@click.option("--p", "p", type=float, help="ER edge / WS rewiring probability.")
+@click.option("--m", "m", type=int, help="BA edges per node / G(n,m) edges.")
+@click.option("--d", "d", type=int, help="Degree of a regular graph.")
+@click.option("--directed/--undirected", default=None, help="ER / G(n,m) direction.")
+@click.option("--sizes", help="MLP layer widths, e.g. 4,8,2.")
+def generate(recipe, output, seed, family, count, n, k, p, m, d, directed, sizes) -> None:
+    """Sample a population of random graphs from a recipe (or one family) into JSONL."""
+    from topowire.topology import load_recipe, parse_recipe, sample_population, write_population
+
+    if (recipe is None) == (family is None):
+        raise ParameterError("give either a RECIPE file or --family (with its parameters), not both or neither")
+    if recipe is not None:
+        rec = load_recipe(recipe)
+    else:
+        params = {"n": n, "k": k, "p": p, "m": m, "d": d, "directed": directed}
+        fam = {"kind": family, "count": count, **{a: v for a, v in params.items() if v is not None}}
+        if sizes is not None:
+            try:
+                fam["sizes"] = [int(s) for s in sizes.split(",")]
+            except ValueError:
+                raise ParameterError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
+        rec = parse_recipe({"population": {"name": family}, "family": [fam]})
+    pop = sample_population(rec, seed)
+    write_population(pop, output)
+    _print_summary(pop)
+    dup = sum(c - 1 for c in pop.duplicates().values())
+    console.print(f"wrote {len(pop)} topologies ({dup} duplicate(s)) to {output}")
+
+
+def _print_summary(pop) -> None:
+    df = pop.summary()
+    table = Table(title=f"population ({len(pop)} graphs, seed {pop.seed})")
+    table.add_column("family")
+    for c in df.columns:
+        table.add_column(c, justify="right")
+    for fam, row in df.iterrows():
+        table.add_row(str(fam), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+# -- features -------------------------------------------------------------------------------
+@app.command()
+@click.argument("population", type=_path, required=False)
+@click.option("-o", "--output", type=_path, help="Table to write (.csv or .parquet).")
+@click.option("--names", help="Comma-separated features or groups (default: all).")
+@click.option("-j", "--jobs", type=int, default=-1, show_default=True, help="Worker processes (-1: every core).")
+@click.option("--list", "list_", is_flag=True, help="Print the feature registry and exit.")
+def features(population, output, names, jobs, list_) -> None:
+    """Compute the graph features of every topology into a table."""
+    from topowire.features import feature_table, list_features, resolve_names
+
+    if list_:
+        table = Table(title="features")
+        for col in ("name", "group", "doc"):
+            table.add_column(col)
+        for row in list_features().itertuples(index=False):
+            table.add_row(*row)
+        console.print(table)
+        return
+    if population is None or output is None:
+        raise ParameterError("features needs a POPULATION file and -o OUTPUT (or --list)")
+    suffix = output.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ParameterError(f"output {str(output)!r} must end in .csv or .parquet")
+    resolve_names(names)
+    from topowire.topology import read_population
+
+    pop = read_population(population)
+    df = feature_table(pop, names, n_jobs=jobs, progress=sys.stderr.isatty())
+    from topowire._io import atomic_path
+
+    with atomic_path(output) as tmp:
+        if suffix == ".csv":
+            df.to_csv(tmp, float_format="%.17g")
+        else:
+            try:
+                df.to_parquet(tmp)
+            except ImportError:
+                raise ParameterError("writing .parquet needs pyarrow (pip install pyarrow); use .csv") from None
+    console.print(f"wrote {df.shape[1]} features of {df.shape[0]} topologies to {output}")
+
+
+# -- show ------------------------------------------------------------------------------------
+@app.command()
+@click.argument("population", type=_path)
+@click.option("--id", "id_", help="Show one topology.")
+@click.option("--png", type=_path, help="Draw the topology (the first, or --id) to a PNG.")
+def show(population, id_, png) -> None:
+    """Summarise a population; optionally draw one of its graphs."""
+    from topowire.topology import read_population
+
+    pop = read_population(population)
+    _print_summary(pop)
+    topo = pop[0]
+    if id_ is not None:
+        try:
+            topo = pop[id_]
+        except KeyError:
+            raise ParameterError(f"no topology with id {id_!r} in {population}") from None
+        console.print(f"{topo!r}  params={dict(topo.params)}  seed={topo.seed}  density={topo.density:.4g}")
+    if png is not None:
+        from topowire.report import draw_topology
+
+        draw_topology(topo, png)
+        console.print(f"drew {topo.id} to {png}")
+
+
+# -- convert -----------------------------------------------------------------------------------
+@app.command()
+@click.argument("inputs", type=_path, nargs=-1, required=True)
+@click.option("-o", "--output", type=_path, required=True,
+              help="A population .jsonl, or a .graphml/.gml/.edgelist/.npy graph file.")
+@click.option("--id", "id_", help="With a population input: the topology to write (default: the first).")
+@click.option("--directed/--undirected", default=None, help="Direction of header-less edge lists.")
+def convert(inputs, output, id_, directed) -> None:
+    """Convert graph files into a population, or one topology of a population into a graph file."""
+    from topowire.topology import Population, read_graph, read_population, write_graph, write_population
+
+    if output.suffix.lower() == ".jsonl":
+        pop = Population(tuple(read_graph(p, directed=directed) for p in inputs))
+        write_population(pop, output)
+        console.print(f"wrote {len(pop)} topologies to {output}")
+        return
+    if len(inputs) != 1 or inputs[0].suffix.lower() != ".jsonl":
+        raise ParameterError("to write a single graph file, give exactly one population .jsonl input")
+    pop = read_population(inputs[0])
+    try:
+        topo = pop[id_] if id_ is not None else pop[0]
+    except KeyError:
+        raise ParameterError(f"no topology with id {id_!r} in {inputs[0]}") from None
+    write_graph(topo, output)
+    console.print(f"wrote {topo.id} to {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app, turning input errors into one line and exit 2."""
+    try:
+        app.main(args=argv, prog_name="topowire", standalone_mode=False)
+    except TopowireError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except click.exceptions.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The command line: happy paths, and one line + exit 2 + no output for every bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from topowire.cli import main
+from topowire.topology import er_graph, read_population, write_graph
+
+ROOT = Path(__file__).parents[1]
+QUICK = ROOT / "graphs" / "quick.toml"
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_features_show(tmp_path, capsys):
+    pop = tmp_path / "pop.jsonl"
+    code, out, _ = run(["generate", QUICK, "-o", pop, "--seed", "4"], capsys)
+    assert code == 0 and "wrote 75 topologies" in out
+    assert read_population(pop).seed == 4
+    feats = tmp_path / "f.csv"
+    code, out, _ = run(["features", pop, "-o", feats, "--names", "size,dag", "-j", "1"], capsys)
+    assert code == 0
+    df = pd.read_csv(feats, index_col="id")
+    assert df.shape == (75, 11) and list(df.index) == read_population(pop).ids
+    first = read_population(pop)[2]
+    png = tmp_path / "g.png"
+    code, out, _ = run(["show", pop, "--id", first.id, "--png", png], capsys)
+    assert code == 0 and first.id in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_family_shortcut(tmp_path, capsys):
+    pop = tmp_path / "ws.jsonl"
+    code, _, _ = run(["generate", "--family", "ws", "--n", "32", "--k", "4", "--p", "0.1",
+                      "--count", "10", "-o", pop], capsys)
+    assert code == 0
+    p = read_population(pop)
+    assert len(p) == 10 and all(t.family == "ws" and t.n == 32 and t.n_edges == 64 for t in p)
+    code, _, _ = run(["generate", "--family", "mlp", "--sizes", "3,4,2", "-o", tmp_path / "m.jsonl"], capsys)
+    assert code == 0 and read_population(tmp_path / "m.jsonl")[0].n_edges == 20
+
+
+def test_generate_twice_is_byte_identical(tmp_path, capsys):
+    for name in ("a", "b"):
+        assert run(["generate", QUICK, "-o", tmp_path / f"{name}.jsonl"], capsys)[0] == 0
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_convert_both_ways(tmp_path, capsys):
+    t = er_graph(12, 0.3, seed=1)
+    write_graph(t, tmp_path / "g.graphml")
+    write_graph(t, tmp_path / "g.npy")
+    code, _, _ = run(["convert", tmp_path / "g.graphml", tmp_path / "g.npy", "-o", tmp_path / "p.jsonl"], capsys)
+    assert code == 0 and read_population(tmp_path / "p.jsonl").ids == [t.id, t.id]
+    code, _, _ = run(["convert", tmp_path / "p.jsonl", "-o", tmp_path / "back.gml"], capsys)
+    assert code == 0 and (tmp_path / "back.gml").exists()
+
+
+def test_list_and_version(capsys):
+    code, out, _ = run(["features", "--list"], capsys)
+    assert code == 0 and "betweenness_mean" in out and "modularity" in out
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and "0.1.0" in out
+
+
+def _files(tmp_path, recipe=None, population=None, graph=None):
+    made = {}
+    if recipe is not None:
+        made["recipe"] = tmp_path / "r.toml"
+        made["recipe"].write_text(recipe)
+    if population is not None:
+        made["pop"] = tmp_path / "p.jsonl"
+        made["pop"].write_text(population)
+    if graph is not None:
+        made["graph"] = tmp_path / graph[0]
+        made["graph"].write_bytes(graph[1])
+    return made
+
+
+GOOD_LINE = json.dumps({"n": 3, "edges": [[0, 1]]})
+BAD_INPUTS = {
+    # name: (files, argv template, expected message fragment)
+    "ws-odd-k": ({}, ["generate", "--family", "ws", "--n", "10", "--k", "5", "--p", "0.1", "-o", "{out}"],
+                 "k must be even with 2 <= k < n, got k = 5, n = 10"),
+    "ws-k-ge-n": ({}, ["generate", "--family", "ws", "--n", "6", "--k", "6", "--p", "0.1", "-o", "{out}"],
+                  "got k = 6, n = 6"),
+    "ba-m-ge-n": ({}, ["generate", "--family", "ba", "--n", "5", "--m", "7", "-o", "{out}"],
+                  "1 <= m < n, got m = 7, n = 5"),
+    "p-out-of-range": ({}, ["generate", "--family", "er", "--n", "10", "--p", "1.5", "-o", "{out}"],
+                       "p must be in [0, 1], got p = 1.5"),
+    "n-below-2": ({}, ["generate", "--family", "er", "--n", "1", "--p", "0.5", "-o", "{out}"],
+                  "n = 1 is out of range: expected 2 <= n"),
+    "unknown-family": ({}, ["generate", "--family", "lattice", "--n", "5", "-o", "{out}"],
+                       "unknown kind 'lattice'"),
+    "unknown-recipe-key": ({"recipe": "[[family]]\nkind = 'ba'\nn = 10\nm = 2\nbeta = 1\n"},
+                           ["generate", "{recipe}", "-o", "{out}"], "unknown key(s) beta"),
+    "malformed-toml": ({"recipe": "[[family]\nkind = 'ba'\n"}, ["generate", "{recipe}", "-o", "{out}"],
+                       "is not valid TOML"),
+    "empty-recipe": ({"recipe": ""}, ["generate", "{recipe}", "-o", "{out}"], "is empty"),
+    "missing-recipe": ({}, ["generate", "nope.toml", "-o", "{out}"], "does not exist"),
+    "recipe-and-family": ({"recipe": "x"}, ["generate", "{recipe}", "--family", "ws", "-o", "{out}"],
+                          "either a RECIPE file or --family"),
+    "node-out-of-range": ({"population": json.dumps({"n": 3, "edges": [[0, 7]]}) + "\n"},
+                          ["features", "{pop}", "-o", "{out}.csv"], "node id 7 is out of range"),
+    "node-not-integer": ({"population": json.dumps({"n": 3, "edges": [[0, "a"]]}) + "\n"},
+                         ["features", "{pop}", "-o", "{out}.csv"], "node ids must be integers in 0..2, got 'a'"),
+    "empty-population": ({"population": ""}, ["features", "{pop}", "-o", "{out}.csv"], "holds no topologies"),
+    "corrupt-jsonl": ({"population": GOOD_LINE + "\n{oops\n"}, ["features", "{pop}", "-o", "{out}.csv"],
+                      "p.jsonl:2: not valid JSON"),
+    "corrupt-graphml": ({"graph": ("g.graphml", b"<graphml><graph><node id='a'")},
+                        ["convert", "{graph}", "-o", "{out}.jsonl"], "not a valid GRAPHML file"),
+    "corrupt-npy": ({"graph": ("g.npy", b"\x93NUMPY garbage")}, ["convert", "{graph}", "-o", "{out}.jsonl"],
+                    "not a valid .npy array"),
+    "unknown-feature": ({"population": GOOD_LINE + "\n"}, ["features", "{pop}", "-o", "{out}.csv", "--names", "girth"],
+                        "unknown feature 'girth'"),
+    "bad-table-suffix": ({"population": GOOD_LINE + "\n"}, ["features", "{pop}", "-o", "{out}.xlsx"],
+                         "must end in .csv or .parquet"),
+    "unknown-id": ({"population": GOOD_LINE + "\n"}, ["show", "{pop}", "--id", "feedbeef", "--png", "{out}.png"],
+                   "no topology with id 'feedbeef'"),
+    "unknown-option": ({}, ["generate", "--colour", "red", "-o", "{out}"], "No such option"),
+    "bad-option-type": ({}, ["generate", "--family", "ws", "--n", "ten", "-o", "{out}"], "'ten' is not a valid integer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_one_line_exit_2_nothing_written(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec, argv, message = BAD_INPUTS[case]
+    files = _files(tmp_path, **spec)
+    out = tmp_path / "out" / "result"
+    args = [a.format(out=out, **{k: v for k, v in files.items()}) for a in argv]
+    before = set(tmp_path.rglob("*"))
+    code, stdout, stderr = run(args, capsys)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert message in lines[0]
+    assert "Traceback" not in stderr + stdout
+    created = {p for p in set(tmp_path.rglob("*")) - before if p.is_file()}
+    assert created == set(), created
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "topowire.cli", "generate", "--family", "ba", "--n", "5", "--m", "7",
+         "-o", str(tmp_path / "x.jsonl")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
+    assert not (tmp_path / "x.jsonl").exists()
