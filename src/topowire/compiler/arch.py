@@ -1,0 +1,96 @@
+"""Architecture configs: what a wiring compiles into."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from topowire.compiler.functional import ACTIVATIONS, GATES
+from topowire.compiler.wiring import ORIENTATIONS
+from topowire.errors import ParameterError
+
+__all__ = ["Arch", "TARGETS"]
+
+#: Compile targets: the neuron-level iterative map and the masked recurrent cells.
+TARGETS = ("iterative", *GATES)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A frozen architecture config (round-trips through JSON; its hash names runs).
+
+    Parameters
+    ----------
+    kind : str
+        ``iterative`` (the Sequential2D neuron-level map) or a recurrent cell:
+        ``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``.
+    d_in : int
+        Width of the data (never depends on the graph).
+    d_out : int
+        Readout width (classes).
+    orientation, inputs, outputs
+        How a topology is wired (see :func:`topowire.compiler.wire`).
+    activation : str
+        Neuron activation of the iterative map (``relu``, ``tanh``, ``sigmoid``, ``identity``).
+    iterations : int, optional
+        K of the iterative map; None means depth + 1 (exact feed-forward on a DAG).
+    """
+
+    kind: str = "gru"
+    d_in: int = 7
+    d_out: int = 2
+    orientation: str = "dag"
+    inputs: str | int = "sources"
+    outputs: str = "sinks"
+    activation: str = "relu"
+    iterations: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in TARGETS:
+            raise ParameterError(f"unknown arch {self.kind!r}: expected one of {', '.join(TARGETS)}")
+        if self.orientation not in ORIENTATIONS:
+            raise ParameterError(
+                f"unknown orientation {self.orientation!r}: expected one of {', '.join(ORIENTATIONS)}"
+            )
+        for name in ("d_in", "d_out"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ParameterError(
+                f"unknown activation {self.activation!r}: expected one of {', '.join(ACTIVATIONS)}"
+            )
+        if self.iterations is not None and (
+            isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1
+        ):
+            raise ParameterError(f"iterations must be an integer >= 1 or None, got {self.iterations!r}")
+
+    @property
+    def gates(self) -> int:
+        """Gate blocks stacked in the recurrent weights (1 for the iterative map)."""
+        return GATES.get(self.kind, 1)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.kind in GATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Arch:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ParameterError(f"unknown arch key(s) {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> Arch:
+        return Arch(**{**self.to_dict(), **changes})
+
+    @property
+    def hash(self) -> str:
+        """Short content hash of the config."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]

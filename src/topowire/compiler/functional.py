@@ -1,0 +1,158 @@
+"""The numeric core of every compiled network, written once for a leading model axis P.
+
+A standalone module calls these with its tensors viewed as P = 1; a packed population
+calls them with P stacked models. Shapes: N neurons, G gates, B batch, T steps.
+
+Masked weights are applied as ``W * mask`` inside the forward pass, so masked entries
+contribute nothing and receive exactly zero gradient. The recurrent mask ``[P, N, N]`` is
+tiled per gate as whole blocks (``W.view(P, G, N, N) * mask[:, None]``, the same as
+``mask.repeat(G, 1)``): gate g's rows ``g*N:(g+1)*N`` carry the graph's mask. Interleaving
+rows instead (``np.repeat(mask, G, 0)``) scrambles the topology, a bug of prior work.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["ACTIVATIONS", "GATES", "iterative_forward", "recurrent_forward", "masked_recurrent_weights"]
+
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": lambda x: x,
+}
+
+#: Gates per recurrent cell kind, stacked like torch (LSTM i, f, g, o; GRU r, z, n).
+GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
+
+
+def masked_recurrent_weights(w: Tensor, mask: Tensor) -> Tensor:
+    """``[P, G*N, M]`` weights times a ``[P, N, M]`` mask tiled per gate as whole blocks."""
+    p, gn, m = w.shape
+    n = mask.shape[1]
+    return (w.view(p, gn // n, n, m) * mask[:, None]).view(p, gn, m)
+
+
+def _readout(h: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
+    # h [P, B, N], r [P, O, N], r_mask [P, N] -> [P, B, O]
+    return torch.baddbmm(b_out[:, None, :], h, (r * r_mask[:, None, :]).transpose(1, 2))
+
+
+def iterative_forward(
+    x: Tensor, w: Tensor, mask: Tensor, u: Tensor, in_mask: Tensor, b: Tensor,
+    r: Tensor, out_mask: Tensor, b_out: Tensor, iterations: int, activation: str,
+) -> Tensor:
+    """Neuron-level iterative map ``z <- act((W*M) z + (U*M_in) x + b)``, K Jacobi steps.
+
+    Parameters
+    ----------
+    x : Tensor [B, d_in]
+        One input batch, shared by all P models.
+    w, mask : Tensor [P, N, N]
+        Weights and mask, ``mask[p, v, u] = 1`` iff ``u -> v``.
+    u : Tensor [P, N, d_in]; in_mask : Tensor [P, N]
+        Input projection and the input neurons.
+    b : Tensor [P, N]
+        Neuron biases.
+    r : Tensor [P, O, N]; out_mask : Tensor [P, N]; b_out : Tensor [P, O]
+        Readout from the output neurons.
+    iterations : int
+        K; a DAG of depth D is exact with K = D + 1.
+    activation : str
+        A key of :data:`ACTIVATIONS`.
+
+    Returns
+    -------
+    Tensor [P, B, O]
+    """
+    act = ACTIVATIONS[activation]
+    p = w.shape[0]
+    b_in, d_in = x.shape
+    u_eff = u * in_mask[:, :, None]
+    drive = (x @ u_eff.reshape(-1, d_in).T).view(b_in, p, -1).transpose(0, 1) + b[:, None, :]
+    w_t = (w * mask).transpose(1, 2)
+    z = act(drive)
+    for _ in range(iterations - 1):
+        z = act(torch.baddbmm(drive, z, w_t))
+    return _readout(z, r, out_mask, b_out)
+
+
+def recurrent_forward(
+    kind: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+    mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
+    lengths: Tensor | None = None, return_states: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Masked recurrent cells over a shared sequence batch, read out at the last real step.
+
+    Parameters
+    ----------
+    kind : {"rnn-tanh", "rnn-relu", "lstm", "gru"}
+        Cell equations (identical to ``torch.nn.RNN`` / ``LSTM`` / ``GRU``).
+    x : Tensor [B, T, d_in]
+        Input sequences, shared by all P models (padded after each length).
+    w_ih : Tensor [P, G*N, d_in]; w_hh : Tensor [P, G*N, N]; b_ih, b_hh : Tensor [P, G*N]
+        Gate-stacked weights and biases.
+    mask : Tensor [P, N, N]; in_mask : Tensor [P, N]
+        Recurrent mask (``mask[p, v, u] = 1`` iff ``u -> v``) and the input neurons.
+    r, out_mask, b_out
+        Readout as in :func:`iterative_forward`.
+    lengths : Tensor [B], optional
+        Real length of every sequence; the state stops updating after it, so the readout
+        sees the last real step, never a padding step.
+    return_states : bool, default False
+        Also return every hidden state, ``[P, B, T, N]``.
+
+    Returns
+    -------
+    Tensor [P, B, O] (and the states when asked)
+    """
+    p, gn, d_in = w_ih.shape
+    n = mask.shape[1]
+    gates = gn // n
+    b, t_steps, _ = x.shape
+    w_ih_eff = masked_recurrent_weights(w_ih, in_mask[:, :, None].expand(p, n, d_in))
+    # input projection for every step and model in one matmul: [P, T, B, G*N]
+    gx = (x.reshape(b * t_steps, d_in) @ w_ih_eff.reshape(p * gn, d_in).T)
+    gx = gx.view(b, t_steps, p, gn).permute(2, 1, 0, 3) + b_ih[:, None, None, :]
+    w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2)  # hoisted: [P, N, G*N]
+    bias_hh = b_hh[:, None, :]
+    h = x.new_zeros(p, b, n)
+    c = x.new_zeros(p, b, n) if kind == "lstm" else None
+    alive = None
+    states = []
+    for t in range(t_steps):
+        gh = torch.baddbmm(bias_hh, h, w_hh_t)
+        h_new, c_new = _cell(kind, gx[:, t], gh, h, c, gates)
+        if lengths is not None:
+            alive = (t < lengths).view(1, b, 1)
+            h_new = torch.where(alive, h_new, h)
+            if c is not None:
+                c_new = torch.where(alive, c_new, c)
+        h, c = h_new, c_new
+        if return_states:
+            states.append(h)
+    out = _readout(h, r, out_mask, b_out)
+    if return_states:
+        return out, torch.stack(states, dim=2)
+    return out
+
+
+def _cell(kind: str, gx: Tensor, gh: Tensor, h: Tensor, c: Tensor | None, gates: int):
+    if kind == "rnn-tanh":
+        return torch.tanh(gx + gh), None
+    if kind == "rnn-relu":
+        return torch.relu(gx + gh), None
+    if kind == "lstm":
+        i, f, g, o = (gx + gh).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    if kind == "gru":
+        xr, xz, xn = gx.chunk(3, dim=-1)
+        hr, hz, hn = gh.chunk(3, dim=-1)
+        rg = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        nn_ = torch.tanh(xn + rg * hn)
+        return (1 - z) * nn_ + z * h, None
+    raise ValueError(f"unknown cell kind {kind!r}")
