@@ -1,0 +1,177 @@
+"""Packed populations: P compiled models padded to one width and run as one program (DESIGN §5).
+
+Every model keeps its own weights, masks and optimizer state; one input batch is shared.
+Padding neurons are masked out of every weight (rows, columns, input and readout), so they
+are never read and receive zero gradient: model p of a pack computes exactly what
+``compile(wiring_p, arch, seed=s_p)`` computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from topowire.compiler.arch import Arch
+from topowire.compiler.compile import as_wiring
+from topowire.compiler.functional import iterative_forward, recurrent_forward
+from topowire.compiler.init import default_iterations, initial_tensors, parameter_counts
+from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
+from topowire.compiler.wiring import Wiring
+from topowire.errors import ParameterError
+from topowire.topology.topology import Topology
+
+__all__ = ["PackedPopulation", "pack", "unpack"]
+
+# parameter name -> how its rows are laid out: "gates" = G blocks of N rows, "neurons" = N
+# rows, "cols" = N columns, "none" = no neuron axis
+_LAYOUT = {
+    "w_ih": "gates", "w_hh": "gates+cols", "b_ih": "gates", "b_hh": "gates",
+    "weight": "neurons+cols", "w_in": "neurons", "bias": "neurons",
+    "readout": "cols", "readout_bias": "none",
+}
+
+
+def _padded_view(full: Tensor, layout: str, n: int, n_max: int, gates: int) -> Tensor:
+    """The region of one model's padded tensor that holds its true-size (n) values."""
+    if layout == "none":
+        return full
+    view = full.view(gates, n_max, *full.shape[1:])[:, :n] if layout.startswith("gates") else full
+    if layout.startswith("neurons"):
+        view = view[:n]
+    if layout.endswith("cols"):
+        view = view[..., :n]
+    return view
+
+
+def _padded_shape(t: Tensor, layout: str, n: int, n_max: int, gates: int) -> tuple[int, ...]:
+    shape = list(t.shape)
+    if layout.startswith("gates"):
+        shape[0] = gates * n_max
+    elif layout.startswith("neurons"):
+        shape[0] = n_max
+    if layout.endswith("cols"):
+        shape[-1] = n_max
+    return tuple(shape)
+
+
+def _unpad(t: Tensor, layout: str, n: int, n_max: int, gates: int) -> Tensor:
+    if layout == "none":
+        return t
+    if layout.startswith("gates"):
+        t = t.reshape(gates, n_max, *t.shape[1:])[:, :n]
+        t = t.reshape(gates * n, *t.shape[2:])
+    elif layout.startswith("neurons"):
+        t = t[:n]
+    if layout.endswith("cols"):
+        t = t[..., :n]
+    return t
+
+
+class PackedPopulation(nn.Module):
+    """P models of one arch, stacked on a leading axis; ``forward`` returns ``[P, B, d_out]``.
+
+    Build with :func:`pack`. Parameters have the shapes of the standalone modules with a
+    leading P and the neuron axes padded to ``n_max``; masks are buffers.
+    """
+
+    def __init__(self, wirings: Sequence[Wiring], arch: Arch, seeds: Sequence[int]) -> None:
+        super().__init__()
+        if len(wirings) == 0:
+            raise ParameterError("pack() needs at least one wiring")
+        if len(seeds) != len(wirings):
+            raise ParameterError(f"got {len(seeds)} seeds for {len(wirings)} wirings")
+        self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
+        self.sizes = np.array([w.n_neurons for w in wirings])
+        n_max, p = int(self.sizes.max()), len(wirings)
+        self.n_max = n_max
+        self.register_buffer("mask", torch.zeros(p, n_max, n_max))
+        self.register_buffer("in_mask", torch.zeros(p, n_max))
+        self.register_buffer("out_mask", torch.zeros(p, n_max))
+        # masks for the whole population in three scatters
+        model = np.repeat(np.arange(p), [w.n_edges for w in wirings])
+        edges = np.concatenate([w.edges for w in wirings]) if model.size else np.zeros((0, 2), np.int64)
+        self.mask[torch.from_numpy(model), torch.from_numpy(edges[:, 1]), torch.from_numpy(edges[:, 0])] = 1.0
+        for buf, attr in ((self.in_mask, "inputs"), (self.out_mask, "outputs")):
+            idx = [getattr(w, attr) for w in wirings]
+            rows = np.repeat(np.arange(p), [len(i) for i in idx])
+            buf[torch.from_numpy(rows), torch.from_numpy(np.concatenate(idx))] = 1.0
+        self.iterations = (
+            max(default_iterations(w, arch) for w in wirings) if not arch.recurrent else None
+        )
+        for p_, (w, s) in enumerate(zip(wirings, self.seeds)):
+            for name, t in initial_tensors(w, arch, s).items():
+                layout, n = _LAYOUT[name], w.n_neurons
+                if p_ == 0:
+                    shape = _padded_shape(t, layout, n, n_max, arch.gates)
+                    self.register_parameter(name, nn.Parameter(torch.zeros(p, *shape)))
+                target = _padded_view(getattr(self, name).data[p_], layout, n, n_max, arch.gates)
+                target.copy_(t.view(target.shape))
+
+    def __len__(self) -> int:
+        return len(self.wirings)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if self.arch.recurrent:
+            return recurrent_forward(self.arch.kind, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
+                                     self.mask, self.in_mask, self.readout, self.out_mask,
+                                     self.readout_bias, lengths=lengths)
+        if lengths is not None:
+            raise ParameterError("the iterative map takes static inputs [B, d_in], not sequences")
+        return iterative_forward(x, self.weight, self.mask, self.w_in, self.in_mask, self.bias,
+                                 self.readout, self.out_mask, self.readout_bias, self.iterations,
+                                 self.arch.activation)
+
+    def model_tensors(self, p: int) -> dict[str, Tensor]:
+        """Model p's parameters at its true size (detached copies)."""
+        if not 0 <= p < len(self):
+            raise IndexError(f"model index {p} out of range for a pack of {len(self)}")
+        n = int(self.sizes[p])
+        return {name: _unpad(param.detach()[p], _LAYOUT[name], n, self.n_max, self.arch.gates).clone()
+                for name, param in self.named_parameters()}
+
+    def unpack(self, p: int) -> CompiledNet:
+        """A standalone module with model p's current weights."""
+        cls = MaskedRecurrentNet if self.arch.recurrent else IterativeNet
+        net = cls(self.wirings[p], self.arch, self.seeds[p])
+        with torch.no_grad():
+            for name, t in self.model_tensors(p).items():
+                getattr(net, name).copy_(t)
+        return net
+
+    def parameter_counts(self) -> list[dict[str, int]]:
+        """Effective parameter counts of every model."""
+        return [parameter_counts(w, self.arch) for w in self.wirings]
+
+    def extra_repr(self) -> str:
+        return (f"kind={self.arch.kind!r}, models={len(self)}, n_max={self.n_max}, "
+                f"neurons={int(self.sizes.sum())}, edges={sum(w.n_edges for w in self.wirings)}")
+
+
+def pack(sources: Sequence[Topology | Wiring], arch: Arch | str, seeds: Sequence[int] | None = None,
+         **arch_fields) -> PackedPopulation:
+    """Pack topologies (wired with ``arch``) or wirings into one :class:`PackedPopulation`.
+
+    Parameters
+    ----------
+    sources : sequence of Topology or Wiring
+        The models' graphs.
+    arch : Arch or str
+        One arch for all; a string is ``Arch(kind=arch, **arch_fields)``.
+    seeds : sequence of int, optional
+        Initialisation seed of every model (default 0 each, as :func:`compile`).
+    """
+    if isinstance(arch, str):
+        arch = Arch(kind=arch, **arch_fields)
+    elif arch_fields:
+        arch = arch.replace(**arch_fields)
+    seeds = [0] * len(sources) if seeds is None else list(seeds)
+    wirings = [as_wiring(s, arch, seed) for s, seed in zip(sources, seeds)]
+    return PackedPopulation(wirings, arch, seeds)
+
+
+def unpack(packed: PackedPopulation, p: int) -> CompiledNet:
+    """Model p of a pack as a standalone module (``packed.unpack(p)``)."""
+    return packed.unpack(p)
