@@ -169,6 +169,76 @@ def convert(inputs, output, id_, directed) -> None:
     console.print(f"wrote {topo.id} to {output}")
 
 
+# -- compile / export --------------------------------------------------------------------------
+@app.command("compile")
+@click.argument("population", type=_path)
+@click.option("--arch", "kind", default="gru", show_default=True,
+              help="iterative, rnn-tanh, rnn-relu, lstm or gru.")
+@click.option("--orientation", default="dag", show_default=True, help="dag, random-dag, both or as-is.")
+@click.option("--inputs", default="sources", show_default=True, help="all, sources, or k (top-k by degree).")
+@click.option("--outputs", default="sinks", show_default=True, help="all or sinks.")
+@click.option("--d-in", type=int, default=7, show_default=True, help="Data width.")
+@click.option("--d-out", type=int, default=2, show_default=True, help="Readout width (classes).")
+@click.option("--activation", default="relu", show_default=True, help="Activation of the iterative map.")
+@click.option("--iterations", type=int, help="K of the iterative map (default: depth + 1).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initialisation seed of every model.")
+@click.option("-o", "--output", type=_path, required=True, help="Directory for the models and index.csv.")
+def compile_(population, kind, orientation, inputs, outputs, d_in, d_out, activation, iterations, seed, output):
+    """Compile every topology of a population into a saved model (safetensors + spec)."""
+    import os
+    import shutil
+    import tempfile
+
+    import pandas as pd
+
+    from topowire.compiler import Arch, compile
+    from topowire.compiler.export import save
+    from topowire.topology import read_population
+
+    roles = int(inputs) if inputs.lstrip("-").isdigit() else inputs
+    arch = Arch(kind, d_in=d_in, d_out=d_out, orientation=orientation, inputs=roles, outputs=outputs,
+                activation=activation, iterations=iterations)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise ParameterError(f"output {str(output)!r} exists and is not an empty directory")
+    pop = read_population(population)
+    models = [compile(t, arch, seed=seed) for t in pop]  # every error is raised before any write
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        rows = []
+        for i, (t, m) in enumerate(zip(pop, models)):
+            name = f"{i:05d}_{t.id}.safetensors"
+            save(m, tmp / name, topology=t)
+            rows.append({"index": i, "id": t.id, "family": t.family, "n": t.n, "edges": t.n_edges,
+                         "off_path": m.wiring.n_off_path, **{f"params_{k}": v for k, v in m.parameter_counts().items()},
+                         "file": name})
+        pd.DataFrame(rows).to_csv(tmp / "index.csv", index=False)
+        if output.exists():
+            output.rmdir()
+        os.replace(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    console.print(f"compiled {len(models)} {kind} models to {output}/ (index.csv lists them)")
+
+
+@app.command("export")
+@click.argument("model", type=_path)
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True)
+@click.option("-o", "--output", type=_path, required=True, help="File to write.")
+@click.option("--seq-len", type=int, default=20, show_default=True, help="Fixed sequence length (recurrent).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Fixed batch size.")
+def export_(model, fmt, output, seq_len, batch):
+    """Export a saved model to ONNX or TorchScript (fixed input shape)."""
+    from topowire.compiler.export import export_onnx, export_torchscript, load
+
+    if seq_len < 1 or batch < 1:
+        raise ParameterError(f"--seq-len and --batch must be >= 1, got {seq_len} and {batch}")
+    module = load(model)
+    (export_onnx if fmt == "onnx" else export_torchscript)(module, output, batch=batch, seq_len=seq_len)
+    console.print(f"exported {model} to {output} ({fmt})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning input errors into one line and exit 2."""
     try:

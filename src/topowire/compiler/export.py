@@ -1,0 +1,192 @@
+"""Saving, loading and exporting compiled models. Nothing is pickled.
+
+A saved model is one ``.safetensors`` file: the tensors, and in its header a JSON spec
+(``format``, ``version``, the topowire version, the module kind, arch, wiring, seed and
+optionally the source topology) from which :func:`load` rebuilds the module before
+loading the tensors, checking every name and shape.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from topowire._io import atomic_path
+from topowire.compiler.arch import Arch
+from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
+from topowire.compiler.sequential2d import MaskedLinear, Sequential2D
+from topowire.compiler.wiring import Wiring
+from topowire.errors import FileFormatError, ParameterError
+from topowire.topology.topology import Topology
+
+__all__ = ["save", "load", "read_spec", "export_onnx", "export_torchscript", "example_input"]
+
+FORMAT = "topowire-model"
+VERSION = 1
+_SPEC_KEY = "topowire"
+
+
+def _spec(module: nn.Module, topology: Topology | None) -> dict[str, Any]:
+    from topowire import __version__
+
+    spec: dict[str, Any] = {"format": FORMAT, "version": VERSION, "topowire_version": __version__}
+    if isinstance(module, CompiledNet):
+        spec.update(module="compiled", arch=module.arch.to_dict(), wiring=module.wiring.to_dict(),
+                    seed=module.seed)
+    elif isinstance(module, Sequential2D):
+        blocks = {k: ("masked" if isinstance(m, MaskedLinear) else "linear") for k, m in module.grid.items()}
+        spec.update(module="sequential2d", sizes=module.sizes, activations=module.activations,
+                    iterations=module.iterations, bias=module.bias is not None, blocks=blocks)
+    else:
+        raise TypeError(f"save() takes a compiled topowire module, got {type(module).__name__}")
+    if topology is not None:
+        spec["topology"] = topology.to_dict()
+    return spec
+
+
+def save(module: nn.Module, path: str | Path, *, topology: Topology | None = None) -> None:
+    """Write a compiled module (weights + JSON spec) to one safetensors file, atomically.
+
+    Parameters
+    ----------
+    module : CompiledNet or Sequential2D
+        The model (unpack a packed population's models first).
+    path : path-like
+        Destination, conventionally ``*.safetensors``.
+    topology : Topology, optional
+        The source graph, stored in the spec for provenance.
+    """
+    from safetensors.torch import save_file
+
+    spec = _spec(module, topology)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_SPEC_KEY: json.dumps(spec)})
+
+
+def read_spec(path: str | Path) -> dict[str, Any]:
+    """The JSON spec of a saved model (validated format and version)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"model file {str(path)!r} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:
+        raise FileFormatError(f"{path} is not a safetensors file: {exc}") from None
+    if _SPEC_KEY not in meta:
+        raise FileFormatError(f"{path} has no topowire spec in its header (not saved by topowire.save)")
+    try:
+        spec = json.loads(meta[_SPEC_KEY])
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{path}: the spec in its header is not valid JSON ({exc.msg})") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise FileFormatError(f"{path}: spec format {spec.get('format') if isinstance(spec, dict) else spec!r} "
+                              f"is not {FORMAT!r}")
+    if spec.get("version") != VERSION:
+        raise FileFormatError(
+            f"{path}: model format version {spec.get('version')!r} is not supported "
+            f"(this topowire reads version {VERSION}; saved by topowire {spec.get('topowire_version')})"
+        )
+    return spec
+
+
+def _build(spec: dict[str, Any], path: Path) -> nn.Module:
+    try:
+        if spec.get("module") == "compiled":
+            arch = Arch.from_dict(spec["arch"])
+            wiring = Wiring.from_dict(spec["wiring"])
+            cls = MaskedRecurrentNet if arch.recurrent else IterativeNet
+            return cls(wiring, arch, int(spec.get("seed", 0)))
+        if spec.get("module") == "sequential2d":
+            sizes = spec["sizes"]
+            L = len(sizes) - 1
+            grid: list[list[nn.Module | None]] = [[None] * (L + 1) for _ in range(L + 1)]
+            for key, kind in spec["blocks"].items():
+                i, j = (int(x) for x in key.split("_"))
+                grid[i][j] = (MaskedLinear(torch.zeros(sizes[i], sizes[j])) if kind == "masked"
+                              else nn.Linear(sizes[j], sizes[i], bias=False))
+            return Sequential2D(grid, sizes, spec["activations"], spec["iterations"], bias=spec["bias"])
+    except (KeyError, TypeError, ValueError, ParameterError) as exc:
+        raise FileFormatError(f"{path}: the spec cannot rebuild a model: {exc}") from None
+    raise FileFormatError(f"{path}: unknown module kind {spec.get('module')!r} in the spec")
+
+
+def load(path: str | Path) -> nn.Module:
+    """Rebuild a saved module from its spec and load its tensors (no pickle).
+
+    Raises
+    ------
+    FileFormatError
+        Missing or corrupt file, incompatible version, or tensors whose names or shapes
+        differ from what the spec rebuilds (a tampered file).
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    spec = read_spec(path)
+    module = _build(spec, path)
+    tensors = load_file(str(path))
+    expected = module.state_dict()
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise FileFormatError(f"{path}: tensors do not match the spec (missing: {missing or 'none'}, "
+                              f"unexpected: {extra or 'none'})")
+    for name, t in tensors.items():
+        if tuple(t.shape) != tuple(expected[name].shape):
+            raise FileFormatError(
+                f"{path}: tensor {name!r} has shape {list(t.shape)} in the file, but the spec gives "
+                f"{list(expected[name].shape)}"
+            )
+        if t.dtype != expected[name].dtype:
+            raise FileFormatError(f"{path}: tensor {name!r} has dtype {t.dtype}, expected {expected[name].dtype}")
+    module.load_state_dict(tensors)
+    return module
+
+
+def example_input(module: nn.Module, *, batch: int = 1, seq_len: int = 20) -> torch.Tensor:
+    """A zero input of the module's shape: [batch, d_in] or [batch, seq_len, d_in]."""
+    if isinstance(module, MaskedRecurrentNet):
+        return torch.zeros(batch, seq_len, module.arch.d_in)
+    if isinstance(module, IterativeNet):
+        return torch.zeros(batch, module.arch.d_in)
+    if isinstance(module, Sequential2D):
+        return torch.zeros(batch, module.sizes[0])
+    raise TypeError(f"cannot export a {type(module).__name__}")
+
+
+def export_torchscript(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 20) -> None:
+    """Trace to TorchScript with a fixed input shape (a recurrent model: fixed ``seq_len``)."""
+    module = module.eval()
+    traced = torch.jit.trace(module, (example_input(module, batch=batch, seq_len=seq_len),))
+    with atomic_path(path) as tmp:
+        traced.save(str(tmp))
+
+
+def export_onnx(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 20) -> None:
+    """Export to ONNX (torch.export-based exporter) with a fixed input shape.
+
+    Needs the ``onnx`` extra (onnx, onnxscript; onnxruntime to run the file).
+    """
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ParameterError("ONNX export needs the onnx extra: pip install 'topowire[onnx]'") from None
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    module = module.eval()
+    x = example_input(module, batch=batch, seq_len=seq_len)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with atomic_path(path) as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torch's exporter
+        torch.onnx.export(module, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
+                          external_data=False, verbose=False)
