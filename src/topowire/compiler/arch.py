@@ -36,6 +36,8 @@ class Arch:
         Neuron activation of the iterative map (``relu``, ``tanh``, ``sigmoid``, ``identity``).
     iterations : int, optional
         K of the iterative map; None means depth + 1 (exact feed-forward on a DAG).
+    backend : {"dense", "sparse", "torch_sparse", "auto"}
+        How graph weights are stored and multiplied (see :mod:`topowire.compiler.backends`).
     """
 
     kind: str = "gru"
@@ -46,6 +48,7 @@ class Arch:
     outputs: str = "sinks"
     activation: str = "relu"
     iterations: int | None = None
+    backend: str = "dense"
 
     def __post_init__(self) -> None:
         if self.kind not in TARGETS:
@@ -66,6 +69,11 @@ class Arch:
             isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1
         ):
             raise ParameterError(f"iterations must be an integer >= 1 or None, got {self.iterations!r}")
+
+        from topowire.compiler.backends import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ParameterError(f"unknown backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
 
     @property
     def gates(self) -> int:

@@ -12,6 +12,8 @@ rows instead (``np.repeat(mask, G, 0)``) scrambles the topology, a bug of prior 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -43,6 +45,7 @@ def _readout(h: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
 def iterative_forward(
     x: Tensor, w: Tensor, mask: Tensor, u: Tensor, in_mask: Tensor, b: Tensor,
     r: Tensor, out_mask: Tensor, b_out: Tensor, iterations: int, activation: str,
+    graph_op: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Neuron-level iterative map ``z <- act((W*M) z + (U*M_in) x + b)``, K Jacobi steps.
 
@@ -62,20 +65,23 @@ def iterative_forward(
         K; a DAG of depth D is exact with K = D + 1.
     activation : str
         A key of :data:`ACTIVATIONS`.
+    graph_op : callable, optional
+        For a single model (P = 1) on a sparse backend: ``z [B, N] -> z @ W.T``, used
+        instead of ``w`` and ``mask`` (which are then ignored).
 
     Returns
     -------
     Tensor [P, B, O]
     """
     act = ACTIVATIONS[activation]
-    p = w.shape[0]
+    p = u.shape[0]
     b_in, d_in = x.shape
     u_eff = u * in_mask[:, :, None]
     drive = (x @ u_eff.reshape(-1, d_in).T).view(b_in, p, -1).transpose(0, 1) + b[:, None, :]
-    w_t = (w * mask).transpose(1, 2)
+    step = _graph_step(w, mask, graph_op, gates=1)
     z = act(drive)
     for _ in range(iterations - 1):
-        z = act(torch.baddbmm(drive, z, w_t))
+        z = act(step(drive, z))
     return _readout(z, r, out_mask, b_out)
 
 
@@ -83,6 +89,7 @@ def recurrent_forward(
     kind: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
     mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
     lengths: Tensor | None = None, return_states: bool = False,
+    graph_op: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Masked recurrent cells over a shared sequence batch, read out at the last real step.
 
@@ -103,27 +110,30 @@ def recurrent_forward(
         sees the last real step, never a padding step.
     return_states : bool, default False
         Also return every hidden state, ``[P, B, T, N]``.
+    graph_op : callable, optional
+        As in :func:`iterative_forward`: ``h [B, N] -> h @ W_hh.T`` for a single model on
+        a sparse backend (``w_hh`` and ``mask`` are then ignored).
 
     Returns
     -------
     Tensor [P, B, O] (and the states when asked)
     """
     p, gn, d_in = w_ih.shape
-    n = mask.shape[1]
+    n = in_mask.shape[1]
     gates = gn // n
     b, t_steps, _ = x.shape
     w_ih_eff = masked_recurrent_weights(w_ih, in_mask[:, :, None].expand(p, n, d_in))
     # input projection for every step and model in one matmul: [P, T, B, G*N]
     gx = (x.reshape(b * t_steps, d_in) @ w_ih_eff.reshape(p * gn, d_in).T)
     gx = gx.view(b, t_steps, p, gn).permute(2, 1, 0, 3) + b_ih[:, None, None, :]
-    w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2)  # hoisted: [P, N, G*N]
+    step = _graph_step(w_hh, mask, graph_op, gates)  # masked, transposed weights hoisted
     bias_hh = b_hh[:, None, :]
     h = x.new_zeros(p, b, n)
     c = x.new_zeros(p, b, n) if kind == "lstm" else None
     alive = None
     states = []
     for t in range(t_steps):
-        gh = torch.baddbmm(bias_hh, h, w_hh_t)
+        gh = step(bias_hh, h)
         h_new, c_new = _cell(kind, gx[:, t], gh, h, c, gates)
         if lengths is not None:
             alive = (t < lengths).view(1, b, 1)
@@ -137,6 +147,14 @@ def recurrent_forward(
     if return_states:
         return out, torch.stack(states, dim=2)
     return out
+
+
+def _graph_step(w: Tensor | None, mask: Tensor | None, graph_op, gates: int):
+    """``(bias [P, B|1, G*N], h [P, B, N]) -> bias + h @ (W*M).T`` with the weights prepared once."""
+    if graph_op is not None:
+        return lambda bias, h: bias + graph_op(h[0])[None]
+    w_t = masked_recurrent_weights(w, mask).transpose(1, 2) if gates > 1 else (w * mask).transpose(1, 2)
+    return lambda bias, h: torch.baddbmm(bias, h, w_t)
 
 
 def _cell(kind: str, gx: Tensor, gh: Tensor, h: Tensor, c: Tensor | None, gates: int):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -14,21 +15,23 @@ from topowire.compiler.wiring import Wiring
 __all__ = ["masks", "initial_tensors"]
 
 
-def masks(wiring: Wiring) -> dict[str, Tensor]:
-    """The wiring's masks as float32 tensors: ``mask`` [N, N], ``in_mask`` and ``out_mask`` [N]."""
+def masks(wiring: Wiring, dense: bool = True) -> dict[str, Tensor]:
+    """The wiring's masks as float32 tensors: ``mask`` [N, N] (dense backend only),
+    ``in_mask`` and ``out_mask`` [N]."""
     n = wiring.n_neurons
     in_mask = torch.zeros(n)
     in_mask[torch.tensor(wiring.inputs)] = 1.0
     out_mask = torch.zeros(n)
     out_mask[torch.tensor(wiring.outputs)] = 1.0
-    return {"mask": torch.from_numpy(wiring.mask()), "in_mask": in_mask, "out_mask": out_mask}
+    out = {"mask": torch.from_numpy(wiring.mask())} if dense else {}
+    return {**out, "in_mask": in_mask, "out_mask": out_mask}
 
 
 def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound: Tensor | float) -> Tensor:
     return (torch.rand(shape, generator=gen, dtype=torch.float32) * 2 - 1) * bound
 
 
-def initial_tensors(wiring: Wiring, arch: Arch, seed: int) -> dict[str, Tensor]:
+def initial_tensors(wiring: Wiring, arch: Arch, seed: int, backend: str = "dense") -> dict[str, Tensor]:
     """Initial parameters of one model, masked entries exactly zero.
 
     Recurrent cells follow torch's RNN/LSTM/GRU convention: every weight and bias
@@ -36,24 +39,37 @@ def initial_tensors(wiring: Wiring, arch: Arch, seed: int) -> dict[str, Tensor]:
     v's incoming weights, input weights and bias ~ U(-1/sqrt(f_v), 1/sqrt(f_v)) with f_v
     its fan-in (graph in-degree, + d_in for an input neuron). The readout is nn.Linear's
     U(-1/sqrt(n_outputs), ...). Everything is drawn from ``torch.Generator().manual_seed(seed)``
-    in a fixed order.
+    in a fixed order. With a sparse ``backend`` the graph weights are drawn per edge
+    (``graph.values``, CSR order) from the same distribution: the same seed then gives a
+    different draw than the dense backend (copy weights across with ``EdgeWeights.from_dense``).
     """
-    m = masks(wiring)
+    from topowire.compiler.backends import edge_structure
+
+    dense = backend == "dense"
+    m = masks(wiring, dense=dense)
     n, d_in, d_out, g = wiring.n_neurons, arch.d_in, arch.d_out, arch.gates
     gen = torch.Generator().manual_seed(int(seed))
     out: dict[str, Tensor] = {}
     if arch.recurrent:
         k = 1.0 / math.sqrt(n)
         w_ih = _uniform(gen, (g * n, d_in), k)
-        w_hh = _uniform(gen, (g * n, n), k)
+        if dense:
+            w_hh = _uniform(gen, (g * n, n), k)
+            out["w_hh"] = masked_recurrent_weights(w_hh[None], m["mask"][None])[0]
+        else:
+            out["graph.values"] = _uniform(gen, (g * wiring.n_edges,), k)
         out["b_ih"] = _uniform(gen, (g * n,), k)
         out["b_hh"] = _uniform(gen, (g * n,), k)
         out["w_ih"] = masked_recurrent_weights(w_ih[None], m["in_mask"][None, :, None].expand(1, n, d_in))[0]
-        out["w_hh"] = masked_recurrent_weights(w_hh[None], m["mask"][None])[0]
     else:
-        fan_in = m["mask"].sum(1) + d_in * m["in_mask"]
+        indeg = torch.from_numpy(np.bincount(wiring.edges[:, 1], minlength=n).astype(np.float32))
+        fan_in = indeg + d_in * m["in_mask"]
         bound = 1.0 / torch.sqrt(torch.clamp(fan_in, min=1.0))
-        out["weight"] = _uniform(gen, (n, n), bound[:, None]) * m["mask"]
+        if dense:
+            out["weight"] = _uniform(gen, (n, n), bound[:, None]) * m["mask"]
+        else:
+            row = edge_structure(wiring.edges, n, 1)[2]
+            out["graph.values"] = _uniform(gen, (wiring.n_edges,), bound[row])
         out["w_in"] = _uniform(gen, (n, d_in), bound[:, None]) * m["in_mask"][:, None]
         out["bias"] = _uniform(gen, (n,), bound)
     ko = 1.0 / math.sqrt(len(wiring.outputs))

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
+from topowire.compiler.backends import EdgeWeights, resolve_backend
 from topowire.compiler.functional import iterative_forward, masked_recurrent_weights, recurrent_forward
 from topowire.compiler.init import default_iterations, initial_tensors, masks, parameter_counts
 from topowire.compiler.wiring import Wiring
@@ -37,17 +38,35 @@ class CompiledNet(nn.Module):
         if not isinstance(arch, Arch):
             raise TypeError(f"expected an Arch, got {type(arch).__name__}")
         self.wiring, self.arch, self.seed = wiring, arch, int(seed)
-        for name, t in masks(wiring).items():
+        self.backend = resolve_backend(arch.backend, wiring.n_neurons, wiring.n_edges)
+        for name, t in masks(wiring, dense=self.backend == "dense").items():
             self.register_buffer(name, t)
-        for name, t in initial_tensors(wiring, arch, seed).items():
-            self.register_parameter(name, nn.Parameter(torch.empty_like(t)))
+        if self.backend != "dense":
+            self.graph = EdgeWeights(wiring.edges, wiring.n_neurons, arch.gates, self.backend)
+        for name, t in initial_tensors(wiring, arch, seed, self.backend).items():
+            if "." not in name:
+                self.register_parameter(name, nn.Parameter(torch.empty_like(t)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Re-draw the initial parameters from ``self.seed``."""
         with torch.no_grad():
-            for name, t in initial_tensors(self.wiring, self.arch, self.seed).items():
-                getattr(self, name).copy_(t)
+            for name, t in initial_tensors(self.wiring, self.arch, self.seed, self.backend).items():
+                self.get_parameter(name).copy_(t)
+
+    def _graph_args(self, name: str) -> dict:
+        """The dense weight and mask, or the sparse operator, for the functional core."""
+        if self.backend == "dense":
+            return {"w": getattr(self, name)[None], "mask": self.mask[None], "graph_op": None}
+        return {"w": None, "mask": None, "graph_op": self.graph}
+
+    def effective_weight(self) -> Tensor:
+        """The graph weights as a dense masked matrix (``[G*N, N]``; G = 1 for the iterative map)."""
+        if self.backend != "dense":
+            return self.graph.to_dense()
+        if self.arch.recurrent:
+            return masked_recurrent_weights(self.w_hh[None], self.mask[None])[0]
+        return self.weight * self.mask
 
     def parameter_counts(self) -> dict[str, int]:
         """Effective parameters: graph, interface, bias, total (mask non-zeros, not tensor sizes)."""
@@ -55,7 +74,8 @@ class CompiledNet(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.parameter_counts()
-        return (f"kind={self.arch.kind!r}, n_neurons={self.wiring.n_neurons}, n_edges={self.wiring.n_edges}, "
+        backend = f", backend={self.backend!r}" if self.backend != "dense" else ""
+        return (f"kind={self.arch.kind!r}{backend}, n_neurons={self.wiring.n_neurons}, n_edges={self.wiring.n_edges}, "
                 f"d_in={self.arch.d_in}, d_out={self.arch.d_out}, params={c['total']} "
                 f"(graph={c['graph']}, interface={c['interface']}, bias={c['bias']})")
 
@@ -73,14 +93,12 @@ class IterativeNet(CompiledNet):
         self.iterations = default_iterations(wiring, arch)
 
     def forward(self, x: Tensor) -> Tensor:
+        g = self._graph_args("weight")
         return iterative_forward(
-            x, self.weight[None], self.mask[None], self.w_in[None], self.in_mask[None], self.bias[None],
+            x, g["w"], g["mask"], self.w_in[None], self.in_mask[None], self.bias[None],
             self.readout[None], self.out_mask[None], self.readout_bias[None],
-            self.iterations, self.arch.activation,
+            self.iterations, self.arch.activation, graph_op=g["graph_op"],
         )[0]
-
-    def effective_weight(self) -> Tensor:
-        return self.weight * self.mask
 
 
 class MaskedRecurrentNet(CompiledNet):
@@ -91,21 +109,17 @@ class MaskedRecurrentNet(CompiledNet):
     last real step of every sequence.
     """
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def _run(self, x: Tensor, lengths: Tensor | None, states: bool):
+        g = self._graph_args("w_hh")
         return recurrent_forward(
-            self.arch.kind, x, self.w_ih[None], self.w_hh[None], self.b_ih[None], self.b_hh[None],
-            self.mask[None], self.in_mask[None], self.readout[None], self.out_mask[None],
-            self.readout_bias[None], lengths=lengths,
-        )[0]
+            self.arch.kind, x, self.w_ih[None], g["w"], self.b_ih[None], self.b_hh[None],
+            g["mask"], self.in_mask[None], self.readout[None], self.out_mask[None],
+            self.readout_bias[None], lengths=lengths, return_states=states, graph_op=g["graph_op"],
+        )
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self._run(x, lengths, False)[0]
 
     def hidden_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Every hidden state, ``[B, T, N]``."""
-        return recurrent_forward(
-            self.arch.kind, x, self.w_ih[None], self.w_hh[None], self.b_ih[None], self.b_hh[None],
-            self.mask[None], self.in_mask[None], self.readout[None], self.out_mask[None],
-            self.readout_bias[None], lengths=lengths, return_states=True,
-        )[1][0]
-
-    def effective_weight(self) -> Tensor:
-        """``W_hh`` times the gate-tiled mask, ``[G*N, N]``."""
-        return masked_recurrent_weights(self.w_hh[None], self.mask[None])[0]
+        return self._run(x, lengths, True)[1][0]

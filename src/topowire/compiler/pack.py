@@ -83,6 +83,9 @@ class PackedPopulation(nn.Module):
             raise ParameterError("pack() needs at least one wiring")
         if len(seeds) != len(wirings):
             raise ParameterError(f"got {len(seeds)} seeds for {len(wirings)} wirings")
+        if arch.backend not in ("dense", "auto"):
+            raise ParameterError(f"packed populations use the dense backend, got backend {arch.backend!r}")
+        arch = arch.replace(backend="dense")
         self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
         self.sizes = np.array([w.n_neurons for w in wirings])
         n_max, p = int(self.sizes.max()), len(wirings)

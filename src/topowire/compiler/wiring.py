@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from topowire.errors import NotADAGError, ParameterError
-from topowire.topology.dag import find_cycle, longest_path_layers, orient_upper
+from topowire.topology.dag import dag_layers_or_none, find_cycle, orient_upper
 from topowire.topology.topology import Topology
 
 __all__ = ["Wiring", "wire", "ORIENTATIONS"]
@@ -154,11 +154,9 @@ def _on_path(n: int, edges: np.ndarray, inputs: np.ndarray, outputs: np.ndarray)
 
 
 def _layers_or_none(n: int, edges: np.ndarray) -> np.ndarray | None:
-    try:
-        layer = longest_path_layers(n, edges)
-    except NotADAGError:
-        return None
-    layer.flags.writeable = False
+    layer = dag_layers_or_none(n, edges)
+    if layer is not None:
+        layer.flags.writeable = False
     return layer
 
 

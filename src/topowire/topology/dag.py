@@ -6,7 +6,7 @@ import numpy as np
 
 from topowire.errors import NotADAGError
 
-__all__ = ["orient_upper", "longest_path_layers", "longest_path_heights", "find_cycle"]
+__all__ = ["orient_upper", "longest_path_layers", "longest_path_heights", "dag_layers_or_none", "find_cycle"]
 
 
 def orient_upper(edges: np.ndarray, n: int) -> np.ndarray:
@@ -16,23 +16,44 @@ def orient_upper(edges: np.ndarray, n: int) -> np.ndarray:
     return np.stack([keys // n, keys % n], axis=1)
 
 
-def _relax(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Longest distance from any node with no incoming edge, by vectorised relaxation.
+def _peel(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Longest distance from any node with no incoming edge, by vectorised Kahn peeling.
 
-    Each sweep updates every edge at once; a DAG converges within (depth + 1) sweeps. No
-    convergence after n + 1 sweeps means a cycle.
+    Each sweep removes the nodes whose remaining in-degree is zero; the sweep that removes
+    a node is its longest-path depth. Only the out-edges of the removed nodes are touched
+    (a CSR gather), so the whole peel is O(E + n) plus a few numpy calls per layer. Nodes
+    left unremoved lie on or behind a cycle.
     """
-    depth = np.zeros(n, dtype=np.int64)
-    for _ in range(n + 1):
-        new = depth.copy()
-        np.maximum.at(new, dst, depth[src] + 1)
-        if np.array_equal(new, depth):
-            return depth
-        depth = new
-    cycle = find_cycle(n, np.stack([src, dst], axis=1))
-    raise NotADAGError(
-        "expected a directed acyclic graph, but it has the cycle " + " -> ".join(map(str, cycle))
-    )
+    order = np.argsort(src, kind="stable")
+    dst_sorted = dst[order]
+    starts = np.searchsorted(src[order], np.arange(n + 1))
+    indeg = np.bincount(dst, minlength=n)
+    depth = np.full(n, -1, dtype=np.int64)
+    frontier = np.flatnonzero(indeg == 0)
+    k = 0
+    while frontier.size:
+        depth[frontier] = k
+        counts = starts[frontier + 1] - starts[frontier]
+        total = int(counts.sum())
+        if not total:
+            break
+        offsets = np.repeat(starts[frontier] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        targets = dst_sorted[offsets + np.arange(total)]
+        np.subtract.at(indeg, targets, 1)
+        cand = np.unique(targets)
+        frontier = cand[indeg[cand] == 0]
+        k += 1
+    return depth
+
+
+def _relax(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    depth = _peel(n, src, dst)
+    if (depth < 0).any():
+        cycle = find_cycle(n, np.stack([src, dst], axis=1))
+        raise NotADAGError(
+            "expected a directed acyclic graph, but it has the cycle " + " -> ".join(map(str, cycle))
+        )
+    return depth
 
 
 def longest_path_layers(n: int, edges: np.ndarray) -> np.ndarray:
@@ -57,6 +78,13 @@ def longest_path_layers(n: int, edges: np.ndarray) -> np.ndarray:
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     return _relax(n, edges[:, 0], edges[:, 1])
+
+
+def dag_layers_or_none(n: int, edges: np.ndarray) -> np.ndarray | None:
+    """:func:`longest_path_layers`, or None for a cyclic graph (without naming a cycle)."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    depth = _peel(n, edges[:, 0], edges[:, 1])
+    return None if (depth < 0).any() else depth
 
 
 def longest_path_heights(n: int, edges: np.ndarray) -> np.ndarray:
