@@ -14,7 +14,7 @@ from topowire.errors import ParameterError
 __all__ = ["Arch", "TARGETS"]
 
 #: Compile targets: the neuron-level iterative map and the masked recurrent cells.
-TARGETS = ("iterative", *GATES)
+TARGETS = ("iterative", *GATES, "layered")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,13 @@ class Arch:
         K of the iterative map; None means depth + 1 (exact feed-forward on a DAG).
     backend : {"dense", "sparse", "torch_sparse", "auto"}
         How graph weights are stored and multiplied (see :mod:`topowire.compiler.backends`).
+    cell : str
+        ``layered`` only: the cell of every layer (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``).
+    recurrence : {"dense", "none"}
+        ``layered`` only: hidden-to-hidden inside a layer.
+    input_width : {"fixed", "sources"}
+        ``layered`` only: a d_in-wide trainable projection onto the sources (corrected), or
+        the thesis's input width = number of sources (see :mod:`topowire.compiler.layered`).
     """
 
     kind: str = "gru"
@@ -49,6 +56,9 @@ class Arch:
     activation: str = "relu"
     iterations: int | None = None
     backend: str = "dense"
+    cell: str = "gru"
+    recurrence: str = "dense"
+    input_width: str = "fixed"
 
     def __post_init__(self) -> None:
         if self.kind not in TARGETS:
@@ -74,14 +84,31 @@ class Arch:
 
         if self.backend not in BACKENDS:
             raise ParameterError(f"unknown backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
+        if self.cell not in GATES:
+            raise ParameterError(f"unknown cell {self.cell!r}: expected one of {', '.join(GATES)}")
+        if self.recurrence not in ("dense", "none"):
+            raise ParameterError(f"recurrence must be 'dense' or 'none', got {self.recurrence!r}")
+        if self.input_width not in ("fixed", "sources"):
+            raise ParameterError(f"input_width must be 'fixed' or 'sources', got {self.input_width!r}")
+        if self.kind == "layered" and self.backend not in ("dense", "auto"):
+            raise ParameterError("the layered form uses the dense backend")
+
+    @classmethod
+    def thesis(cls, cell: str = "gru", **changes: Any) -> Arch:
+        """The preset of arXiv 2407.20601: layered, dense intra-layer recurrence, input width
+        = number of sources, u<v orientation, sources in and sinks out."""
+        base = dict(kind="layered", cell=cell, recurrence="dense", input_width="sources",
+                    orientation="dag", inputs="sources", outputs="sinks")
+        return cls(**{**base, **changes})
 
     @property
     def gates(self) -> int:
         """Gate blocks stacked in the recurrent weights (1 for the iterative map)."""
-        return GATES.get(self.kind, 1)
+        return GATES.get(self.cell if self.kind == "layered" else self.kind, 1)
 
     @property
     def recurrent(self) -> bool:
+        """A masked recurrent cell over all neurons (not the iterative map or the layered form)."""
         return self.kind in GATES
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from topowire.compiler.arch import Arch
-from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
+from topowire.compiler.modules import IterativeNet, MaskedRecurrentNet
 from topowire.compiler.wiring import Wiring, wire
 from topowire.topology.topology import Topology
 
@@ -19,7 +21,7 @@ def as_wiring(source: Topology | Wiring, arch: Arch, seed: int = 0) -> Wiring:
     raise TypeError(f"compile() takes a Topology or a Wiring, got {type(source).__name__}")
 
 
-def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 0, **arch_fields) -> CompiledNet:  # noqa: A001
+def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 0, **arch_fields) -> nn.Module:  # noqa: A001
     """Compile a topology (or a ready wiring) into a masked network. Pure: no I/O.
 
     Parameters
@@ -33,8 +35,9 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
 
     Returns
     -------
-    CompiledNet
-        :class:`IterativeNet` or :class:`MaskedRecurrentNet`.
+    nn.Module
+        :class:`IterativeNet`, :class:`MaskedRecurrentNet` or
+        :class:`~topowire.compiler.layered.LayeredRecurrentNet`.
 
     Raises
     ------
@@ -46,5 +49,9 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
     elif arch_fields:
         arch = arch.replace(**arch_fields)
     wiring = as_wiring(source, arch, seed)
+    if arch.kind == "layered":
+        from topowire.compiler.layered import LayeredRecurrentNet
+
+        return LayeredRecurrentNet(wiring, arch, seed)
     cls = MaskedRecurrentNet if arch.recurrent else IterativeNet
     return cls(wiring, arch, seed)

@@ -17,10 +17,11 @@ from torch import nn
 
 from topowire._io import atomic_path
 from topowire.compiler.arch import Arch
+from topowire.compiler.layered import LayeredRecurrentNet
 from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
 from topowire.compiler.sequential2d import MaskedLinear, Sequential2D
 from topowire.compiler.wiring import Wiring
-from topowire.errors import FileFormatError, ParameterError
+from topowire.errors import FileFormatError, ParameterError, TopowireError
 from topowire.topology.topology import Topology
 
 __all__ = ["save", "load", "read_spec", "export_onnx", "export_torchscript", "example_input"]
@@ -34,7 +35,7 @@ def _spec(module: nn.Module, topology: Topology | None) -> dict[str, Any]:
     from topowire import __version__
 
     spec: dict[str, Any] = {"format": FORMAT, "version": VERSION, "topowire_version": __version__}
-    if isinstance(module, CompiledNet):
+    if isinstance(module, (CompiledNet, LayeredRecurrentNet)):
         spec.update(module="compiled", arch=module.arch.to_dict(), wiring=module.wiring.to_dict(),
                     seed=module.seed)
     elif isinstance(module, Sequential2D):
@@ -100,10 +101,10 @@ def read_spec(path: str | Path) -> dict[str, Any]:
 def _build(spec: dict[str, Any], path: Path) -> nn.Module:
     try:
         if spec.get("module") == "compiled":
-            arch = Arch.from_dict(spec["arch"])
-            wiring = Wiring.from_dict(spec["wiring"])
-            cls = MaskedRecurrentNet if arch.recurrent else IterativeNet
-            return cls(wiring, arch, int(spec.get("seed", 0)))
+            from topowire.compiler.compile import compile
+
+            return compile(Wiring.from_dict(spec["wiring"]), Arch.from_dict(spec["arch"]),
+                           seed=int(spec.get("seed", 0)))
         if spec.get("module") == "sequential2d":
             sizes = spec["sizes"]
             L = len(sizes) - 1
@@ -113,7 +114,7 @@ def _build(spec: dict[str, Any], path: Path) -> nn.Module:
                 grid[i][j] = (MaskedLinear(torch.zeros(sizes[i], sizes[j])) if kind == "masked"
                               else nn.Linear(sizes[j], sizes[i], bias=False))
             return Sequential2D(grid, sizes, spec["activations"], spec["iterations"], bias=spec["bias"])
-    except (KeyError, TypeError, ValueError, ParameterError) as exc:
+    except (KeyError, TypeError, ValueError, TopowireError) as exc:
         raise FileFormatError(f"{path}: the spec cannot rebuild a model: {exc}") from None
     raise FileFormatError(f"{path}: unknown module kind {spec.get('module')!r} in the spec")
 
@@ -152,7 +153,7 @@ def load(path: str | Path) -> nn.Module:
 
 def example_input(module: nn.Module, *, batch: int = 1, seq_len: int = 20) -> torch.Tensor:
     """A zero input of the module's shape: [batch, d_in] or [batch, seq_len, d_in]."""
-    if isinstance(module, MaskedRecurrentNet):
+    if isinstance(module, (MaskedRecurrentNet, LayeredRecurrentNet)):
         return torch.zeros(batch, seq_len, module.arch.d_in)
     if isinstance(module, IterativeNet):
         return torch.zeros(batch, module.arch.d_in)

@@ -1,0 +1,164 @@
+"""The layered recurrent form of arXiv 2407.20601 (random-structure RNNs).
+
+The DAG wiring is cut into longest-path layers; layer l is a recurrent cell of width
+|l|. At every time step the layers run in order: layer 0 (the sources) reads the data,
+and layer l >= 1 reads the *current* states of all earlier layers through the graph's
+edges (skip edges included). Inside a layer, hidden-to-hidden is ``dense`` (as the
+thesis) or ``none``.
+
+Ordering neurons by layer makes "all earlier layers" a prefix of the state vector, so
+layer l's input is ``H[:, :offset_l]`` under the mask of edges into layer l.
+
+Input width. ``input_width="fixed"`` (the corrected default) projects the d_in-wide data
+onto the sources with trainable weights, so the data width never depends on the graph.
+``input_width="sources"`` reproduces our reading of the thesis: the network's input width
+*is* the number of sources, and the data are zero-padded or truncated to it (a graph
+with fewer sources than symbols cannot see every symbol) -- a confound between the
+number of sources and accuracy that this option lets one study. The thesis text was not
+available to check this against; treat the preset as a hypothesis about its set-up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from topowire.compiler.arch import Arch
+from topowire.compiler.functional import GATES, _cell
+from topowire.compiler.wiring import Wiring
+from topowire.errors import ParameterError
+
+__all__ = ["LayeredRecurrentNet"]
+
+
+class LayeredRecurrentNet(nn.Module):
+    """One recurrent cell per DAG layer (see the module docstring).
+
+    Parameters
+    ----------
+    wiring : Wiring
+        An acyclic wiring.
+    arch : Arch
+        ``kind="layered"`` with ``cell``, ``recurrence`` and ``input_width``.
+    seed : int, default 0
+        Initialisation seed (torch's RNN convention per layer cell: U(-1/sqrt(|l|), ...)).
+    """
+
+    def __init__(self, wiring: Wiring, arch: Arch, seed: int = 0) -> None:
+        super().__init__()
+        if arch.kind != "layered":
+            raise ParameterError(f"LayeredRecurrentNet needs arch kind 'layered', got {arch.kind!r}")
+        wiring.require_dag()
+        self.wiring, self.arch, self.seed = wiring, arch, int(seed)
+        self.backend = "dense"
+        n, g = wiring.n_neurons, GATES[arch.cell]
+        layer = wiring.layer
+        order = np.argsort(layer, kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        sizes = np.bincount(layer)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.sizes, self.offsets = sizes.tolist(), offsets.tolist()
+        self.register_buffer("order", torch.from_numpy(order))
+        src, dst = rank[wiring.edges[:, 0]], rank[wiring.edges[:, 1]]
+        d0 = self.n_sources if arch.input_width == "sources" else arch.d_in
+        self.cells = nn.ModuleList()
+        for li, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
+            width = hi - lo
+            cell = nn.Module()
+            in_width = d0 if li == 0 else lo
+            mask = torch.ones(width, in_width) if li == 0 else torch.zeros(width, in_width)
+            if li > 0:
+                into = (dst >= lo) & (dst < hi)
+                mask[torch.from_numpy(dst[into] - lo), torch.from_numpy(src[into])] = 1.0
+            cell.register_buffer("mask_ih", mask)
+            cell.w_ih = nn.Parameter(torch.zeros(g * width, in_width))
+            cell.w_hh = nn.Parameter(torch.zeros(g * width, width)) if arch.recurrence == "dense" else None
+            cell.b_ih = nn.Parameter(torch.zeros(g * width))
+            cell.b_hh = nn.Parameter(torch.zeros(g * width))
+            self.cells.append(cell)
+        out_mask = torch.zeros(n)
+        out_mask[torch.from_numpy(rank[wiring.outputs])] = 1.0
+        self.register_buffer("out_mask", out_mask)
+        self.readout = nn.Parameter(torch.zeros(arch.d_out, n))
+        self.readout_bias = nn.Parameter(torch.zeros(arch.d_out))
+        self.reset_parameters()
+
+    @property
+    def n_sources(self) -> int:
+        return int(np.sum(self.wiring.layer == 0))
+
+    def reset_parameters(self) -> None:
+        gen = torch.Generator().manual_seed(self.seed)
+        g = GATES[self.arch.cell]
+
+        def uniform(shape, bound):
+            return (torch.rand(shape, generator=gen) * 2 - 1) * bound
+
+        with torch.no_grad():
+            for cell, width in zip(self.cells, self.sizes):
+                k = 1.0 / math.sqrt(width)
+                cell.w_ih.copy_(uniform(cell.w_ih.shape, k) * cell.mask_ih.repeat(g, 1))
+                if cell.w_hh is not None:
+                    cell.w_hh.copy_(uniform(cell.w_hh.shape, k))
+                cell.b_ih.copy_(uniform(cell.b_ih.shape, k))
+                cell.b_hh.copy_(uniform(cell.b_hh.shape, k))
+            ko = 1.0 / math.sqrt(int(self.out_mask.sum()))
+            self.readout.copy_(uniform(self.readout.shape, ko) * self.out_mask)
+            self.readout_bias.copy_(uniform(self.readout_bias.shape, ko))
+
+    def _inputs(self, x: Tensor) -> Tensor:
+        if self.arch.input_width != "sources":
+            return x
+        k = self.n_sources
+        if x.shape[-1] >= k:
+            return x[..., :k]
+        return torch.nn.functional.pad(x, (0, k - x.shape[-1]))
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``x [B, T, d_in] -> [B, d_out]``, read at the last real step of each sequence."""
+        x = self._inputs(x)
+        b, t_steps = x.shape[:2]
+        kind, g = self.arch.cell, GATES[self.arch.cell]
+        prepared = [(c.w_ih * c.mask_ih.repeat(g, 1), c.w_hh) for c in self.cells]
+        h = x.new_zeros(b, sum(self.sizes))
+        c_state = x.new_zeros(b, sum(self.sizes)) if kind == "lstm" else None
+        for t in range(t_steps):
+            parts, c_parts = [], []
+            for li, (cell, (w_ih, w_hh)) in enumerate(zip(self.cells, prepared)):
+                lo, hi = self.offsets[li], self.offsets[li + 1]
+                inp = x[:, t] if li == 0 else torch.cat(parts, dim=1)
+                gx = torch.nn.functional.linear(inp, w_ih, cell.b_ih)
+                gh = cell.b_hh.expand(b, -1) if w_hh is None else torch.nn.functional.linear(h[:, lo:hi], w_hh, cell.b_hh)
+                h_l, c_l = _cell(kind, gx, gh, h[:, lo:hi], None if c_state is None else c_state[:, lo:hi], g)
+                parts.append(h_l)
+                c_parts.append(c_l)
+            h_new = torch.cat(parts, dim=1)
+            c_new = torch.cat(c_parts, dim=1) if c_state is not None else None
+            if lengths is not None:
+                alive = (t < lengths).view(b, 1)
+                h_new = torch.where(alive, h_new, h)
+                if c_new is not None:
+                    c_new = torch.where(alive, c_new, c_state)
+            h, c_state = h_new, c_new
+        return torch.nn.functional.linear(h, self.readout * self.out_mask, self.readout_bias)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """graph (edges between layers, per gate), recurrent (intra-layer), interface, bias."""
+        g = GATES[self.arch.cell]
+        graph = g * self.wiring.n_edges
+        recurrent = g * sum(s * s for s in self.sizes) if self.arch.recurrence == "dense" else 0
+        d0 = self.cells[0].mask_ih.shape[1]
+        interface = g * self.sizes[0] * d0 + int(self.out_mask.sum()) * self.arch.d_out
+        bias = 2 * g * self.wiring.n_neurons + self.arch.d_out
+        return {"graph": graph, "recurrent": recurrent, "interface": interface, "bias": bias,
+                "total": graph + recurrent + interface + bias}
+
+    def extra_repr(self) -> str:
+        c = self.parameter_counts()
+        return (f"cell={self.arch.cell!r}, recurrence={self.arch.recurrence!r}, input_width={self.arch.input_width!r}, "
+                f"n_neurons={self.wiring.n_neurons}, n_edges={self.wiring.n_edges}, layers={len(self.sizes)}, "
+                f"params={c['total']}")

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+
+from topowire.compiler import Arch, Wiring, compile, wire
+from topowire.compiler.export import load, save
+from topowire.compiler.functional import GATES, _cell
+from topowire.errors import NotADAGError, ParameterError
+from topowire.topology import Topology, ba_graph, er_graph, mlp_graph, ws_graph
+
+CELLS = ["rnn-tanh", "rnn-relu", "lstm", "gru"]
+
+
+def _reference(net, x):
+    """Per-neuron evaluation in the original node ids (an independent reading of the spec)."""
+    w = net.wiring
+    g = GATES[net.arch.cell]
+    rank = np.empty(w.n_neurons, dtype=int)
+    rank[net.order.numpy()] = np.arange(w.n_neurons)
+    layer_of = w.layer
+    b, t_steps = x.shape[:2]
+    x = net._inputs(x)
+    h = {v: torch.zeros(b) for v in range(w.n_neurons)}
+    c = {v: torch.zeros(b) for v in range(w.n_neurons)}
+    for t in range(t_steps):
+        new_h, new_c = {}, {}
+        for li in range(int(layer_of.max()) + 1):
+            lo, hi = net.offsets[li], net.offsets[li + 1]
+            cell = net.cells[li]
+            members = [v for v in range(w.n_neurons) if layer_of[v] == li]
+            for v in members:
+                r = rank[v] - lo
+                gx = torch.stack([cell.b_ih[k * (hi - lo) + r].expand(b) for k in range(g)], -1)
+                for k in range(g):
+                    row = cell.w_ih[k * (hi - lo) + r]
+                    if li == 0:
+                        gx[:, k] = gx[:, k] + x[:, t] @ row
+                    else:
+                        for u in w.edges[w.edges[:, 1] == v, 0]:
+                            gx[:, k] = gx[:, k] + row[rank[u]] * new_h[int(u)]
+                gh = torch.stack([cell.b_hh[k * (hi - lo) + r].expand(b) for k in range(g)], -1)
+                if cell.w_hh is not None:
+                    for k in range(g):
+                        for u in members:
+                            gh[:, k] = gh[:, k] + cell.w_hh[k * (hi - lo) + r, rank[u] - lo] * h[u]
+                hv, cv = _cell(net.arch.cell, gx, gh, h[v][:, None], c[v][:, None], g)
+                new_h[v] = hv[:, 0]
+                new_c[v] = cv[:, 0] if cv is not None else c[v]
+        h, c = new_h, new_c
+    state = torch.stack([h[v] for v in net.order.tolist()], 1)
+    return torch.nn.functional.linear(state, net.readout * net.out_mask, net.readout_bias)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("recurrence", ["dense", "none"])
+def test_layered_matches_a_per_neuron_reference(cell, recurrence):
+    net = compile(er_graph(14, 0.25, seed=2), Arch("layered", cell=cell, recurrence=recurrence, d_in=3, d_out=2), seed=1)
+    x = torch.randn(3, 4, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(net(x), _reference(net, x), rtol=1e-5, atol=1e-5)
+
+
+def test_skip_edges_reach_later_layers_within_one_step():
+    # 0 -> 1 -> 2 and the skip edge 0 -> 2: layer 2 reads layer 0's current state
+    t = Topology(3, [[0, 1], [1, 2], [0, 2]], directed=True)
+    net = compile(t, Arch("layered", cell="rnn-tanh", recurrence="none", orientation="as-is", d_in=1, d_out=1))
+    assert net.sizes == [1, 1, 1]
+    assert net.cells[2].mask_ih.tolist() == [[1.0, 1.0]]
+    with torch.no_grad():
+        net.cells[1].w_ih.zero_()          # cut the path through neuron 1
+    x = torch.randn(2, 1, 1)
+    assert torch.autograd.functional.jacobian(lambda z: net(z), x).abs().sum() > 0  # via the skip edge
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_layered_invariants(cell):
+    net = compile(ws_graph(24, 4, 0.5, seed=3), Arch("layered", cell=cell, d_in=4, d_out=2), seed=0)
+    zero = [(c.w_ih.detach() == 0) & (c.mask_ih.repeat(GATES[cell], 1) == 0) for c in net.cells]
+    assert any(z.any() for z in zero)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for step in range(20):
+        opt.zero_grad()
+        net(torch.randn(5, 6, 4, generator=torch.Generator().manual_seed(step))).pow(2).mean().backward()
+        if step == 0:
+            for c, z in zip(net.cells, zero):
+                assert torch.all(c.w_ih.grad[z] == 0)
+        opt.step()
+    for c, z in zip(net.cells, zero):
+        assert torch.all(c.w_ih.detach()[z] == 0)
+    assert "layers=" in repr(net) and "n_edges=" in repr(net)
+
+
+def test_no_path_neurons_get_zero_gradient():
+    full = wire(er_graph(20, 0.15, seed=7), "dag")
+    w = Wiring(20, full.edges, full.inputs, full.outputs[-1:], orientation="dag", layer=full.layer)
+    net = compile(w, Arch("layered", cell="gru", recurrence="none", d_in=3, d_out=2))
+    out = net(torch.randn(3, 5, 3)).sum()
+    out.backward()
+    import networkx as nx
+
+    g = nx.DiGraph(w.edges.tolist())
+    g.add_nodes_from(range(20))
+    ok = set(nx.ancestors(g, int(w.outputs[0]))) | {int(w.outputs[0])}
+    rank = {int(v): i for i, v in enumerate(net.order.tolist())}
+    for v in range(20):
+        li = int(w.layer[v])
+        r = rank[v] - net.offsets[li]
+        width = net.sizes[li]
+        grad = net.cells[li].b_ih.grad.view(3, width)[:, r]
+        assert (grad.abs().sum() == 0) == (v not in ok), v
+
+
+def test_thesis_input_width_is_the_number_of_sources():
+    t = ba_graph(30, 2, seed=0)                     # under u<v a BA graph has one or two sources
+    thesis = compile(t, Arch.thesis("gru", d_in=7))
+    fixed = compile(t, Arch("layered", cell="gru", d_in=7))
+    k = thesis.n_sources
+    assert k < 7 and thesis.cells[0].w_ih.shape == (3 * k, k)
+    x = torch.randn(4, 5, 7)
+    x2 = x.clone()
+    x2[..., k:] = torch.randn(4, 5, 7 - k)
+    torch.testing.assert_close(thesis(x), thesis(x2))    # symbols past the k-th are invisible
+    assert not torch.allclose(fixed(x), fixed(x2))        # the corrected model sees them
+    assert thesis.parameter_counts()["interface"] == 3 * k * k + len(thesis.wiring.outputs) * 2
+
+
+def test_layered_save_load_and_errors(tmp_path):
+    net = compile(mlp_graph([3, 4, 2]), Arch.thesis("lstm", orientation="as-is", d_in=3))
+    save(net, tmp_path / "m.safetensors")
+    x = torch.randn(2, 4, 3)
+    assert torch.equal(load(tmp_path / "m.safetensors")(x), net(x))
+    cyclic = Topology(3, [[0, 1], [1, 2], [2, 0]], directed=True)
+    with pytest.raises(NotADAGError, match="cycle"):
+        compile(cyclic, Arch("layered", orientation="as-is", inputs="all", outputs="all"))
+    with pytest.raises(ParameterError, match="unknown cell"):
+        Arch("layered", cell="transformer")
+    with pytest.raises(ParameterError, match="not packed"):
+        from topowire.compiler.pack import pack
+
+        pack([mlp_graph([2, 2])], Arch("layered", orientation="as-is"))
