@@ -349,6 +349,26 @@ def family_parameters(family: str) -> tuple[list[str], list[str]]:
     return required, optional
 
 
+def check_parameter_names(family: str, names, *, prefix: str = "", noun: str = "parameter(s)",
+                          also: tuple[str, ...] = ()) -> None:
+    """Raise ParameterError on names a family does not take, or required ones missing.
+
+    ``prefix`` starts the message (a recipe names its family entry); ``also`` lists keys
+    accepted besides the parameters (a recipe's ``kind`` and ``count``).
+    """
+    required, optional = family_parameters(family)
+    unknown = sorted(set(names) - set(required) - set(optional))
+    if unknown:
+        raise ParameterError(
+            f"{prefix}unknown {noun} {', '.join(unknown)}" + ("" if prefix else f" for family {family!r}")
+            + f": expected {', '.join([*also, *required, *optional])}"
+        )
+    missing = [r for r in required if r not in names]
+    if missing:
+        need = "missing parameter(s)" if prefix else f"family {family!r} needs parameter(s)"
+        raise ParameterError(f"{prefix}{need} {', '.join(missing)}")
+
+
 def _family(family: str) -> Callable[..., Topology]:
     try:
         return FAMILIES[family]
@@ -371,14 +391,5 @@ def generate(family: str, *, seed: SeedLike = None, **params: Any) -> Topology:
         The family's parameters; unknown or missing names are errors.
     """
     fn = _family(family)
-    required, optional = family_parameters(family)
-    unknown = sorted(set(params) - set(required) - set(optional))
-    if unknown:
-        raise ParameterError(
-            f"unknown parameter(s) {', '.join(unknown)} for family {family!r}: "
-            f"expected {', '.join(required + optional)}"
-        )
-    missing = [r for r in required if r not in params]
-    if missing:
-        raise ParameterError(f"family {family!r} needs parameter(s) {', '.join(missing)}")
+    check_parameter_names(family, params)
     return fn(**params, seed=seed)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from topowire.errors import FileFormatError, ParameterError
-from topowire.topology.generators import FAMILIES, family_parameters, generate
+from topowire.topology.generators import FAMILIES, check_parameter_names, generate
 
 __all__ = ["ParamSpec", "FamilySpec", "Recipe", "load_recipe", "parse_recipe", "evaluate_expression"]
 
@@ -286,18 +286,8 @@ def _parse_family(i: int, fam: Mapping[str, Any]) -> FamilySpec:
     count = fam.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ParameterError(f"family {i} ({kind}): count must be an integer >= 1, got {count!r}")
-    required, optional = family_parameters(kind)
-    allowed = set(required) | set(optional)
     params = {k: v for k, v in fam.items() if k not in ("kind", "count")}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ParameterError(
-            f"family {i} ({kind}): unknown key(s) {', '.join(unknown)}: "
-            f"expected kind, count, {', '.join(required + optional)}"
-        )
-    missing = [r for r in required if r not in params]
-    if missing:
-        raise ParameterError(f"family {i} ({kind}): missing parameter(s) {', '.join(missing)}")
+    check_parameter_names(kind, params, prefix=f"family {i} ({kind}): ", noun="key(s)", also=("kind", "count"))
     specs = []
     for k, v in params.items():
         try:
