@@ -66,6 +66,42 @@ def edge_structure(edges: np.ndarray, n: int, gates: int) -> tuple[Tensor, Tenso
     return torch.from_numpy(crow), torch.from_numpy(cols.astype(np.int64)), torch.from_numpy(rows.astype(np.int64))
 
 
+def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
+        return torch.sparse_csr_tensor(crow, col, values, shape)
+
+
+class _CsrMatmul(torch.autograd.Function):
+    """``h @ W.T`` for a CSR ``W`` given by its values, with a sparse backward.
+
+    torch.sparse's own backward forms a dense ``[rows, cols]`` gradient for the values;
+    here the value gradient is a gather, ``sum_b grad[b, row_e] * h[b, col_e]`` (O(E * B)),
+    and the input gradient multiplies by the transposed CSR built once beforehand.
+    """
+
+    @staticmethod
+    def forward(ctx, values, h, crow, col, row, t_crow, t_col, t_order, rows, cols):
+        ctx.save_for_backward(values, h, row, col, t_crow, t_col, t_order)
+        ctx.shape = (rows, cols)
+        return (_csr(crow, col, values, (rows, cols)) @ h.T).T
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, h, row, col, t_crow, t_col, t_order = ctx.saved_tensors
+        rows, cols = ctx.shape
+        g_values = g_h = None
+        if ctx.needs_input_grad[0]:
+            g_values = torch.empty_like(values)
+            step = max(1, 2**24 // max(1, h.shape[0]))  # bound the [B, chunk] temporaries
+            for s in range(0, values.numel(), step):
+                r, c = row[s:s + step], col[s:s + step]
+                g_values[s:s + step] = (grad[:, r] * h[:, c]).sum(0)
+        if ctx.needs_input_grad[1]:
+            g_h = (_csr(t_crow, t_col, values[t_order], (cols, rows)) @ grad.T).T
+        return g_values, g_h, None, None, None, None, None, None, None, None
+
+
 class EdgeWeights(nn.Module):
     """Graph weights stored as one value per (gate, edge): ``values [G*E]`` in CSR order.
 
@@ -92,6 +128,13 @@ class EdgeWeights(nn.Module):
         self.register_buffer("crow", crow)
         self.register_buffer("col", col)
         self.register_buffer("row", row)
+        # the transposed structure, for the input gradient of the CSR backend
+        t_order = torch.from_numpy(np.lexsort((row.numpy(), col.numpy())))
+        t_crow = torch.zeros(n + 1, dtype=torch.int64)
+        t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=n), 0)
+        self.register_buffer("t_order", t_order, persistent=False)
+        self.register_buffer("t_crow", t_crow, persistent=False)
+        self.register_buffer("t_col", row[t_order], persistent=False)
         self.values = nn.Parameter(torch.zeros(col.numel()))
 
     def forward(self, h: Tensor) -> Tensor:
@@ -101,10 +144,8 @@ class EdgeWeights(nn.Module):
 
             index = torch.stack([self.row, self.col])
             return torch_sparse.spmm(index, self.values, shape[0], shape[1], h.T).T
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
-            w = torch.sparse_csr_tensor(self.crow, self.col, self.values, shape)
-            return (w @ h.T).T
+        return _CsrMatmul.apply(self.values, h, self.crow, self.col, self.row, self.t_crow, self.t_col,
+                                self.t_order, shape[0], shape[1])
 
     def to_dense(self) -> Tensor:
         """The ``[G*N, N]`` dense equivalent."""
