@@ -239,6 +239,96 @@ def export_(model, fmt, output, seq_len, batch):
     console.print(f"exported {model} to {output} ({fmt})")
 
 
+# -- train / results ----------------------------------------------------------------------------
+@app.command()
+@click.argument("population", type=_path)
+@click.option("--arch", "kind", default="gru", show_default=True, help="iterative, rnn-tanh, rnn-relu, lstm or gru.")
+@click.option("--task", default="reber", show_default=True, help="reber, reber-next, embedded-reber, adding, mnist, ...")
+@click.option("--db", type=_path, required=True, help="SQLite results database (created or resumed).")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--optimizer", default="adam", show_default=True, help="adam or sgd.")
+@click.option("--clip", type=float, default=5.0, show_default=True, help="Per-model gradient-norm clip (0: off).")
+@click.option("--replicates", type=int, default=1, show_default=True, help="Initialisation seeds per topology.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--orientation", default="dag", show_default=True)
+@click.option("--inputs", default="sources", show_default=True)
+@click.option("--outputs", default="sinks", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA).")
+@click.option("--memory-mb", type=int, default=2048, show_default=True, help="Memory budget of one pack.")
+@click.option("--chunk-size", type=int, help="Models per pack (overrides --memory-mb).")
+@click.option("--n-train", type=int, help="Training examples (task default if omitted).")
+@click.option("--n-test", type=int, help="Test examples.")
+@click.option("--data-dir", type=_path, help="MNIST folder with the IDX files.")
+@click.option("--thesis-csv", type=_path, help="Reber data in the thesis's string,label CSV.")
+def train(population, kind, task, db, epochs, batch_size, lr, optimizer, clip, replicates, seed, orientation,
+          inputs, outputs, device, bf16, memory_mb, chunk_size, n_train, n_test, data_dir, thesis_csv) -> None:
+    """Train every topology of a population (packed), storing results in a resumable database."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from topowire.compiler import Arch
+    from topowire.data import make_task
+    from topowire.store import Store
+    from topowire.topology import read_population
+    from topowire.train import TrainConfig, train_population
+
+    roles = int(inputs) if inputs.lstrip("-").isdigit() else inputs
+    arch = Arch(kind, orientation=orientation, inputs=roles, outputs=outputs)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                         clip=clip if clip > 0 else None, replicates=replicates, seed=seed, device=device,
+                         bf16=bf16, memory_mb=memory_mb, chunk_size=chunk_size)
+    pop = read_population(population)
+    options = {k: v for k, v in (("n_train", n_train), ("n_test", n_test),
+                                 ("data_dir", str(data_dir) if data_dir else None),
+                                 ("thesis_csv", str(thesis_csv) if thesis_csv else None)) if v is not None}
+    task_data = make_task(task, seed=seed, **options)
+    start = time.perf_counter()
+    with Store(db) as store, Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                      console=console, disable=not sys.stdout.isatty()) as bar:
+        job = bar.add_task("train", total=len(pop) * replicates, rate="")
+        first: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            first.append(done) if not first else None
+            rate = (done - first[0]) / max(1e-9, time.perf_counter() - start)
+            bar.update(job, completed=done, total=total, rate=f"{rate:.2f} models/s")
+            if not sys.stdout.isatty():
+                print(f"trained {done}/{total} models", flush=True)
+
+        frame = train_population(list(pop), arch, task_data, config, store=store, progress=progress)
+    ok = frame[frame["status"] == "ok"]
+    console.print(f"{len(frame)} models in run {frame['run_id'].iloc[0] if len(frame) else '-'}: "
+                  f"{len(ok)} ok, {len(frame) - len(ok)} diverged; mean test accuracy "
+                  f"{ok['test_acc'].mean():.3f}; results in {db}")
+
+
+@app.command()
+@click.option("--db", type=_path, required=True, help="Results database.")
+@click.option("-o", "--output", type=_path, required=True, help="CSV to write.")
+@click.option("--run", "run_id", help="Only this run id.")
+def results(db, output, run_id) -> None:
+    """Export trained models' results as a flat CSV (one row per model)."""
+    import json
+
+    from topowire._io import atomic_path
+    from topowire.store import open_existing
+
+    with open_existing(db) as store:
+        frame = store.results(run_id)
+    if frame.empty:
+        raise ParameterError(f"no results in {db}" + (f" for run {run_id!r}" if run_id else ""))
+    frame = frame.copy()
+    frame["curves"] = frame["curves"].map(json.dumps)
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
+    console.print(f"wrote {len(frame)} results to {output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning input errors into one line and exit 2."""
     try:

@@ -17,7 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["ACTIVATIONS", "GATES", "iterative_forward", "recurrent_forward", "masked_recurrent_weights"]
+__all__ = ["ACTIVATIONS", "GATES", "iterative_forward", "recurrent_forward", "masked_recurrent_weights",
+           "readout_all_steps"]
 
 ACTIVATIONS = {
     "tanh": torch.tanh,
@@ -40,6 +41,12 @@ def masked_recurrent_weights(w: Tensor, mask: Tensor) -> Tensor:
 def _readout(h: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
     # h [P, B, N], r [P, O, N], r_mask [P, N] -> [P, B, O]
     return torch.baddbmm(b_out[:, None, :], h, (r * r_mask[:, None, :]).transpose(1, 2))
+
+
+def readout_all_steps(states: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
+    """The readout at every step: states ``[P, B, T, N]`` -> ``[P, B, T, O]``."""
+    p, b, t, n = states.shape
+    return _readout(states.reshape(p, b * t, n), r, r_mask, b_out).view(p, b, t, -1)
 
 
 def iterative_forward(

@@ -7,7 +7,12 @@ from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
 from topowire.compiler.backends import EdgeWeights, resolve_backend
-from topowire.compiler.functional import iterative_forward, masked_recurrent_weights, recurrent_forward
+from topowire.compiler.functional import (
+    iterative_forward,
+    masked_recurrent_weights,
+    readout_all_steps,
+    recurrent_forward,
+)
 from topowire.compiler.init import default_iterations, initial_tensors, masks, parameter_counts
 from topowire.compiler.wiring import Wiring
 
@@ -117,7 +122,11 @@ class MaskedRecurrentNet(CompiledNet):
             self.readout_bias[None], lengths=lengths, return_states=states, graph_op=g["graph_op"],
         )
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
+        """``[B, d_out]`` at the last real step, or ``[B, T, d_out]`` at every step."""
+        if all_steps:
+            states = self._run(x, lengths, True)[1]
+            return readout_all_steps(states, self.readout[None], self.out_mask[None], self.readout_bias[None])[0]
         return self._run(x, lengths, False)[0]
 
     def hidden_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:

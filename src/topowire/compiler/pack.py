@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
 from topowire.compiler.compile import as_wiring
-from topowire.compiler.functional import iterative_forward, recurrent_forward
+from topowire.compiler.functional import iterative_forward, readout_all_steps, recurrent_forward
 from topowire.compiler.init import default_iterations, initial_tensors, parameter_counts
 from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
 from topowire.compiler.wiring import Wiring
@@ -118,11 +118,15 @@ class PackedPopulation(nn.Module):
     def __len__(self) -> int:
         return len(self.wirings)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
+        """``[P, B, d_out]``, or ``[P, B, T, d_out]`` with ``all_steps`` (recurrent targets)."""
         if self.arch.recurrent:
-            return recurrent_forward(self.arch.kind, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-                                     self.mask, self.in_mask, self.readout, self.out_mask,
-                                     self.readout_bias, lengths=lengths)
+            out = recurrent_forward(self.arch.kind, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
+                                    self.mask, self.in_mask, self.readout, self.out_mask,
+                                    self.readout_bias, lengths=lengths, return_states=all_steps)
+            return readout_all_steps(out[1], self.readout, self.out_mask, self.readout_bias) if all_steps else out
+        if all_steps:
+            raise ParameterError("the iterative map has no steps to read out")
         if lengths is not None:
             raise ParameterError("the iterative map takes static inputs [B, d_in], not sequences")
         return iterative_forward(x, self.weight, self.mask, self.w_in, self.in_mask, self.bias,

@@ -1,0 +1,182 @@
+"""The results store: SQLite in WAL mode with a versioned schema (DESIGN §9).
+
+Tables: ``meta`` (schema version), ``topologies`` (one row per graph), ``runs`` (one row
+per run id: arch, task, training config), ``results`` (one row per (run, topology,
+replicate): status, metrics, curves, parameters, seconds). The results of a pack are
+written in one transaction, so a run killed at any moment leaves whole packs; started
+again, it skips what is done.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from topowire.errors import FileFormatError, TopowireError
+
+__all__ = ["Store", "SCHEMA_VERSION", "StoreError"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS topologies (
+    id TEXT PRIMARY KEY, family TEXT NOT NULL, params TEXT NOT NULL, seed INTEGER,
+    n INTEGER NOT NULL, n_edges INTEGER NOT NULL, directed INTEGER NOT NULL, edges TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, arch TEXT NOT NULL, task TEXT NOT NULL, config TEXT NOT NULL,
+    created TEXT NOT NULL DEFAULT (datetime('now')));
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), topology_id TEXT NOT NULL REFERENCES topologies(id),
+    replicate INTEGER NOT NULL, init_seed INTEGER NOT NULL, status TEXT NOT NULL,
+    train_loss REAL, test_loss REAL, test_acc REAL, diverged_epoch INTEGER,
+    params INTEGER NOT NULL, params_graph INTEGER NOT NULL, seconds REAL NOT NULL, curves TEXT NOT NULL,
+    UNIQUE (run_id, topology_id, replicate));
+"""
+
+
+class StoreError(TopowireError):
+    """The database cannot be opened, written, or is of another schema."""
+
+
+class Store:
+    """A results database.
+
+    Parameters
+    ----------
+    path : path-like
+        SQLite file; created if missing.
+
+    Raises
+    ------
+    StoreError
+        Not a SQLite database, a newer schema, or a path that cannot be written.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"database path {str(self.path)!r} is a directory")
+        existed = self.path.exists()
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            version = self._version() if existed else None
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(f"database {str(self.path)!r} has schema version {version}, newer than this "
+                                 f"topowire's {SCHEMA_VERSION}; upgrade topowire to read it")
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            with self._tx():
+                for stmt in _SCHEMA.strip().split(";"):
+                    if stmt.strip():
+                        self.conn.execute(stmt)
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot use database {str(self.path)!r}: {exc}") from None
+
+    def _version(self) -> int | None:
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                tables = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise StoreError(f"{str(self.path)!r} is a SQLite database but not a topowire store") from None
+                return None
+            raise
+        return int(row[0]) if row else None
+
+    def _tx(self):
+        conn = self.conn
+
+        class _Tx:
+            def __enter__(self):
+                conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, kind, exc, tb):
+                conn.execute("COMMIT" if kind is None else "ROLLBACK")
+                return False
+
+        return _Tx()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------
+    def ensure_run(self, run_id: str, arch, task: str, config, topologies: Iterable) -> None:
+        """Record a run and its topologies (idempotent)."""
+        try:
+            with self._tx():
+                self.conn.execute("INSERT OR IGNORE INTO runs (run_id, arch, task, config) VALUES (?, ?, ?, ?)",
+                                  (run_id, json.dumps(arch.to_dict()), task, json.dumps(config.to_dict())))
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO topologies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(t.id, t.family, json.dumps(dict(t.params)), t.seed, t.n, t.n_edges, int(t.directed),
+                      json.dumps(t.edges.tolist())) for t in topologies])
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
+
+    def write_results(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Insert one pack's results in one transaction."""
+        try:
+            with self._tx():
+                self.conn.executemany(
+                    "INSERT INTO results (run_id, topology_id, replicate, init_seed, status, train_loss, test_loss,"
+                    " test_acc, diverged_epoch, params, params_graph, seconds, curves)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, r["topology_id"], r["replicate"], r["init_seed"], r["status"], _real(r["train_loss"]),
+                      _real(r["test_loss"]), _real(r["test_acc"]), r["diverged_epoch"], r["params"],
+                      r["params_graph"], r["seconds"], json.dumps(r["curves"])) for r in rows])
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
+
+    # -- reading ------------------------------------------------------------------------
+    def done(self, run_id: str) -> set[tuple[str, int]]:
+        """(topology id, replicate) pairs with a result in this run."""
+        return set(self.conn.execute("SELECT topology_id, replicate FROM results WHERE run_id = ?", (run_id,)))
+
+    def runs(self):
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT run_id, task, arch, config, created FROM runs ORDER BY created", self.conn)
+
+    def results(self, run_id: str | None = None):
+        """One row per trained model, joined with its topology's family, parameters and size."""
+        import pandas as pd
+
+        query = ("SELECT r.run_id, r.topology_id, t.family, t.params AS topology_params, t.n, t.n_edges, "
+                 "r.replicate, r.init_seed, r.status, r.train_loss, r.test_loss, r.test_acc, r.diverged_epoch, "
+                 "r.params, r.params_graph, r.seconds, r.curves, u.task, u.arch "
+                 "FROM results r JOIN topologies t ON t.id = r.topology_id JOIN runs u ON u.run_id = r.run_id")
+        args: tuple = ()
+        if run_id is not None:
+            query += " WHERE r.run_id = ?"
+            args = (run_id,)
+        frame = pd.read_sql_query(query + " ORDER BY r.rowid", self.conn, params=args)
+        frame["curves"] = frame["curves"].map(json.loads)
+        return frame
+
+    def integrity(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _real(x: Any) -> float | None:
+    x = float(x)
+    return None if x != x else x
+
+
+def open_existing(path: str | Path) -> Store:
+    """A store that must already exist (for reading)."""
+    if not Path(path).is_file():
+        raise FileFormatError(f"database {str(path)!r} does not exist")
+    return Store(path)

@@ -1,0 +1,6 @@
+"""Training packed populations: configs, optimizers, losses, the trainer."""
+
+from topowire.train.config import TrainConfig
+from topowire.train.trainer import ModelSpec, model_specs, run_id, train_pack, train_population
+
+__all__ = ["TrainConfig", "ModelSpec", "model_specs", "run_id", "train_pack", "train_population"]

@@ -1,0 +1,103 @@
+"""Training configuration."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from topowire.errors import ParameterError
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a population is trained (frozen; round-trips through JSON).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+        Shared batch size (every model in a pack sees the same batches).
+    lr : float
+        Learning rate.
+    optimizer : {"adam", "sgd"}
+        Adam (betas 0.9, 0.999, eps 1e-8) or SGD with ``momentum``.
+    momentum : float
+        SGD momentum.
+    clip : float or None
+        Per-model gradient-norm clipping (as ``torch.nn.utils.clip_grad_norm_`` on each
+        model alone); None disables it.
+    replicates : int
+        Initialisation seeds per topology, trained in the same pack on the same data.
+    seed : int
+        Root seed: data order, data sampling and every model's initialisation.
+    device : str
+        ``cpu`` or ``cuda`` (``cuda:1``, ...).
+    bf16 : bool
+        bf16 autocast for the forward pass (CUDA only).
+    memory_mb : int
+        Budget for one pack's parameters, optimizer state and activations; the
+        population is cut into packs that fit.
+    chunk_size : int or None
+        Fixed models per pack (overrides ``memory_mb``).
+    diverge_loss : float
+        A model whose loss is not finite or exceeds this is frozen and flagged diverged.
+    """
+
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    clip: float | None = 5.0
+    replicates: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = False
+    memory_mb: int = 2048
+    chunk_size: int | None = None
+    diverge_loss: float = 1e6
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "replicates", "memory_mb"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ParameterError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ParameterError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ParameterError(f"lr must be a positive number, got {self.lr!r}")
+        if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
+            raise ParameterError(f"clip must be a positive number or None, got {self.clip!r}")
+        if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int)
+                                            or self.chunk_size < 1):
+            raise ParameterError(f"chunk_size must be an integer >= 1 or None, got {self.chunk_size!r}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ParameterError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ParameterError(f"unknown training option(s) {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def run_key(self) -> dict[str, Any]:
+        """The options that change results (not where or how much at once)."""
+        d = self.to_dict()
+        for k in ("device", "memory_mb", "chunk_size"):
+            d.pop(k)
+        return d
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.run_key(), sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,101 @@
+"""Optimizers for stacked parameters: one independent optimizer per model, per-model lr.
+
+Adam and SGD act elementwise, so on ``[P, ...]`` tensors they are P independent
+optimizers; these versions also take a learning rate per model (``lr [P]``) and freeze
+models by index. With a scalar lr they match ``torch.optim.Adam`` / ``SGD`` exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["StackedAdam", "StackedSGD", "clip_per_model"]
+
+
+def _per_model(lr: float | Tensor, p: Tensor) -> Tensor | float:
+    if isinstance(lr, Tensor):
+        return lr.to(p.device, p.dtype).view(-1, *([1] * (p.dim() - 1)))
+    return lr
+
+
+class StackedAdam:
+    """Adam over parameters whose first axis is the model.
+
+    Parameters
+    ----------
+    params : sequence of Tensor
+        Stacked parameters ``[P, ...]``.
+    lr : float or Tensor [P]
+        Learning rate(s).
+    betas, eps
+        As ``torch.optim.Adam``.
+    """
+
+    def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v / c2).sqrt_().add_(self.eps)
+            p.sub_(_per_model(self.lr, p) * (m / c1) / denom)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+class StackedSGD:
+    """SGD with momentum (``torch.optim.SGD`` semantics, dampening 0) and per-model lr."""
+
+    def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-2, momentum: float = 0.9) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.momentum = lr, momentum
+        self.buf: list[Tensor | None] = [None] * len(self.params)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            d = p.grad
+            if self.momentum:
+                self.buf[i] = d.clone() if self.buf[i] is None else self.buf[i].mul_(self.momentum).add_(d)
+                d = self.buf[i]
+            p.sub_(_per_model(self.lr, p) * d)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+@torch.no_grad()
+def clip_per_model(params: Sequence[Tensor], max_norm: float) -> Tensor:
+    """Scale each model's gradients so its total norm is at most ``max_norm``.
+
+    Same coefficient as ``torch.nn.utils.clip_grad_norm_`` applied to each model alone:
+    ``min(1, max_norm / (norm + 1e-6))``. Returns the per-model norms before clipping.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    sq = sum(g.pow(2).flatten(1).sum(1) for g in grads)
+    norms = sq.sqrt()
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+    return norms

@@ -1,0 +1,179 @@
+"""The results store, resuming, and `topowire train` / `topowire results`."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from topowire.cli import main
+from topowire.compiler import Arch
+from topowire.data import make_task
+from topowire.store import SCHEMA_VERSION, Store, StoreError
+from topowire.topology import Population, ba_graph, write_population, ws_graph
+from topowire.train import TrainConfig, train_population
+
+GRAPHS = [ws_graph(10 + i, 2, 0.3, seed=i) for i in range(4)] + [ba_graph(10 + i, 2, seed=i) for i in range(4)]
+ARCH = Arch("gru", orientation="both", inputs="all", outputs="all")
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("reber", n_train=64, n_test=32, seed=0)
+
+
+def test_schema_wal_and_integrity(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.integrity() == "ok"
+        assert store.conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_resume_trains_only_what_is_missing(tmp_path, task):
+    config = TrainConfig(epochs=1, batch_size=32, chunk_size=3)
+    with Store(tmp_path / "r.db") as store:
+        first = train_population(GRAPHS[:5], ARCH, task, config, store=store)
+        calls = []
+        again = train_population(GRAPHS, ARCH, task, config, store=store, progress=lambda d, t: calls.append((d, t)))
+    assert len(first) == 5 and len(again) == 8
+    assert calls[0] == (5 + 3, 8) and calls[-1] == (8, 8)  # the 5 done models were skipped
+    pd.testing.assert_frame_equal(again.iloc[:5].reset_index(drop=True), first.reset_index(drop=True))
+    assert again.groupby(["topology_id", "replicate"]).size().max() == 1
+    assert set(again["family"]) == {"ws", "ba"}
+
+
+def test_unique_rows(tmp_path, task):
+    with Store(tmp_path / "r.db") as store:
+        frame = train_population(GRAPHS[:1], ARCH, task, TrainConfig(epochs=1), store=store)
+        row = frame.iloc[0].to_dict()
+        row["curves"] = json.loads(json.dumps(row["curves"]))
+        with pytest.raises(sqlite3.IntegrityError):
+            store.write_results(row["run_id"], [row])
+
+
+def test_bad_databases(tmp_path):
+    newer = tmp_path / "newer.db"
+    with Store(newer) as store:
+        store.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    before = newer.read_bytes()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+        Store(newer)
+    assert newer.read_bytes() == before
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot use database"):
+        Store(tmp_path / "junk.db")
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE t (x)")
+    other.commit()
+    other.close()
+    with pytest.raises(StoreError, match="not a topowire store"):
+        Store(tmp_path / "other.db")
+    with pytest.raises(StoreError, match="is a directory"):
+        Store(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write read-only files")
+def test_read_only_database(tmp_path):
+    path = tmp_path / "ro.db"
+    Store(path).close()
+    path.chmod(0o444)
+    with pytest.raises(StoreError):
+        Store(path)
+
+
+def test_read_only_directory_is_refused_cleanly(tmp_path, capsys):
+    pop = tmp_path / "p.jsonl"
+    write_population(Population(tuple(GRAPHS[:1])), pop)
+    code = main(["train", str(pop), "--db", "/proc/topowire.db", "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
+
+
+def _train_cmd(pop, db):
+    return [sys.executable, "-m", "topowire.cli", "train", str(pop), "--db", str(db), "--epochs", "3",
+            "--n-train", "96", "--n-test", "32", "--orientation", "both", "--inputs", "all", "--outputs", "all",
+            "--chunk-size", "1", "--batch-size", "32"]
+
+
+def _rows(db):
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=30)
+        n = con.execute("SELECT count(*) FROM results").fetchone()[0]
+        con.close()
+        return n
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_sigkill_at_several_points_then_resume(tmp_path):
+    pop = tmp_path / "p.jsonl"
+    write_population(Population(tuple(GRAPHS)), pop)
+    db = tmp_path / "runs.db"
+    snapshots = []
+    for kill_after in (1, 3, 6):  # results committed before each kill
+        proc = subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while _rows(db) < kill_after and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        con = sqlite3.connect(db)
+        snapshots.append(pd.read_sql_query("SELECT * FROM results ORDER BY topology_id, replicate", con))
+        con.close()
+        assert len(snapshots[-1]) >= kill_after
+    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    con = sqlite3.connect(db)
+    final = pd.read_sql_query("SELECT * FROM results ORDER BY topology_id, replicate", con)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    assert len(final) == len(GRAPHS)
+    assert final.groupby(["run_id", "topology_id", "replicate"]).size().max() == 1
+    for snap in snapshots:  # models finished before a kill keep exactly their results
+        merged = snap.merge(final, on=["run_id", "topology_id", "replicate"], suffixes=("", "_final"))
+        assert len(merged) == len(snap)
+        for col in ("test_acc", "test_loss", "train_loss", "curves", "init_seed"):
+            assert (merged[col] == merged[f"{col}_final"]).all(), col
+
+
+def test_cli_train_and_results(tmp_path, capsys):
+    pop = tmp_path / "p.jsonl"
+    write_population(Population(tuple(GRAPHS[:3])), pop)
+    db = tmp_path / "runs.db"
+    args = ["train", str(pop), "--db", str(db), "--epochs", "1", "--n-train", "64", "--n-test", "32",
+            "--orientation", "both", "--inputs", "all", "--outputs", "all", "--replicates", "2"]
+    assert main(args) == 0
+    assert "6 models in run" in capsys.readouterr().out
+    out = tmp_path / "results.csv"
+    assert main(["results", "--db", str(db), "-o", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert len(table) == 6 and {"family", "n", "n_edges", "test_acc", "replicate", "params"} <= set(table.columns)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{missing}", "--db", "{db}"], "does not exist"),
+    (["train", "{corrupt}", "--db", "{db}"], "not valid JSON"),
+    (["train", "{pop}", "--db", "{db}", "--task", "sudoku"], "unknown task 'sudoku'"),
+    (["train", "{pop}", "--db", "{newer}"], "newer than"),
+    (["results", "--db", "{missing}", "-o", "{out}"], "does not exist"),
+])
+def test_train_bad_input(argv, message, tmp_path, capsys):
+    files = {"missing": tmp_path / "missing.jsonl", "corrupt": tmp_path / "corrupt.jsonl", "pop": tmp_path / "p.jsonl",
+             "db": tmp_path / "runs.db", "newer": tmp_path / "newer.db", "out": tmp_path / "out.csv"}
+    files["corrupt"].write_text("{not json\n")
+    write_population(Population(tuple(GRAPHS[:1])), files["pop"])
+    with Store(files["newer"]) as store:
+        store.conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    newer_bytes = files["newer"].read_bytes()
+    code = main([a.format(**files) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not files["db"].exists() and not files["out"].exists()
+    assert files["newer"].read_bytes() == newer_bytes

@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+import torch
+
+from topowire.compiler import Arch, wire
+from topowire.compiler.pack import PackedPopulation
+from topowire.data import make_task
+from topowire.errors import ParameterError
+from topowire.topology import ba_graph, complete_graph, er_graph, ws_graph
+from topowire.train import TrainConfig, train_pack, train_population
+from topowire.train.trainer import init_seed
+
+GRAPHS = [ws_graph(12, 4, 0.3, seed=i) for i in range(3)] + [ba_graph(10 + i, 2, seed=i) for i in range(3)] + \
+    [er_graph(14, 0.3, seed=i) for i in range(2)]
+ARCH = Arch("gru", orientation="both", inputs="all", outputs="all")
+
+
+@pytest.fixture(scope="module")
+def reber_small():
+    return make_task("reber", n_train=128, n_test=64, seed=0)
+
+
+def _pack(graphs, seeds, arch=ARCH, task=None):
+    arch = arch.replace(d_in=task.d_in, d_out=task.d_out)
+    return PackedPopulation([wire(g, arch.orientation, arch.inputs, arch.outputs) for g in graphs], arch, seeds)
+
+
+def test_a_model_trained_in_a_pack_of_8_equals_it_trained_alone(reber_small):
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2)
+    seeds = list(range(100, 108))
+    packed = _pack(GRAPHS, seeds, task=reber_small)
+    train_pack(packed, reber_small, config)
+    for i in (0, 5):
+        alone = _pack([GRAPHS[i]], [seeds[i]], task=reber_small)
+        train_pack(alone, reber_small, config)
+        for name, t in alone.model_tensors(0).items():
+            torch.testing.assert_close(packed.model_tensors(i)[name], t, rtol=1e-4, atol=1e-4)
+
+
+def test_an_exploding_model_is_frozen_and_flagged_the_others_untouched(reber_small):
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2, clip=None)
+    arch = ARCH.replace(kind="rnn-relu")
+    seeds = list(range(8))
+    lr = torch.full((8,), 1e-2)
+    lr[3] = 1e4  # an exploding learning rate for model 3
+    packed = _pack(GRAPHS, seeds, arch, reber_small)
+    res = train_pack(packed, reber_small, config, lr=lr)
+    assert res[3]["status"] == "diverged" and [r["status"] for i, r in enumerate(res) if i != 3] == ["ok"] * 7
+    others = [i for i in range(8) if i != 3]
+    without = _pack([GRAPHS[i] for i in others], [seeds[i] for i in others], arch, reber_small)
+    train_pack(without, reber_small, config, lr=lr[others])
+    for j, i in enumerate(others):
+        for name, t in without.model_tensors(j).items():
+            torch.testing.assert_close(packed.model_tensors(i)[name], t, rtol=1e-5, atol=1e-6)
+
+
+def test_small_gru_population_learns_reber():
+    # negatives are single in-alphabet edits, so the automaton must really be tracked; a
+    # dense torch.nn.GRU(16) needs about 10 epochs of 1,000 strings for 90%
+    task = make_task("reber", n_train=4000, n_test=400, seed=0)
+    config = TrainConfig(epochs=6, batch_size=32, lr=1e-2)
+    graphs = [complete_graph(16), ws_graph(24, 10, 0.3, seed=0), ba_graph(24, 6, seed=0), er_graph(24, 0.5, seed=0)]
+    frame = train_population(graphs, ARCH, task, config)
+    assert (frame["status"] == "ok").all()
+    assert frame["test_acc"].mean() >= 0.95, frame["test_acc"].tolist()
+
+
+def test_replicates_seeds_and_rows(reber_small):
+    config = TrainConfig(epochs=1, batch_size=64, replicates=3, seed=5)
+    frame = train_population(GRAPHS[:2], ARCH, reber_small, config)
+    assert len(frame) == 6 and frame.groupby("topology_id").size().tolist() == [3, 3]
+    assert frame["init_seed"].nunique() == 6
+    assert frame["init_seed"].tolist()[0] == init_seed(5, frame["topology_id"][0], frame["replicate"][0])
+    assert {"test_acc", "test_loss", "train_loss", "params", "seconds", "curves"} <= set(frame.columns)
+    assert len(frame["curves"][0]["test_acc"]) == 1
+
+
+def test_chunking_by_memory_keeps_results(reber_small):
+    config = TrainConfig(epochs=1, batch_size=64, lr=1e-2)
+    one = train_population(GRAPHS, ARCH, reber_small, config)
+    many = train_population(GRAPHS, ARCH, reber_small, TrainConfig(epochs=1, batch_size=64, lr=1e-2, chunk_size=3))
+    one, many = one.set_index("topology_id"), many.set_index("topology_id")
+    np.testing.assert_allclose(many.loc[one.index, "test_loss"], one["test_loss"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("task_name, kind", [("reber-next", "gru"), ("adding", "lstm"), ("mnist", "iterative")])
+def test_other_tasks_train(task_name, kind):
+    task = make_task(task_name, n_train=64, n_test=32, seed=0)
+    arch = Arch(kind, orientation="both" if kind != "iterative" else "dag",
+                inputs="all", outputs="all" if kind != "iterative" else "sinks")
+    frame = train_population(GRAPHS[:2], arch, task, TrainConfig(epochs=1, batch_size=32))
+    assert ((frame["test_acc"] >= 0) & (frame["test_acc"] <= 1)).all()
+    assert np.isfinite(frame["test_loss"]).all()
+
+
+def test_bad_combinations(reber_small):
+    with pytest.raises(ParameterError, match="needs a sequence task"):
+        train_population(GRAPHS[:1], ARCH, make_task("mnist", n_train=8, n_test=8), TrainConfig(epochs=1))
+    with pytest.raises(ParameterError, match="needs a static task"):
+        train_population(GRAPHS[:1], Arch("iterative"), reber_small, TrainConfig(epochs=1))
+    with pytest.raises(ParameterError, match="epochs must be an integer >= 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ParameterError, match="optimizer must be"):
+        TrainConfig(optimizer="lbfgs")
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+def test_cuda_forward_backward_equals_cpu(reber_small):
+    packed = _pack(GRAPHS, list(range(8)), task=reber_small)
+    x, lengths = reber_small.x_train[:32], reber_small.len_train[:32]
+    out_cpu = packed(x, lengths)
+    out_cpu.sum().backward()
+    grads_cpu = {n: p.grad.clone() for n, p in packed.named_parameters()}
+    packed.zero_grad()
+    gpu = packed.to("cuda")
+    out_gpu = gpu(x.cuda(), lengths.cuda())
+    out_gpu.sum().backward()
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-4, atol=1e-4)
+    for n, p in gpu.named_parameters():
+        torch.testing.assert_close(p.grad.cpu(), grads_cpu[n], rtol=1e-4, atol=1e-4)
+
+
+@cuda
+def test_bf16_autocast_trains_to_the_same_accuracy():
+    task = make_task("reber", n_train=1000, n_test=200, seed=0)
+    graphs = [ws_graph(16, 4, 0.3, seed=i) for i in range(4)]
+    base = TrainConfig(epochs=4, batch_size=32, lr=1e-2, device="cuda")
+    fp32 = train_population(graphs, ARCH, task, base)["test_acc"].mean()
+    bf16 = train_population(graphs, ARCH, task, TrainConfig(**{**base.to_dict(), "bf16": True}))["test_acc"].mean()
+    assert abs(fp32 - bf16) <= 0.01
