@@ -22,9 +22,11 @@ __all__ = ["BACKENDS", "EdgeWeights", "resolve_backend", "torch_sparse_available
 
 BACKENDS = ("dense", "sparse", "torch_sparse", "auto")
 
-# Measured crossover (bench/bench_backends.py, 2-core x86 CPU, GRU step forward+backward):
-# a sparse backend wins only on large graphs that are very sparse.
-AUTO_MIN_NEURONS = 4096
+# Measured crossover (bench/bench_backends.py, BENCHMARKS.md; 2-core x86 CPU, one GRU training
+# step): a sparse backend is fastest at density <= 1% from n = 1,024 on (at n = 256 all
+# backends are within 2 ms), and torch.sparse CSR is then the fastest sparse backend in all
+# but one measured cell; dense wins at 10% and above at every size that fits.
+AUTO_MIN_NEURONS = 1024
 AUTO_MAX_DENSITY = 0.01
 
 
@@ -46,7 +48,7 @@ def resolve_backend(backend: str, n_neurons: int, n_edges: int) -> str:
         return backend
     density = n_edges / max(1, n_neurons * n_neurons)
     if n_neurons >= AUTO_MIN_NEURONS and density <= AUTO_MAX_DENSITY:
-        return "torch_sparse" if torch_sparse_available() else "sparse"
+        return "sparse"
     return "dense"
 
 

@@ -130,19 +130,23 @@ def recurrent_forward(
     gates = gn // n
     b, t_steps, _ = x.shape
     w_ih_eff = masked_recurrent_weights(w_ih, in_mask[:, :, None].expand(p, n, d_in))
-    # input projection for every step and model in one matmul: [P, T, B, G*N]
-    gx = (x.reshape(b * t_steps, d_in) @ w_ih_eff.reshape(p * gn, d_in).T)
-    gx = gx.view(b, t_steps, p, gn).permute(2, 1, 0, 3) + b_ih[:, None, None, :]
+    # The input projection is made step by step, straight in the [P, B, G*N] layout: a
+    # precomputed [P, T, B, G*N] tensor would cost a full-size zero-filled gradient per
+    # step in the backward pass (select's backward), O(T^2) memory traffic.
+    w_ih_t = w_ih_eff.transpose(1, 2)  # [P, d_in, G*N]
+    bias_ih = b_ih[:, None, :]
     step = _graph_step(w_hh, mask, graph_op, gates)  # masked, transposed weights hoisted
     bias_hh = b_hh[:, None, :]
     h = x.new_zeros(p, b, n)
     c = x.new_zeros(p, b, n) if kind == "lstm" else None
-    alive = None
     states = []
+    # before the shortest sequence ends every state updates: no masking needed
+    first_mask = int(lengths.min()) if lengths is not None else t_steps
     for t in range(t_steps):
+        gx = torch.baddbmm(bias_ih, x[:, t].expand(p, b, d_in), w_ih_t)  # [P, B, G*N], no transpose
         gh = step(bias_hh, h)
-        h_new, c_new = _cell(kind, gx[:, t], gh, h, c, gates)
-        if lengths is not None:
+        h_new, c_new = _cell(kind, gx, gh, h, c, gates)
+        if t >= first_mask:
             alive = (t < lengths).view(1, b, 1)
             h_new = torch.where(alive, h_new, h)
             if c is not None:

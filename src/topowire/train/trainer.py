@@ -43,6 +43,10 @@ class ModelSpec:
     init_seed: int
 
 
+#: A pack's widest model is at most this many times its narrowest (see ``_chunks``).
+MAX_PADDING = 1.2
+
+
 def init_seed(root: int, topology_id: str, replicate: int) -> int:
     """The initialisation seed of (topology, replicate) under a root seed -- independent of
     the model's position in the population or its pack."""
@@ -210,14 +214,17 @@ def _check(arch: Arch, task: Task) -> Arch:
 
 def _chunks(specs: list[ModelSpec], wirings, arch: Arch, config: TrainConfig, steps: int) -> list[list[ModelSpec]]:
     """Cut width-sorted models into packs: ``chunk_size`` each, or as many as fit the memory
-    budget (the last model added is the widest, so it sets the pack's padded width)."""
+    budget (the last model added is the widest, so it sets the pack's padded width) while
+    the widest stays within ``MAX_PADDING`` times the narrowest (padding is wasted work)."""
     if config.chunk_size is not None:
         return [specs[i:i + config.chunk_size] for i in range(0, len(specs), config.chunk_size)]
     budget = config.memory_mb * 2**20
     chunks: list[list[ModelSpec]] = []
     for s in specs:
         per = estimate_model_bytes(wirings[s.topology.id].n_neurons, arch, config.batch_size, steps)
-        if chunks and (len(chunks[-1]) + 1) * per <= budget:
+        narrowest = wirings[chunks[-1][0].topology.id].n_neurons if chunks else 0
+        width = wirings[s.topology.id].n_neurons
+        if chunks and (len(chunks[-1]) + 1) * per <= budget and width <= MAX_PADDING * narrowest:
             chunks[-1].append(s)
         else:
             chunks.append([s])
