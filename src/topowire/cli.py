@@ -329,6 +329,195 @@ def results(db, output, run_id) -> None:
     console.print(f"wrote {len(frame)} results to {output}")
 
 
+# -- fit / predict / report / run ------------------------------------------------------------------
+def _study_frames(db: Path, run_id: str | None, features_path: Path | None):
+    """Results of one run joined with graph features (computed from the stored topologies)."""
+    import json
+
+    import pandas as pd
+
+    from topowire.features import feature_table
+    from topowire.store import open_existing
+    from topowire.topology import Topology
+
+    with open_existing(db) as store:
+        results = store.results(run_id)
+        if results.empty:
+            raise ParameterError(f"no results in {db}" + (f" for run {run_id!r}" if run_id else ""))
+        runs = results["run_id"].unique()
+        if len(runs) > 1:
+            raise ParameterError(f"{db} holds {len(runs)} runs ({', '.join(runs)}): choose one with --run")
+        rows = store.conn.execute("SELECT id, n, directed, edges, family FROM topologies").fetchall()
+    topologies = {r[0]: Topology(r[1], json.loads(r[3]), bool(r[2]), family=r[4]) for r in rows}
+    if features_path is not None:
+        features = _read_table(features_path).set_index("id")
+    else:
+        ids = list(dict.fromkeys(results["topology_id"]))
+        features = feature_table([topologies[i] for i in ids], n_jobs=-1)
+    missing = set(results["topology_id"]) - set(features.index)
+    if missing:
+        raise ParameterError(f"the feature table lacks {len(missing)} trained topologies (e.g. {sorted(missing)[0]})")
+    return results, features[~features.index.duplicated()], topologies, pd
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise ParameterError(f"table {str(path)!r} does not exist")
+    try:
+        table = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    except Exception as exc:
+        raise ParameterError(f"cannot read table {str(path)!r}: {exc}") from None
+    if table.empty:
+        raise ParameterError(f"table {str(path)!r} is empty")
+    return table
+
+
+def _print_scores(cv) -> None:
+    table = Table(title=f"cross-validated scores ({cv.n_rows} topologies)")
+    t = cv.table()
+    for col in t.columns:
+        table.add_column(col)
+    for row in t.itertuples(index=False):
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+    if cv.ceiling:
+        console.print(f"noise ceiling (between-topology share of variance): {cv.ceiling['ceiling']:.3f}")
+    console.print("top features: " + ", ".join(f"{f} ({v:.3f})" for f, v in
+                                                zip(cv.importances["feature"].head(8), cv.importances["importance"].head(8))))
+
+
+@app.command()
+@click.option("--db", type=_path, help="Results database of a training run.")
+@click.option("--run", "run_id", help="Run id (when the database holds several).")
+@click.option("--features", "features_path", type=_path, help="Feature table (default: computed from the topologies).")
+@click.option("--table", "table_path", type=_path, help="Fit from any table of features and a target instead.")
+@click.option("--target", default="test_acc", show_default=True, help="Column to predict.")
+@click.option("--columns", help="Comma-separated feature columns (with --table; default: every numeric column).")
+@click.option("--group", default="family", show_default=True, help="Column for leave-one-group-out CV.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trees", type=int, default=300, show_default=True, help="Trees in the forest.")
+@click.option("-o", "--output", type=_path, required=True, help="Predictor file (.skops; metadata in .skops.json).")
+def fit(db, run_id, features_path, table_path, target, columns, group, seed, trees, output) -> None:
+    """Fit a random-forest predictor of trained performance, cross-validated beside baselines."""
+    from topowire.predict import cross_validate, fit_predictor, save_predictor
+
+    meta = {}
+    if (db is None) == (table_path is None):
+        raise ParameterError("give either --db (a training run) or --table (any feature table), not both or neither")
+    if db is not None:
+        from topowire.pipeline import study_table
+
+        results, features, _, _ = _study_frames(db, run_id, features_path)
+        table = study_table(results, features)
+        names = list(features.columns) + ["params"]
+        meta = {"run_id": results["run_id"].iloc[0], "arch": __import__("json").loads(results["arch"].iloc[0]),
+                "task": results["task"].iloc[0]}
+    else:
+        table = _read_table(table_path)
+        if columns:
+            names = [c.strip() for c in columns.split(",") if c.strip()]
+        else:
+            names = [c for c in table.columns if c not in (target, group, "id", "topology_id")
+                     and table[c].dtype.kind in "biuf"]
+    cv = cross_validate(table, target, names, groups=group, seed=seed, n_estimators=trees)
+    predictor = fit_predictor(table, target, names, seed=seed, n_estimators=trees,
+                              meta={**meta, "scores": cv.table().to_dict(orient="records"),
+                                    "noise_ceiling": cv.ceiling,
+                                    "importances": cv.importances.to_dict(orient="records")})
+    save_predictor(predictor, output)
+    _print_scores(cv)
+    console.print(f"wrote {output} (+ {output}.json)")
+
+
+@app.command()
+@click.argument("predictor_path", type=_path)
+@click.argument("source", type=_path)
+@click.option("-o", "--output", type=_path, required=True, help="Predictions CSV.")
+def predict(predictor_path, source, output) -> None:
+    """Predict trained performance of a population (JSONL) or a feature table (CSV), without training."""
+    from topowire._io import atomic_path
+    from topowire.predict import load_predictor
+    from topowire.predict import predict as run_predict
+
+    predictor = load_predictor(predictor_path)
+    if source.suffix.lower() == ".jsonl":
+        from topowire.compiler import Arch
+        from topowire.features import feature_table, resolve_names
+        from topowire.pipeline import _params_for
+        from topowire.topology import read_population
+
+        pop = read_population(source)
+        graph_features = [f for f in predictor.features if f != "params"]
+        resolve_names(graph_features)
+        table = feature_table(pop, graph_features, n_jobs=-1)
+        if "params" in predictor.features:
+            if "arch" not in predictor.meta:
+                raise ParameterError("the predictor uses 'params' but records no arch to count them")
+            table = table.join(_params_for(pop, Arch.from_dict(predictor.meta["arch"]), 0))
+        table = table[~table.index.duplicated()]
+    else:
+        table = _read_table(source)
+        table = table.set_index("id") if "id" in table.columns else table
+    values = run_predict(predictor, table)
+    with atomic_path(output) as tmp:
+        values.rename(f"predicted_{predictor.target}").to_csv(tmp)
+    console.print(f"wrote {len(values)} predictions to {output}")
+
+
+@app.command()
+@click.option("--db", type=_path, required=True, help="Results database of a training run.")
+@click.option("--run", "run_id", help="Run id (when the database holds several).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trees", type=int, default=300, show_default=True, help="Trees in the cross-validated forest.")
+@click.option("-o", "--output", type=_path, required=True, help="Report folder (index.html + figures).")
+def report(db, run_id, seed, trees, output) -> None:
+    """Write the HTML report of a training run."""
+    from topowire.pipeline import study_table
+    from topowire.predict import cross_validate
+    from topowire.report import write_report
+
+    results, features, topologies, _ = _study_frames(db, run_id, None)
+    cv = cross_validate(study_table(results, features), "test_acc", list(features.columns) + ["params"], seed=seed,
+                        n_estimators=trees)
+    page = write_report(output, results, features, cv, topologies=topologies,
+                        summary={"run": results["run_id"].iloc[0], "models": str(len(results))})
+    console.print(f"wrote {page}")
+
+
+@app.command()
+@click.argument("recipe", type=_path, required=False)
+@click.option("--task", default="reber", show_default=True)
+@click.option("--arch", "kind", default="gru", show_default=True)
+@click.option("--epochs", type=int, default=4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=_path, default=Path("topowire-study"), show_default=True, help="Study folder.")
+def run(recipe, task, kind, epochs, seed, output) -> None:
+    """The main job: sample, featurise, train, fit, predict, report and export, into one folder."""
+    import time
+
+    from topowire.compiler import Arch
+    from topowire.pipeline import StudyConfig, default_recipe, run_study
+    from topowire.topology import load_recipe
+    from topowire.train import TrainConfig
+
+    rec = load_recipe(recipe) if recipe is not None else default_recipe()
+    arch = Arch(kind, orientation="both", inputs="all", outputs="all") if kind != "iterative" else Arch(kind)
+    config = StudyConfig(task=task, arch=arch, train=TrainConfig(epochs=epochs, batch_size=64, lr=1e-2, seed=seed),
+                         seed=seed)
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        console.print(f"  trained {done}/{total} models ({time.perf_counter() - start:.0f} s)")
+
+    summary = run_study(rec, output, config, log=lambda m: console.print(m), progress=progress)
+    table = Table(title=f"topowire run: {rec.name}", show_header=False)
+    for k, v in summary.items():
+        table.add_row(k, v)
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning input errors into one line and exit 2."""
     try:

@@ -1,0 +1,328 @@
+"""Performance predictors: how well will a topology train, from its features alone?
+
+``cross_validate`` scores a random forest (an sklearn Pipeline: median imputation, then
+``RandomForestRegressor``, seeded) beside three baselines -- the mean, a linear model on
+size (effective parameters, nodes, edges) and a forest on size -- with repeated K-fold
+and leave-one-family-out cross-validation. Every fitted step lives inside the Pipeline,
+so nothing is fitted outside a fold. When topologies were trained with several seeds,
+rows are averaged per topology and the *noise ceiling* (the share of the averaged
+target's variance that lies between topologies) bounds what any predictor can reach.
+
+Predictors are saved with skops and loaded only if every type the file would construct
+(read from its schema) is on topowire's own explicit list -- not skops's broader default
+trust -- with a JSON file of metadata beside them. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from topowire._io import atomic_open, atomic_path
+from topowire.errors import DataError, FileFormatError, ParameterError
+
+__all__ = ["SIZE_FEATURES", "MODELS", "make_model", "noise_ceiling", "cross_validate", "fit_predictor",
+           "Predictor", "save_predictor", "load_predictor", "predict", "TRUSTED_TYPES"]
+
+#: The "size only" features of the baselines.
+SIZE_FEATURES = ("params", "n_nodes", "n_edges")
+#: Models scored by cross_validate, in report order.
+MODELS = ("forest", "mean", "linear-size", "forest-size")
+
+TRUSTED_TYPES = [
+    "sklearn.pipeline.Pipeline",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._base.LinearRegression",
+    "sklearn.dummy.DummyRegressor",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.str",
+    "builtins.tuple",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
+    "builtins.NoneType",
+]
+
+
+def _file_types(path: Path) -> set[str]:
+    """Every ``module.Class`` a skops file would construct, read from its schema.json."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        schema = json.loads(z.read("schema.json"))
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__class__" in node:
+                found.add(f"{node.get('__module__')}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def make_model(name: str, seed: int = 0, n_estimators: int = 300):
+    """An unfitted sklearn Pipeline for one of :data:`MODELS`."""
+    from sklearn.dummy import DummyRegressor
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    impute = ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+    if name in ("forest", "forest-size"):
+        rf = RandomForestRegressor(n_estimators=n_estimators, min_samples_leaf=2, random_state=seed, n_jobs=1)
+        return Pipeline([impute, ("forest", rf)])
+    if name == "linear-size":
+        return Pipeline([impute, ("scale", StandardScaler()), ("linear", LinearRegression())])
+    if name == "mean":
+        return Pipeline([impute, ("mean", DummyRegressor(strategy="mean"))])
+    raise ParameterError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+
+
+def noise_ceiling(target: pd.Series, topology: pd.Series) -> dict[str, float] | None:
+    """The highest R² any predictor of topology can reach on per-topology mean targets.
+
+    With S replicates per topology, ``var(means) = s2_between + s2_within / S``; the
+    ceiling is ``s2_between / var(means)`` (None with a single replicate).
+    """
+    groups = pd.DataFrame({"y": target.to_numpy(), "g": topology.to_numpy()}).groupby("g")["y"]
+    sizes = groups.size()
+    if sizes.max() < 2:
+        return None
+    within = float(groups.var(ddof=1).mean())
+    means = groups.mean()
+    s = float(sizes.mean())
+    total = float(means.var(ddof=1))
+    between = max(0.0, total - within / s)
+    return {"ceiling": between / total if total > 0 else float("nan"), "var_between": between,
+            "var_within": within, "replicates": s}
+
+
+@dataclass
+class CVResult:
+    """Cross-validation scores (one row per model, split scheme and metric) and the
+    out-of-fold predictions and importances of the forest."""
+
+    scores: pd.DataFrame
+    oof: pd.DataFrame
+    importances: pd.DataFrame
+    ceiling: dict[str, float] | None
+    n_rows: int
+    features: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        """Mean ± std per model and scheme, with R² as a fraction of the ceiling."""
+        t = self.scores.groupby(["scheme", "model"], sort=False).agg(
+            r2=("r2", "mean"), r2_std=("r2", "std"), mae=("mae", "mean"), mae_std=("mae", "std"),
+            spearman=("spearman", "mean"), spearman_std=("spearman", "std")).reset_index()
+        if self.ceiling:
+            t["r2_of_ceiling"] = t["r2"] / self.ceiling["ceiling"]
+        return t
+
+
+def _aggregate(table: pd.DataFrame, target: str, features: Sequence[str]) -> tuple[pd.DataFrame, dict | None]:
+    if "topology_id" not in table.columns or not table["topology_id"].duplicated().any():
+        return table.reset_index(drop=True), None
+    ceiling = noise_ceiling(table[target], table["topology_id"])
+    agg = {c: "first" for c in table.columns if c not in (target, "topology_id")}
+    agg[target] = "mean"
+    return table.groupby("topology_id", sort=False).agg(agg).reset_index(), ceiling
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    rho = spearmanr(y, p).statistic if np.ptp(p) > 0 and np.ptp(y) > 0 else float("nan")
+    return {"r2": float(r2_score(y, p)), "mae": float(mean_absolute_error(y, p)), "spearman": float(rho)}
+
+
+def check_table(table: pd.DataFrame, target: str, features: Sequence[str]) -> None:
+    """Raise DataError unless the table has the target and the features, numeric."""
+    if target not in table.columns:
+        raise DataError(f"target column {target!r} is not in the table (columns: {', '.join(map(str, table.columns))})")
+    missing = [f for f in features if f not in table.columns]
+    if missing:
+        raise DataError(f"feature column(s) {', '.join(missing)} are not in the table")
+    bad = [c for c in [target, *features] if not pd.api.types.is_numeric_dtype(table[c])]
+    if bad:
+        raise DataError(f"column(s) {', '.join(bad)} are not numeric")
+    if table[target].isna().any():
+        raise DataError(f"target {target!r} has {int(table[target].isna().sum())} missing value(s)")
+
+
+def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *, groups: str | None = "family",
+                   n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
+                   importances: bool = True) -> CVResult:
+    """Score the forest and the baselines (see the module docstring).
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per model (or per topology); ``topology_id`` identifies replicates.
+    target : str
+        Column to predict.
+    features : sequence of str
+        Columns the forest uses; the size baselines use :data:`SIZE_FEATURES` present.
+    groups : str or None
+        Column for leave-one-group-out CV (skipped with fewer than two groups).
+    """
+    from sklearn.inspection import permutation_importance
+    from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
+
+    features = list(features)
+    check_table(table, target, features)
+    data, ceiling = _aggregate(table, target, features)
+    if len(data) < n_splits:
+        raise DataError(f"need at least {n_splits} topologies for {n_splits}-fold CV, got {len(data)}")
+    size = [c for c in SIZE_FEATURES if c in data.columns]
+    cols = {"forest": features, "mean": features[:1] or size[:1], "linear-size": size, "forest-size": size}
+    x_all = data[features + [c for c in size if c not in features]]
+    y = data[target].to_numpy(dtype=float)
+    schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(x_all)))]
+    if groups and groups in data.columns and data[groups].nunique() >= 2:
+        schemes.append(("leave-one-family-out", list(LeaveOneGroupOut().split(x_all, y, data[groups]))))
+    rows, oof, imps = [], [], []
+    for scheme, splits in schemes:
+        for fold, (tr, te) in enumerate(splits):
+            for name in MODELS:
+                if not cols[name]:
+                    continue
+                model = make_model(name, seed, n_estimators).fit(x_all.iloc[tr][cols[name]], y[tr])
+                pred = model.predict(x_all.iloc[te][cols[name]])
+                rows.append({"scheme": scheme, "model": name, "fold": fold, **_scores(y[te], pred)})
+                if name == "forest":
+                    oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "row": te, "measured": y[te],
+                                             "predicted": pred, "family": data[groups].to_numpy()[te]
+                                             if groups and groups in data.columns else ""}))
+                    # on the held-out folds of the first repeat: every row held out once
+                    if importances and scheme == "kfold" and fold < n_splits and len(te) >= 2:
+                        pi = permutation_importance(model, x_all.iloc[te][features], y[te], n_repeats=3,
+                                                    random_state=seed + fold, scoring="r2")
+                        imps.append(pi.importances_mean)
+    imp = pd.DataFrame({"feature": features, "importance": np.mean(imps, axis=0) if imps else np.nan,
+                        "std": np.std(imps, axis=0) if imps else np.nan}).sort_values("importance", ascending=False)
+    return CVResult(pd.DataFrame(rows), pd.concat(oof, ignore_index=True), imp.reset_index(drop=True), ceiling,
+                    len(data), features)
+
+
+@dataclass
+class Predictor:
+    """A fitted forest with the feature list it needs and its provenance."""
+
+    model: Any
+    features: list[str]
+    target: str
+    meta: dict[str, Any]
+
+
+def fit_predictor(table: pd.DataFrame, target: str, features: Sequence[str], *, seed: int = 0,
+                  n_estimators: int = 300, meta: dict[str, Any] | None = None) -> Predictor:
+    """Fit the forest on every row (per-topology means when replicates exist)."""
+    features = list(features)
+    check_table(table, target, features)
+    data, _ = _aggregate(table, target, features)
+    model = make_model("forest", seed, n_estimators).fit(data[features], data[target].to_numpy(dtype=float))
+    return Predictor(model, features, target, dict(meta or {}))
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import skops
+
+    from topowire import __version__
+
+    return {"topowire": __version__, "scikit-learn": sklearn.__version__, "skops": skops.__version__}
+
+
+def save_predictor(predictor: Predictor, path: str | Path) -> None:
+    """Write ``path`` (skops) and ``path + '.json'`` (features, target, metadata, versions)."""
+    import skops.io as sio
+
+    path = Path(path)
+    meta = {"format": "topowire-predictor", "version": 1, "features": predictor.features,
+            "target": predictor.target, "versions": _versions(), **predictor.meta}
+    with atomic_path(path) as tmp:
+        sio.dump(predictor.model, tmp)
+    with atomic_open(str(path) + ".json") as fh:
+        json.dump(meta, fh, indent=2, default=_json_default)
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Load a predictor, refusing any type outside :data:`TRUSTED_TYPES`.
+
+    Raises
+    ------
+    FileFormatError
+        Missing files, an untrusted type, or metadata that do not describe a predictor.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    meta_path = Path(str(path) + ".json")
+    if not path.is_file():
+        raise FileFormatError(f"predictor file {str(path)!r} does not exist")
+    if not meta_path.is_file():
+        raise FileFormatError(f"predictor metadata {str(meta_path)!r} does not exist")
+    try:
+        types = _file_types(path)
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:
+        raise FileFormatError(f"{path} is not a skops file: {exc}") from None
+    refused = sorted(t for t in types | set(untrusted) if t not in TRUSTED_TYPES)
+    if refused:
+        raise FileFormatError(f"{path} holds type(s) topowire does not trust: {', '.join(refused)}")
+    model = sio.load(path, trusted=untrusted)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{meta_path} is not valid JSON ({exc.msg})") from None
+    if meta.get("format") != "topowire-predictor" or not isinstance(meta.get("features"), list):
+        raise FileFormatError(f"{meta_path} does not describe a topowire predictor")
+    if type(model).__name__ != "Pipeline":
+        raise FileFormatError(f"{path} holds a {type(model).__name__}, not a predictor pipeline")
+    return Predictor(model, list(meta["features"]), meta["target"], meta)
+
+
+def predict(predictor: Predictor, table: pd.DataFrame) -> pd.Series:
+    """Predictions for every row; the table's features must be exactly the predictor's.
+
+    Raises
+    ------
+    DataError
+        Missing features, or extra feature columns (a table built for another predictor).
+    """
+    have = [c for c in table.columns if c not in ("id", "topology_id", "family")]
+    missing = [f for f in predictor.features if f not in table.columns]
+    extra = [c for c in have if c not in predictor.features]
+    if missing or extra:
+        raise DataError(
+            "the table's features differ from the predictor's: "
+            + (f"missing {', '.join(missing)}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unexpected {', '.join(extra)}" if extra else "")
+        )
+    return pd.Series(predictor.model.predict(table[predictor.features]), index=table.index, name=predictor.target)

@@ -1,0 +1,1 @@
+"""Recipes shipped with topowire (the embedded default of `topowire run`)."""

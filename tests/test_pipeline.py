@@ -1,0 +1,109 @@
+"""`topowire run`, `fit`, `predict` and `report` end to end on a tiny study."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from topowire.cli import main
+from topowire.compiler import Arch
+from topowire.compiler.export import load
+from topowire.pipeline import StudyConfig, default_recipe, run_study
+from topowire.topology import parse_recipe
+from topowire.train import TrainConfig
+
+TINY = parse_recipe({"population": {"name": "tiny", "seed": 0}, "family": [
+    {"kind": "er", "count": 4, "n": [10, 14], "p": [0.2, 0.4]},
+    {"kind": "ws", "count": 4, "n": [10, 14], "k": 4, "p": [0.0, 1.0]},
+    {"kind": "ba", "count": 4, "n": [10, 14], "m": [1, 3]}]})
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    config = StudyConfig(train=TrainConfig(epochs=2, batch_size=64, lr=1e-2, replicates=2), n_train=200, n_test=100,
+                         n_estimators=30)
+    summary = run_study(TINY, out, config, log=lambda m: None)
+    return out, summary
+
+
+def test_run_writes_every_output(study):
+    out, summary = study
+    for name in ("population.jsonl", "features.csv", "runs.db", "results.csv", "scores.csv", "importances.csv",
+                 "predictor.skops", "predictor.skops.json", "unseen_population.jsonl", "predictions.csv",
+                 "best_model.safetensors", "report/index.html"):
+        assert (out / name).is_file(), name
+    assert len(pd.read_csv(out / "results.csv")) == 24
+    assert len(pd.read_csv(out / "predictions.csv")) == 12
+    model = load(out / "best_model.safetensors")
+    assert model.arch.kind == "gru" and summary["best topology"].split()[0] == model.wiring.topology_id
+    assert "forest" in summary["R² (5-fold CV)"] and summary["models"] == "24"
+
+
+def test_report_images_exist(study):
+    out, _ = study
+    page = (out / "report" / "index.html").read_text()
+    images = re.findall(r"<img src='([^']+)'", page)
+    assert len(images) >= 6
+    for src in images:
+        assert (out / "report" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
+    assert "leave-one-family-out" in page and "Noise ceiling" in page
+
+
+def test_rerun_resumes_without_training(study, tmp_path):
+    out, _ = study
+    import sqlite3
+
+    before = sqlite3.connect(out / "runs.db").execute("SELECT count(*) FROM results").fetchone()[0]
+    calls = []
+    config = StudyConfig(train=TrainConfig(epochs=2, batch_size=64, lr=1e-2, replicates=2), n_train=200, n_test=100,
+                         n_estimators=30)
+    run_study(TINY, out, config, log=lambda m: None, progress=lambda d, t: calls.append(d))
+    assert calls == [] and sqlite3.connect(out / "runs.db").execute("SELECT count(*) FROM results").fetchone()[0] == before
+
+
+def test_cli_fit_predict_report(study, tmp_path, capsys):
+    out, _ = study
+    pred = tmp_path / "p.skops"
+    assert main(["fit", "--db", str(out / "runs.db"), "--trees", "20", "-o", str(pred)]) == 0
+    assert "forest" in capsys.readouterr().out
+    preds = tmp_path / "pred.csv"
+    assert main(["predict", str(pred), str(out / "unseen_population.jsonl"), "-o", str(preds)]) == 0
+    assert len(pd.read_csv(preds)) == 12
+    assert main(["report", "--db", str(out / "runs.db"), "--trees", "20", "-o", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "index.html").is_file()
+    # fit from any table
+    table = pd.read_csv(out / "features.csv").assign(score=lambda d: d["density"] * 2)
+    table["family"] = "x"
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["fit", "--table", str(tmp_path / "t.csv"), "--target", "score", "--columns", "density,n_nodes",
+                 "--trees", "20", "-o", str(tmp_path / "t.skops")]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "{pred}", "{mismatch}", "-o", "{out}"], "differ from the predictor's"),
+    (["predict", "{junk}", "{pop}", "-o", "{out}"], "not a skops file"),
+    (["fit", "--table", "{mismatch}", "--target", "nope", "-o", "{out}"], "target column 'nope'"),
+    (["fit", "-o", "{out}"], "either --db"),
+])
+def test_fit_predict_bad_input(study, argv, message, tmp_path, capsys):
+    out, _ = study
+    files = {"pred": tmp_path / "p.skops", "mismatch": tmp_path / "m.csv", "junk": tmp_path / "j.skops",
+             "pop": out / "unseen_population.jsonl", "out": tmp_path / "o.csv"}
+    main(["fit", "--db", str(out / "runs.db"), "--trees", "10", "-o", str(files["pred"])])
+    pd.DataFrame({"id": ["a"], "density": [0.1], "colour": [1.0]}).to_csv(files["mismatch"], index=False)
+    files["junk"].write_bytes(b"junk")
+    (tmp_path / "j.skops.json").write_text("{}")
+    capsys.readouterr()
+    code = main([a.format(**files) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not files["out"].exists()
+
+
+def test_embedded_recipe_is_graphs_quick():
+    root = Path(__file__).parents[1]
+    from topowire.topology import load_recipe
+
+    assert default_recipe() == load_recipe(root / "graphs" / "quick.toml")

@@ -1,0 +1,113 @@
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from topowire.errors import DataError, FileFormatError
+from topowire.predict import (
+    MODELS,
+    cross_validate,
+    fit_predictor,
+    load_predictor,
+    noise_ceiling,
+    predict,
+    save_predictor,
+)
+
+
+def _table(n=60, replicates=1, noise=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    fam = rng.choice(["er", "ws", "ba"], n)
+    density = rng.random(n)
+    nodes = rng.integers(10, 50, n).astype(float)
+    edges = rng.integers(20, 200, n).astype(float)  # independent of density: size cannot see the signal
+    base = 0.5 + 0.4 * density
+    rows = []
+    for i in range(n):
+        for r in range(replicates):
+            rows.append({"topology_id": f"{i:016x}", "family": fam[i], "replicate": r, "density": density[i],
+                         "n_nodes": nodes[i], "n_edges": edges[i], "params": nodes[i] * 30,
+                         "junk": rng.random(), "test_acc": base[i] + rng.normal(0, noise)})
+    return pd.DataFrame(rows)
+
+
+FEATURES = ["density", "n_nodes", "n_edges", "params", "junk"]
+
+
+def test_noise_ceiling_matches_the_variance_decomposition():
+    rng = np.random.default_rng(1)
+    between = rng.normal(0, 1.0, 400)
+    y = np.repeat(between, 4) + rng.normal(0, 2.0, 1600)  # s2_between = 1, s2_within = 4, S = 4
+    c = noise_ceiling(pd.Series(y), pd.Series(np.repeat(np.arange(400), 4)))
+    assert c["replicates"] == 4
+    assert c["var_within"] == pytest.approx(4.0, rel=0.1)
+    assert c["ceiling"] == pytest.approx(1.0 / (1.0 + 4.0 / 4), abs=0.08)
+    assert noise_ceiling(pd.Series([1.0, 2.0]), pd.Series(["a", "b"])) is None
+
+
+def test_forest_beats_the_baselines_on_a_signal_the_size_cannot_see():
+    cv = cross_validate(_table(), "test_acc", FEATURES, n_estimators=60)
+    t = cv.table().set_index(["scheme", "model"])
+    assert set(t.index.get_level_values("model")) == set(MODELS)
+    assert t.loc[("kfold", "forest"), "r2"] > 0.8
+    assert t.loc[("kfold", "mean"), "r2"] < 0.05
+    assert t.loc[("kfold", "forest"), "r2"] > t.loc[("kfold", "linear-size"), "r2"] + 0.3
+    assert ("leave-one-family-out", "forest") in t.index
+    assert len(cv.scores[(cv.scores["scheme"] == "kfold") & (cv.scores["model"] == "forest")]) == 15
+    assert cv.importances["feature"].iloc[0] == "density"
+    # every row is predicted once per repeat, always from a model that did not see it
+    assert (cv.oof[cv.oof["scheme"] == "kfold"].groupby("row").size() == 3).all()
+
+
+def test_replicates_are_averaged_and_bounded_by_the_ceiling():
+    cv = cross_validate(_table(n=40, replicates=3, noise=0.05), "test_acc", FEATURES, n_estimators=60)
+    assert cv.n_rows == 40 and cv.ceiling is not None and 0.5 < cv.ceiling["ceiling"] < 1.0
+    assert "r2_of_ceiling" in cv.table().columns
+
+
+def test_save_load_round_trip_and_metadata(tmp_path):
+    table = _table()
+    pred = fit_predictor(table, "test_acc", FEATURES, n_estimators=30, meta={"task": "reber"})
+    save_predictor(pred, tmp_path / "p.skops")
+    meta = json.loads((tmp_path / "p.skops.json").read_text())
+    assert meta["features"] == FEATURES and meta["target"] == "test_acc" and "scikit-learn" in meta["versions"]
+    back = load_predictor(tmp_path / "p.skops")
+    np.testing.assert_array_equal(predict(back, table[FEATURES]), predict(pred, table[FEATURES]))
+
+
+def test_a_file_with_untrusted_types_is_refused(tmp_path):
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    pred = fit_predictor(_table(), "test_acc", FEATURES, n_estimators=10)
+    save_predictor(pred, tmp_path / "p.skops")
+    evil = Pipeline([("f", FunctionTransformer(np.log1p))]).fit(np.ones((3, 1)))
+    sio.dump(evil, tmp_path / "p.skops")  # same metadata, another model inside
+    with pytest.raises(FileFormatError, match="does not trust"):
+        load_predictor(tmp_path / "p.skops")
+    (tmp_path / "p.skops").write_bytes(b"junk")
+    with pytest.raises(FileFormatError, match="not a skops file"):
+        load_predictor(tmp_path / "p.skops")
+
+
+def test_feature_mismatch_is_refused():
+    table = _table()
+    pred = fit_predictor(table, "test_acc", FEATURES, n_estimators=10)
+    with pytest.raises(DataError, match="missing junk"):
+        predict(pred, table[FEATURES[:-1]])
+    with pytest.raises(DataError, match="unexpected extra"):
+        predict(pred, table[FEATURES].assign(extra=1.0))
+
+
+def test_bad_tables():
+    with pytest.raises(DataError, match="target column 'acc' is not in the table"):
+        cross_validate(_table(), "acc", FEATURES)
+    with pytest.raises(DataError, match="feature column\\(s\\) girth"):
+        cross_validate(_table(), "test_acc", ["girth"])
+    with pytest.raises(DataError, match="not numeric"):
+        cross_validate(_table(), "test_acc", ["family"])
+    with pytest.raises(DataError, match="at least 5 topologies"):
+        cross_validate(_table(n=3), "test_acc", FEATURES)
