@@ -490,7 +490,7 @@ def report(db, run_id, seed, trees, output) -> None:
 @click.argument("recipe", type=_path, required=False)
 @click.option("--task", default="reber", show_default=True)
 @click.option("--arch", "kind", default="gru", show_default=True)
-@click.option("--epochs", type=int, default=4, show_default=True)
+@click.option("--epochs", type=int, default=6, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=_path, default=Path("topowire-study"), show_default=True, help="Study folder.")
 def run(recipe, task, kind, epochs, seed, output) -> None:
@@ -504,8 +504,9 @@ def run(recipe, task, kind, epochs, seed, output) -> None:
 
     rec = load_recipe(recipe) if recipe is not None else default_recipe()
     arch = Arch(kind, orientation="both", inputs="all", outputs="all") if kind != "iterative" else Arch(kind)
-    config = StudyConfig(task=task, arch=arch, train=TrainConfig(epochs=epochs, batch_size=64, lr=1e-2, seed=seed),
-                         seed=seed)
+    defaults = StudyConfig()
+    config = StudyConfig(task=task, arch=arch, seed=seed, n_train=defaults.n_train if task == "reber" else None,
+                         train=TrainConfig(**{**defaults.train.to_dict(), "epochs": epochs, "seed": seed}))
     start = time.perf_counter()
 
     def progress(done: int, total: int) -> None:

@@ -117,8 +117,9 @@ def noise_ceiling(target: pd.Series, topology: pd.Series) -> dict[str, float] | 
 
 @dataclass
 class CVResult:
-    """Cross-validation scores (one row per model, split scheme and metric) and the
-    out-of-fold predictions and importances of the forest."""
+    """Cross-validation scores (one row per scheme, model and repetition, computed on the
+    repetition's pooled out-of-fold predictions) and the forest's out-of-fold predictions
+    and held-out permutation importances."""
 
     scores: pd.DataFrame
     oof: pd.DataFrame
@@ -128,7 +129,7 @@ class CVResult:
     features: list[str] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
-        """Mean ± std per model and scheme, with R² as a fraction of the ceiling."""
+        """Mean ± std over repetitions per model and scheme, with R² as a fraction of the ceiling."""
         t = self.scores.groupby(["scheme", "model"], sort=False).agg(
             r2=("r2", "mean"), r2_std=("r2", "std"), mae=("mae", "mean"), mae_std=("mae", "std"),
             spearman=("spearman", "mean"), spearman_std=("spearman", "std")).reset_index()
@@ -199,15 +200,19 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(x_all)))]
     if groups and groups in data.columns and data[groups].nunique() >= 2:
         schemes.append(("leave-one-family-out", list(LeaveOneGroupOut().split(x_all, y, data[groups]))))
-    rows, oof, imps = [], [], []
+    oof, imps = [], []
+    pooled: dict[tuple[str, str, int], tuple[list, list]] = {}
     for scheme, splits in schemes:
         for fold, (tr, te) in enumerate(splits):
+            repeat = fold // n_splits if scheme == "kfold" else 0
             for name in MODELS:
                 if not cols[name]:
                     continue
                 model = make_model(name, seed, n_estimators).fit(x_all.iloc[tr][cols[name]], y[tr])
                 pred = model.predict(x_all.iloc[te][cols[name]])
-                rows.append({"scheme": scheme, "model": name, "fold": fold, **_scores(y[te], pred)})
+                ys, ps = pooled.setdefault((scheme, name, repeat), ([], []))
+                ys.append(y[te])
+                ps.append(pred)
                 if name == "forest":
                     oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "row": te, "measured": y[te],
                                              "predicted": pred, "family": data[groups].to_numpy()[te]
@@ -217,6 +222,11 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
                         pi = permutation_importance(model, x_all.iloc[te][features], y[te], n_repeats=3,
                                                     random_state=seed + fold, scoring="r2")
                         imps.append(pi.importances_mean)
+    # scores of the pooled out-of-fold predictions of each repetition: per-fold R² of small
+    # folds is unstable (a fold with little variance sends it towards minus infinity)
+    rows = [{"scheme": scheme, "model": name, "repeat": repeat,
+             **_scores(np.concatenate(ys), np.concatenate(ps))}
+            for (scheme, name, repeat), (ys, ps) in pooled.items()]
     imp = pd.DataFrame({"feature": features, "importance": np.mean(imps, axis=0) if imps else np.nan,
                         "std": np.std(imps, axis=0) if imps else np.nan}).sort_values("importance", ascending=False)
     return CVResult(pd.DataFrame(rows), pd.concat(oof, ignore_index=True), imp.reset_index(drop=True), ceiling,
