@@ -19,33 +19,28 @@ def _grads(stacked, separate, step):
             p.grad = s.grad[i].clone()
 
 
-def test_stacked_adam_equals_torch_adam_per_model():
-    stacked, separate = _pairs()
-    opt = StackedAdam(stacked, lr=1e-2)
-    refs = [torch.optim.Adam(ps, lr=1e-2) for ps in separate]
-    for step in range(15):
+def _assert_same_trajectory(opt, refs, stacked, separate, steps, atol):
+    for step in range(steps):
         _grads(stacked, separate, step)
         opt.step()
         for r in refs:
             r.step()
     for i, params in enumerate(separate):
         for p, s in zip(params, stacked):
-            torch.testing.assert_close(s.detach()[i], p.detach(), rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(s.detach()[i], p.detach(), rtol=1e-6, atol=atol)
+
+
+def test_stacked_adam_equals_torch_adam_per_model():
+    stacked, separate = _pairs()
+    refs = [torch.optim.Adam(ps, lr=1e-2) for ps in separate]
+    _assert_same_trajectory(StackedAdam(stacked, lr=1e-2), refs, stacked, separate, 15, 1e-7)
 
 
 def test_stacked_sgd_equals_torch_sgd_and_takes_a_per_model_lr():
     stacked, separate = _pairs(1)
     lr = torch.tensor([0.1, 0.01, 0.5, 0.0])
-    opt = StackedSGD(stacked, lr=lr, momentum=0.9)
     refs = [torch.optim.SGD(ps, lr=float(lr[i]), momentum=0.9) for i, ps in enumerate(separate)]
-    for step in range(10):
-        _grads(stacked, separate, step)
-        opt.step()
-        for r in refs:
-            r.step()
-    for i, params in enumerate(separate):
-        for p, s in zip(params, stacked):
-            torch.testing.assert_close(s.detach()[i], p.detach(), rtol=1e-6, atol=1e-6)
+    _assert_same_trajectory(StackedSGD(stacked, lr=lr, momentum=0.9), refs, stacked, separate, 10, 1e-6)
 
 
 def test_clip_per_model_equals_clip_grad_norm_on_each_model():
