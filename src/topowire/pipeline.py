@@ -85,7 +85,7 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     from topowire.report import write_report
     from topowire.store import Store
     from topowire.train import train_pack, train_population
-    from topowire.train.trainer import _check, init_seed
+    from topowire.train.trainer import init_seed, prepare_arch
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -100,7 +100,7 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     log(f"computed {features.shape[1]} graph features")
 
     task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
-    arch = _check(config.arch, task)
+    arch = prepare_arch(config.arch, task)
     with Store(out / "runs.db") as store:
         results = train_population(list(pop), arch, task, config.train, store=store, progress=progress)
     results.drop(columns=["curves"]).to_csv(out / "results.csv", index=False)

@@ -147,7 +147,7 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
     opt = StackedAdam(params, rate) if config.optimizer == "adam" else StackedSGD(params, rate, config.momentum)
     p = len(packed)
     alive = torch.ones(p, dtype=torch.bool, device=device)
-    frozen = {name: t.detach().clone() for name, t in packed.named_parameters()}
+    frozen: dict[str, Tensor] = {}  # parameters of diverged models, taken when they diverge
     diverged_at = [None] * p
     curves = {"train_loss": [[] for _ in range(p)], "test_loss": [[] for _ in range(p)],
               "test_acc": [[] for _ in range(p)]}
@@ -163,10 +163,10 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
             losses = per_model_loss(out, yb, task.kind, mask)
             bad = (~torch.isfinite(losses) | (losses > config.diverge_loss)) & alive
             if bad.any():
+                for name, t in packed.named_parameters():
+                    frozen.setdefault(name, torch.empty_like(t))[bad] = t.detach()[bad]
                 for i in torch.nonzero(bad).flatten().tolist():
                     diverged_at[i] = epoch
-                    for name, t in packed.named_parameters():
-                        frozen[name][i] = t.detach()[i]
                 alive &= ~bad
             total = torch.where(alive, losses, torch.zeros_like(losses)).sum()
             opt.zero_grad()
@@ -201,7 +201,8 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
     return results
 
 
-def _check(arch: Arch, task: Task) -> Arch:
+def prepare_arch(arch: Arch, task: Task) -> Arch:
+    """The arch with the task's widths, or ParameterError if the two do not go together."""
     if arch.kind == "layered":
         raise ParameterError("the layered form is trained model by model, not in packs (train_population packs)")
     if arch.recurrent and not task.sequence:
@@ -270,7 +271,7 @@ def train_population(
 
     if isinstance(task, str):
         task = make_task(task, seed=config.seed, **(task_options or {}))
-    arch = _check(arch, task)
+    arch = prepare_arch(arch, task)
     topologies = list(topologies)
     rid = run_id(arch, task, config)
     specs = model_specs(topologies, config)
