@@ -164,7 +164,7 @@ def _graph_step(w: Tensor | None, mask: Tensor | None, graph_op, gates: int):
     """``(bias [P, B|1, G*N], h [P, B, N]) -> bias + h @ (W*M).T`` with the weights prepared once."""
     if graph_op is not None:
         return lambda bias, h: bias + graph_op(h[0])[None]
-    w_t = masked_recurrent_weights(w, mask).transpose(1, 2) if gates > 1 else (w * mask).transpose(1, 2)
+    w_t = masked_recurrent_weights(w, mask).transpose(1, 2)
     return lambda bias, h: torch.baddbmm(bias, h, w_t)
 
 
