@@ -8,7 +8,7 @@ from topowire.compiler.pack import pack
 from topowire.errors import ParameterError
 from topowire.topology import er_graph, ws_graph
 
-KINDS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru"]
+KINDS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn"]
 SPARSE = ["sparse"] + (["torch_sparse"] if torch_sparse_available() else [])
 GRAPH = ws_graph(40, 4, 0.3, seed=0)
 

@@ -12,7 +12,7 @@ from topowire.errors import FileFormatError
 from topowire.topology import ba_graph, mlp_graph, write_population
 from topowire.topology.population import Population
 
-KINDS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru"]
+KINDS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn"]
 GRAPH = ba_graph(16, 2, seed=0)
 
 
@@ -101,7 +101,7 @@ def test_torchscript_export(kind, tmp_path):
     torch.testing.assert_close(ts(_x(kind)), net(_x(kind)), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["iterative", "rnn-tanh", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["iterative", "rnn-tanh", "lstm", "gru", "wcrnn"])
 def test_onnx_export_runs_in_onnxruntime(kind, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -8,7 +8,7 @@ from topowire.compiler.functional import GATES
 from topowire.topology import ba_graph, er_graph, mlp_graph, ws_graph
 
 torch.set_default_dtype(torch.float32)
-TARGETS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru"]
+TARGETS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn"]
 
 
 def _feed_forward(net, x):

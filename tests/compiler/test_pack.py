@@ -6,7 +6,7 @@ from topowire.compiler.pack import pack, unpack
 from topowire.errors import ParameterError
 from topowire.topology import ba_graph, er_graph, mlp_graph, ws_graph
 
-KINDS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru"]
+KINDS = ["iterative", "rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn"]
 GRAPHS = [ws_graph(20, 4, 0.3, seed=1), ba_graph(13, 2, seed=1), er_graph(25, 0.2, seed=3),
           ws_graph(8, 2, 0.0, seed=0)]
 SEEDS = [11, 12, 13, 14]

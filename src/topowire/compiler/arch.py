@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from topowire.compiler.functional import ACTIVATIONS, GATES
+from topowire.compiler.functional import ACTIVATIONS, GATES, TORCH_CELLS
 from topowire.compiler.wiring import ORIENTATIONS
 from topowire.errors import ParameterError
 
@@ -15,6 +16,9 @@ __all__ = ["Arch", "TARGETS"]
 
 #: Compile targets: the neuron-level iterative map and the masked recurrent cells.
 TARGETS = ("iterative", *GATES, "layered")
+
+#: Residual matrices of the ``wcrnn`` cell.
+RESIDUALS = ("homogeneous", "rotational", "heterogeneous")
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,8 @@ class Arch:
     Parameters
     ----------
     kind : str
-        ``iterative`` (the Sequential2D neuron-level map) or a recurrent cell:
-        ``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``.
+        ``iterative`` (the Sequential2D neuron-level map), a recurrent cell (``rnn-tanh``,
+        ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``) or ``layered``.
     d_in : int
         Width of the data (never depends on the graph).
     d_out : int
@@ -45,6 +49,13 @@ class Arch:
     input_width : {"fixed", "sources"}
         ``layered`` only: a d_in-wide trainable projection onto the sources (corrected), or
         the thesis's input width = number of sources (see :mod:`topowire.compiler.layered`).
+    residual : {"homogeneous", "rotational", "heterogeneous"}
+        ``wcrnn`` only (arXiv 2307.14823): the fixed residual matrix R of
+        ``h <- R h + gamma tanh(W h + U x + b)``: ``r I``; 2 x 2 rotation blocks of radius
+        ``r`` and angle ``phi`` on neuron pairs (2i, 2i+1); or a diagonal of ``r_i`` drawn
+        uniformly from ``[r - r_spread, r + r_spread]`` with the model's seed.
+    r, phi, gamma, r_spread : float
+        ``wcrnn`` only: radius, rotation angle (radians), coupling strength, spread.
     """
 
     kind: str = "gru"
@@ -59,6 +70,11 @@ class Arch:
     cell: str = "gru"
     recurrence: str = "dense"
     input_width: str = "fixed"
+    residual: str = "homogeneous"
+    r: float = 0.9
+    phi: float = 0.0
+    gamma: float = 0.1
+    r_spread: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in TARGETS:
@@ -84,12 +100,20 @@ class Arch:
 
         if self.backend not in BACKENDS:
             raise ParameterError(f"unknown backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
-        if self.cell not in GATES:
-            raise ParameterError(f"unknown cell {self.cell!r}: expected one of {', '.join(GATES)}")
+        if self.cell not in TORCH_CELLS:
+            raise ParameterError(f"unknown cell {self.cell!r}: expected one of {', '.join(TORCH_CELLS)}")
         if self.recurrence not in ("dense", "none"):
             raise ParameterError(f"recurrence must be 'dense' or 'none', got {self.recurrence!r}")
         if self.input_width not in ("fixed", "sources"):
             raise ParameterError(f"input_width must be 'fixed' or 'sources', got {self.input_width!r}")
+        if self.residual not in RESIDUALS:
+            raise ParameterError(f"unknown residual {self.residual!r}: expected one of {', '.join(RESIDUALS)}")
+        for name in ("r", "phi", "gamma", "r_spread"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ParameterError(f"{name} must be a finite number, got {v!r}")
+        if self.r_spread < 0 or self.r_spread > abs(self.r):
+            raise ParameterError(f"r_spread must be in [0, |r|] = [0, {abs(self.r)}], got {self.r_spread!r}")
         if self.kind == "layered" and self.backend not in ("dense", "auto"):
             raise ParameterError("the layered form uses the dense backend")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["ACTIVATIONS", "GATES", "iterative_forward", "recurrent_forward", "masked_recurrent_weights",
+__all__ = ["ACTIVATIONS", "GATES", "TORCH_CELLS", "residual_apply", "iterative_forward", "recurrent_forward", "masked_recurrent_weights",
            "readout_all_steps"]
 
 ACTIVATIONS = {
@@ -28,7 +28,11 @@ ACTIVATIONS = {
 }
 
 #: Gates per recurrent cell kind, stacked like torch (LSTM i, f, g, o; GRU r, z, n).
-GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3}
+#: ``wcrnn`` is the weakly coupled residual cell ``h <- R h + gamma tanh(W h + U x + b)``.
+GATES = {"rnn-tanh": 1, "rnn-relu": 1, "lstm": 4, "gru": 3, "wcrnn": 1}
+
+#: The cells of torch.nn (usable inside the layered form).
+TORCH_CELLS = ("rnn-tanh", "rnn-relu", "lstm", "gru")
 
 
 def masked_recurrent_weights(w: Tensor, mask: Tensor) -> Tensor:
@@ -97,13 +101,15 @@ def recurrent_forward(
     mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
     lengths: Tensor | None = None, return_states: bool = False,
     graph_op: Callable[[Tensor], Tensor] | None = None,
+    residual: tuple[Tensor, Tensor] | None = None, gamma: float = 1.0,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Masked recurrent cells over a shared sequence batch, read out at the last real step.
 
     Parameters
     ----------
-    kind : {"rnn-tanh", "rnn-relu", "lstm", "gru"}
-        Cell equations (identical to ``torch.nn.RNN`` / ``LSTM`` / ``GRU``).
+    kind : {"rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn"}
+        Cell equations (identical to ``torch.nn.RNN`` / ``LSTM`` / ``GRU``; ``wcrnn`` is
+        ``h <- R h + gamma tanh(W_ih x + b_ih + (W_hh*M) h + b_hh)``).
     x : Tensor [B, T, d_in]
         Input sequences, shared by all P models (padded after each length).
     w_ih : Tensor [P, G*N, d_in]; w_hh : Tensor [P, G*N, N]; b_ih, b_hh : Tensor [P, G*N]
@@ -120,6 +126,10 @@ def recurrent_forward(
     graph_op : callable, optional
         As in :func:`iterative_forward`: ``h [B, N] -> h @ W_hh.T`` for a single model on
         a sparse backend (``w_hh`` and ``mask`` are then ignored).
+    residual : (Tensor [P, N], Tensor [P, N]), optional
+        ``wcrnn`` only: R as its diagonal and pair coupling (see :func:`residual_apply`).
+    gamma : float, default 1.0
+        ``wcrnn`` only: the coupling strength.
 
     Returns
     -------
@@ -145,7 +155,10 @@ def recurrent_forward(
     for t in range(t_steps):
         gx = torch.baddbmm(bias_ih, x[:, t].expand(p, b, d_in), w_ih_t)  # [P, B, G*N], no transpose
         gh = step(bias_hh, h)
-        h_new, c_new = _cell(kind, gx, gh, h, c, gates)
+        if kind == "wcrnn":
+            h_new, c_new = residual_apply(h, *residual) + gamma * torch.tanh(gx + gh), None
+        else:
+            h_new, c_new = _cell(kind, gx, gh, h, c, gates)
         if t >= first_mask:
             alive = (t < lengths).view(1, b, 1)
             h_new = torch.where(alive, h_new, h)
@@ -158,6 +171,22 @@ def recurrent_forward(
     if return_states:
         return out, torch.stack(states, dim=2)
     return out
+
+
+def residual_apply(h: Tensor, diag: Tensor, pair: Tensor) -> Tensor:
+    """``R h`` for a residual matrix made of 2 x 2 blocks on neuron pairs (2i, 2i+1).
+
+    ``R[v, v] = diag[v]`` and ``R[v, v ^ 1] = pair[v]`` (zero for an unpaired last neuron),
+    which holds ``r I``, rotations ``r [[cos, -sin], [sin, cos]]`` and diagonal ``r_i``.
+    Shapes: h ``[P, B, N]``, diag and pair ``[P, N]``.
+    """
+    n = h.shape[-1]
+    if n % 2:
+        h_even = torch.nn.functional.pad(h, (0, 1))
+        swapped = h_even.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)[..., :n]
+    else:
+        swapped = h.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    return diag[:, None, :] * h + pair[:, None, :] * swapped
 
 
 def _graph_step(w: Tensor | None, mask: Tensor | None, graph_op, gates: int):

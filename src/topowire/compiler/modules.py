@@ -13,10 +13,21 @@ from topowire.compiler.functional import (
     readout_all_steps,
     recurrent_forward,
 )
-from topowire.compiler.init import default_iterations, initial_tensors, masks, parameter_counts
+from topowire.compiler.init import default_iterations, initial_tensors, masks, parameter_counts, residual_vectors
 from topowire.compiler.wiring import Wiring
 
 __all__ = ["CompiledNet", "IterativeNet", "MaskedRecurrentNet"]
+
+
+def residual_args(module: nn.Module) -> dict:
+    """The ``residual`` and ``gamma`` arguments of the functional core for a wcrnn module
+    (standalone: viewed as P = 1; a pack: as stored); nothing for other cells."""
+    if module.arch.kind != "wcrnn":
+        return {}
+    diag, pair = module.res_diag, module.res_pair
+    if diag.dim() == 1:
+        diag, pair = diag[None], pair[None]
+    return {"residual": (diag, pair), "gamma": module.arch.gamma}
 
 
 class CompiledNet(nn.Module):
@@ -46,6 +57,10 @@ class CompiledNet(nn.Module):
         self.backend = resolve_backend(arch.backend, wiring.n_neurons, wiring.n_edges)
         for name, t in masks(wiring, dense=self.backend == "dense").items():
             self.register_buffer(name, t)
+        if arch.kind == "wcrnn":
+            diag, pair = residual_vectors(wiring.n_neurons, arch, seed)
+            self.register_buffer("res_diag", diag)
+            self.register_buffer("res_pair", pair)
         if self.backend != "dense":
             self.graph = EdgeWeights(wiring.edges, wiring.n_neurons, arch.gates, self.backend)
         for name, t in initial_tensors(wiring, arch, seed, self.backend).items():
@@ -107,8 +122,10 @@ class IterativeNet(CompiledNet):
 
 
 class MaskedRecurrentNet(CompiledNet):
-    """A recurrent net (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``) whose hidden-to-hidden
-    connectivity is the wiring: torch's cell equations with ``W_hh`` masked per gate.
+    """A recurrent net (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``) whose
+    hidden-to-hidden connectivity is the wiring: torch's cell equations with ``W_hh`` masked
+    per gate, or the weakly coupled residual cell ``h <- R h + gamma tanh(W h + U x + b)``
+    with R fixed (buffers ``res_diag``, ``res_pair``).
 
     ``forward(x [B, T, d_in], lengths=None) -> [B, d_out]`` reads the output neurons at the
     last real step of every sequence.
@@ -120,6 +137,7 @@ class MaskedRecurrentNet(CompiledNet):
             self.arch.kind, x, self.w_ih[None], g["w"], self.b_ih[None], self.b_hh[None],
             g["mask"], self.in_mask[None], self.readout[None], self.out_mask[None],
             self.readout_bias[None], lengths=lengths, return_states=states, graph_op=g["graph_op"],
+            **residual_args(self),
         )
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from topowire.compiler.arch import Arch
 from topowire.compiler.compile import as_wiring
 from topowire.compiler.functional import iterative_forward, readout_all_steps, recurrent_forward
-from topowire.compiler.init import default_iterations, initial_tensors, parameter_counts
-from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
+from topowire.compiler.init import default_iterations, initial_tensors, parameter_counts, residual_vectors
+from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet, residual_args
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
@@ -103,6 +103,12 @@ class PackedPopulation(nn.Module):
             idx = [getattr(w, attr) for w in wirings]
             rows = np.repeat(np.arange(p), [len(i) for i in idx])
             buf[torch.from_numpy(rows), torch.from_numpy(np.concatenate(idx))] = 1.0
+        if arch.kind == "wcrnn":  # fixed R per model; zero on padding neurons
+            self.register_buffer("res_diag", torch.zeros(p, n_max))
+            self.register_buffer("res_pair", torch.zeros(p, n_max))
+            for p_, (w, s) in enumerate(zip(wirings, self.seeds)):
+                diag, pair = residual_vectors(w.n_neurons, arch, s)
+                self.res_diag[p_, :w.n_neurons], self.res_pair[p_, :w.n_neurons] = diag, pair
         self.iterations = (
             max(default_iterations(w, arch) for w in wirings) if not arch.recurrent else None
         )
@@ -123,7 +129,8 @@ class PackedPopulation(nn.Module):
         if self.arch.recurrent:
             out = recurrent_forward(self.arch.kind, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
                                     self.mask, self.in_mask, self.readout, self.out_mask,
-                                    self.readout_bias, lengths=lengths, return_states=all_steps)
+                                    self.readout_bias, lengths=lengths, return_states=all_steps,
+                                    **residual_args(self))
             return readout_all_steps(out[1], self.readout, self.out_mask, self.readout_bias) if all_steps else out
         if all_steps:
             raise ParameterError("the iterative map has no steps to read out")
