@@ -46,6 +46,10 @@ class TrainConfig:
         Fixed models per pack (overrides ``memory_mb``).
     diverge_loss : float
         A model whose loss is not finite or exceeds this is frozen and flagged diverged.
+    stability : float or None
+        Miller & Hardt's stable models: after initialisation and after every optimizer
+        step, each model's masked ``W_hh`` (every gate block of it) is rescaled to spectral
+        norm <= ``stability`` (see :mod:`topowire.dynamics.stability`). Recurrent archs only.
     """
 
     epochs: int = 5
@@ -61,6 +65,7 @@ class TrainConfig:
     memory_mb: int = 2048
     chunk_size: int | None = None
     diverge_loss: float = 1e6
+    stability: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "replicates", "memory_mb"):
@@ -78,6 +83,10 @@ class TrainConfig:
         if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int)
                                             or self.chunk_size < 1):
             raise ParameterError(f"chunk_size must be an integer >= 1 or None, got {self.chunk_size!r}")
+        if self.stability is not None:
+            from topowire.dynamics.stability import check_stability
+
+            check_stability(self.stability)
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ParameterError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
 
@@ -91,11 +100,16 @@ class TrainConfig:
             raise ParameterError(f"unknown training option(s) {', '.join(sorted(unknown))}")
         return cls(**d)
 
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
     def run_key(self) -> dict[str, Any]:
         """The options that change results (not where or how much at once)."""
         d = self.to_dict()
         for k in ("device", "memory_mb", "chunk_size"):
             d.pop(k)
+        if d["stability"] is None:  # absent when unused: run ids from before the option stay valid
+            d.pop("stability")
         return d
 
     @property

@@ -25,6 +25,7 @@ from topowire.compiler.init import parameter_counts
 from topowire.compiler.pack import PackedPopulation
 from topowire.compiler.wiring import wire
 from topowire.data.tasks import Task, make_task
+from topowire.dynamics.stability import project_stable
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
 from topowire.train.config import TrainConfig
@@ -152,6 +153,8 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
     curves = {"train_loss": [[] for _ in range(p)], "test_loss": [[] for _ in range(p)],
               "test_acc": [[] for _ in range(p)]}
     n = len(task.y_train)
+    if config.stability is not None:
+        project_stable(packed, config.stability)
     for epoch in range(config.epochs):
         order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n))
         loss_sum = torch.zeros(p, device=device)
@@ -174,6 +177,8 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
             if config.clip is not None:
                 clip_per_model(params, config.clip)
             opt.step()
+            if config.stability is not None:
+                project_stable(packed, config.stability, alive)
             if not alive.all():
                 dead = ~alive
                 with torch.no_grad():
@@ -201,13 +206,15 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
     return results
 
 
-def prepare_arch(arch: Arch, task: Task) -> Arch:
+def prepare_arch(arch: Arch, task: Task, config: TrainConfig | None = None) -> Arch:
     """The arch with the task's widths, or ParameterError if the two do not go together."""
     if arch.kind == "layered":
         raise ParameterError("the layered form is trained model by model, not in packs (train_population packs)")
     if arch.recurrent and not task.sequence:
         raise ParameterError(f"task {task.name!r} gives static inputs; a recurrent arch needs a sequence task "
                              "(e.g. smnist-rows)")
+    if config is not None and config.stability is not None and not arch.recurrent:
+        raise ParameterError(f"stability applies to recurrent archs, not {arch.kind!r}")
     if not arch.recurrent and task.sequence:
         raise ParameterError(f"task {task.name!r} gives sequences; the iterative map needs a static task (e.g. mnist)")
     return arch.replace(d_in=task.d_in, d_out=task.d_out)
@@ -271,7 +278,7 @@ def train_population(
 
     if isinstance(task, str):
         task = make_task(task, seed=config.seed, **(task_options or {}))
-    arch = prepare_arch(arch, task)
+    arch = prepare_arch(arch, task, config)
     topologies = list(topologies)
     rid = run_id(arch, task, config)
     specs = model_specs(topologies, config)
