@@ -81,6 +81,23 @@ def test_cli_fit_predict_report(study, tmp_path, capsys):
                  "--trees", "20", "-o", str(tmp_path / "t.skops")]) == 0
 
 
+def test_cli_fit_with_dynamics_features(study, tmp_path, capsys):
+    out, _ = study
+    pred = tmp_path / "d.skops"
+    assert main(["fit", "--db", str(out / "runs.db"), "--dynamics", "--trees", "20", "-o", str(pred)]) == 0
+    text = capsys.readouterr().out
+    assert "dynamics features add" in text
+    meta = __import__("json").loads((tmp_path / "d.skops.json").read_text())
+    assert {"forest", "forest-graph"} <= {row["model"] for row in meta["scores"]}
+    assert {"dyn_max_lyapunov", "dyn_spectral_radius", "dyn_spectral_norm"} <= set(meta["features"])
+    # predicting new topologies computes their dynamics at init: still no training
+    preds = tmp_path / "pred.csv"
+    assert main(["predict", str(pred), str(out / "unseen_population.jsonl"), "-o", str(preds)]) == 0
+    assert len(pd.read_csv(preds)) == 12
+    assert main(["fit", "--table", str(out / "features.csv"), "--target", "density", "--dynamics",
+                 "-o", str(tmp_path / "x.skops")]) == 2
+
+
 @pytest.mark.parametrize("argv, message", [
     (["predict", "{pred}", "{mismatch}", "-o", "{out}"], "differ from the predictor's"),
     (["predict", "{junk}", "{pop}", "-o", "{out}"], "not a skops file"),

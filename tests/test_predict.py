@@ -111,3 +111,15 @@ def test_bad_tables():
         cross_validate(_table(), "test_acc", ["family"])
     with pytest.raises(DataError, match="at least 5 topologies"):
         cross_validate(_table(n=3), "test_acc", FEATURES)
+
+
+def test_extra_forests_measure_what_added_features_bring():
+    table = _table(n=80)
+    base = ["n_nodes", "n_edges", "params", "junk"]  # without the signal
+    cv = cross_validate(table, "test_acc", base + ["density"], n_estimators=40, extra_forests={"forest-graph": base})
+    t = cv.table().set_index(["scheme", "model"])
+    assert t.loc[("kfold", "forest"), "r2"] > t.loc[("kfold", "forest-graph"), "r2"] + 0.5
+    with pytest.raises(Exception, match="clash"):
+        cross_validate(table, "test_acc", base, extra_forests={"mean": base})
+    with pytest.raises(DataError, match="nope"):
+        cross_validate(table, "test_acc", base, extra_forests={"other": ["nope"]})

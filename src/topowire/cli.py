@@ -360,6 +360,25 @@ def _study_frames(db: Path, run_id: str | None, features_path: Path | None):
     return results, features[~features.index.duplicated()], topologies, pd
 
 
+def _dynamics_for(db: Path, meta: dict, ids: list[str], topologies: dict):
+    """Dynamics features at init of a stored run's topologies, and the run's training seed."""
+    import json
+
+    from topowire.compiler import Arch
+    from topowire.data import make_task
+    from topowire.dynamics.features import dynamics_table
+    from topowire.store import open_existing
+
+    with open_existing(db) as store:
+        row = store.conn.execute("SELECT config FROM runs WHERE run_id = ?", (meta["run_id"],)).fetchone()
+    train_seed = int(json.loads(row[0]).get("seed", 0))
+    arch = Arch.from_dict(meta["arch"])
+    if not arch.recurrent:
+        raise ParameterError(f"--dynamics needs a recurrent run, this one is {arch.kind!r}")
+    task = make_task(meta["task"], seed=train_seed)
+    return dynamics_table([topologies[i] for i in ids], arch, task, seed=train_seed), train_seed
+
+
 def _read_table(path: Path):
     import pandas as pd
 
@@ -398,22 +417,33 @@ def _print_scores(cv) -> None:
 @click.option("--group", default="family", show_default=True, help="Column for leave-one-group-out CV.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trees", type=int, default=300, show_default=True, help="Trees in the forest.")
+@click.option("--dynamics", is_flag=True,
+              help="With --db: add the dynamics features of each network at init (max Lyapunov exponent, "
+                   "spectral radius and norm of W_hh) and report the R² they add over graph features.")
 @click.option("-o", "--output", type=_path, required=True, help="Predictor file (.skops; metadata in .skops.json).")
-def fit(db, run_id, features_path, table_path, target, columns, group, seed, trees, output) -> None:
+def fit(db, run_id, features_path, table_path, target, columns, group, seed, trees, dynamics, output) -> None:
     """Fit a random-forest predictor of trained performance, cross-validated beside baselines."""
     from topowire.predict import cross_validate, fit_predictor, save_predictor
 
     meta = {}
+    extra = None
+    if dynamics and db is None:
+        raise ParameterError("--dynamics needs --db (the run's arch and task rebuild the networks)")
     if (db is None) == (table_path is None):
         raise ParameterError("give either --db (a training run) or --table (any feature table), not both or neither")
     if db is not None:
         from topowire.pipeline import study_table
 
-        results, features, _, _ = _study_frames(db, run_id, features_path)
+        results, features, topologies, _ = _study_frames(db, run_id, features_path)
         table = study_table(results, features)
         names = list(features.columns) + ["params"]
         meta = {"run_id": results["run_id"].iloc[0], "arch": __import__("json").loads(results["arch"].iloc[0]),
                 "task": results["task"].iloc[0]}
+        if dynamics:
+            dyn, meta["train_seed"] = _dynamics_for(db, meta, list(dict.fromkeys(results["topology_id"])), topologies)
+            table = table.join(dyn, on="topology_id")
+            extra = {"forest-graph": names}
+            names = names + list(dyn.columns)
     else:
         table = _read_table(table_path)
         if columns:
@@ -421,13 +451,18 @@ def fit(db, run_id, features_path, table_path, target, columns, group, seed, tre
         else:
             names = [c for c in table.columns if c not in (target, group, "id", "topology_id")
                      and table[c].dtype.kind in "biuf"]
-    cv = cross_validate(table, target, names, groups=group, seed=seed, n_estimators=trees)
+    cv = cross_validate(table, target, names, groups=group, seed=seed, n_estimators=trees, extra_forests=extra)
     predictor = fit_predictor(table, target, names, seed=seed, n_estimators=trees,
                               meta={**meta, "scores": cv.table().to_dict(orient="records"),
                                     "noise_ceiling": cv.ceiling,
                                     "importances": cv.importances.to_dict(orient="records")})
     save_predictor(predictor, output)
     _print_scores(cv)
+    if extra:
+        t = cv.table().set_index(["scheme", "model"])
+        for scheme in t.index.get_level_values(0).unique():
+            gain = t.loc[(scheme, "forest"), "r2"] - t.loc[(scheme, "forest-graph"), "r2"]
+            console.print(f"dynamics features add {gain:+.3f} R² over graph features alone ({scheme})")
     console.print(f"wrote {output} (+ {output}.json)")
 
 
@@ -449,9 +484,21 @@ def predict(predictor_path, source, output) -> None:
         from topowire.topology import read_population
 
         pop = read_population(source)
-        graph_features = [f for f in predictor.features if f != "params"]
+        from topowire.dynamics.features import DYNAMICS_FEATURES
+
+        graph_features = [f for f in predictor.features if f != "params" and f not in DYNAMICS_FEATURES]
+        dyn = [f for f in predictor.features if f in DYNAMICS_FEATURES]
         resolve_names(graph_features)
         table = feature_table(pop, graph_features, n_jobs=-1)
+        if dyn:
+            from topowire.data import make_task
+            from topowire.dynamics.features import dynamics_table
+
+            if "arch" not in predictor.meta or "task" not in predictor.meta:
+                raise ParameterError("the predictor uses dynamics features but records no arch and task")
+            seed = int(predictor.meta.get("train_seed", 0))
+            task = make_task(predictor.meta["task"], seed=seed)
+            table = table.join(dynamics_table(list(pop), Arch.from_dict(predictor.meta["arch"]), task, seed=seed)[dyn])
         if "params" in predictor.features:
             if "arch" not in predictor.meta:
                 raise ParameterError("the predictor uses 'params' but records no arch to count them")

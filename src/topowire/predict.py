@@ -171,7 +171,7 @@ def check_table(table: pd.DataFrame, target: str, features: Sequence[str]) -> No
 
 def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *, groups: str | None = "family",
                    n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
-                   importances: bool = True) -> CVResult:
+                   importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None) -> CVResult:
     """Score the forest and the baselines (see the module docstring).
 
     Parameters
@@ -184,6 +184,9 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         Columns the forest uses; the size baselines use :data:`SIZE_FEATURES` present.
     groups : str or None
         Column for leave-one-group-out CV (skipped with fewer than two groups).
+    extra_forests : dict of str to sequence of str, optional
+        More forests, by name, on other columns, scored on the same folds -- e.g.
+        ``{"forest-graph": graph_features}`` to measure what extra features add.
     """
     from sklearn.inspection import permutation_importance
     from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
@@ -194,8 +197,14 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     if len(data) < n_splits:
         raise DataError(f"need at least {n_splits} topologies for {n_splits}-fold CV, got {len(data)}")
     size = [c for c in SIZE_FEATURES if c in data.columns]
-    cols = {"forest": features, "mean": features[:1] or size[:1], "linear-size": size, "forest-size": size}
-    x_all = data[features + [c for c in size if c not in features]]
+    extra = {k: list(v) for k, v in (extra_forests or {}).items()}
+    clash = set(extra) & set(MODELS)
+    if clash:
+        raise ParameterError(f"extra forest name(s) {', '.join(sorted(clash))} clash with the built-in models")
+    check_table(table, target, [c for v in extra.values() for c in v])
+    cols = {"forest": features, "mean": features[:1] or size[:1], "linear-size": size, "forest-size": size, **extra}
+    used = list(dict.fromkeys(features + size + [c for v in extra.values() for c in v]))
+    x_all = data[used]
     y = data[target].to_numpy(dtype=float)
     schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(x_all)))]
     if groups and groups in data.columns and data[groups].nunique() >= 2:
@@ -205,10 +214,10 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     for scheme, splits in schemes:
         for fold, (tr, te) in enumerate(splits):
             repeat = fold // n_splits if scheme == "kfold" else 0
-            for name in MODELS:
+            for name in cols:
                 if not cols[name]:
                     continue
-                model = make_model(name, seed, n_estimators).fit(x_all.iloc[tr][cols[name]], y[tr])
+                model = make_model("forest" if name in extra else name, seed, n_estimators).fit(x_all.iloc[tr][cols[name]], y[tr])
                 pred = model.predict(x_all.iloc[te][cols[name]])
                 ys, ps = pooled.setdefault((scheme, name, repeat), ([], []))
                 ys.append(y[te])
