@@ -38,7 +38,7 @@ from topowire.data import make_task
 from topowire.features import feature_table
 from topowire.predict import cross_validate
 from topowire.topology import load_recipe, sample_population
-from topowire.train.losses import per_model_correct, per_model_loss
+from topowire.train import TrainConfig, train_module
 
 ROOT = Path(__file__).parents[1]
 OUT = Path(__file__).parent / "results" / "darji2021"
@@ -48,21 +48,8 @@ THESIS_R2 = {"rnn-tanh": 0.43, "rnn-relu": 0.62, "lstm": 0.58, "gru": 0.88}
 
 def train_one(net, task, epochs: int, batch: int, seed: int) -> float:
     """Adam 1e-3, clip 5; every model sees the same batches (seeded by the study seed)."""
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    n = len(task.y_train)
-    for epoch in range(epochs):
-        order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
-        for idx in order.split(batch):
-            lengths = task.len_train[idx]
-            x = task.x_train[idx][:, : int(lengths.max())]
-            loss = per_model_loss(net(x, lengths)[None], task.y_train[idx], "classification")[0]
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-    with torch.no_grad():
-        out = net(task.x_test, task.len_test)
-    return float(per_model_correct(out[None], task.y_test, "classification")[0]) / len(task.y_test)
+    config = TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3, clip=5.0, seed=seed)
+    return train_module(net, task, config)["test_acc"]
 
 
 def thesis_split_r2(table: pd.DataFrame, features: list[str], seed: int) -> float:

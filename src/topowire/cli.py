@@ -263,8 +263,10 @@ def export_(model, fmt, output, seq_len, batch):
 @click.option("--n-test", type=int, help="Test examples.")
 @click.option("--data-dir", type=_path, help="MNIST folder with the IDX files.")
 @click.option("--thesis-csv", type=_path, help="Reber data in the thesis's string,label CSV.")
+@click.option("--stability", type=float, help="Keep every model's ||W_hh||_2 <= this (Miller & Hardt), in (0, 1].")
 def train(population, kind, task, db, epochs, batch_size, lr, optimizer, clip, replicates, seed, orientation,
-          inputs, outputs, device, bf16, memory_mb, chunk_size, n_train, n_test, data_dir, thesis_csv) -> None:
+          inputs, outputs, device, bf16, memory_mb, chunk_size, n_train, n_test, data_dir, thesis_csv,
+          stability) -> None:
     """Train every topology of a population (packed), storing results in a resumable database."""
     import time
 
@@ -280,7 +282,7 @@ def train(population, kind, task, db, epochs, batch_size, lr, optimizer, clip, r
     arch = Arch(kind, orientation=orientation, inputs=roles, outputs=outputs)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                          clip=clip if clip > 0 else None, replicates=replicates, seed=seed, device=device,
-                         bf16=bf16, memory_mb=memory_mb, chunk_size=chunk_size)
+                         bf16=bf16, memory_mb=memory_mb, chunk_size=chunk_size, stability=stability)
     pop = read_population(population)
     options = {k: v for k, v in (("n_train", n_train), ("n_test", n_test),
                                  ("data_dir", str(data_dir) if data_dir else None),
@@ -305,6 +307,53 @@ def train(population, kind, task, db, epochs, batch_size, lr, optimizer, clip, r
     console.print(f"{len(frame)} models in run {frame['run_id'].iloc[0] if len(frame) else '-'}: "
                   f"{len(ok)} ok, {len(frame) - len(ok)} diverged; mean test accuracy "
                   f"{ok['test_acc'].mean():.3f}; results in {db}")
+
+
+@app.command()
+@click.argument("model", type=_path)
+@click.option("--rate", type=float, required=True, help="Fraction of the selected connections to remove, in [0, 1].")
+@click.option("--on", "on", default="both", show_default=True, help="ih (input), hh (recurrent) or both.")
+@click.option("--scope", default="global", show_default=True, help="global (one ranking) or layer (per tensor).")
+@click.option("--retrain", type=int, default=0, show_default=True, help="Retraining epochs with the masks fixed.")
+@click.option("--task", default="reber", show_default=True, help="Task for retraining and evaluation.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-train", type=int, help="Training examples (task default if omitted).")
+@click.option("--n-test", type=int, help="Test examples.")
+@click.option("--topology", "topology_out", type=_path, help="Also write the pruned connectivity as a population JSONL.")
+@click.option("-o", "--output", type=_path, required=True, help="Pruned model (.safetensors).")
+def prune(model, rate, on, scope, retrain, task, lr, batch_size, seed, n_train, n_test, topology_out, output) -> None:
+    """Magnitude-prune a trained model (biases and readout kept), optionally retrain with the masks fixed."""
+    from topowire.compiler.export import load, save
+    from topowire.data import make_task
+    from topowire.dynamics.prune import _check, network_topology
+    from topowire.dynamics.prune import prune as run_prune
+    from topowire.train import TrainConfig, evaluate_module, train_module
+
+    _check(rate, on, scope)
+    if retrain < 0:
+        raise ParameterError(f"--retrain must be >= 0 epochs, got {retrain}")
+    net = load(model)
+    options = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v is not None}
+    data = make_task(task, seed=seed, **options)
+    if (net.arch.d_in, net.arch.d_out) != (data.d_in, data.d_out):
+        raise ParameterError(f"the model reads {net.arch.d_in} features into {net.arch.d_out} outputs, task {task!r} "
+                             f"has {data.d_in} and {data.d_out}")
+    config = TrainConfig(epochs=max(1, retrain), batch_size=batch_size, lr=lr, seed=seed)
+    before = evaluate_module(net, data)["test_acc"]
+    counts = run_prune(net, rate, on, scope)[0]
+    pruned = evaluate_module(net, data)["test_acc"]
+    after = train_module(net, data, config)["test_acc"] if retrain else pruned
+    save(net, output)
+    if topology_out is not None:
+        from topowire.topology import Population, write_population
+
+        write_population(Population([network_topology(net)]), topology_out)
+    kept = ", ".join(f"{k} {v}/{counts[k + '_before']}" for k, v in counts.items() if not k.endswith("_before"))
+    console.print(f"pruned {model} at rate {rate:g} on {on} ({scope}): connections kept {kept}")
+    console.print(f"test accuracy {before:.3f} -> {pruned:.3f} pruned" +
+                  (f" -> {after:.3f} after {retrain} retraining epochs" if retrain else "") + f"; wrote {output}")
 
 
 @app.command()

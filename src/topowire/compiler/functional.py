@@ -101,7 +101,7 @@ def recurrent_forward(
     mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
     lengths: Tensor | None = None, return_states: bool = False,
     graph_op: Callable[[Tensor], Tensor] | None = None,
-    residual: tuple[Tensor, Tensor] | None = None, gamma: float = 1.0,
+    residual: tuple[Tensor, Tensor] | None = None, gamma: float = 1.0, ih_mask: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Masked recurrent cells over a shared sequence batch, read out at the last real step.
 
@@ -130,6 +130,8 @@ def recurrent_forward(
         ``wcrnn`` only: R as its diagonal and pair coupling (see :func:`residual_apply`).
     gamma : float, default 1.0
         ``wcrnn`` only: the coupling strength.
+    ih_mask : Tensor [P, N, d_in], optional
+        Per-connection input mask (pruning), multiplied with ``in_mask``.
 
     Returns
     -------
@@ -139,7 +141,7 @@ def recurrent_forward(
     n = in_mask.shape[1]
     gates = gn // n
     b, t_steps, _ = x.shape
-    w_ih_eff = masked_recurrent_weights(w_ih, in_mask[:, :, None].expand(p, n, d_in))
+    w_ih_eff = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in))
     # The input projection is made step by step, straight in the [P, B, G*N] layout: a
     # precomputed [P, T, B, G*N] tensor would cost a full-size zero-filled gradient per
     # step in the backward pass (select's backward), O(T^2) memory traffic.
@@ -171,6 +173,12 @@ def recurrent_forward(
     if return_states:
         return out, torch.stack(states, dim=2)
     return out
+
+
+def input_mask(in_mask: Tensor, ih_mask: Tensor | None, d_in: int) -> Tensor:
+    """The ``[P, N, d_in]`` mask of the input projection: input neurons, times pruning."""
+    m = in_mask[:, :, None].expand(*in_mask.shape, d_in)
+    return m if ih_mask is None else m * ih_mask
 
 
 def residual_apply(h: Tensor, diag: Tensor, pair: Tensor) -> Tensor:

@@ -77,6 +77,8 @@ class LayeredRecurrentNet(nn.Module):
             cell.register_buffer("mask_ih", mask)
             cell.w_ih = nn.Parameter(torch.zeros(g * width, in_width))
             cell.w_hh = nn.Parameter(torch.zeros(g * width, width)) if arch.recurrence == "dense" else None
+            if cell.w_hh is not None:  # all ones until pruned
+                cell.register_buffer("mask_hh", torch.ones(width, width))
             cell.b_ih = nn.Parameter(torch.zeros(g * width))
             cell.b_hh = nn.Parameter(torch.zeros(g * width))
             self.cells.append(cell)
@@ -123,7 +125,8 @@ class LayeredRecurrentNet(nn.Module):
         x = self._inputs(x)
         b, t_steps = x.shape[:2]
         kind, g = self.arch.cell, GATES[self.arch.cell]
-        prepared = [(c.w_ih * c.mask_ih.repeat(g, 1), c.w_hh) for c in self.cells]
+        prepared = [(c.w_ih * c.mask_ih.repeat(g, 1), None if c.w_hh is None else c.w_hh * c.mask_hh.repeat(g, 1))
+                    for c in self.cells]
         h = x.new_zeros(b, sum(self.sizes))
         c_state = x.new_zeros(b, sum(self.sizes)) if kind == "lstm" else None
         for t in range(t_steps):

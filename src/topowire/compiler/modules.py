@@ -57,6 +57,8 @@ class CompiledNet(nn.Module):
         self.backend = resolve_backend(arch.backend, wiring.n_neurons, wiring.n_edges)
         for name, t in masks(wiring, dense=self.backend == "dense").items():
             self.register_buffer(name, t)
+        if arch.recurrent:  # per-connection input mask: all ones until pruned
+            self.register_buffer("ih_mask", torch.ones(wiring.n_neurons, arch.d_in))
         if arch.kind == "wcrnn":
             diag, pair = residual_vectors(wiring.n_neurons, arch, seed)
             self.register_buffer("res_diag", diag)
@@ -146,7 +148,7 @@ class MaskedRecurrentNet(CompiledNet):
             self.arch.kind, x, self.w_ih[None], g["w"], self.b_ih[None], self.b_hh[None],
             g["mask"], self.in_mask[None], self.readout[None], self.out_mask[None],
             self.readout_bias[None], lengths=lengths, return_states=states, graph_op=g["graph_op"],
-            **residual_args(self),
+            **residual_args(self), ih_mask=self.ih_mask[None],
         )
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:

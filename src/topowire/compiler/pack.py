@@ -103,6 +103,8 @@ class PackedPopulation(nn.Module):
             idx = [getattr(w, attr) for w in wirings]
             rows = np.repeat(np.arange(p), [len(i) for i in idx])
             buf[torch.from_numpy(rows), torch.from_numpy(np.concatenate(idx))] = 1.0
+        if arch.recurrent:  # per-connection input mask: all ones until pruned
+            self.register_buffer("ih_mask", torch.ones(p, n_max, arch.d_in))
         if arch.kind == "wcrnn":  # fixed R per model; zero on padding neurons
             self.register_buffer("res_diag", torch.zeros(p, n_max))
             self.register_buffer("res_pair", torch.zeros(p, n_max))
@@ -130,7 +132,7 @@ class PackedPopulation(nn.Module):
             out = recurrent_forward(self.arch.kind, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
                                     self.mask, self.in_mask, self.readout, self.out_mask,
                                     self.readout_bias, lengths=lengths, return_states=all_steps,
-                                    **residual_args(self))
+                                    **residual_args(self), ih_mask=self.ih_mask)
             return readout_all_steps(out[1], self.readout, self.out_mask, self.readout_bias) if all_steps else out
         if all_steps:
             raise ParameterError("the iterative map has no steps to read out")
@@ -152,9 +154,13 @@ class PackedPopulation(nn.Module):
         """A standalone module with model p's current weights."""
         cls = MaskedRecurrentNet if self.arch.recurrent else IterativeNet
         net = cls(self.wirings[p], self.arch, self.seeds[p])
+        n = int(self.sizes[p])
         with torch.no_grad():
             for name, t in self.model_tensors(p).items():
                 getattr(net, name).copy_(t)
+            net.mask.copy_(self.mask[p, :n, :n])  # masks too: a pruned model stays pruned
+            if self.arch.recurrent:
+                net.ih_mask.copy_(self.ih_mask[p, :n])
         return net
 
     def parameter_counts(self) -> list[dict[str, int]]:

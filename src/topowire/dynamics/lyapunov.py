@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp, vmap
 
-from topowire.compiler.functional import _cell, masked_recurrent_weights, residual_apply
+from topowire.compiler.functional import _cell, input_mask, masked_recurrent_weights, residual_apply
 from topowire.errors import ParameterError
 
 __all__ = ["lyapunov_spectrum", "max_lyapunov"]
@@ -38,7 +38,7 @@ def _model_tensors(module: nn.Module, dtype: torch.dtype) -> tuple[dict[str, Ten
     p, gn, d_in = w_ih.shape
     n = in_mask.shape[1]
     t = {
-        "w_ih": masked_recurrent_weights(w_ih, in_mask[:, :, None].expand(p, n, d_in)),
+        "w_ih": masked_recurrent_weights(w_ih, input_mask(in_mask, lead(module.ih_mask), d_in)),
         "w_hh": masked_recurrent_weights(w_hh, mask),
         "b_ih": lead(module.b_ih.detach()), "b_hh": lead(module.b_hh.detach()),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from topowire.train.config import TrainConfig
 from topowire.train.losses import per_model_correct, per_model_loss, step_mask
 from topowire.train.optim import StackedAdam, StackedSGD, clip_per_model
 
-__all__ = ["ModelSpec", "model_specs", "train_pack", "train_population", "run_id", "estimate_model_bytes"]
+__all__ = ["ModelSpec", "model_specs", "train_pack", "train_module", "train_population", "run_id",
+           "estimate_model_bytes"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,80 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
             "curves": {k: v[i] for k, v in curves.items()},
         })
     return results
+
+
+class _AsPack(torch.nn.Module):
+    """One standalone module seen as a pack of one (outputs with a leading P = 1)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def __len__(self) -> int:
+        return 1
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
+        if lengths is None:
+            return self.module(x)[None]
+        return (self.module(x, lengths, all_steps=True) if all_steps else self.module(x, lengths))[None]
+
+
+def train_module(module: torch.nn.Module, task: Task, config: TrainConfig) -> dict[str, Any]:
+    """Train one standalone module in place (any compiled module, the layered form too).
+
+    The same batches, order, loss, clipping (``torch.nn.utils.clip_grad_norm_``) and
+    stability projection as :func:`train_pack`, with ``torch.optim.Adam`` / ``SGD``. A
+    loss that stops being finite (or exceeds ``diverge_loss``) ends training with status
+    ``diverged``. Returns the final losses and accuracy and the per-epoch curves.
+    """
+    device = torch.device(config.device)
+    view = _AsPack(module).to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = (torch.optim.Adam(params, lr=config.lr) if config.optimizer == "adam"
+           else torch.optim.SGD(params, lr=config.lr, momentum=config.momentum))
+    if config.stability is not None:
+        project_stable(module, config.stability)
+    curves: dict[str, list[float]] = {"train_loss": [], "test_loss": [], "test_acc": []}
+    n = len(task.y_train)
+    status = "ok"
+    for epoch in range(config.epochs):
+        order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n))
+        loss_sum = 0.0
+        for start in range(0, n, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            xb, yb, lb, mask = _batch(task, "train", idx, device)
+            with _autocast(config):
+                loss = per_model_loss(_forward(view, task, xb, lb), yb, task.kind, mask)[0]
+            value = float(loss.detach())
+            if not math.isfinite(value) or value > config.diverge_loss:
+                status = "diverged"
+                break
+            opt.zero_grad()
+            loss.backward()
+            if config.clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.clip)
+            opt.step()
+            if config.stability is not None:
+                project_stable(module, config.stability)
+            loss_sum += value * len(idx)
+        if status != "ok":
+            break
+        test_loss, test_acc = _evaluate(view, task, config, device)
+        curves["train_loss"].append(loss_sum / n)
+        curves["test_loss"].append(float(test_loss[0]))
+        curves["test_acc"].append(float(test_acc[0]))
+    nan = float("nan")
+    return {"status": status, "train_loss": curves["train_loss"][-1] if status == "ok" and curves["train_loss"] else nan,
+            "test_loss": curves["test_loss"][-1] if status == "ok" and curves["test_loss"] else nan,
+            "test_acc": curves["test_acc"][-1] if status == "ok" and curves["test_acc"] else nan, "curves": curves}
+
+
+def evaluate_module(module: torch.nn.Module, task: Task, config: TrainConfig | None = None) -> dict[str, float]:
+    """Test loss and accuracy of one standalone module."""
+    config = config or TrainConfig()
+    device = torch.device(config.device)
+    loss, acc = _evaluate(_AsPack(module).to(device), task, config, device)
+    return {"test_loss": float(loss[0]), "test_acc": float(acc[0])}
 
 
 def prepare_arch(arch: Arch, task: Task, config: TrainConfig | None = None) -> Arch:

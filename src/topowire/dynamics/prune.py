@@ -1,0 +1,183 @@
+"""Magnitude pruning of compiled recurrent networks, and a network's connectivity as a graph.
+
+Part 1 of arXiv 2407.20601 prunes trained RNNs by weight magnitude and retrains them with
+the pruned weights fixed at zero. In topowire a connection is what a mask entry stands
+for, so pruning removes *connections*: an input connection (neuron v <- data feature i)
+or a recurrent one (v <- u). A connection's magnitude is the L2 norm of its weights over
+the gate blocks (for ``rnn-*`` and ``wcrnn`` cells: its one weight's absolute value);
+biases and the readout are never pruned. Pruning writes the masks, so the pruned weights
+stay exactly zero through any later training (their gradient is masked) and through
+save/load (the masks are saved buffers).
+
+``on`` picks the weights: ``ih`` (input connections), ``hh`` (recurrent), or ``both``.
+``scope="global"`` ranks every selected connection of a model together; ``"layer"`` prunes
+each weight tensor (each layer's ``ih`` and ``hh`` of the layered form) at the rate on its
+own. The count removed is ``round(rate * existing)``, ties broken by position. In a pack
+every model is pruned on its own weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from topowire.compiler.layered import LayeredRecurrentNet
+from topowire.compiler.modules import MaskedRecurrentNet
+from topowire.compiler.pack import PackedPopulation
+from topowire.errors import ParameterError
+from topowire.topology.topology import Topology
+
+__all__ = ["prune", "network_topology", "ON", "SCOPES"]
+
+ON = ("ih", "hh", "both")
+SCOPES = ("global", "layer")
+
+
+@dataclass
+class _Target:
+    """One prunable weight tensor: weights ``[P, G, R, C]`` and the mask buffer it obeys."""
+
+    name: str
+    kind: str  # "ih" or "hh"
+    weight: Tensor
+    mask: Tensor  # [P, R, C], written in place
+    exists: Tensor  # [P, R, C] bool: connections present before pruning
+
+
+def _lead(t: Tensor, dims: int) -> Tensor:
+    return t if t.dim() == dims else t[None]
+
+
+def _targets(module: nn.Module) -> list[_Target]:
+    if isinstance(module, LayeredRecurrentNet):
+        out = []
+        g = module.arch.gates
+        for li, cell in enumerate(module.cells):
+            w = cell.w_ih.data
+            out.append(_Target(f"layer{li}.ih", "ih", w.view(1, g, -1, w.shape[1]), cell.mask_ih[None],
+                               cell.mask_ih[None] > 0))
+            if cell.w_hh is not None:
+                w = cell.w_hh.data
+                out.append(_Target(f"layer{li}.hh", "hh", w.view(1, g, -1, w.shape[1]), cell.mask_hh[None],
+                                   cell.mask_hh[None] > 0))
+        return out
+    if isinstance(module, (MaskedRecurrentNet, PackedPopulation)) and module.arch.recurrent:
+        if getattr(module, "backend", "dense") != "dense":
+            raise ParameterError("pruning needs the dense backend (the masks as matrices)")
+        g = module.arch.gates
+        w_ih, w_hh = _lead(module.w_ih.data, 3), _lead(module.w_hh.data, 3)
+        p, _, d_in = w_ih.shape
+        n = w_hh.shape[2]
+        ih_mask, mask, in_mask = _lead(module.ih_mask, 3), _lead(module.mask, 3), _lead(module.in_mask, 2)
+        return [
+            _Target("ih", "ih", w_ih.view(p, g, n, d_in), ih_mask, (ih_mask * in_mask[:, :, None]) > 0),
+            _Target("hh", "hh", w_hh.view(p, g, n, n), mask, mask > 0),
+        ]
+    raise ParameterError(f"prune() takes a masked recurrent model, a pack of them or a layered model, "
+                         f"got {type(module).__name__}" + (f" of kind {module.arch.kind!r}"
+                                                          if hasattr(module, "arch") else ""))
+
+
+def _check(rate, on, scope) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ParameterError(f"rate must be a fraction in [0, 1], got {rate!r}")
+    if on not in ON:
+        raise ParameterError(f"on must be one of {', '.join(ON)}, got {on!r}")
+    if scope not in SCOPES:
+        raise ParameterError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    return float(rate)
+
+
+def _prune_group(group: list[_Target], p: int, rate: float) -> None:
+    """Remove the ``round(rate * existing)`` weakest connections of model p across the group."""
+    scores = torch.cat([t.weight[p].pow(2).sum(0).sqrt().flatten() for t in group])
+    exists = torch.cat([t.exists[p].flatten() for t in group])
+    idx = torch.nonzero(exists).flatten()
+    k = int(round(rate * idx.numel()))
+    if k == 0:
+        return
+    order = torch.sort(scores[idx], stable=True).indices[:k]
+    drop = torch.zeros_like(exists)
+    drop[idx[order]] = True
+    start = 0
+    for t in group:
+        size = t.exists[p].numel()
+        t.mask[p].view(-1)[drop[start:start + size]] = 0.0
+        start += size
+
+
+@torch.no_grad()
+def prune(module: nn.Module, rate: float, on: str = "both", scope: str = "global") -> list[dict[str, int]]:
+    """Magnitude-prune a trained model (or every model of a pack) in place.
+
+    Parameters
+    ----------
+    module : MaskedRecurrentNet, PackedPopulation or LayeredRecurrentNet
+        Dense recurrent models.
+    rate : float
+        Fraction in [0, 1] of the existing selected connections to remove.
+    on : {"ih", "hh", "both"}
+        Input connections, recurrent connections, or both.
+    scope : {"global", "layer"}
+        One ranking over all selected tensors of a model, or one per tensor.
+
+    Returns
+    -------
+    list of dict
+        Per model: ``{tensor name: connections remaining}`` and ``{name}_before``.
+    """
+    rate = _check(rate, on, scope)
+    targets = [t for t in _targets(module) if on in ("both", t.kind)]
+    n_models = targets[0].mask.shape[0]
+    before = [{t.name: int(t.exists[p].sum()) for t in targets} for p in range(n_models)]
+    groups = [targets] if scope == "global" else [[t] for t in targets]
+    for p in range(n_models):
+        for group in groups:
+            _prune_group(group, p, rate)
+    for t in targets:  # pruned weights are zero in the parameters too
+        t.weight.mul_(t.mask[:, None])
+    return [{**{t.name: int((t.mask[p] * t.exists[p]).sum()) for t in targets},
+             **{f"{k}_before": v for k, v in before[p].items()}} for p in range(n_models)]
+
+
+def network_topology(module: nn.Module, p: int = 0) -> Topology:
+    """The connectivity of a (pruned) model as a directed graph on its neurons.
+
+    An edge ``u -> v`` exists where the model has a recurrent connection with a non-zero
+    weight in some gate: for a masked recurrent model, ``W_hh``'s graph; for the layered
+    form, the surviving edges between layers (the intra-layer recurrence is not part of
+    the topology it was compiled from). Recompile it with ``orientation="as-is"``.
+
+    Parameters
+    ----------
+    module : MaskedRecurrentNet, PackedPopulation or LayeredRecurrentNet
+    p : int, default 0
+        The model of a pack.
+    """
+    if isinstance(module, LayeredRecurrentNet):
+        g = module.arch.gates
+        order = module.order.numpy()
+        edges = []
+        for li, cell in enumerate(module.cells):
+            if li == 0:
+                continue
+            lo = module.offsets[li]
+            w = (cell.w_ih.detach() * cell.mask_ih.repeat(g, 1)).view(g, -1, cell.mask_ih.shape[1])
+            dst, src = torch.nonzero(w.abs().sum(0) > 0, as_tuple=True)
+            edges.append(np.stack([order[src.numpy()], order[dst.numpy() + lo]], axis=1))
+        e = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
+        n = module.wiring.n_neurons
+    else:
+        targets = _targets(module)
+        hh = next(t for t in targets if t.kind == "hh")
+        if not 0 <= p < hh.mask.shape[0]:
+            raise IndexError(f"model index {p} out of range for {hh.mask.shape[0]} models")
+        n = int(module.sizes[p]) if isinstance(module, PackedPopulation) else module.wiring.n_neurons
+        live = ((hh.weight[p] * hh.mask[p]).abs().sum(0) > 0)[:n, :n]
+        dst, src = torch.nonzero(live, as_tuple=True)
+        e = np.stack([src.numpy(), dst.numpy()], axis=1)
+    source = module.wirings[p].topology_id if isinstance(module, PackedPopulation) else module.wiring.topology_id
+    return Topology(n, e, directed=True, family="pruned", params={"source": source or ""})
