@@ -33,3 +33,12 @@ def test_classification_reads_the_last_real_step_never_padding():
 def test_unknown_task():
     with pytest.raises(ParameterError, match="unknown task 'sudoku'"):
         make_task("sudoku")
+
+
+def test_mnist_subsets_are_random_not_the_first_digits():
+    # the bundled subset is stored sorted by digit: a prefix would hold one class
+    task = make_task("smnist-rows", n_train=200, n_test=100, seed=0)
+    assert task.y_train.unique().numel() == 10 and task.y_test.unique().numel() == 10
+    again = make_task("smnist-rows", n_train=200, n_test=100, seed=0)
+    assert torch.equal(task.x_train, again.x_train)
+    assert not torch.equal(task.y_train, make_task("smnist-rows", n_train=200, n_test=100, seed=1).y_train)

@@ -93,7 +93,8 @@ def make_task(name: str, *, seed: int = 0, n_train: int | None = None, n_test: i
     seed : int
         Data seed (strings, adding sequences, MNIST permutation).
     n_train, n_test : int, optional
-        Sizes (defaults: Reber 1000/200, adding 2000/500, MNIST all available).
+        Sizes (defaults: Reber 1000/200, adding 2000/500, MNIST all available). A smaller MNIST
+        size takes a random subset drawn with ``seed``.
     data_dir : str, optional
         MNIST folder (see :func:`topowire.data.mnist.load_mnist`).
     thesis_csv : str, optional
@@ -132,8 +133,9 @@ def make_task(name: str, *, seed: int = 0, n_train: int | None = None, n_test: i
     out = []
     for split_name, n in (("train", n_train), ("test", n_test)):
         images, labels = load_mnist(split_name, data_dir)
-        if n is not None:
-            images, labels = images[:n], labels[:n]
+        if n is not None:  # a seeded random subset: files may be sorted by digit (the bundled one is)
+            pick = np.random.default_rng([seed, split_name == "test"]).permutation(len(labels))[:n]
+            images, labels = images[pick], labels[pick]
         x = mnist_view(images, view, seed=seed)
         lengths = torch.full((x.shape[0],), x.shape[1]) if x.ndim == 3 else None
         out.append((x, torch.from_numpy(labels.astype(np.int64)), lengths))
