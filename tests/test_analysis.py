@@ -13,6 +13,9 @@ ROOT = Path(__file__).parents[1]
 @pytest.mark.parametrize("script, files", [
     ("sequential2d_mnist.py", ["results.csv", "summary.md", "curves.png"]),
     ("darji2021.py", ["results.csv", "scores.csv", "importances.csv", "summary.md"]),
+    ("stable_truncation.py", ["gaps.csv", "slopes.csv", "summary.md", "gap.png"]),
+    ("wcrnn_smnist.py", ["results.csv", "summary.md", "heatmap.png"]),
+    ("darji_pruning.py", ["results.csv", "summary.md", "accuracy.png"]),
 ])
 def test_smoke(script, files, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "analysis" / script), "--smoke", "--out", str(tmp_path)],
@@ -20,9 +23,22 @@ def test_smoke(script, files, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in files:
         assert (tmp_path / name).is_file(), name
+    if script == "stable_truncation.py":
+        slopes = pd.read_csv(tmp_path / "slopes.csv")
+        assert set(slopes["regime"]) == {"stable", "unconstrained"} and set(slopes["family"]) == {"ws", "er", "ba"}
+        # the stable models obey the bound they were trained under
+        assert (slopes.loc[slopes.regime == "stable", "spectral_norm"] <= 0.9 + 1e-6).all()
+        return
     results = pd.read_csv(tmp_path / "results.csv")
     assert results["test_acc"].between(0, 1).all()
-    if script == "darji2021.py":
+    if script == "wcrnn_smnist.py":
+        assert set(results["r"]) == {0.9, 1.0} and results["phi"].nunique() == 2
+    elif script == "darji_pruning.py":
+        assert set(results["regime"]) == {"ih", "hh", "both"} and results["cell"].nunique() == 4
+        full = results[results.rate == 1.0]
+        assert (full["connections_kept"] == 0).all()
+        assert "| gru | both |" in (tmp_path / "summary.md").read_text()
+    elif script == "darji2021.py":
         assert set(results["mode"]) == {"thesis", "corrected"} and results["cell"].nunique() == 4
         assert "| thesis | gru |" in (tmp_path / "summary.md").read_text()
     else:
