@@ -157,11 +157,27 @@ def test_cli_train_and_results(tmp_path, capsys):
     assert len(table) == 6 and {"family", "n", "n_edges", "test_acc", "replicate", "params"} <= set(table.columns)
 
 
+def test_cli_trains_a_stable_rotational_wcrnn(tmp_path, capsys):
+    pop = tmp_path / "p.jsonl"
+    write_population(Population(tuple(GRAPHS[:2])), pop)
+    db = tmp_path / "runs.db"
+    assert main(["train", str(pop), "--db", str(db), "--epochs", "1", "--n-train", "64", "--n-test", "32",
+                 "--arch", "wcrnn", "--residual", "rotational", "--radius", "0.95", "--phi", "0.2",
+                 "--stability", "0.8", "--orientation", "both", "--inputs", "all", "--outputs", "all"]) == 0
+    with Store(db) as store:
+        arch, config = store.conn.execute("SELECT arch, config FROM runs").fetchone()
+    arch, config = json.loads(arch), json.loads(config)
+    assert (arch["kind"], arch["residual"], arch["r"], arch["phi"]) == ("wcrnn", "rotational", 0.95, 0.2)
+    assert config["stability"] == 0.8
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "{missing}", "--db", "{db}"], "does not exist"),
     (["train", "{corrupt}", "--db", "{db}"], "not valid JSON"),
     (["train", "{pop}", "--db", "{db}", "--task", "sudoku"], "unknown task 'sudoku'"),
     (["train", "{pop}", "--db", "{newer}"], "newer than"),
+    (["train", "{pop}", "--db", "{db}", "--stability", "1.5"], "stability must be"),
+    (["train", "{pop}", "--db", "{db}", "--arch", "wcrnn", "--residual", "spiral"], "unknown residual 'spiral'"),
     (["results", "--db", "{missing}", "-o", "{out}"], "does not exist"),
 ])
 def test_train_bad_input(argv, message, tmp_path, capsys):

@@ -173,7 +173,7 @@ def convert(inputs, output, id_, directed) -> None:
 @app.command("compile")
 @click.argument("population", type=_path)
 @click.option("--arch", "kind", default="gru", show_default=True,
-              help="iterative, rnn-tanh, rnn-relu, lstm or gru.")
+              help="iterative, rnn-tanh, rnn-relu, lstm, gru or wcrnn.")
 @click.option("--orientation", default="dag", show_default=True, help="dag, random-dag, both or as-is.")
 @click.option("--inputs", default="sources", show_default=True, help="all, sources, or k (top-k by degree).")
 @click.option("--outputs", default="sinks", show_default=True, help="all or sinks.")
@@ -242,7 +242,7 @@ def export_(model, fmt, output, seq_len, batch):
 # -- train / results ----------------------------------------------------------------------------
 @app.command()
 @click.argument("population", type=_path)
-@click.option("--arch", "kind", default="gru", show_default=True, help="iterative, rnn-tanh, rnn-relu, lstm or gru.")
+@click.option("--arch", "kind", default="gru", show_default=True, help="iterative, rnn-tanh, rnn-relu, lstm, gru or wcrnn.")
 @click.option("--task", default="reber", show_default=True, help="reber, reber-next, embedded-reber, adding, mnist, ...")
 @click.option("--db", type=_path, required=True, help="SQLite results database (created or resumed).")
 @click.option("--epochs", type=int, default=5, show_default=True)
@@ -264,9 +264,14 @@ def export_(model, fmt, output, seq_len, batch):
 @click.option("--data-dir", type=_path, help="MNIST folder with the IDX files.")
 @click.option("--thesis-csv", type=_path, help="Reber data in the thesis's string,label CSV.")
 @click.option("--stability", type=float, help="Keep every model's ||W_hh||_2 <= this (Miller & Hardt), in (0, 1].")
+@click.option("--residual", default="homogeneous", show_default=True,
+              help="wcrnn: R homogeneous, rotational or heterogeneous.")
+@click.option("--radius", type=float, default=0.9, show_default=True, help="wcrnn: r of R.")
+@click.option("--phi", type=float, default=0.0, show_default=True, help="wcrnn: rotation angle of R (radians).")
+@click.option("--gamma", type=float, default=0.1, show_default=True, help="wcrnn: coupling strength.")
 def train(population, kind, task, db, epochs, batch_size, lr, optimizer, clip, replicates, seed, orientation,
           inputs, outputs, device, bf16, memory_mb, chunk_size, n_train, n_test, data_dir, thesis_csv,
-          stability) -> None:
+          stability, residual, radius, phi, gamma) -> None:
     """Train every topology of a population (packed), storing results in a resumable database."""
     import time
 
@@ -279,7 +284,8 @@ def train(population, kind, task, db, epochs, batch_size, lr, optimizer, clip, r
     from topowire.train import TrainConfig, train_population
 
     roles = int(inputs) if inputs.lstrip("-").isdigit() else inputs
-    arch = Arch(kind, orientation=orientation, inputs=roles, outputs=outputs)
+    arch = Arch(kind, orientation=orientation, inputs=roles, outputs=outputs, residual=residual, r=radius, phi=phi,
+                gamma=gamma)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                          clip=clip if clip > 0 else None, replicates=replicates, seed=seed, device=device,
                          bf16=bf16, memory_mb=memory_mb, chunk_size=chunk_size, stability=stability)
