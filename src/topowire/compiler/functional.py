@@ -17,8 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["ACTIVATIONS", "GATES", "TORCH_CELLS", "residual_apply", "iterative_forward", "recurrent_forward", "masked_recurrent_weights",
-           "readout_all_steps"]
+__all__ = ["ACTIVATIONS", "GATES", "TORCH_CELLS", "input_mask", "residual_apply", "iterative_forward",
+           "recurrent_forward", "masked_recurrent_weights", "readout_all_steps"]
 
 ACTIVATIONS = {
     "tanh": torch.tanh,

@@ -33,8 +33,8 @@ def residual_vectors(n: int, arch: Arch, seed: int) -> tuple[Tensor, Tensor]:
     ``R[v, v] = diag[v]``, ``R[v, v ^ 1] = pair[v]`` (see
     :func:`~topowire.compiler.functional.residual_apply`). Homogeneous: ``r I``. Rotational:
     ``r [[cos phi, -sin phi], [sin phi, cos phi]]`` on pairs (2i, 2i+1), an odd last neuron
-    gets ``r``. Heterogeneous: ``r_i ~ U(r - r_spread, r + r_spread)`` drawn from a generator
-    seeded with ``(seed, "residual")``, apart from the parameters' stream.
+    gets ``r``. Heterogeneous: ``r_i ~ U(r - r_spread, r + r_spread)`` drawn from
+    ``numpy.random.default_rng([seed, 0x7E5])``, a stream apart from the parameters'.
     """
     diag = torch.full((n,), float(arch.r))
     pair = torch.zeros(n)

@@ -90,15 +90,6 @@ class CompiledNet(nn.Module):
             return masked_recurrent_weights(self.w_hh[None], self.mask[None])[0]
         return self.weight * self.mask
 
-    def effective_weight_graph(self, h: Tensor) -> Tensor:
-        """``h @ (W * M).T`` for ``h [B, N]`` on any backend (the graph part of one step)."""
-        if self.backend != "dense":
-            return self.graph(h)
-        name = "w_hh" if self.arch.recurrent else "weight"
-        w = getattr(self, name)
-        m = self.mask.repeat(w.shape[0] // self.mask.shape[0], 1)
-        return h @ (w * m).T
-
     def parameter_counts(self) -> dict[str, int]:
         """Effective parameters: graph, interface, bias, total (mask non-zeros, not tensor sizes)."""
         return parameter_counts(self.wiring, self.arch)

@@ -87,7 +87,7 @@ class _TiedRecurrent(nn.Module):
         self.net = [net]
 
     def forward(self, h: Tensor) -> Tensor:
-        return self.net[0].effective_weight_graph(h)
+        return h @ self.net[0].effective_weight().T
 
 
 class _TiedReadout(nn.Module):
