@@ -133,7 +133,69 @@ def test_layered_save_load_and_errors(tmp_path):
         compile(cyclic, Arch("layered", orientation="as-is", inputs="all", outputs="all"))
     with pytest.raises(ParameterError, match="unknown cell"):
         Arch("layered", cell="transformer")
-    with pytest.raises(ParameterError, match="not packed"):
+    with pytest.raises(ParameterError, match="PackedLayered"):
         from topowire.compiler.pack import pack
 
         pack([mlp_graph([2, 2])], Arch("layered", orientation="as-is"))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("input_width, recurrence", [("sources", "dense"), ("fixed", "dense"), ("fixed", "none")])
+def test_packed_layered_equals_each_model_alone(cell, input_width, recurrence):
+    from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
+
+    graphs = [ba_graph(14, 2, seed=1), ws_graph(12, 4, 1.0, seed=2), er_graph(10, 0.3, seed=3), mlp_graph([3, 4, 2])]
+    arch = Arch.thesis(cell, input_width=input_width, recurrence=recurrence, d_in=5, d_out=3)
+    wirings = [wire(g, "as-is" if g.directed else "dag", "sources", "sinks") for g in graphs]
+    packed = PackedLayered(wirings, arch, [4, 5, 6, 7])
+    x = torch.randn(6, 9, 5, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([9, 2, 5, 9, 7, 1])
+    out = packed(x, lengths)
+    assert out.shape == (4, 6, 3)
+    for p, (w, s) in enumerate(zip(wirings, [4, 5, 6, 7])):
+        alone = LayeredRecurrentNet(w, arch, s)
+        torch.testing.assert_close(out[p], alone(x, lengths), atol=1e-6, rtol=1e-5)
+        for a, b in zip(packed.unpack(p).state_dict().values(), alone.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_packed_layered_trains_like_the_models_alone():
+    from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
+    from topowire.data import make_task
+    from topowire.train import TrainConfig, train_module, train_pack
+
+    task = make_task("reber", n_train=96, n_test=32, seed=0)
+    arch = Arch.thesis("gru", d_in=task.d_in, d_out=task.d_out)
+    wirings = [wire(g, "dag", "sources", "sinks") for g in (ba_graph(12, 2, seed=1), ws_graph(10, 4, 1.0, seed=2))]
+    packed = PackedLayered(wirings, arch, [1, 2])
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2)
+    results = train_pack(packed, task, config)
+    for p, (w, s) in enumerate(zip(wirings, [1, 2])):
+        alone = LayeredRecurrentNet(w, arch, s)
+        res = train_module(alone, task, config)
+        assert res["test_acc"] == pytest.approx(results[p]["test_acc"], abs=1e-6)
+        for a, b in zip(packed.unpack(p).parameters(), alone.parameters()):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    # padding neurons never move: their masked weights get no gradient
+    for li, s in enumerate(packed.widths):
+        mask = getattr(packed, f"mask_ih{li}")
+        w = packed.w_ih[li].detach().view(2, arch.gates, s, -1)
+        assert not (w * (1 - mask[:, None])).any()
+
+
+def test_train_population_packs_the_layered_form():
+    from topowire.compiler.layered import LayeredRecurrentNet
+    from topowire.data import make_task
+    from topowire.train import TrainConfig, train_population
+
+    task = make_task("reber", n_train=64, n_test=32, seed=0)
+    graphs = [ba_graph(12, 2, seed=1), ws_graph(10, 4, 1.0, seed=2), er_graph(11, 0.3, seed=3)]
+    arch = Arch.thesis("lstm")
+    frame = train_population(graphs, arch, task, TrainConfig(epochs=1, batch_size=32, replicates=2))
+    assert len(frame) == 6 and (frame["status"] == "ok").all()
+    wired = {g.id: wire(g, "dag", "sources", "sinks") for g in graphs}
+    for row in frame.itertuples():
+        net = LayeredRecurrentNet(wired[row.topology_id], arch.replace(d_in=task.d_in, d_out=task.d_out), 0)
+        assert row.params == net.parameter_counts()["total"]
+    with pytest.raises(ParameterError, match="every step"):
+        train_population(graphs, arch, make_task("reber-next", n_train=16, n_test=8), TrainConfig(epochs=1))

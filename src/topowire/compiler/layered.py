@@ -31,7 +31,7 @@ from topowire.compiler.functional import GATES, _cell
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 
-__all__ = ["LayeredRecurrentNet"]
+__all__ = ["LayeredRecurrentNet", "PackedLayered"]
 
 
 class LayeredRecurrentNet(nn.Module):
@@ -165,3 +165,144 @@ class LayeredRecurrentNet(nn.Module):
         return (f"cell={self.arch.cell!r}, recurrence={self.arch.recurrence!r}, input_width={self.arch.input_width!r}, "
                 f"n_neurons={self.wiring.n_neurons}, n_edges={self.wiring.n_edges}, layers={len(self.sizes)}, "
                 f"params={c['total']}")
+
+
+class PackedLayered(nn.Module):
+    """P layered models run as one program (the layered form's :class:`PackedPopulation`).
+
+    Layer l of every model is padded to the widest layer l of the pack, ``S_l``; layer l
+    reads the padded states of layers < l through a ``[P, S_l, sum_{j<l} S_j]`` mask of
+    its model's edges, so each time step is one batched matmul per layer index for all
+    models. Padding neurons have zero weights, biases and masks: their state stays zero
+    and is never read, and model p computes exactly what
+    ``LayeredRecurrentNet(wiring_p, arch, seed_p)`` computes (it is initialised by copying
+    that module's parameters). ``forward(x [B, T, d_in], lengths) -> [P, B, d_out]``.
+
+    Parameters
+    ----------
+    wirings : sequence of Wiring
+        Acyclic wirings.
+    arch : Arch
+        ``kind="layered"``.
+    seeds : sequence of int
+        Initialisation seed of every model.
+    """
+
+    def __init__(self, wirings, arch: Arch, seeds) -> None:
+        super().__init__()
+        if len(wirings) == 0 or len(seeds) != len(wirings):
+            raise ParameterError(f"PackedLayered needs one seed per wiring, got {len(seeds)} for {len(wirings)}")
+        self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
+        models = [LayeredRecurrentNet(w, arch, s) for w, s in zip(self.wirings, self.seeds)]
+        p, g = len(models), GATES[arch.cell]
+        self.sizes = np.array([w.n_neurons for w in self.wirings])
+        depth = max(len(m.sizes) for m in models)
+        widths = [max(m.sizes[li] if li < len(m.sizes) else 0 for m in models) for li in range(depth)]
+        offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int).tolist()
+        self.widths, self.offsets = widths, offsets
+        d0 = max(m.cells[0].mask_ih.shape[1] for m in models)
+        self.d0 = d0
+        dense = arch.recurrence == "dense"
+        self.w_ih, self.w_hh = nn.ParameterList(), nn.ParameterList()
+        self.b_ih, self.b_hh = nn.ParameterList(), nn.ParameterList()
+        for li, s in enumerate(widths):
+            in_w = d0 if li == 0 else offsets[li]
+            self.register_buffer(f"mask_ih{li}", torch.zeros(p, s, in_w))
+            self.w_ih.append(nn.Parameter(torch.zeros(p, g * s, in_w)))
+            if dense:
+                self.register_buffer(f"mask_hh{li}", torch.zeros(p, s, s))
+                self.w_hh.append(nn.Parameter(torch.zeros(p, g * s, s)))
+            self.b_ih.append(nn.Parameter(torch.zeros(p, g * s)))
+            self.b_hh.append(nn.Parameter(torch.zeros(p, g * s)))
+        total = offsets[-1]
+        self.register_buffer("out_mask", torch.zeros(p, total))
+        self.readout = nn.Parameter(torch.zeros(p, arch.d_out, total))
+        self.readout_bias = nn.Parameter(torch.zeros(p, arch.d_out))
+        with torch.no_grad():
+            for i, m in enumerate(models):
+                for padded, index, small in self._slots(m, i):
+                    padded[index] = small
+
+    def _positions(self, m: LayeredRecurrentNet) -> Tensor:
+        """Padded position of each of model m's (layer-ordered) neurons."""
+        return torch.cat([torch.arange(s) + self.offsets[li] for li, s in enumerate(m.sizes)])
+
+    def _slots(self, m: LayeredRecurrentNet, i: int) -> list[tuple[Tensor, tuple, Tensor]]:
+        """Where model i's tensors live in the padded ones: ``(padded view, index, standalone)``;
+        ``view[index]`` holds the standalone tensor (the index may gather columns)."""
+        g = GATES[self.arch.cell]
+        pos = self._positions(m)
+        every = slice(None)
+        slots = []
+        for li, (cell, s) in enumerate(zip(m.cells, m.sizes)):
+            cols = torch.arange(cell.mask_ih.shape[1]) if li == 0 else pos[: m.offsets[li]]
+            width = self.widths[li]
+            rows = torch.arange(s)
+            slots += [
+                (self.w_ih[li].data[i].view(g, width, -1), (every, rows[:, None], cols[None, :]),
+                 cell.w_ih.data.view(g, s, -1)),
+                (getattr(self, f"mask_ih{li}")[i], (rows[:, None], cols[None, :]), cell.mask_ih),
+                (self.b_ih[li].data[i].view(g, width), (every, rows), cell.b_ih.data.view(g, s)),
+                (self.b_hh[li].data[i].view(g, width), (every, rows), cell.b_hh.data.view(g, s)),
+            ]
+            if cell.w_hh is not None:
+                slots += [(self.w_hh[li].data[i].view(g, width, width), (every, rows[:, None], rows[None, :]),
+                           cell.w_hh.data.view(g, s, s)),
+                          (getattr(self, f"mask_hh{li}")[i], (rows[:, None], rows[None, :]), cell.mask_hh)]
+        slots += [(self.readout.data[i], (every, pos), m.readout.data), (self.out_mask[i], (pos,), m.out_mask),
+                  (self.readout_bias.data[i], (every,), m.readout_bias.data)]
+        return slots
+
+    def __len__(self) -> int:
+        return len(self.wirings)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
+        if all_steps:
+            raise ParameterError("the layered form reads out at the last step only")
+        b, t_steps, d = x.shape
+        x = x[..., : self.d0] if d >= self.d0 else nn.functional.pad(x, (0, self.d0 - d))
+        kind, g, p = self.arch.cell, GATES[self.arch.cell], len(self)
+        prepared = []
+        for li in range(len(self.widths)):
+            w_ih = (self.w_ih[li].view(p, g, self.widths[li], -1) * getattr(self, f"mask_ih{li}")[:, None])
+            w_hh = None
+            if self.arch.recurrence == "dense":
+                w_hh = (self.w_hh[li].view(p, g, self.widths[li], -1) * getattr(self, f"mask_hh{li}")[:, None])
+                w_hh = w_hh.view(p, g * self.widths[li], -1).transpose(1, 2)
+            prepared.append((w_ih.view(p, g * self.widths[li], -1).transpose(1, 2), w_hh))
+        h = [x.new_zeros(p, b, s) for s in self.widths]
+        c = [x.new_zeros(p, b, s) for s in self.widths] if kind == "lstm" else None
+        for t in range(t_steps):
+            new_h, new_c = [], []
+            xt = x[:, t].expand(p, b, self.d0)
+            for li, (w_ih, w_hh) in enumerate(prepared):
+                inp = xt if li == 0 else torch.cat(new_h, dim=2)
+                gx = torch.baddbmm(self.b_ih[li][:, None, :], inp, w_ih)
+                gh = (self.b_hh[li][:, None, :].expand(p, b, -1) if w_hh is None
+                      else torch.baddbmm(self.b_hh[li][:, None, :], h[li], w_hh))
+                h_l, c_l = _cell(kind, gx, gh, h[li], None if c is None else c[li], g)
+                if lengths is not None:
+                    alive = (t < lengths).view(1, b, 1)
+                    h_l = torch.where(alive, h_l, h[li])
+                    if c_l is not None:
+                        c_l = torch.where(alive, c_l, c[li])
+                new_h.append(h_l)
+                new_c.append(c_l)
+            h = new_h
+            c = new_c if c is not None else None
+        hs = torch.cat(h, dim=2)
+        return torch.baddbmm(self.readout_bias[:, None, :], hs, (self.readout * self.out_mask[:, None, :]).transpose(1, 2))
+
+    def unpack(self, i: int) -> LayeredRecurrentNet:
+        """Model i as a standalone :class:`LayeredRecurrentNet` with its current weights."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"model index {i} out of range for a pack of {len(self)}")
+        m = LayeredRecurrentNet(self.wirings[i], self.arch, self.seeds[i])
+        with torch.no_grad():
+            for padded, index, small in self._slots(m, i):
+                small.copy_(padded[index])
+        return m
+
+    def parameter_counts(self) -> list[dict[str, int]]:
+        return [LayeredRecurrentNet(w, self.arch, s).parameter_counts() for w, s in zip(self.wirings, self.seeds)]
+

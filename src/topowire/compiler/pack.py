@@ -84,7 +84,7 @@ class PackedPopulation(nn.Module):
         if len(seeds) != len(wirings):
             raise ParameterError(f"got {len(seeds)} seeds for {len(wirings)} wirings")
         if arch.kind == "layered":
-            raise ParameterError("the layered form is not packed; compile its models one by one")
+            raise ParameterError("the layered form is packed by PackedLayered (topowire.compiler.layered)")
         if arch.backend not in ("dense", "auto"):
             raise ParameterError(f"packed populations use the dense backend, got backend {arch.backend!r}")
         arch = arch.replace(backend="dense")

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from topowire.compiler.arch import Arch
 from topowire.compiler.init import parameter_counts
+from topowire.compiler.layered import PackedLayered
 from topowire.compiler.pack import PackedPopulation
 from topowire.compiler.wiring import wire
 from topowire.data.tasks import Task, make_task
@@ -284,15 +285,15 @@ def evaluate_module(module: torch.nn.Module, task: Task, config: TrainConfig | N
 
 def prepare_arch(arch: Arch, task: Task, config: TrainConfig | None = None) -> Arch:
     """The arch with the task's widths, or ParameterError if the two do not go together."""
-    if arch.kind == "layered":
-        raise ParameterError("the layered form is trained model by model, not in packs (train_population packs)")
-    if arch.recurrent and not task.sequence:
+    if (arch.recurrent or arch.kind == "layered") and not task.sequence:
         raise ParameterError(f"task {task.name!r} gives static inputs; a recurrent arch needs a sequence task "
                              "(e.g. smnist-rows)")
     if config is not None and config.stability is not None and not arch.recurrent:
         raise ParameterError(f"stability applies to recurrent archs, not {arch.kind!r}")
-    if not arch.recurrent and task.sequence:
+    if arch.kind == "iterative" and task.sequence:
         raise ParameterError(f"task {task.name!r} gives sequences; the iterative map needs a static task (e.g. mnist)")
+    if arch.kind == "layered" and task.per_step:
+        raise ParameterError(f"task {task.name!r} is scored at every step; the layered form reads out at the last")
     return arch.replace(d_in=task.d_in, d_out=task.d_out)
 
 
@@ -370,12 +371,13 @@ def train_population(
     steps = task.x_train.shape[1] if task.sequence else 1
     for chunk in _chunks(specs, wirings, arch, config, steps):
         t0 = time.perf_counter()
-        packed = PackedPopulation([wirings[s.topology.id] for s in chunk], arch, [s.init_seed for s in chunk])
+        cls = PackedLayered if arch.kind == "layered" else PackedPopulation
+        packed = cls([wirings[s.topology.id] for s in chunk], arch, [s.init_seed for s in chunk])
         results = train_pack(packed, task, config)
         seconds = (time.perf_counter() - t0) / len(chunk)
         chunk_rows = []
-        for s, res in zip(chunk, results):
-            counts = parameter_counts(wirings[s.topology.id], arch)
+        all_counts = packed.parameter_counts()
+        for s, res, counts in zip(chunk, results, all_counts):
             chunk_rows.append({"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed,
                                **res, "params": counts["total"], "params_graph": counts["graph"],
                                "seconds": seconds})
