@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--pack", type=int, default=100, help="models trained together (PackedLayered)")
+    ap.add_argument("--modes", default="thesis,corrected", help="comma-separated subset of thesis,corrected")
+    ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated subset of the four cells")
     ap.add_argument("--seed", type=int, default=2021)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -88,9 +90,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "results.partial.csv"  # one block per (mode, cell): a killed run resumes
     done = pd.read_csv(partial) if partial.exists() and not args.smoke else pd.DataFrame()
-    rows = done.to_dict("records")
-    for mode in ("thesis", "corrected"):
-        for cell in CELLS:
+    all_rows = done.to_dict("records")  # every finished block, kept in the partial file
+    rows = [r for r in all_rows if r["mode"] in args.modes.split(",") and r["cell"] in args.cells.split(",")]
+    modes = [m for m in ("thesis", "corrected") if m in args.modes.split(",")]
+    cells = [c for c in CELLS if c in args.cells.split(",")]
+    if not modes or not cells:
+        raise SystemExit(f"error: no mode of {args.modes!r} or no cell of {args.cells!r} is known")
+    for mode in modes:
+        for cell in cells:
             if len(done) and ((done["mode"] == mode) & (done["cell"] == cell)).any():
                 continue
             arch = Arch.thesis(cell, d_in=7, d_out=2)
@@ -109,13 +116,15 @@ def main() -> None:
                                   "params": counts["total"], "sources": int((w.layer == 0).sum()),
                                   "test_acc": res["test_acc"], "status": res["status"]})
             rows.extend(block)
+            all_rows.extend(block)
             if not args.smoke:
-                pd.DataFrame(rows).to_csv(partial, index=False)
+                pd.DataFrame(all_rows).to_csv(partial, index=False)
             print(f"{mode:9s} {cell:8s}: mean test accuracy {np.mean([r['test_acc'] for r in block]):.3f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     results = pd.DataFrame(rows)
     results.to_csv(args.out / "results.csv", index=False)
-    partial.unlink(missing_ok=True)
+    if len(modes) == 2 and len(cells) == len(CELLS):
+        partial.unlink(missing_ok=True)
     names = list(features.columns) + ["params"]
     score_rows, imp_rows = [], []
     for (mode, cell), part in results.groupby(["mode", "cell"], sort=False):
