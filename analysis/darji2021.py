@@ -19,8 +19,9 @@ thesis's protocol (one 80/20 split) for comparison. The thesis reports RF R² of
 (tanh), 0.62 (ReLU), 0.58 (LSTM) and 0.88 (GRU) with ``source_nodes`` dominant.
 
     python analysis/darji2021.py --smoke                    # seconds (CI)
-    python analysis/darji2021.py                             # the full study (hours on 2 CPU cores)
-    python analysis/darji2021.py --per-family 10 --epochs 5  # a reduced study
+    python analysis/darji2021.py                             # the thesis's settings, all 300 graphs
+    python analysis/darji2021.py --per-family 30 --epochs 8 --n-train 3200 --lr 1e-2 --batch 64
+                                                             # the committed run (about 1 h on 2 cores)
 
 Writes ``analysis/results/darji2021/`` (results.csv, scores.csv, importances.csv, summary.md).
 """
