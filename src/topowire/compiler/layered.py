@@ -194,6 +194,7 @@ class PackedLayered(nn.Module):
             raise ParameterError(f"PackedLayered needs one seed per wiring, got {len(seeds)} for {len(wirings)}")
         self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
         models = [LayeredRecurrentNet(w, arch, s) for w, s in zip(self.wirings, self.seeds)]
+        self._counts = [m.parameter_counts() for m in models]
         p, g = len(models), GATES[arch.cell]
         self.sizes = np.array([w.n_neurons for w in self.wirings])
         depth = max(len(m.sizes) for m in models)
@@ -304,5 +305,6 @@ class PackedLayered(nn.Module):
         return m
 
     def parameter_counts(self) -> list[dict[str, int]]:
-        return [LayeredRecurrentNet(w, self.arch, s).parameter_counts() for w, s in zip(self.wirings, self.seeds)]
+        """Effective parameter counts of every model (as :meth:`LayeredRecurrentNet.parameter_counts`)."""
+        return [dict(c) for c in self._counts]
 
