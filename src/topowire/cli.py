@@ -333,11 +333,11 @@ def prune(model, rate, on, scope, retrain, task, lr, batch_size, seed, n_train, 
     """Magnitude-prune a trained model (biases and readout kept), optionally retrain with the masks fixed."""
     from topowire.compiler.export import load, save
     from topowire.data import make_task
-    from topowire.dynamics.prune import _check, network_topology
+    from topowire.dynamics.prune import check_arguments, network_topology
     from topowire.dynamics.prune import prune as run_prune
     from topowire.train import TrainConfig, evaluate_module, train_module
 
-    _check(rate, on, scope)
+    check_arguments(rate, on, scope)
     if retrain < 0:
         raise ParameterError(f"--retrain must be >= 0 epochs, got {retrain}")
     net = load(model)

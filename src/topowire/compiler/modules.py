@@ -19,15 +19,19 @@ from topowire.compiler.wiring import Wiring
 __all__ = ["CompiledNet", "IterativeNet", "MaskedRecurrentNet"]
 
 
+def stacked(module: nn.Module, name: str) -> Tensor:
+    """Tensor ``name`` of a module with a leading model axis: as stored in a pack (which sets
+    ``stacked = True``), viewed as P = 1 for a standalone module."""
+    t = getattr(module, name)
+    return t if getattr(module, "stacked", False) else t[None]
+
+
 def residual_args(module: nn.Module) -> dict:
     """The ``residual`` and ``gamma`` arguments of the functional core for a wcrnn module
-    (standalone: viewed as P = 1; a pack: as stored); nothing for other cells."""
+    or pack; nothing for other cells."""
     if module.arch.kind != "wcrnn":
         return {}
-    diag, pair = module.res_diag, module.res_pair
-    if diag.dim() == 1:
-        diag, pair = diag[None], pair[None]
-    return {"residual": (diag, pair), "gamma": module.arch.gamma}
+    return {"residual": (stacked(module, "res_diag"), stacked(module, "res_pair")), "gamma": module.arch.gamma}
 
 
 class CompiledNet(nn.Module):

@@ -77,6 +77,8 @@ class PackedPopulation(nn.Module):
     leading P and the neuron axes padded to ``n_max``; masks are buffers.
     """
 
+    stacked = True  # tensors carry the model axis (see topowire.compiler.modules.stacked)
+
     def __init__(self, wirings: Sequence[Wiring], arch: Arch, seeds: Sequence[int]) -> None:
         super().__init__()
         if len(wirings) == 0:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from topowire.compiler.functional import _cell, input_mask, masked_recurrent_weights, residual_apply
+from topowire.compiler.modules import stacked
 from topowire.errors import ParameterError
 
 __all__ = ["lyapunov_spectrum", "max_lyapunov"]
@@ -31,19 +32,19 @@ def _model_tensors(module: nn.Module, dtype: torch.dtype) -> tuple[dict[str, Ten
         raise ParameterError(f"lyapunov_spectrum takes a masked recurrent model or pack, got {type(module).__name__}")
     if getattr(module, "backend", "dense") != "dense":
         raise ParameterError("lyapunov_spectrum needs the dense backend")
-    single = module.w_hh.dim() == 2
-    lead = (lambda t: t[None]) if single else (lambda t: t)
-    w_ih, w_hh = lead(module.w_ih.detach()), lead(module.w_hh.detach())
-    mask, in_mask = lead(module.mask), lead(module.in_mask)
+    def lead(name: str) -> Tensor:
+        return stacked(module, name).detach()
+
+    w_ih, in_mask = lead("w_ih"), lead("in_mask")
     p, gn, d_in = w_ih.shape
     n = in_mask.shape[1]
     t = {
-        "w_ih": masked_recurrent_weights(w_ih, input_mask(in_mask, lead(module.ih_mask), d_in)),
-        "w_hh": masked_recurrent_weights(w_hh, mask),
-        "b_ih": lead(module.b_ih.detach()), "b_hh": lead(module.b_hh.detach()),
+        "w_ih": masked_recurrent_weights(w_ih, input_mask(in_mask, lead("ih_mask"), d_in)),
+        "w_hh": masked_recurrent_weights(lead("w_hh"), lead("mask")),
+        "b_ih": lead("b_ih"), "b_hh": lead("b_hh"),
     }
     if arch.kind == "wcrnn":
-        t["res_diag"], t["res_pair"] = lead(module.res_diag), lead(module.res_pair)
+        t["res_diag"], t["res_pair"] = lead("res_diag"), lead("res_pair")
     t = {k: v.to(dtype) for k, v in t.items()}
     sizes = torch.tensor([int(module.sizes[i]) for i in range(p)] if hasattr(module, "sizes") else [n])
     return t, sizes
@@ -141,7 +142,7 @@ def lyapunov_spectrum(module: nn.Module, inputs: Tensor, k: int | None = None, *
             s = torch.where(a, s_new, s)
             q = torch.where(a[..., None], q_new, q)
     spectrum = (total / counted.clamp_min(1)[None, :, None]).sort(dim=-1, descending=True).values
-    return spectrum[0] if module.w_hh.dim() == 2 else spectrum
+    return spectrum if getattr(module, "stacked", False) else spectrum[0]
 
 
 def max_lyapunov(module: nn.Module, inputs: Tensor, *, lengths: Tensor | None = None, warmup: int = 0) -> Tensor:

@@ -25,12 +25,12 @@ import torch
 from torch import Tensor, nn
 
 from topowire.compiler.layered import LayeredRecurrentNet
-from topowire.compiler.modules import MaskedRecurrentNet
+from topowire.compiler.modules import MaskedRecurrentNet, stacked
 from topowire.compiler.pack import PackedPopulation
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
 
-__all__ = ["prune", "network_topology", "ON", "SCOPES"]
+__all__ = ["prune", "network_topology", "check_arguments", "ON", "SCOPES"]
 
 ON = ("ih", "hh", "both")
 SCOPES = ("global", "layer")
@@ -45,10 +45,6 @@ class _Target:
     weight: Tensor
     mask: Tensor  # [P, R, C], written in place
     exists: Tensor  # [P, R, C] bool: connections present before pruning
-
-
-def _lead(t: Tensor, dims: int) -> Tensor:
-    return t if t.dim() == dims else t[None]
 
 
 def _targets(module: nn.Module) -> list[_Target]:
@@ -68,10 +64,10 @@ def _targets(module: nn.Module) -> list[_Target]:
         if getattr(module, "backend", "dense") != "dense":
             raise ParameterError("pruning needs the dense backend (the masks as matrices)")
         g = module.arch.gates
-        w_ih, w_hh = _lead(module.w_ih.data, 3), _lead(module.w_hh.data, 3)
+        w_ih, w_hh = stacked(module, "w_ih").data, stacked(module, "w_hh").data
         p, _, d_in = w_ih.shape
         n = w_hh.shape[2]
-        ih_mask, mask, in_mask = _lead(module.ih_mask, 3), _lead(module.mask, 3), _lead(module.in_mask, 2)
+        ih_mask, mask, in_mask = (stacked(module, k) for k in ("ih_mask", "mask", "in_mask"))
         return [
             _Target("ih", "ih", w_ih.view(p, g, n, d_in), ih_mask, (ih_mask * in_mask[:, :, None]) > 0),
             _Target("hh", "hh", w_hh.view(p, g, n, n), mask, mask > 0),
@@ -81,7 +77,8 @@ def _targets(module: nn.Module) -> list[_Target]:
                                                           if hasattr(module, "arch") else ""))
 
 
-def _check(rate, on, scope) -> float:
+def check_arguments(rate, on, scope) -> float:
+    """``rate`` as a float, or ParameterError naming the bad rate, ``on`` or ``scope``."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         raise ParameterError(f"rate must be a fraction in [0, 1], got {rate!r}")
     if on not in ON:
@@ -129,7 +126,7 @@ def prune(module: nn.Module, rate: float, on: str = "both", scope: str = "global
     list of dict
         Per model: ``{tensor name: connections remaining}`` and ``{name}_before``.
     """
-    rate = _check(rate, on, scope)
+    rate = check_arguments(rate, on, scope)
     targets = [t for t in _targets(module) if on in ("both", t.kind)]
     n_models = targets[0].mask.shape[0]
     before = [{t.name: int(t.exists[p].sum()) for t in targets} for p in range(n_models)]

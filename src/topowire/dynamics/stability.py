@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from topowire.compiler.functional import masked_recurrent_weights
+from topowire.compiler.modules import stacked
 from topowire.errors import ParameterError
 
 __all__ = ["recurrent_blocks", "spectral_norms", "project_stable", "check_stability"]
@@ -42,8 +43,7 @@ def _stacked(module: nn.Module) -> tuple[Tensor, Tensor]:
                              + (f" of kind {arch.kind!r}" if arch is not None else ""))
     if getattr(module, "backend", "dense") != "dense" or not hasattr(module, "w_hh"):
         raise ParameterError("stability needs the dense backend (the masked W_hh as a matrix)")
-    w, mask = module.w_hh, module.mask
-    return (w, mask) if w.dim() == 3 else (w[None], mask[None])
+    return stacked(module, "w_hh"), stacked(module, "mask")
 
 
 def recurrent_blocks(module: nn.Module) -> Tensor:
