@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from topowire.cli import main
-from topowire.compiler import Arch
 from topowire.compiler.export import load
 from topowire.pipeline import StudyConfig, default_recipe, run_study
 from topowire.topology import parse_recipe

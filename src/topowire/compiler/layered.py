@@ -31,7 +31,54 @@ from topowire.compiler.functional import GATES, _cell
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 
-__all__ = ["LayeredRecurrentNet", "PackedLayered"]
+__all__ = ["LayeredRecurrentNet", "PackedLayered", "layered_forward"]
+
+
+def layered_forward(kind: str, x: Tensor, layers, readout: Tensor, readout_bias: Tensor,
+                    lengths: Tensor | None = None) -> Tensor:
+    """The layered form over a leading model axis P (one model: P = 1).
+
+    Parameters
+    ----------
+    kind : str
+        The cell of every layer.
+    x : Tensor [B, T, d0]
+        Inputs, shared by all models.
+    layers : list of (w_ih_t, b_ih, w_hh_t, b_hh)
+        Per layer: masked, transposed input weights ``[P, in_l, G*S_l]`` (``in_0 = d0``,
+        ``in_l`` = the width of all earlier layers), biases ``[P, G*S_l]`` and masked,
+        transposed recurrent weights ``[P, S_l, G*S_l]`` (None: no recurrence).
+    readout : Tensor [P, O, N]; readout_bias : Tensor [P, O]
+        Masked readout over all layers' neurons.
+    lengths : Tensor [B], optional
+        Real lengths; states stop updating after them.
+
+    Returns
+    -------
+    Tensor [P, B, O]
+    """
+    b, t_steps, d0 = x.shape
+    p, g = readout.shape[0], GATES[kind]
+    widths = [b_ih.shape[1] // g for _, b_ih, _, _ in layers]
+    h = [x.new_zeros(p, b, s) for s in widths]
+    c = [x.new_zeros(p, b, s) for s in widths] if kind == "lstm" else None
+    for t in range(t_steps):
+        new_h, new_c = [], []
+        xt = x[:, t].expand(p, b, d0)
+        for li, (w_ih, b_ih, w_hh, b_hh) in enumerate(layers):
+            inp = xt if li == 0 else torch.cat(new_h, dim=2)
+            gx = torch.baddbmm(b_ih[:, None, :], inp, w_ih)
+            gh = b_hh[:, None, :].expand(p, b, -1) if w_hh is None else torch.baddbmm(b_hh[:, None, :], h[li], w_hh)
+            h_l, c_l = _cell(kind, gx, gh, h[li], None if c is None else c[li], g)
+            if lengths is not None:
+                alive = (t < lengths).view(1, b, 1)
+                h_l = torch.where(alive, h_l, h[li])
+                if c_l is not None:
+                    c_l = torch.where(alive, c_l, c[li])
+            new_h.append(h_l)
+            new_c.append(c_l)
+        h, c = new_h, (new_c if c is not None else None)
+    return torch.baddbmm(readout_bias[:, None, :], torch.cat(h, dim=2), readout.transpose(1, 2))
 
 
 class LayeredRecurrentNet(nn.Module):
@@ -122,32 +169,12 @@ class LayeredRecurrentNet(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``x [B, T, d_in] -> [B, d_out]``, read at the last real step of each sequence."""
-        x = self._inputs(x)
-        b, t_steps = x.shape[:2]
-        kind, g = self.arch.cell, GATES[self.arch.cell]
-        prepared = [(c.w_ih * c.mask_ih.repeat(g, 1), None if c.w_hh is None else c.w_hh * c.mask_hh.repeat(g, 1))
-                    for c in self.cells]
-        h = x.new_zeros(b, sum(self.sizes))
-        c_state = x.new_zeros(b, sum(self.sizes)) if kind == "lstm" else None
-        for t in range(t_steps):
-            parts, c_parts = [], []
-            for li, (cell, (w_ih, w_hh)) in enumerate(zip(self.cells, prepared)):
-                lo, hi = self.offsets[li], self.offsets[li + 1]
-                inp = x[:, t] if li == 0 else torch.cat(parts, dim=1)
-                gx = torch.nn.functional.linear(inp, w_ih, cell.b_ih)
-                gh = cell.b_hh.expand(b, -1) if w_hh is None else torch.nn.functional.linear(h[:, lo:hi], w_hh, cell.b_hh)
-                h_l, c_l = _cell(kind, gx, gh, h[:, lo:hi], None if c_state is None else c_state[:, lo:hi], g)
-                parts.append(h_l)
-                c_parts.append(c_l)
-            h_new = torch.cat(parts, dim=1)
-            c_new = torch.cat(c_parts, dim=1) if c_state is not None else None
-            if lengths is not None:
-                alive = (t < lengths).view(b, 1)
-                h_new = torch.where(alive, h_new, h)
-                if c_new is not None:
-                    c_new = torch.where(alive, c_new, c_state)
-            h, c_state = h_new, c_new
-        return torch.nn.functional.linear(h, self.readout * self.out_mask, self.readout_bias)
+        g = GATES[self.arch.cell]
+        layers = [((c.w_ih * c.mask_ih.repeat(g, 1)).T[None], c.b_ih[None],
+                   None if c.w_hh is None else (c.w_hh * c.mask_hh.repeat(g, 1)).T[None], c.b_hh[None])
+                  for c in self.cells]
+        return layered_forward(self.arch.cell, self._inputs(x), layers, (self.readout * self.out_mask)[None],
+                               self.readout_bias[None], lengths)[0]
 
     def parameter_counts(self) -> dict[str, int]:
         """graph (edges between layers, per gate), recurrent (intra-layer), interface, bias."""
@@ -260,39 +287,19 @@ class PackedLayered(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
         if all_steps:
             raise ParameterError("the layered form reads out at the last step only")
-        b, t_steps, d = x.shape
+        d = x.shape[-1]
         x = x[..., : self.d0] if d >= self.d0 else nn.functional.pad(x, (0, self.d0 - d))
-        kind, g, p = self.arch.cell, GATES[self.arch.cell], len(self)
-        prepared = []
-        for li in range(len(self.widths)):
-            w_ih = (self.w_ih[li].view(p, g, self.widths[li], -1) * getattr(self, f"mask_ih{li}")[:, None])
+        g, p = GATES[self.arch.cell], len(self)
+        layers = []
+        for li, s in enumerate(self.widths):
+            w_ih = self.w_ih[li].view(p, g, s, -1) * getattr(self, f"mask_ih{li}")[:, None]
             w_hh = None
             if self.arch.recurrence == "dense":
-                w_hh = (self.w_hh[li].view(p, g, self.widths[li], -1) * getattr(self, f"mask_hh{li}")[:, None])
-                w_hh = w_hh.view(p, g * self.widths[li], -1).transpose(1, 2)
-            prepared.append((w_ih.view(p, g * self.widths[li], -1).transpose(1, 2), w_hh))
-        h = [x.new_zeros(p, b, s) for s in self.widths]
-        c = [x.new_zeros(p, b, s) for s in self.widths] if kind == "lstm" else None
-        for t in range(t_steps):
-            new_h, new_c = [], []
-            xt = x[:, t].expand(p, b, self.d0)
-            for li, (w_ih, w_hh) in enumerate(prepared):
-                inp = xt if li == 0 else torch.cat(new_h, dim=2)
-                gx = torch.baddbmm(self.b_ih[li][:, None, :], inp, w_ih)
-                gh = (self.b_hh[li][:, None, :].expand(p, b, -1) if w_hh is None
-                      else torch.baddbmm(self.b_hh[li][:, None, :], h[li], w_hh))
-                h_l, c_l = _cell(kind, gx, gh, h[li], None if c is None else c[li], g)
-                if lengths is not None:
-                    alive = (t < lengths).view(1, b, 1)
-                    h_l = torch.where(alive, h_l, h[li])
-                    if c_l is not None:
-                        c_l = torch.where(alive, c_l, c[li])
-                new_h.append(h_l)
-                new_c.append(c_l)
-            h = new_h
-            c = new_c if c is not None else None
-        hs = torch.cat(h, dim=2)
-        return torch.baddbmm(self.readout_bias[:, None, :], hs, (self.readout * self.out_mask[:, None, :]).transpose(1, 2))
+                w_hh = (self.w_hh[li].view(p, g, s, s) * getattr(self, f"mask_hh{li}")[:, None]).view(p, g * s, s)
+                w_hh = w_hh.transpose(1, 2)
+            layers.append((w_ih.view(p, g * s, -1).transpose(1, 2), self.b_ih[li], w_hh, self.b_hh[li]))
+        return layered_forward(self.arch.cell, x, layers, self.readout * self.out_mask[:, None, :],
+                               self.readout_bias, lengths)
 
     def unpack(self, i: int) -> LayeredRecurrentNet:
         """Model i as a standalone :class:`LayeredRecurrentNet` with its current weights."""

@@ -13,7 +13,13 @@ from topowire.compiler.functional import (
     readout_all_steps,
     recurrent_forward,
 )
-from topowire.compiler.init import default_iterations, initial_tensors, masks, parameter_counts, residual_vectors
+from topowire.compiler.init import (
+    default_iterations,
+    initial_tensors,
+    masks,
+    parameter_counts,
+    residual_vectors,
+)
 from topowire.compiler.wiring import Wiring
 
 __all__ = ["CompiledNet", "IterativeNet", "MaskedRecurrentNet"]

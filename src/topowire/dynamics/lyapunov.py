@@ -36,7 +36,7 @@ def _model_tensors(module: nn.Module, dtype: torch.dtype) -> tuple[dict[str, Ten
         return stacked(module, name).detach()
 
     w_ih, in_mask = lead("w_ih"), lead("in_mask")
-    p, gn, d_in = w_ih.shape
+    p, _, d_in = w_ih.shape
     n = in_mask.shape[1]
     t = {
         "w_ih": masked_recurrent_weights(w_ih, input_mask(in_mask, lead("ih_mask"), d_in)),

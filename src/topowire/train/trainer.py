@@ -22,7 +22,6 @@ import torch
 from torch import Tensor
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.init import parameter_counts
 from topowire.compiler.layered import PackedLayered
 from topowire.compiler.pack import PackedPopulation
 from topowire.compiler.wiring import wire
