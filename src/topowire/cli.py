@@ -428,7 +428,7 @@ def _dynamics_for(db: Path, meta: dict, ids: list[str], topologies: dict):
         row = store.conn.execute("SELECT config FROM runs WHERE run_id = ?", (meta["run_id"],)).fetchone()
     train_seed = int(json.loads(row[0]).get("seed", 0))
     arch = Arch.from_dict(meta["arch"])
-    if not arch.recurrent:
+    if not arch.masked_cell:
         raise ParameterError(f"--dynamics needs a recurrent run, this one is {arch.kind!r}")
     task = make_task(meta["task"], seed=train_seed)
     return dynamics_table([topologies[i] for i in ids], arch, task, seed=train_seed), train_seed

@@ -13,6 +13,7 @@ __all__ = [
     "FileFormatError",
     "NotADAGError",
     "DataError",
+    "ArgumentTypeError",
 ]
 
 
@@ -34,3 +35,11 @@ class NotADAGError(TopowireError, ValueError):
 
 class DataError(TopowireError, ValueError):
     """A data set or table does not have the expected content (shape, columns, labels)."""
+
+
+class ArgumentTypeError(ParameterError, TypeError):
+    """An argument has the wrong type (a string where an integer was expected, ...).
+
+    Both a :class:`TypeError` (as Python's conventions want) and a
+    :class:`ParameterError` (so the command line reports it in one line).
+    """

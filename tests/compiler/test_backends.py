@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from topowire.compiler import Arch, compile
-from topowire.compiler.backends import AUTO_MAX_DENSITY, AUTO_MIN_NEURONS, resolve_backend, torch_sparse_available
+from topowire.compiler.backends import (
+    AUTO_MAX_DENSITY,
+    AUTO_MIN_NEURONS,
+    resolve_backend,
+    torch_sparse_available,
+)
 from topowire.compiler.export import load, save
 from topowire.compiler.pack import pack
 from topowire.errors import ParameterError

@@ -178,7 +178,7 @@ def _cannot_reach_outputs(w):
 
 
 def test_extra_repr_and_counts():
-    net = compile(mlp_graph([3, 4, 2]), "gru", orientation="as-is", d_in=7, d_out=2)
+    net = compile(mlp_graph([3, 4, 2]), "gru", orientation="as-is", inputs="sources", outputs="sinks", d_in=7, d_out=2)
     text = repr(net)
     assert "n_neurons=9" in text and "n_edges=20" in text and "params=" in text
     c = net.parameter_counts()

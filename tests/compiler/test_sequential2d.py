@@ -57,7 +57,7 @@ def test_masked_linear():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: Sequential2D.mlp([3]), "at least two widths"),
-    (lambda: Sequential2D.mlp([3, 0]), "positive integers"),
+    (lambda: Sequential2D.mlp([3, 0]), r"sizes\[i\] must be an integer >= 1"),
     (lambda: Sequential2D([[nn.Linear(2, 2)], ], [2], [], 1), "grid"),
     (lambda: Sequential2D([[None, nn.Linear(2, 2)], [None, None]], [2, 2], ["relu"], 1), "input row"),
     (lambda: Sequential2D([[None, None], [nn.Linear(3, 2), None]], [2, 2], ["relu"], 1), "maps 3 -> 2"),

@@ -87,20 +87,20 @@ def test_structural_invariants():
     [
         (lambda: ws_graph(10, 5, 0.1), "k must be even with 2 <= k < n, got k = 5, n = 10"),
         (lambda: ws_graph(10, 10, 0.1), "k must be even with 2 <= k < n, got k = 10, n = 10"),
-        (lambda: ws_graph(10, 4, 1.5), r"p must be in \[0, 1\], got p = 1.5"),
-        (lambda: ba_graph(5, 7), "1 <= m < n, got m = 7, n = 5"),
-        (lambda: ba_graph(5, 0), "1 <= m < n, got m = 0, n = 5"),
-        (lambda: er_graph(1, 0.5), "n = 1 is out of range: expected 2 <= n"),
-        (lambda: er_graph(10, -0.1), r"p must be in \[0, 1\]"),
-        (lambda: er_graph(10, "x"), "p must be a number"),
-        (lambda: gnm_graph(4, 7), "m = 7 is out of range: expected 0 <= m <= 6"),
+        (lambda: ws_graph(10, 4, 1.5), "p must be a finite number with 0 <= p <= 1, got p = 1.5"),
+        (lambda: ba_graph(5, 7), "1 <= m <= 4 for n = 5, got m = 7"),
+        (lambda: ba_graph(5, 0), "1 <= m <= 4 for n = 5, got m = 0"),
+        (lambda: er_graph(1, 0.5), "n must be an integer >= 2, got n = 1"),
+        (lambda: er_graph(10, -0.1), "p must be a finite number with 0 <= p <= 1"),
+        (lambda: er_graph(10, "x"), "p must be a finite number"),
+        (lambda: gnm_graph(4, 7), "m must be an integer with 0 <= m <= 6 for n = 4 \\(undirected\\), got m = 7"),
         (lambda: regular_graph(5, 3), "n \\* d must be even"),
-        (lambda: regular_graph(5, 5), "d = 5 is out of range"),
+        (lambda: regular_graph(5, 5), "d must be an integer with 0 <= d <= 4 for n = 5, got d = 5"),
         (lambda: mlp_graph([3]), "at least two layer widths"),
-        (lambda: mlp_graph([3, 0]), "sizes\\[i\\] = 0 is out of range"),
+        (lambda: mlp_graph([3, 0]), "sizes\\[i\\] must be an integer >= 1, got sizes\\[i\\] = 0"),
         (lambda: ring_lattice(4, 3), "k must be even"),
         (lambda: er_graph(2.5, 0.1), "n must be an integer"),
-        (lambda: er_graph(10, 0.1, seed=-3), "seed must be >= 0"),
+        (lambda: er_graph(10, 0.1, seed=-3), "seed must be an integer >= 0, got seed = -3"),
         (lambda: generate("lattice", n=4), "unknown family 'lattice'"),
         (lambda: generate("ws", n=10, k=4, q=0.1), "unknown parameter\\(s\\) q for family 'ws'"),
         (lambda: generate("ws", n=10, k=4), "needs parameter\\(s\\) p"),
@@ -119,3 +119,10 @@ def test_connected_ws_gives_up_clearly():
 def test_families_are_documented():
     for name, fn in FAMILIES.items():
         assert fn.__doc__ and "Parameters" in fn.__doc__, name
+
+
+def test_a_wrong_type_is_a_type_error_and_a_parameter_error():
+    with pytest.raises(TypeError, match="n must be an integer >= 2, got n = 2.5"):
+        er_graph(2.5, 0.1)
+    with pytest.raises(ParameterError):
+        er_graph(10, "x")

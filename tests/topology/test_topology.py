@@ -43,7 +43,7 @@ def test_topology_is_immutable():
         (3, [[0, 1], [1, 0]], "repeated edge"),
         (3, [[0.5, 1]], "node ids must be integers"),
         (3, [[0, 1, 2]], r"shape \(E, 2\)"),
-        (0, [], "n must be >= 1"),
+        (0, [], "n must be an integer >= 1, got n = 0"),
         (2.5, [], "n must be an integer"),
     ],
 )

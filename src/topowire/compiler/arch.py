@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from topowire import checks
 from topowire.compiler.functional import ACTIVATIONS, GATES, TORCH_CELLS
 from topowire.compiler.wiring import ORIENTATIONS
 from topowire.errors import ParameterError
@@ -16,6 +16,9 @@ __all__ = ["Arch", "TARGETS"]
 
 #: Compile targets: the neuron-level iterative map and the masked recurrent cells.
 TARGETS = ("iterative", *GATES, "layered")
+
+#: The natural wiring (orientation, inputs, outputs) of masked cells and of DAG targets.
+NATURAL_WIRING = {"cell": ("both", "all", "all"), "dag": ("dag", "sources", "sinks")}
 
 #: Residual matrices of the ``wcrnn`` cell.
 RESIDUALS = ("homogeneous", "rotational", "heterogeneous")
@@ -35,7 +38,11 @@ class Arch:
     d_out : int
         Readout width (classes).
     orientation, inputs, outputs
-        How a topology is wired (see :func:`topowire.compiler.wire`).
+        How a topology is wired (see :func:`topowire.compiler.wire`). None (the default)
+        takes the target's natural wiring: a masked recurrent cell runs over the graph as
+        symmetric recurrence with every neuron reading the data and read out (``both``,
+        ``all``, ``all``); the feed-forward targets (``iterative``, ``layered``) orient it
+        as a DAG from its sources to its sinks (``dag``, ``sources``, ``sinks``).
     activation : str
         Neuron activation of the iterative map (``relu``, ``tanh``, ``sigmoid``, ``identity``).
     iterations : int, optional
@@ -61,9 +68,9 @@ class Arch:
     kind: str = "gru"
     d_in: int = 7
     d_out: int = 2
-    orientation: str = "dag"
-    inputs: str | int = "sources"
-    outputs: str = "sinks"
+    orientation: str | None = None
+    inputs: str | int | None = None
+    outputs: str | None = None
     activation: str = "relu"
     iterations: int | None = None
     backend: str = "dense"
@@ -77,24 +84,22 @@ class Arch:
     r_spread: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in TARGETS:
-            raise ParameterError(f"unknown arch {self.kind!r}: expected one of {', '.join(TARGETS)}")
+        checks.choice("arch", self.kind, TARGETS, noun="arch")
+        natural = NATURAL_WIRING["cell" if self.masked_cell else "dag"]
+        for name, value in zip(("orientation", "inputs", "outputs"), natural):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if self.orientation not in ORIENTATIONS:
             raise ParameterError(
                 f"unknown orientation {self.orientation!r}: expected one of {', '.join(ORIENTATIONS)}"
             )
         for name in ("d_in", "d_out"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ParameterError(f"{name} must be an integer >= 1, got {v!r}")
+            checks.integer(name, getattr(self, name), 1)
         if self.activation not in ACTIVATIONS:
             raise ParameterError(
                 f"unknown activation {self.activation!r}: expected one of {', '.join(ACTIVATIONS)}"
             )
-        if self.iterations is not None and (
-            isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1
-        ):
-            raise ParameterError(f"iterations must be an integer >= 1 or None, got {self.iterations!r}")
+        checks.integer("iterations", self.iterations, 1, none=True)
 
         from topowire.compiler.backends import BACKENDS
 
@@ -109,9 +114,7 @@ class Arch:
         if self.residual not in RESIDUALS:
             raise ParameterError(f"unknown residual {self.residual!r}: expected one of {', '.join(RESIDUALS)}")
         for name in ("r", "phi", "gamma", "r_spread"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ParameterError(f"{name} must be a finite number, got {v!r}")
+            checks.number(name, getattr(self, name))
         if self.r_spread < 0 or self.r_spread > abs(self.r):
             raise ParameterError(f"r_spread must be in [0, |r|] = [0, {abs(self.r)}], got {self.r_spread!r}")
         if self.kind == "layered" and self.backend not in ("dense", "auto"):
@@ -132,7 +135,13 @@ class Arch:
 
     @property
     def recurrent(self) -> bool:
-        """A masked recurrent cell over all neurons (not the iterative map or the layered form)."""
+        """Runs over time steps (every target but the iterative map)."""
+        return self.kind != "iterative"
+
+    @property
+    def masked_cell(self) -> bool:
+        """A masked recurrent cell over all neurons (``rnn-*``, ``lstm``, ``gru``, ``wcrnn``):
+        one ``W_hh`` whose mask is the wiring (not the iterative map or the layered form)."""
         return self.kind in GATES
 
     def to_dict(self) -> dict[str, Any]:

@@ -53,5 +53,5 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
         from topowire.compiler.layered import LayeredRecurrentNet
 
         return LayeredRecurrentNet(wiring, arch, seed)
-    cls = MaskedRecurrentNet if arch.recurrent else IterativeNet
+    cls = MaskedRecurrentNet if arch.masked_cell else IterativeNet
     return cls(wiring, arch, seed)

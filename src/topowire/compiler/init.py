@@ -82,7 +82,7 @@ def initial_tensors(wiring: Wiring, arch: Arch, seed: int, backend: str = "dense
     n, d_in, d_out, g = wiring.n_neurons, arch.d_in, arch.d_out, arch.gates
     gen = torch.Generator().manual_seed(int(seed))
     out: dict[str, Tensor] = {}
-    if arch.recurrent:
+    if arch.masked_cell:
         k = 1.0 / math.sqrt(n)
         w_ih = _uniform(gen, (g * n, d_in), k)
         if dense:
@@ -117,7 +117,7 @@ def parameter_counts(wiring: Wiring, arch: Arch) -> dict[str, int]:
     graph = g * wiring.n_edges
     interface = g * len(wiring.inputs) * arch.d_in + len(wiring.outputs) * arch.d_out
     n = wiring.n_neurons
-    bias = (2 * g * n if arch.recurrent else n) + arch.d_out
+    bias = (2 * g * n if arch.masked_cell else n) + arch.d_out
     return {"graph": int(graph), "interface": int(interface), "bias": int(bias),
             "total": int(graph + interface + bias)}
 

@@ -67,7 +67,7 @@ class CompiledNet(nn.Module):
         self.backend = resolve_backend(arch.backend, wiring.n_neurons, wiring.n_edges)
         for name, t in masks(wiring, dense=self.backend == "dense").items():
             self.register_buffer(name, t)
-        if arch.recurrent:  # per-connection input mask: all ones until pruned
+        if arch.masked_cell:  # per-connection input mask: all ones until pruned
             self.register_buffer("ih_mask", torch.ones(wiring.n_neurons, arch.d_in))
         if arch.kind == "wcrnn":
             diag, pair = residual_vectors(wiring.n_neurons, arch, seed)
@@ -96,7 +96,7 @@ class CompiledNet(nn.Module):
         """The graph weights as a dense masked matrix (``[G*N, N]``; G = 1 for the iterative map)."""
         if self.backend != "dense":
             return self.graph.to_dense()
-        if self.arch.recurrent:
+        if self.arch.masked_cell:
             return masked_recurrent_weights(self.w_hh[None], self.mask[None])[0]
         return self.weight * self.mask
 

@@ -105,7 +105,7 @@ class PackedPopulation(nn.Module):
             idx = [getattr(w, attr) for w in wirings]
             rows = np.repeat(np.arange(p), [len(i) for i in idx])
             buf[torch.from_numpy(rows), torch.from_numpy(np.concatenate(idx))] = 1.0
-        if arch.recurrent:  # per-connection input mask: all ones until pruned
+        if arch.masked_cell:  # per-connection input mask: all ones until pruned
             self.register_buffer("ih_mask", torch.ones(p, n_max, arch.d_in))
         if arch.kind == "wcrnn":  # fixed R per model; zero on padding neurons
             self.register_buffer("res_diag", torch.zeros(p, n_max))
@@ -114,7 +114,7 @@ class PackedPopulation(nn.Module):
                 diag, pair = residual_vectors(w.n_neurons, arch, s)
                 self.res_diag[p_, :w.n_neurons], self.res_pair[p_, :w.n_neurons] = diag, pair
         self.iterations = (
-            max(default_iterations(w, arch) for w in wirings) if not arch.recurrent else None
+            max(default_iterations(w, arch) for w in wirings) if not arch.masked_cell else None
         )
         for p_, (w, s) in enumerate(zip(wirings, self.seeds)):
             for name, t in initial_tensors(w, arch, s).items():
@@ -130,7 +130,7 @@ class PackedPopulation(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
         """``[P, B, d_out]``, or ``[P, B, T, d_out]`` with ``all_steps`` (recurrent targets)."""
-        if self.arch.recurrent:
+        if self.arch.masked_cell:
             out = recurrent_forward(self.arch.kind, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
                                     self.mask, self.in_mask, self.readout, self.out_mask,
                                     self.readout_bias, lengths=lengths, return_states=all_steps,
@@ -154,14 +154,14 @@ class PackedPopulation(nn.Module):
 
     def unpack(self, p: int) -> CompiledNet:
         """A standalone module with model p's current weights."""
-        cls = MaskedRecurrentNet if self.arch.recurrent else IterativeNet
+        cls = MaskedRecurrentNet if self.arch.masked_cell else IterativeNet
         net = cls(self.wirings[p], self.arch, self.seeds[p])
         n = int(self.sizes[p])
         with torch.no_grad():
             for name, t in self.model_tensors(p).items():
                 getattr(net, name).copy_(t)
             net.mask.copy_(self.mask[p, :n, :n])  # masks too: a pruned model stays pruned
-            if self.arch.recurrent:
+            if self.arch.masked_cell:
                 net.ih_mask.copy_(self.ih_mask[p, :n])
         return net
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from topowire import checks
 from topowire.compiler.functional import ACTIVATIONS
 from topowire.errors import ParameterError
 
@@ -96,8 +97,7 @@ class Sequential2D(nn.Module):
             raise ParameterError("row 0 is the input row (identity): its blocks must all be None")
         if len(activations) != L or any(a not in ACTIVATIONS for a in activations):
             raise ParameterError(f"activations must name {L} activations from {', '.join(ACTIVATIONS)}")
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ParameterError(f"iterations must be an integer >= 1, got {iterations!r}")
+        checks.integer("iterations", iterations, 1)
         self.sizes, self.activations, self.iterations = sizes, list(activations), iterations
         self.grid = nn.ModuleDict()
         for i, row in enumerate(blocks):
@@ -211,7 +211,5 @@ def _check_sizes(sizes: Sequence[int]) -> list[int]:
         raise ParameterError(f"sizes must list at least two widths, got {sizes!r}")
     out = []
     for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
-            raise ParameterError(f"sizes must be positive integers, got {s!r}")
-        out.append(int(s))
+        out.append(checks.integer("sizes[i]", s, 1))
     return out

@@ -9,17 +9,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from topowire.errors import ParameterError
+from topowire import checks
 
 __all__ = ["make_adding"]
 
 
 def make_adding(n: int, length: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``x [n, length, 2]`` and ``y [n, 1]`` of the adding problem (seeded)."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
-        raise ParameterError(f"sequence length T must be an integer >= 2, got {length!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ParameterError(f"n must be an integer >= 1, got {n!r}")
+    checks.integer("T", length, 2, what=" (the sequence length)")
+    checks.integer("n", n, 1)
     rng = np.random.default_rng(seed)
     values = rng.random((n, length), dtype=np.float32)
     half = length // 2

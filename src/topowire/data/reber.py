@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from topowire import checks
 from topowire.errors import DataError, FileFormatError, ParameterError
 
 __all__ = ["ALPHABET", "TRANSITIONS", "accepts", "accepts_embedded", "sample_reber", "sample_embedded",
@@ -164,8 +165,7 @@ def _positives(n: int, draw, rng: np.random.Generator) -> list[str]:
 
 def _classification(n_train: int, n_test: int, seed: int, draw, accept, long_range: bool) -> StringSplit:
     for name, v in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2:
-            raise ParameterError(f"{name} must be an even integer >= 2, got {v!r}")
+        checks.integer(name, v, 2, even=True)
     rng = np.random.default_rng(seed)
     pos = _positives((n_train + n_test) // 2, draw, rng)
     order = rng.permutation(len(pos))

@@ -29,6 +29,11 @@ TASKS = {
 }
 
 
+#: Default (train, test) sizes of the string tasks: enough single-edit negatives for models
+#: to separate from chance within the default training budget (measured, see README).
+DEFAULT_SIZES = {"reber": (4000, 400), "embedded-reber": (4000, 400)}
+
+
 @dataclass(frozen=True, eq=False)
 class Task:
     """Tensors of one task.
@@ -93,7 +98,8 @@ def make_task(name: str, *, seed: int = 0, n_train: int | None = None, n_test: i
     seed : int
         Data seed (strings, adding sequences, MNIST permutation).
     n_train, n_test : int, optional
-        Sizes (defaults: Reber 1000/200, adding 2000/500, MNIST all available). A smaller MNIST
+        Sizes (defaults: :data:`DEFAULT_SIZES`, 1000/200 for ``reber-next``, adding 2000/500,
+        MNIST all available). A smaller MNIST
         size takes a random subset drawn with ``seed``.
     data_dir : str, optional
         MNIST folder (see :func:`topowire.data.mnist.load_mnist`).
@@ -114,7 +120,9 @@ def make_task(name: str, *, seed: int = 0, n_train: int | None = None, n_test: i
         else:
             make = {"reber": reber.make_reber, "embedded-reber": reber.make_embedded_reber,
                     "reber-next": reber.make_reber_next}[name]
-            split = make(n_train or 1000, n_test or 200, seed=seed)
+            default = DEFAULT_SIZES.get(name, (1000, 200))
+            split = make(default[0] if n_train is None else n_train, default[1] if n_test is None else n_test,
+                         seed=seed)
         x_tr, l_tr = encode_strings(split.train)
         x_te, l_te = encode_strings(split.test)
         if kind == "multilabel":
@@ -124,8 +132,8 @@ def make_task(name: str, *, seed: int = 0, n_train: int | None = None, n_test: i
             y_tr, y_te, d_out = torch.from_numpy(split.train_y), torch.from_numpy(split.test_y), 2
         return Task(name, kind, x_tr, y_tr, l_tr, x_te, y_te, l_te, 7, d_out)
     if name == "adding":
-        x_tr, y_tr = make_adding(n_train or 2000, 50, seed=seed)
-        x_te, y_te = make_adding(n_test or 500, 50, seed=seed + 1)
+        x_tr, y_tr = make_adding(2000 if n_train is None else n_train, 50, seed=seed)
+        x_te, y_te = make_adding(500 if n_test is None else n_test, 50, seed=seed + 1)
         full = lambda x: torch.full((x.shape[0],), x.shape[1])  # noqa: E731
         return Task(name, kind, x_tr, y_tr, full(x_tr), x_te, y_te, full(x_te), 2, 1)
     view = {"mnist": "flat", "mnist-50": "resized", "smnist-rows": "rows", "smnist-pixels": "pixels",

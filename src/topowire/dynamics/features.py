@@ -75,7 +75,7 @@ def dynamics_table(topologies: Sequence[Topology], arch: Arch, task: Task, *, se
     """
     from topowire.train.trainer import init_seed
 
-    if not arch.recurrent:
+    if not arch.masked_cell:
         raise ParameterError(f"dynamics features need a recurrent arch, got {arch.kind!r}")
     if not task.sequence:
         raise ParameterError(f"dynamics features need a sequence task, got {task.name!r}")

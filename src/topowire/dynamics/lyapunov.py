@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp, vmap
 
+from topowire import checks
 from topowire.compiler.functional import _cell, input_mask, masked_recurrent_weights, residual_apply
 from topowire.compiler.modules import stacked
 from topowire.errors import ParameterError
@@ -28,7 +29,7 @@ __all__ = ["lyapunov_spectrum", "max_lyapunov"]
 def _model_tensors(module: nn.Module, dtype: torch.dtype) -> tuple[dict[str, Tensor], Tensor]:
     """Effective per-model tensors with a leading P, and the true neuron count of each model."""
     arch = getattr(module, "arch", None)
-    if arch is None or not arch.recurrent:
+    if arch is None or not arch.masked_cell:
         raise ParameterError(f"lyapunov_spectrum takes a masked recurrent model or pack, got {type(module).__name__}")
     if getattr(module, "backend", "dense") != "dense":
         raise ParameterError("lyapunov_spectrum needs the dense backend")
@@ -103,13 +104,11 @@ def lyapunov_spectrum(module: nn.Module, inputs: Tensor, k: int | None = None, *
     k_max = factor * int(sizes.min())
     if k is None:
         k = k_max
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= k_max:
-        raise ParameterError(f"k must be an integer in [1, {k_max}] (the smallest model's state size), got {k!r}")
+    k = checks.integer("k", k, 1, k_max, what=" (the smallest model's state size)")
     if inputs.dim() != 3 or inputs.shape[2] != arch.d_in:
         raise ParameterError(f"inputs must be [B, T, {arch.d_in}], got {list(inputs.shape)}")
     b, steps = inputs.shape[:2]
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < steps:
-        raise ParameterError(f"warmup must be an integer in [0, {steps - 1}], got {warmup!r}")
+    warmup = checks.integer("warmup", warmup, 0, steps - 1)
     x = inputs.to(dtype)
     step = _step_fn(arch.kind, arch.gates, float(arch.gamma))
 

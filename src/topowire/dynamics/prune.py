@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from topowire import checks
 from topowire.compiler.layered import LayeredRecurrentNet
 from topowire.compiler.modules import MaskedRecurrentNet, stacked
 from topowire.compiler.pack import PackedPopulation
@@ -60,7 +61,7 @@ def _targets(module: nn.Module) -> list[_Target]:
                 out.append(_Target(f"layer{li}.hh", "hh", w.view(1, g, -1, w.shape[1]), cell.mask_hh[None],
                                    cell.mask_hh[None] > 0))
         return out
-    if isinstance(module, (MaskedRecurrentNet, PackedPopulation)) and module.arch.recurrent:
+    if isinstance(module, (MaskedRecurrentNet, PackedPopulation)) and module.arch.masked_cell:
         if getattr(module, "backend", "dense") != "dense":
             raise ParameterError("pruning needs the dense backend (the masks as matrices)")
         g = module.arch.gates
@@ -79,8 +80,7 @@ def _targets(module: nn.Module) -> list[_Target]:
 
 def check_arguments(rate, on, scope) -> float:
     """``rate`` as a float, or ParameterError naming the bad rate, ``on`` or ``scope``."""
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-        raise ParameterError(f"rate must be a fraction in [0, 1], got {rate!r}")
+    rate = checks.number("rate", rate, 0, 1, what=" (a fraction)")
     if on not in ON:
         raise ParameterError(f"on must be one of {', '.join(ON)}, got {on!r}")
     if scope not in SCOPES:

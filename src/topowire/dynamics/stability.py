@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from topowire import checks
 from topowire.compiler.functional import masked_recurrent_weights
 from topowire.compiler.modules import stacked
 from topowire.errors import ParameterError
@@ -30,15 +31,13 @@ __all__ = ["recurrent_blocks", "spectral_norms", "project_stable", "check_stabil
 
 def check_stability(lam) -> float:
     """``lam`` as a float, or ParameterError unless it is a finite number in (0, 1]."""
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 < lam <= 1:
-        raise ParameterError(f"stability must be a number in (0, 1] (the bound on ||W_hh||_2), got {lam!r}")
-    return float(lam)
+    return checks.number("stability", lam, 0, 1, lo_open=True, what=" (the bound on ||W_hh||_2)")
 
 
 def _stacked(module: nn.Module) -> tuple[Tensor, Tensor]:
     """The raw recurrent weight ``[P, G*N, N]`` (a view of the parameter) and its mask ``[P, N, N]``."""
     arch = getattr(module, "arch", None)
-    if arch is None or not arch.recurrent:
+    if arch is None or not arch.masked_cell:
         raise ParameterError(f"stability applies to masked recurrent models, got {type(module).__name__}"
                              + (f" of kind {arch.kind!r}" if arch is not None else ""))
     if getattr(module, "backend", "dense") != "dense" or not hasattr(module, "w_hh"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from topowire import checks
 from topowire.compiler.modules import MaskedRecurrentNet
 from topowire.compiler.sequential2d import Sequential2D
 from topowire.errors import ParameterError
@@ -23,9 +24,7 @@ UNROLLABLE = ("rnn-tanh", "rnn-relu")
 
 
 def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ParameterError(f"k must be an integer >= 1, got {k!r}")
-    return k
+    return checks.integer("k", k, 1)
 
 
 def last_inputs(x: Tensor, k: int, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

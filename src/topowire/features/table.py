@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from topowire.errors import ParameterError
+from topowire import checks
 from topowire.features.context import GraphContext
 from topowire.features.registry import REGISTRY, resolve_names
 from topowire.topology.topology import Topology
@@ -59,8 +59,7 @@ def _jobs(n_jobs: int | None) -> int:
     cpus = os.cpu_count() or 1
     if n_jobs is None or n_jobs == 0:
         return 1
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
-        raise ParameterError(f"n_jobs must be an integer, got {n_jobs!r}")
+    n_jobs = checks.integer("n_jobs", n_jobs)
     return max(1, cpus + 1 + n_jobs) if n_jobs < 0 else n_jobs
 
 
@@ -136,8 +135,14 @@ class _NoProgress:
 def _progress(show: bool, total: int):
     if not show or total < 2:
         return _NoProgress()
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), transient=True)

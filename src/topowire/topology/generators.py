@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from topowire import checks
 from topowire.errors import ParameterError
+from topowire.seeds import SeedLike, resolve_seed
 from topowire.topology.topology import Topology
 
 __all__ = [
@@ -31,53 +33,6 @@ __all__ = [
     "generate",
     "resolve_seed",
 ]
-
-SeedLike = int | np.integer | np.random.Generator | None
-
-
-def resolve_seed(seed: SeedLike) -> int:
-    """Return the non-negative int seed a generator will use.
-
-    Parameters
-    ----------
-    seed : int, numpy.random.Generator or None
-        An int is used as is; a Generator draws one; None draws from fresh OS entropy.
-    """
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1)
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 2**63 - 1))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, a numpy Generator or None, got {type(seed).__name__}")
-    if seed < 0:
-        raise ParameterError(f"seed must be >= 0, got {seed}")
-    return int(seed)
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None, why: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterError(f"{name} must be an integer, got {name} = {value!r}")
-    value = int(value)
-    if value < lo or (hi is not None and value > hi):
-        rng = f"{lo} <= {name}" + (f" <= {hi}" if hi is not None else "")
-        raise ParameterError(f"{name} = {value} is out of range: expected {rng}{why}")
-    return value
-
-
-def _check_prob(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ParameterError(f"{name} must be a number in [0, 1], got {name} = {value!r}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ParameterError(f"{name} must be in [0, 1], got {name} = {value}")
-    return value
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ParameterError(f"{name} must be true or false, got {name} = {value!r}")
-    return bool(value)
-
 
 def _pairs(n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
     """All candidate node pairs: u < v (undirected) or u != v (directed), row-major."""
@@ -107,9 +62,9 @@ def er_graph(n: int, p: float, *, directed: bool = False, seed: SeedLike = None)
     .. [1] P. Erdős and A. Rényi, "On random graphs I", Publ. Math. Debrecen 6, 1959.
     .. [2] E. N. Gilbert, "Random graphs", Ann. Math. Stat. 30, 1959.
     """
-    n = _check_int("n", n, 2)
-    p = _check_prob("p", p)
-    directed = _check_bool("directed", directed)
+    n = checks.integer("n", n, 2)
+    p = checks.number("p", p, 0.0, 1.0)
+    directed = checks.boolean("directed", directed)
     s = resolve_seed(seed)
     u, v = _pairs(n, directed)
     keep = np.random.default_rng(s).random(u.shape[0]) < p
@@ -132,10 +87,10 @@ def gnm_graph(n: int, m: int, *, directed: bool = False, seed: SeedLike = None) 
     seed : int, Generator or None
         Random seed.
     """
-    n = _check_int("n", n, 2)
-    directed = _check_bool("directed", directed)
+    n = checks.integer("n", n, 2)
+    directed = checks.boolean("directed", directed)
     u, v = _pairs(n, directed)
-    m = _check_int("m", m, 0, u.shape[0], f" for n = {n} ({'directed' if directed else 'undirected'})")
+    m = checks.integer("m", m, 0, u.shape[0], what=f" for n = {n} ({'directed' if directed else 'undirected'})")
     s = resolve_seed(seed)
     idx = np.sort(np.random.default_rng(s).choice(u.shape[0], size=m, replace=False))
     edges = np.stack([u[idx], v[idx]], axis=1)
@@ -144,10 +99,8 @@ def gnm_graph(n: int, m: int, *, directed: bool = False, seed: SeedLike = None) 
 
 
 def _check_lattice(n: int, k: int) -> tuple[int, int]:
-    n = _check_int("n", n, 2)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ParameterError(f"k must be an integer, got k = {k!r}")
-    k = int(k)
+    n = checks.integer("n", n, 2)
+    k = checks.integer("k", k)
     if k < 2 or k % 2 or k >= n:
         raise ParameterError(f"k must be even with 2 <= k < n, got k = {k}, n = {n}")
     return n, k
@@ -189,9 +142,9 @@ def ws_graph(n: int, k: int, p: float, *, connected: bool = False, tries: int = 
     import networkx as nx
 
     n, k = _check_lattice(n, k)
-    p = _check_prob("p", p)
-    connected = _check_bool("connected", connected)
-    tries = _check_int("tries", tries, 1)
+    p = checks.number("p", p, 0.0, 1.0)
+    connected = checks.boolean("connected", connected)
+    tries = checks.integer("tries", tries, 1)
     s = resolve_seed(seed)
     params: dict[str, Any] = {"n": n, "k": k, "p": p}
     if connected:
@@ -229,9 +182,8 @@ def ba_graph(n: int, m: int, *, seed: SeedLike = None) -> Topology:
     """
     import networkx as nx
 
-    n = _check_int("n", n, 2)
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m < n:
-        raise ParameterError(f"m must be an integer with 1 <= m < n, got m = {m!r}, n = {n}")
+    n = checks.integer("n", n, 2)
+    m = checks.integer("m", m, 1, n - 1, what=f" for n = {n}")
     s = resolve_seed(seed)
     g = nx.barabasi_albert_graph(n, int(m), seed=s)
     return Topology.from_networkx(g, family="ba", params={"n": n, "m": int(m)}, seed=s)
@@ -273,8 +225,8 @@ def regular_graph(n: int, d: int, *, seed: SeedLike = None) -> Topology:
     """
     import networkx as nx
 
-    n = _check_int("n", n, 2)
-    d = _check_int("d", d, 0, n - 1, f" for n = {n}")
+    n = checks.integer("n", n, 2)
+    d = checks.integer("d", d, 0, n - 1, what=f" for n = {n}")
     if (n * d) % 2:
         raise ParameterError(f"n * d must be even for a d-regular graph, got n = {n}, d = {d}")
     s = resolve_seed(seed)
@@ -292,7 +244,7 @@ def complete_graph(n: int, *, seed: SeedLike = None) -> Topology:
     seed : ignored
         Accepted for a uniform call form.
     """
-    n = _check_int("n", n, 2)
+    n = checks.integer("n", n, 2)
     u, v = _pairs(n, False)
     return Topology(n, np.stack([u, v], axis=1), False, family="complete", params={"n": n},
                     seed=None if seed is None else resolve_seed(seed))
@@ -314,7 +266,7 @@ def mlp_graph(sizes: Sequence[int], *, seed: SeedLike = None) -> Topology:
     """
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
         raise ParameterError(f"sizes must be a list of at least two layer widths, got {sizes!r}")
-    sizes = [_check_int("sizes[i]", s, 1) for s in sizes]
+    sizes = [checks.integer("sizes[i]", s, 1) for s in sizes]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     blocks = []
     for lo, mid, hi in zip(offsets[:-2], offsets[1:-1], offsets[2:]):

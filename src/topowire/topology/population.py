@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from topowire import checks
 from topowire._io import atomic_open
 from topowire.errors import FileFormatError, ParameterError
+from topowire.seeds import spawn
 from topowire.topology.recipe import Recipe, parse_recipe, sample_family_graph
 from topowire.topology.topology import Topology
 
@@ -109,9 +111,7 @@ def sample_population(recipe: Recipe, seed: int | None = None) -> Population:
         Overrides ``recipe.seed``.
     """
     seed = recipe.seed if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-    children = iter(np.random.SeedSequence(int(seed)).spawn(recipe.count))
+    children = iter(spawn(checks.integer("seed", seed, 0), recipe.count))
     topologies = [
         sample_family_graph(spec, i, next(children))
         for i, spec in enumerate(recipe.families, 1)

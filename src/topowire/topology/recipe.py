@@ -28,14 +28,15 @@ from __future__ import annotations
 import ast
 import math
 import operator
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 
+from topowire import checks
 from topowire.errors import FileFormatError, ParameterError
 from topowire.topology.generators import FAMILIES, check_parameter_names, generate
 
@@ -264,8 +265,7 @@ def parse_recipe(data: Mapping[str, Any]) -> Recipe:
     seed = head.get("seed", 0)
     if not isinstance(name, str):
         raise ParameterError(f"population name must be a string, got {name!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"population seed must be an integer >= 0, got {seed!r}")
+    checks.integer("population seed", seed, 0)
     fams = data.get("family")
     if not isinstance(fams, list) or not fams:
         raise ParameterError("a recipe needs at least one [[family]] entry")
@@ -284,8 +284,7 @@ def _parse_family(i: int, fam: Mapping[str, Any]) -> FamilySpec:
             f"family {i}: unknown kind {kind!r}: expected one of {', '.join(sorted(FAMILIES))}"
         )
     count = fam.get("count", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ParameterError(f"family {i} ({kind}): count must be an integer >= 1, got {count!r}")
+    checks.integer(f"family {i} ({kind}): count", count, 1)
     params = {k: v for k, v in fam.items() if k not in ("kind", "count")}
     check_parameter_names(kind, params, prefix=f"family {i} ({kind}): ", noun="key(s)", also=("kind", "count"))
     specs = []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from topowire import checks
 from topowire.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,10 +117,7 @@ class Topology:
     id: str = field(init=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):
-            raise ParameterError(f"n must be an integer, got {self.n!r}")
-        if self.n < 1:
-            raise ParameterError(f"n must be >= 1, got n = {self.n}")
+        checks.integer("n", self.n, 1)
         edges = canonical_edges(int(self.n), self.edges, bool(self.directed))
         edges.flags.writeable = False
         object.__setattr__(self, "n", int(self.n))
@@ -242,15 +240,13 @@ class Topology:
         if unknown:
             raise ParameterError(f"unknown key(s) in topology record: {', '.join(sorted(unknown))}")
         n = record["n"]
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise ParameterError(f"n must be an integer, got {n!r}")
+        checks.integer("n", n, 1)
         edges = record["edges"]
         if not isinstance(edges, list) or any(not isinstance(e, list) or len(e) != 2 for e in edges):
             raise ParameterError("edges must be a list of [u, v] pairs")
         for e in edges:
             for x in e:
-                if isinstance(x, bool) or not isinstance(x, int):
-                    raise ParameterError(f"node ids must be integers in 0..{n - 1}, got {x!r}")
+                checks.integer("node id", x)
         directed = record.get("directed", False)
         if not isinstance(directed, bool):
             raise ParameterError(f"directed must be true or false, got {directed!r}")
@@ -258,8 +254,7 @@ class Topology:
         if not isinstance(params, dict):
             raise ParameterError(f"params must be an object, got {params!r}")
         seed = record.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ParameterError(f"seed must be an integer or null, got {seed!r}")
+        checks.integer("seed", seed, none=True)
         topo = cls(n, np.array(edges, dtype=np.int64).reshape(-1, 2), directed,
                    family=str(record.get("family", "custom")), params=params, seed=seed)
         stored = record.get("id")

@@ -7,9 +7,13 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from topowire import checks
 from topowire.errors import ParameterError
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "OPTIMIZERS"]
+
+#: Optimizers of :class:`TrainConfig` (one independent optimizer per model of a pack).
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,8 @@ class TrainConfig:
     """
 
     epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int = 32
+    lr: float = 1e-2
     optimizer: str = "adam"
     momentum: float = 0.9
     clip: float | None = 5.0
@@ -69,20 +73,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "replicates", "memory_mb"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ParameterError(f"{name} must be an integer >= 1, got {v!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ParameterError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ParameterError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ParameterError(f"lr must be a positive number, got {self.lr!r}")
-        if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
-            raise ParameterError(f"clip must be a positive number or None, got {self.clip!r}")
-        if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int)
-                                            or self.chunk_size < 1):
-            raise ParameterError(f"chunk_size must be an integer >= 1 or None, got {self.chunk_size!r}")
+            checks.integer(name, getattr(self, name), 1)
+        checks.integer("seed", self.seed, 0)
+        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.number("lr", self.lr, 0, lo_open=True)
+        checks.number("momentum", self.momentum, 0, 1, hi_open=True)
+        checks.number("clip", self.clip, 0, lo_open=True, none=True)
+        checks.integer("chunk_size", self.chunk_size, 1, none=True)
+        checks.number("diverge_loss", self.diverge_loss, 0, lo_open=True)
         if self.stability is not None:
             from topowire.dynamics.stability import check_stability
 

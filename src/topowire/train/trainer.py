@@ -284,10 +284,10 @@ def evaluate_module(module: torch.nn.Module, task: Task, config: TrainConfig | N
 
 def prepare_arch(arch: Arch, task: Task, config: TrainConfig | None = None) -> Arch:
     """The arch with the task's widths, or ParameterError if the two do not go together."""
-    if (arch.recurrent or arch.kind == "layered") and not task.sequence:
+    if arch.recurrent and not task.sequence:
         raise ParameterError(f"task {task.name!r} gives static inputs; a recurrent arch needs a sequence task "
                              "(e.g. smnist-rows)")
-    if config is not None and config.stability is not None and not arch.recurrent:
+    if config is not None and config.stability is not None and not arch.masked_cell:
         raise ParameterError(f"stability applies to recurrent archs, not {arch.kind!r}")
     if arch.kind == "iterative" and task.sequence:
         raise ParameterError(f"task {task.name!r} gives sequences; the iterative map needs a static task (e.g. mnist)")
