@@ -133,10 +133,13 @@ def test_layered_save_load_and_errors(tmp_path):
         compile(cyclic, Arch("layered", orientation="as-is", inputs="all", outputs="all"))
     with pytest.raises(ParameterError, match="unknown cell"):
         Arch("layered", cell="transformer")
-    with pytest.raises(ParameterError, match="PackedLayered"):
-        from topowire.compiler.pack import pack
+    from topowire.compiler.pack import pack  # pack() dispatches the layered form like compile()
 
-        pack([mlp_graph([2, 2])], Arch("layered", orientation="as-is"))
+    arch = Arch("layered", orientation="as-is")
+    packed = pack([mlp_graph([2, 2])], arch, [3])
+    x = torch.randn(4, 5, arch.d_in)
+    assert type(packed).__name__ == "PackedLayered"
+    assert torch.equal(packed(x)[0], compile(mlp_graph([2, 2]), arch, seed=3)(x))
 
 
 @pytest.mark.parametrize("cell", CELLS)

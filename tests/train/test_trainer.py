@@ -8,7 +8,7 @@ from topowire.data import make_task
 from topowire.errors import ParameterError
 from topowire.topology import ba_graph, complete_graph, er_graph, ws_graph
 from topowire.train import TrainConfig, train_pack, train_population
-from topowire.train.trainer import init_seed
+from topowire.seeds import init_seed
 
 GRAPHS = [ws_graph(12, 4, 0.3, seed=i) for i in range(3)] + [ba_graph(10 + i, 2, seed=i) for i in range(3)] + \
     [er_graph(14, 0.3, seed=i) for i in range(2)]
@@ -131,3 +131,47 @@ def test_bf16_autocast_trains_to_the_same_accuracy():
     fp32 = train_population(graphs, ARCH, task, base)["test_acc"].mean()
     bf16 = train_population(graphs, ARCH, task, TrainConfig(**{**base.to_dict(), "bf16": True}))["test_acc"].mean()
     assert abs(fp32 - bf16) <= 0.01
+
+
+@pytest.mark.parametrize("kind", ["gru", "layered"])
+def test_train_module_is_train_pack_on_a_pack_of_one(reber_small, kind):
+    """One training loop: a model trained alone ends with the weights it gets in a pack of one."""
+    from topowire.compiler import compile
+    from topowire.compiler.pack import pack
+    from topowire.train import train_module
+
+    arch = Arch(kind, d_in=reber_small.d_in, d_out=reber_small.d_out)
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2)
+    graph = er_graph(12, 0.3, seed=4)
+    alone = compile(graph, arch, seed=11)
+    res = train_module(alone, reber_small, config)
+    packed = pack([graph], arch, [11])
+    res_packed = train_pack(packed, reber_small, config)[0]
+    trained = packed.unpack(0).state_dict()
+    for name, t in alone.state_dict().items():
+        assert torch.equal(t, trained[name]), name
+    assert res["test_acc"] == res_packed["test_acc"] and res["curves"] == res_packed["curves"]
+
+
+def test_any_executor_gives_the_local_results(reber_small):
+    """The executor seam: packs run in another order (as a cluster would) give the same rows."""
+    from topowire.train.executors import LocalExecutor
+
+    class Reversed:
+        calls = 0
+
+        def map(self, jobs, task):
+            for job in reversed(list(jobs)):
+                Reversed.calls += 1
+                yield job, job.run(task)
+
+    config = TrainConfig(epochs=1, batch_size=32, lr=1e-2, replicates=2, chunk_size=3)
+    local = train_population(GRAPHS[:4], ARCH, reber_small, config, executor=LocalExecutor())
+    other = train_population(GRAPHS[:4], ARCH, reber_small, config, executor=Reversed())
+    assert Reversed.calls == 3  # 8 models in packs of 3
+    key = ["topology_id", "replicate"]
+    a, b = local.sort_values(key).reset_index(drop=True), other.sort_values(key).reset_index(drop=True)
+    assert a["init_seed"].tolist() == b["init_seed"].tolist()
+    np.testing.assert_allclose(a["test_acc"], b["test_acc"], rtol=0, atol=1e-6)
+    with pytest.raises(ParameterError, match="unknown executor 'slurm'"):
+        train_population(GRAPHS[:2], ARCH, reber_small, config, executor="slurm")

@@ -215,6 +215,8 @@ class PackedLayered(nn.Module):
         Initialisation seed of every model.
     """
 
+    stacked = True  # tensors carry the model axis (see topowire.compiler.modules.stacked)
+
     def __init__(self, wirings, arch: Arch, seeds) -> None:
         super().__init__()
         if len(wirings) == 0 or len(seeds) != len(wirings):

@@ -23,7 +23,7 @@ from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
 
-__all__ = ["PackedPopulation", "pack", "unpack"]
+__all__ = ["PackedPopulation", "PackOfOne", "pack", "unpack"]
 
 # parameter name -> how its rows are laid out: "gates" = G blocks of N rows, "neurons" = N
 # rows, "cols" = N columns, "none" = no neuron axis
@@ -174,9 +174,47 @@ class PackedPopulation(nn.Module):
                 f"neurons={int(self.sizes.sum())}, edges={sum(w.n_edges for w in self.wirings)}")
 
 
+class PackOfOne(nn.Module):
+    """One standalone module seen as a pack: outputs gain a leading ``P = 1``.
+
+    Its tensors are the module's own (attribute access is delegated), without a model
+    axis (``stacked = False``): :func:`~topowire.compiler.modules.stacked` and the stacked
+    optimizers view them as ``[1, ...]``, so whatever works on a pack works on one model.
+    """
+
+    stacked = False
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("module"), name)
+
+    def __len__(self) -> int:
+        return 1
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
+        if lengths is None:
+            return self.module(x)[None]
+        return (self.module(x, lengths, all_steps=True) if all_steps else self.module(x, lengths))[None]
+
+    def unpack(self, p: int) -> nn.Module:
+        if p != 0:
+            raise IndexError(f"model index {p} out of range for a pack of 1")
+        return self.module
+
+
 def pack(sources: Sequence[Topology | Wiring], arch: Arch | str, seeds: Sequence[int] | None = None,
-         **arch_fields) -> PackedPopulation:
-    """Pack topologies (wired with ``arch``) or wirings into one :class:`PackedPopulation`.
+         **arch_fields) -> nn.Module:
+    """Pack topologies (wired with ``arch``) or wirings into one program, for every target.
+
+    The packed counterpart of :func:`~topowire.compiler.compile`: model p of the pack
+    starts exactly as ``compile(sources[p], arch, seed=seeds[p])`` (the same wiring rule,
+    the same initial weights) and ``unpack(p)`` returns it standalone.
 
     Parameters
     ----------
@@ -186,16 +224,26 @@ def pack(sources: Sequence[Topology | Wiring], arch: Arch | str, seeds: Sequence
         One arch for all; a string is ``Arch(kind=arch, **arch_fields)``.
     seeds : sequence of int, optional
         Initialisation seed of every model (default 0 each, as :func:`compile`).
+
+    Returns
+    -------
+    PackedPopulation, or :class:`~topowire.compiler.layered.PackedLayered` for ``layered``.
     """
     if isinstance(arch, str):
         arch = Arch(kind=arch, **arch_fields)
     elif arch_fields:
         arch = arch.replace(**arch_fields)
     seeds = [0] * len(sources) if seeds is None else list(seeds)
+    if len(seeds) != len(sources):
+        raise ParameterError(f"got {len(seeds)} seeds for {len(sources)} wirings")
     wirings = [as_wiring(s, arch, seed) for s, seed in zip(sources, seeds)]
+    if arch.kind == "layered":
+        from topowire.compiler.layered import PackedLayered
+
+        return PackedLayered(wirings, arch, seeds)
     return PackedPopulation(wirings, arch, seeds)
 
 
-def unpack(packed: PackedPopulation, p: int) -> CompiledNet:
+def unpack(packed: nn.Module, p: int) -> nn.Module:
     """Model p of a pack as a standalone module (``packed.unpack(p)``)."""
     return packed.unpack(p)

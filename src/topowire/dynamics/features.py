@@ -22,12 +22,12 @@ import pandas as pd
 import torch
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.pack import PackedPopulation
-from topowire.compiler.wiring import wire
+from topowire.compiler.pack import pack
 from topowire.data.tasks import Task
 from topowire.dynamics.lyapunov import max_lyapunov
 from topowire.dynamics.stability import recurrent_blocks
 from topowire.errors import ParameterError
+from topowire.seeds import init_seed
 from topowire.topology.topology import Topology
 
 __all__ = ["DYNAMICS_FEATURES", "dynamics_features", "dynamics_table"]
@@ -66,15 +66,13 @@ def dynamics_table(topologies: Sequence[Topology], arch: Arch, task: Task, *, se
     task : Task
         A sequence task; its first ``n_sequences`` training sequences drive the dynamics.
     seed : int, default 0
-        The training root seed (:class:`~topowire.train.TrainConfig` ``seed``): the wiring
-        seed and, through :func:`~topowire.train.trainer.init_seed`, each model's weights.
+        The training root seed (:class:`~topowire.train.TrainConfig` ``seed``): through
+        :func:`~topowire.seeds.init_seed`, each model's wiring and weights.
     chunk : int, default 64
         Models evaluated together.
     progress : callable, optional
         ``progress(done, total)`` after every chunk.
     """
-    from topowire.train.trainer import init_seed
-
     if not arch.masked_cell:
         raise ParameterError(f"dynamics features need a recurrent arch, got {arch.kind!r}")
     if not task.sequence:
@@ -88,8 +86,7 @@ def dynamics_table(topologies: Sequence[Topology], arch: Arch, task: Task, *, se
     frames = []
     for start in range(0, len(unique), chunk):
         part = unique[start:start + chunk]
-        wirings = [wire(t, arch.orientation, arch.inputs, arch.outputs, seed=seed) for t in part]
-        packed = PackedPopulation(wirings, arch, [init_seed(seed, t.id, 0) for t in part])
+        packed = pack(part, arch, [init_seed(seed, t.id, 0) for t in part])
         frames.append(dynamics_features(packed, x, lengths).set_index(pd.Index([t.id for t in part], name="id")))
         if progress is not None:
             progress(min(start + chunk, len(unique)), len(unique))

@@ -1,8 +1,9 @@
 """Optimizers for stacked parameters: one independent optimizer per model, per-model lr.
 
 Adam and SGD act elementwise, so on ``[P, ...]`` tensors they are P independent
-optimizers; these versions also take a learning rate per model (``lr [P]``) and freeze
-models by index. With a scalar lr they match ``torch.optim.Adam`` / ``SGD`` exactly.
+optimizers; these versions also take a learning rate per model (``lr [P]``). With a scalar
+lr they match ``torch.optim.Adam`` / ``SGD`` to float rounding. ``stacked=False`` takes
+the parameters of one standalone model (no model axis) as a pack of one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ import torch
 from torch import Tensor
 
 __all__ = ["StackedAdam", "StackedSGD", "clip_per_model"]
+
+
+def _lead(t: Tensor, stacked: bool) -> Tensor:
+    """``t`` with its model axis: as is when stacked, else a ``[1, ...]`` view (writes go through)."""
+    return t if stacked else t[None]
 
 
 def _per_model(lr: float | Tensor, p: Tensor) -> Tensor | float:
@@ -32,14 +38,16 @@ class StackedAdam:
         Learning rate(s).
     betas, eps
         As ``torch.optim.Adam``.
+    stacked : bool, default True
+        False: the parameters of one model without a model axis (a pack of one).
     """
 
     def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *, stacked: bool = True) -> None:
         self.params = [p for p in params if p.requires_grad]
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
+        self.lr, self.betas, self.eps, self.stacked = lr, betas, eps, stacked
+        self.m = [torch.zeros_like(_lead(p, stacked)) for p in self.params]
+        self.v = [torch.zeros_like(_lead(p, stacked)) for p in self.params]
         self.t = 0
 
     @torch.no_grad()
@@ -47,10 +55,10 @@ class StackedAdam:
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
+        for param, m, v in zip(self.params, self.m, self.v):
+            if param.grad is None:
                 continue
-            g = p.grad
+            p, g = _lead(param, self.stacked), _lead(param.grad, self.stacked)
             m.mul_(b1).add_(g, alpha=1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = (v / c2).sqrt_().add_(self.eps)
@@ -64,17 +72,18 @@ class StackedAdam:
 class StackedSGD:
     """SGD with momentum (``torch.optim.SGD`` semantics, dampening 0) and per-model lr."""
 
-    def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-2, momentum: float = 0.9) -> None:
+    def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-2, momentum: float = 0.9, *,
+                 stacked: bool = True) -> None:
         self.params = [p for p in params if p.requires_grad]
-        self.lr, self.momentum = lr, momentum
+        self.lr, self.momentum, self.stacked = lr, momentum, stacked
         self.buf: list[Tensor | None] = [None] * len(self.params)
 
     @torch.no_grad()
     def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
+        for i, param in enumerate(self.params):
+            if param.grad is None:
                 continue
-            d = p.grad
+            p, d = _lead(param, self.stacked), _lead(param.grad, self.stacked)
             if self.momentum:
                 self.buf[i] = d.clone() if self.buf[i] is None else self.buf[i].mul_(self.momentum).add_(d)
                 d = self.buf[i]
@@ -86,13 +95,13 @@ class StackedSGD:
 
 
 @torch.no_grad()
-def clip_per_model(params: Sequence[Tensor], max_norm: float) -> Tensor:
+def clip_per_model(params: Sequence[Tensor], max_norm: float, *, stacked: bool = True) -> Tensor:
     """Scale each model's gradients so its total norm is at most ``max_norm``.
 
     Same coefficient as ``torch.nn.utils.clip_grad_norm_`` applied to each model alone:
     ``min(1, max_norm / (norm + 1e-6))``. Returns the per-model norms before clipping.
     """
-    grads = [p.grad for p in params if p.grad is not None]
+    grads = [_lead(p.grad, stacked) for p in params if p.grad is not None]
     sq = sum(g.pow(2).flatten(1).sum(1) for g in grads)
     norms = sq.sqrt()
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)

@@ -19,22 +19,33 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.layered import PackedLayered
-from topowire.compiler.pack import PackedPopulation
-from topowire.compiler.wiring import wire
+from topowire.compiler.pack import PackOfOne, pack
 from topowire.data.tasks import Task, make_task
 from topowire.dynamics.stability import project_stable
 from topowire.errors import ParameterError
+from topowire.seeds import init_seed
 from topowire.topology.topology import Topology
 from topowire.train.config import TrainConfig
+from topowire.train.executors import Executor, get_executor
 from topowire.train.losses import per_model_correct, per_model_loss, step_mask
 from topowire.train.optim import StackedAdam, StackedSGD, clip_per_model
 
-__all__ = ["ModelSpec", "model_specs", "train_pack", "train_module", "train_population", "run_id",
-           "estimate_model_bytes"]
+__all__ = [
+    "ModelSpec",
+    "PackJob",
+    "estimate_model_bytes",
+    "evaluate_module",
+    "model_specs",
+    "pack_jobs",
+    "prepare_arch",
+    "run_id",
+    "train_module",
+    "train_pack",
+    "train_population",
+]
 
 
 @dataclass(frozen=True)
@@ -50,11 +61,25 @@ class ModelSpec:
 MAX_PADDING = 1.2
 
 
-def init_seed(root: int, topology_id: str, replicate: int) -> int:
-    """The initialisation seed of (topology, replicate) under a root seed -- independent of
-    the model's position in the population or its pack."""
-    key = (int(topology_id[:8], 16), int(topology_id[8:16], 16), replicate)
-    return int(np.random.SeedSequence(root, spawn_key=key).generate_state(1, np.uint32)[0])
+@dataclass(frozen=True)
+class PackJob:
+    """One pack to train: its models, the arch and the training config -- everything a
+    worker needs besides the task's data. ``run(task)`` trains it and returns its rows."""
+
+    specs: tuple[ModelSpec, ...]
+    arch: Arch
+    config: TrainConfig
+
+    def run(self, task: Task) -> list[dict[str, Any]]:
+        """Build the pack (model p exactly as ``compile(topology, arch, seed=init_seed)``),
+        train it and return one row per model."""
+        t0 = time.perf_counter()
+        packed = pack([s.topology for s in self.specs], self.arch, [s.init_seed for s in self.specs])
+        results = train_pack(packed, task, self.config)
+        seconds = (time.perf_counter() - t0) / len(self.specs)
+        return [{"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed, **res,
+                 "params": counts["total"], "params_graph": counts["graph"], "seconds": seconds}
+                for s, res, counts in zip(self.specs, results, packed.parameter_counts())]
 
 
 def model_specs(topologies: Sequence[Topology], config: TrainConfig) -> list[ModelSpec]:
@@ -93,7 +118,7 @@ def _autocast(config: TrainConfig):
     return contextlib.nullcontext()
 
 
-def _forward(packed: PackedPopulation, task: Task, x: Tensor, lengths: Tensor | None) -> Tensor:
+def _forward(packed: nn.Module, task: Task, x: Tensor, lengths: Tensor | None) -> Tensor:
     if not task.sequence:
         return packed(x)
     return packed(x, lengths, all_steps=task.per_step)
@@ -114,7 +139,7 @@ def _batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Tensor 
 
 
 @torch.no_grad()
-def _evaluate(packed: PackedPopulation, task: Task, config: TrainConfig, device) -> tuple[Tensor, Tensor]:
+def _evaluate(packed: nn.Module, task: Task, config: TrainConfig, device) -> tuple[Tensor, Tensor]:
     n = len(task.y_test)
     p = len(packed)
     loss_sum = torch.zeros(p, device=device)
@@ -130,13 +155,17 @@ def _evaluate(packed: PackedPopulation, task: Task, config: TrainConfig, device)
     return loss_sum / n, correct / n
 
 
-def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
+def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
                lr: float | Tensor | None = None, on_step: Callable[[], None] | None = None) -> list[dict[str, Any]]:
     """Train one pack in place; return one result dict per model.
 
+    The one training loop of topowire: a pack of P models (or one model as
+    :class:`~topowire.compiler.pack.PackOfOne`, see :func:`train_module`) on shared batches,
+    loss = the sum of the models' mean losses, per-model clipping, stacked optimizers.
+
     Parameters
     ----------
-    packed : PackedPopulation
+    packed : PackedPopulation, PackedLayered or PackOfOne
         The models (their ``arch.d_in`` / ``d_out`` must match the task).
     task : Task
         The data.
@@ -145,9 +174,11 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
     """
     device = torch.device(config.device)
     packed.to(device)
-    params = list(packed.parameters())
+    lead = getattr(packed, "stacked", False)
+    params = [t for t in packed.parameters() if t.requires_grad]
     rate = config.lr if lr is None else lr
-    opt = StackedAdam(params, rate) if config.optimizer == "adam" else StackedSGD(params, rate, config.momentum)
+    opt = (StackedAdam(params, rate, stacked=lead) if config.optimizer == "adam"
+           else StackedSGD(params, rate, config.momentum, stacked=lead))
     p = len(packed)
     alive = torch.ones(p, dtype=torch.bool, device=device)
     frozen: dict[str, Tensor] = {}  # parameters of diverged models, taken when they diverge
@@ -169,6 +200,7 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
             bad = (~torch.isfinite(losses) | (losses > config.diverge_loss)) & alive
             if bad.any():
                 for name, t in packed.named_parameters():
+                    t = t if lead else t[None]
                     frozen.setdefault(name, torch.empty_like(t))[bad] = t.detach()[bad]
                 for i in torch.nonzero(bad).flatten().tolist():
                     diverged_at[i] = epoch
@@ -177,7 +209,7 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
             opt.zero_grad()
             total.backward()
             if config.clip is not None:
-                clip_per_model(params, config.clip)
+                clip_per_model(params, config.clip, stacked=lead)
             opt.step()
             if config.stability is not None:
                 project_stable(packed, config.stability, alive)
@@ -185,7 +217,7 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
                 dead = ~alive
                 with torch.no_grad():
                     for name, t in packed.named_parameters():
-                        t[dead] = frozen[name][dead]
+                        (t if lead else t[None])[dead] = frozen[name][dead]
             loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses)) * len(idx)
             if on_step is not None:
                 on_step()
@@ -196,6 +228,8 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
             curves["test_acc"][i].append(float(test_acc[i]) if alive[i] else float("nan"))
     results = []
     for i in range(p):
+        if diverged_at[i] is None and not math.isfinite(curves["test_loss"][i][-1]):
+            diverged_at[i] = config.epochs - 1  # finite while training, not on the test set
         ok = diverged_at[i] is None
         results.append({
             "status": "ok" if ok else "diverged",
@@ -208,77 +242,22 @@ def train_pack(packed: PackedPopulation, task: Task, config: TrainConfig, *,
     return results
 
 
-class _AsPack(torch.nn.Module):
-    """One standalone module seen as a pack of one (outputs with a leading P = 1)."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def __len__(self) -> int:
-        return 1
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
-        if lengths is None:
-            return self.module(x)[None]
-        return (self.module(x, lengths, all_steps=True) if all_steps else self.module(x, lengths))[None]
-
-
-def train_module(module: torch.nn.Module, task: Task, config: TrainConfig) -> dict[str, Any]:
+def train_module(module: nn.Module, task: Task, config: TrainConfig) -> dict[str, Any]:
     """Train one standalone module in place (any compiled module, the layered form too).
 
-    The same batches, order, loss, clipping (``torch.nn.utils.clip_grad_norm_``) and
-    stability projection as :func:`train_pack`, with ``torch.optim.Adam`` / ``SGD``. A
-    loss that stops being finite (or exceeds ``diverge_loss``) ends training with status
-    ``diverged``. Returns the final losses and accuracy and the per-epoch curves.
+    :func:`train_pack` on a pack of one: the same batches, loss, optimizer, clipping,
+    divergence rule and stability projection, so a model trained alone and the same model
+    trained in a pack end with the same weights. Returns the final losses and accuracy,
+    the status and the per-epoch curves.
     """
-    device = torch.device(config.device)
-    view = _AsPack(module).to(device)
-    params = [p for p in module.parameters() if p.requires_grad]
-    opt = (torch.optim.Adam(params, lr=config.lr) if config.optimizer == "adam"
-           else torch.optim.SGD(params, lr=config.lr, momentum=config.momentum))
-    if config.stability is not None:
-        project_stable(module, config.stability)
-    curves: dict[str, list[float]] = {"train_loss": [], "test_loss": [], "test_acc": []}
-    n = len(task.y_train)
-    status = "ok"
-    for epoch in range(config.epochs):
-        order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n))
-        loss_sum = 0.0
-        for start in range(0, n, config.batch_size):
-            idx = order[start:start + config.batch_size]
-            xb, yb, lb, mask = _batch(task, "train", idx, device)
-            with _autocast(config):
-                loss = per_model_loss(_forward(view, task, xb, lb), yb, task.kind, mask)[0]
-            value = float(loss.detach())
-            if not math.isfinite(value) or value > config.diverge_loss:
-                status = "diverged"
-                break
-            opt.zero_grad()
-            loss.backward()
-            if config.clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, config.clip)
-            opt.step()
-            if config.stability is not None:
-                project_stable(module, config.stability)
-            loss_sum += value * len(idx)
-        if status != "ok":
-            break
-        test_loss, test_acc = _evaluate(view, task, config, device)
-        curves["train_loss"].append(loss_sum / n)
-        curves["test_loss"].append(float(test_loss[0]))
-        curves["test_acc"].append(float(test_acc[0]))
-    nan = float("nan")
-    return {"status": status, "train_loss": curves["train_loss"][-1] if status == "ok" and curves["train_loss"] else nan,
-            "test_loss": curves["test_loss"][-1] if status == "ok" and curves["test_loss"] else nan,
-            "test_acc": curves["test_acc"][-1] if status == "ok" and curves["test_acc"] else nan, "curves": curves}
+    return train_pack(PackOfOne(module), task, config)[0]
 
 
-def evaluate_module(module: torch.nn.Module, task: Task, config: TrainConfig | None = None) -> dict[str, float]:
+def evaluate_module(module: nn.Module, task: Task, config: TrainConfig | None = None) -> dict[str, float]:
     """Test loss and accuracy of one standalone module."""
     config = config or TrainConfig()
     device = torch.device(config.device)
-    loss, acc = _evaluate(_AsPack(module).to(device), task, config, device)
+    loss, acc = _evaluate(PackOfOne(module).to(device), task, config, device)
     return {"test_loss": float(loss[0]), "test_acc": float(acc[0])}
 
 
@@ -296,7 +275,7 @@ def prepare_arch(arch: Arch, task: Task, config: TrainConfig | None = None) -> A
     return arch.replace(d_in=task.d_in, d_out=task.d_out)
 
 
-def _chunks(specs: list[ModelSpec], wirings, arch: Arch, config: TrainConfig, steps: int) -> list[list[ModelSpec]]:
+def _chunks(specs: list[ModelSpec], arch: Arch, config: TrainConfig, steps: int) -> list[list[ModelSpec]]:
     """Cut width-sorted models into packs: ``chunk_size`` each, or as many as fit the memory
     budget (the last model added is the widest, so it sets the pack's padded width) while
     the widest stays within ``MAX_PADDING`` times the narrowest (padding is wasted work)."""
@@ -305,14 +284,24 @@ def _chunks(specs: list[ModelSpec], wirings, arch: Arch, config: TrainConfig, st
     budget = config.memory_mb * 2**20
     chunks: list[list[ModelSpec]] = []
     for s in specs:
-        per = estimate_model_bytes(wirings[s.topology.id].n_neurons, arch, config.batch_size, steps)
-        narrowest = wirings[chunks[-1][0].topology.id].n_neurons if chunks else 0
-        width = wirings[s.topology.id].n_neurons
+        width = s.topology.n
+        per = estimate_model_bytes(width, arch, config.batch_size, steps)
+        narrowest = chunks[-1][0].topology.n if chunks else 0
         if chunks and (len(chunks[-1]) + 1) * per <= budget and width <= MAX_PADDING * narrowest:
             chunks[-1].append(s)
         else:
             chunks.append([s])
     return chunks
+
+
+def pack_jobs(topologies: Sequence[Topology], arch: Arch, task: Task, config: TrainConfig,
+              done: set[tuple[str, int]] = frozenset()) -> list[PackJob]:
+    """The population as pack jobs: every (topology, replicate) not in ``done``, sorted by
+    width and cut into packs (see ``_chunks``)."""
+    specs = [s for s in model_specs(topologies, config) if (s.topology.id, s.replicate) not in done]
+    specs.sort(key=lambda s: s.topology.n)
+    steps = task.x_train.shape[1] if task.sequence else 1
+    return [PackJob(tuple(chunk), arch, config) for chunk in _chunks(specs, arch, config, steps)]
 
 
 def train_population(
@@ -324,8 +313,13 @@ def train_population(
     store=None,
     progress: Callable[[int, int], None] | None = None,
     task_options: dict[str, Any] | None = None,
+    executor: str | Executor = "local",
 ):
     """Train every (topology, replicate) and return one row per model (pandas).
+
+    The population becomes a list of :class:`PackJob` (one pack each), handed to an
+    executor that yields each pack's rows as it finishes; the store (written here, by the
+    driver alone) commits them pack by pack.
 
     Parameters
     ----------
@@ -342,6 +336,8 @@ def train_population(
         are skipped (resume).
     progress : callable, optional
         ``progress(done, total)`` after every pack.
+    executor : str or Executor, default "local"
+        Where packs run (see :mod:`topowire.train.executors`).
 
     Returns
     -------
@@ -357,33 +353,21 @@ def train_population(
     arch = prepare_arch(arch, task, config)
     topologies = list(topologies)
     rid = run_id(arch, task, config)
-    specs = model_specs(topologies, config)
-    total = len(specs)
+    done: set[tuple[str, int]] = set()
     if store is not None:
         store.ensure_run(rid, arch, task.name, config, topologies)
         done = store.done(rid)
-        specs = [s for s in specs if (s.topology.id, s.replicate) not in done]
-    wirings = {t.id: wire(t, arch.orientation, arch.inputs, arch.outputs, seed=config.seed) for t in topologies}
-    specs.sort(key=lambda s: wirings[s.topology.id].n_neurons)
+    jobs = pack_jobs(topologies, arch, task, config, done)
+    total = len(topologies) * config.replicates
+    finished = total - sum(len(j.specs) for j in jobs)
+    if progress is not None:
+        progress(finished, total)
     rows: list[dict[str, Any]] = []
-    finished = total - len(specs)
-    steps = task.x_train.shape[1] if task.sequence else 1
-    for chunk in _chunks(specs, wirings, arch, config, steps):
-        t0 = time.perf_counter()
-        cls = PackedLayered if arch.kind == "layered" else PackedPopulation
-        packed = cls([wirings[s.topology.id] for s in chunk], arch, [s.init_seed for s in chunk])
-        results = train_pack(packed, task, config)
-        seconds = (time.perf_counter() - t0) / len(chunk)
-        chunk_rows = []
-        all_counts = packed.parameter_counts()
-        for s, res, counts in zip(chunk, results, all_counts):
-            chunk_rows.append({"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed,
-                               **res, "params": counts["total"], "params_graph": counts["graph"],
-                               "seconds": seconds})
+    for _job, job_rows in get_executor(executor).map(jobs, task):
         if store is not None:
-            store.write_results(rid, chunk_rows)
-        rows.extend(chunk_rows)
-        finished += len(chunk)
+            store.write_results(rid, job_rows)
+        rows.extend(job_rows)
+        finished += len(job_rows)
         if progress is not None:
             progress(finished, total)
     if store is not None:
