@@ -100,7 +100,7 @@ BAD_INPUTS = {
     "n-below-2": ({}, ["generate", "--family", "er", "--n", "1", "--p", "0.5", "-o", "{out}"],
                   "n must be an integer >= 2, got n = 1"),
     "unknown-family": ({}, ["generate", "--family", "lattice", "--n", "5", "-o", "{out}"],
-                       "unknown kind 'lattice'"),
+                       "'lattice' is not one of 'er', 'gnm'"),
     "unknown-recipe-key": ({"recipe": "[[family]]\nkind = 'ba'\nn = 10\nm = 2\nbeta = 1\n"},
                            ["generate", "{recipe}", "-o", "{out}"], "unknown key(s) beta"),
     "malformed-toml": ({"recipe": "[[family]\nkind = 'ba'\n"}, ["generate", "{recipe}", "-o", "{out}"],

@@ -58,8 +58,9 @@ def test_rerun_resumes_without_training(study, tmp_path):
     calls = []
     config = StudyConfig(train=TrainConfig(epochs=2, batch_size=64, lr=1e-2, replicates=2), n_train=200, n_test=100,
                          n_estimators=30)
-    run_study(TINY, out, config, log=lambda m: None, progress=lambda d, t: calls.append(d))
-    assert calls == [] and sqlite3.connect(out / "runs.db").execute("SELECT count(*) FROM results").fetchone()[0] == before
+    run_study(TINY, out, config, log=lambda m: None, progress=lambda stage, d, t: calls.append((stage, d)))
+    assert [stage for stage, _ in calls].count("training") == 1  # only the resumed count, no pack
+    assert sqlite3.connect(out / "runs.db").execute("SELECT count(*) FROM results").fetchone()[0] == before
 
 
 def test_cli_fit_predict_report(study, tmp_path, capsys):
@@ -123,3 +124,21 @@ def test_embedded_recipe_is_graphs_quick():
     from topowire.topology import load_recipe
 
     assert default_recipe() == load_recipe(root / "graphs" / "quick.toml")
+
+
+def test_run_study_on_the_layered_form(tmp_path):
+    """Every target goes through the same packing and training: the layered form end to end."""
+    from topowire.compiler import Arch
+
+    config = StudyConfig(arch=Arch("layered"), train=TrainConfig(epochs=1, batch_size=64), n_train=100, n_test=50,
+                         n_estimators=10, export_onnx=False)
+    summary = run_study(TINY, tmp_path / "s", config, log=lambda m: None)
+    model = load(tmp_path / "s" / "best_model.safetensors")
+    assert type(model).__name__ == "LayeredRecurrentNet" and summary["models"] == "12"
+    assert len(pd.read_csv(tmp_path / "s" / "predictions.csv")) == 12
+
+
+def test_the_study_features_table_is_a_valid_predict_input(study, tmp_path):
+    out, _ = study
+    assert main(["predict", str(out / "predictor.skops"), str(out / "features.csv"), "-o", str(tmp_path / "p.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(pd.read_csv(out / "features.csv"))

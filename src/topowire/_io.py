@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_open"]
+__all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_table_path", "read_table", "write_table"]
 
 
 @contextlib.contextmanager
@@ -67,3 +68,76 @@ def atomic_open(
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str], *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it becomes ``path`` on success.
+
+    Parameters
+    ----------
+    path : path-like
+        The final folder.
+    replace : bool, default True
+        Replace an existing ``path``; False refuses a ``path`` that exists and is not an
+        empty folder (before anything is written).
+    """
+    from topowire.errors import ParameterError
+
+    target = Path(path)
+    if target.exists() and not replace and (not target.is_dir() or any(target.iterdir())):
+        raise ParameterError(f"output {str(target)!r} exists and is not an empty directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_table(path: str | os.PathLike[str]):
+    """A CSV or Parquet table (pandas), or FileFormatError naming the file."""
+    import pandas as pd
+
+    from topowire.errors import FileFormatError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"table {str(path)!r} does not exist")
+    try:
+        table = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    except Exception as exc:
+        raise FileFormatError(f"cannot read table {str(path)!r}: {exc}") from None
+    if table.empty:
+        raise FileFormatError(f"table {str(path)!r} is empty")
+    return table
+
+
+def check_table_path(path: str | os.PathLike[str]) -> str:
+    """The table format of an output path (``.csv`` or ``.parquet``), or ParameterError."""
+    from topowire.errors import ParameterError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ParameterError(f"output {str(path)!r} must end in .csv or .parquet")
+    return suffix
+
+
+def write_table(frame, path: str | os.PathLike[str], *, index: bool = True) -> None:
+    """Write a table atomically as CSV (full float precision) or Parquet, by suffix."""
+    from topowire.errors import ParameterError
+
+    path = Path(path)
+    suffix = check_table_path(path)
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=index, float_format="%.17g")
+        else:
+            try:
+                frame.to_parquet(tmp, index=index)
+            except ImportError:
+                raise ParameterError("writing .parquet needs pyarrow (pip install pyarrow); use .csv") from None

@@ -1,14 +1,16 @@
-"""The main job: ``topowire run`` chains every stage of a study.
+"""Studies: the library calls behind ``topowire fit``, ``predict``, ``report`` and ``run``.
 
-sample -> features -> compile, pack and train (resumable) -> cross-validated predictors
--> predictions for an unseen population -> report -> the best model exported. Each stage
-is a library call; outputs land in one folder, and running again resumes training.
+A study is a trained run joined with its topologies' features. Each command is one call
+here -- :func:`load_study`, :func:`fit_study`, :func:`fit_table`,
+:func:`predict_population`, :func:`report_study` -- and :func:`run_study` (the main job)
+chains the same calls: sample -> features -> pack and train (resumable) -> cross-validated
+predictors -> predictions for an unseen population -> report -> the best model exported.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,12 +18,21 @@ from typing import Any
 
 import pandas as pd
 
-from topowire.compiler import Arch, wire
+from topowire._io import read_table, write_table
+from topowire.compiler import Arch
+from topowire.compiler.compile import as_wiring
 from topowire.compiler.init import parameter_counts
-from topowire.topology import Population, Recipe, parse_recipe, sample_population, write_population
+from topowire.data import Task, make_task
+from topowire.errors import ParameterError
+from topowire.seeds import init_seed
+from topowire.topology import Population, Recipe, Topology, parse_recipe, sample_population, write_population
 from topowire.train import TrainConfig
 
-__all__ = ["StudyConfig", "default_recipe", "run_study", "study_table"]
+__all__ = ["StudyConfig", "Study", "default_recipe", "load_study", "model_features", "fit_study", "fit_table",
+           "predict_population", "report_study", "run_study", "study_table"]
+
+#: ``progress(stage, done, total)``: how long work reports itself.
+Progress = Callable[[str, int, int], None]
 
 
 def default_recipe() -> Recipe:
@@ -36,115 +47,266 @@ def default_recipe() -> Recipe:
 class StudyConfig:
     """What ``topowire run`` does: the task, the arch and how to train and score.
 
-    The defaults are the embedded quick study: GRUs with symmetric recurrence over every
-    neuron (``both``, all inputs, all outputs) on ``reber``, 6 epochs of 4,000 strings at
-    batch 32 (single-edit negatives need a few hundred steps before models separate).
+    The defaults are the embedded quick study: GRUs in their natural wiring (symmetric
+    recurrence over every neuron) on ``reber``, 6 epochs of the task's default 4,000
+    strings at batch 32 and lr 1e-2 (single-edit negatives need a few hundred steps
+    before models separate).
     """
 
     task: str = "reber"
-    arch: Arch = field(default_factory=lambda: Arch("gru", orientation="both", inputs="all", outputs="all"))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=6, batch_size=32, lr=1e-2))
-    n_train: int | None = 4000
-    n_test: int | None = 400
+    arch: Arch = field(default_factory=lambda: Arch("gru"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=6))
+    n_train: int | None = None
+    n_test: int | None = None
     seed: int = 0
     n_estimators: int = 300
     export_onnx: bool = True
 
 
+@dataclass
+class Study:
+    """One trained run and its topologies' features (see :func:`load_study`)."""
+
+    results: pd.DataFrame
+    features: pd.DataFrame
+    topologies: dict[str, Topology]
+    arch: Arch
+    task: str
+    train_seed: int
+    run_id: str
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return study_table(self.results, self.features)
+
+
 def study_table(results: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
-    """One row per trained model with its topology's features (and effective parameters)."""
+    """One row per trained model that ended ``ok``, with its topology's features."""
     cols = ["topology_id", "family", "replicate", "status", "test_acc", "test_loss", "params"]
-    table = results[cols].join(features, on="topology_id")
+    table = results[cols].join(features.drop(columns=["params"], errors="ignore"), on="topology_id")
     return table[table["status"] == "ok"].reset_index(drop=True)
 
 
-def _feature_columns(features: pd.DataFrame) -> list[str]:
-    return list(features.columns) + ["params"]
+def model_features(topologies: Sequence[Topology], names: Sequence[str] | None, arch: Arch, *,
+                   task: Task | None = None, seed: int = 0, progress: Progress | None = None) -> pd.DataFrame:
+    """Every feature a predictor may use, indexed by topology id, in one place.
+
+    Graph features come from the registry; ``params`` is the effective parameter count of
+    the model the trainer builds (replicate 0 under ``seed``); ``dyn_*`` are the dynamics
+    of that network at initialisation (these need ``task``). ``names=None`` gives every
+    graph feature and ``params``.
+    """
+    from topowire.dynamics.features import DYNAMICS_FEATURES, dynamics_table
+    from topowire.features import feature_table, resolve_names
+
+    unique = list({t.id: t for t in topologies}.values())
+    names = None if names is None else list(names)
+    graph = None if names is None else [n for n in names if n != "params" and n not in DYNAMICS_FEATURES]
+    resolve_names(graph)
+    bar = (lambda d, t: progress("features", d, t)) if progress else None
+    table = feature_table(unique, graph, n_jobs=-1, progress=bar)
+    if names is None or "params" in names:
+        table["params"] = [parameter_counts(as_wiring(t, arch, init_seed(seed, t.id, 0)), arch)["total"]
+                           if arch.kind != "layered" else _layered_params(t, arch, seed) for t in unique]
+    dyn = [] if names is None else [n for n in names if n in DYNAMICS_FEATURES]
+    if dyn:
+        if task is None:
+            raise ParameterError("dynamics features need the run's task to draw the networks' inputs")
+        table = table.join(dynamics_table(unique, arch, task, seed=seed)[dyn])
+    return table if names is None else table[names]
 
 
-def _params_for(pop: Population, arch: Arch, seed: int) -> pd.Series:
-    return pd.Series({t.id: parameter_counts(wire(t, arch.orientation, arch.inputs, arch.outputs, seed=seed),
-                                             arch)["total"] for t in pop}, name="params")
+def _layered_params(t: Topology, arch: Arch, seed: int) -> int:
+    from topowire.compiler import compile
+
+    return compile(t, arch, seed=init_seed(seed, t.id, 0)).parameter_counts()["total"]
+
+
+def load_study(db: str | Path, run_id: str | None = None, features: str | Path | None = None, *,
+               progress: Progress | None = None) -> Study:
+    """The results of one run with their topologies' features (computed, or read from a table)."""
+    from topowire.store import open_existing
+
+    with open_existing(db) as store:
+        run = store.run(run_id)
+        results = store.results(run["run_id"])
+        topologies = store.topologies(results["topology_id"].unique())
+    arch = Arch.from_dict(run["arch"])
+    train_seed = int(run["config"].get("seed", 0))
+    if features is not None:
+        table = read_table(features)
+        table = table.set_index("id") if "id" in table.columns else table
+    else:
+        table = model_features([topologies[i] for i in dict.fromkeys(results["topology_id"])], None, arch,
+                               seed=train_seed, progress=progress)
+    missing = set(results["topology_id"]) - set(table.index)
+    if missing:
+        raise ParameterError(f"the feature table lacks {len(missing)} trained topologies (e.g. {sorted(missing)[0]})")
+    return Study(results, table[~table.index.duplicated()], topologies, arch, run["task"], train_seed, run["run_id"])
+
+
+def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics: bool = False):
+    """Cross-validate and fit the forest of a study; returns ``(cv, predictor, gains)``.
+
+    ``dynamics`` adds the dynamics features at initialisation and scores a graph-only
+    forest on the same folds; ``gains`` maps each CV scheme to the R² they add.
+    """
+    from topowire.predict import cross_validate, fit_predictor
+
+    table = study.table
+    names = [c for c in study.features.columns if c != "params"] + ["params"]
+    extra, meta = None, {"run_id": study.run_id, "arch": study.arch.to_dict(), "task": study.task,
+                         "train_seed": study.train_seed}
+    if dynamics:
+        from topowire.dynamics.features import DYNAMICS_FEATURES
+
+        if not study.arch.masked_cell:
+            raise ParameterError(f"--dynamics needs a masked recurrent run, this one is {study.arch.kind!r}")
+        task = make_task(study.task, seed=study.train_seed)
+        dyn = model_features(list(study.topologies.values()), DYNAMICS_FEATURES, study.arch, task=task,
+                             seed=study.train_seed)
+        table = table.join(dyn, on="topology_id")
+        extra, names = {"forest-graph": names}, names + list(DYNAMICS_FEATURES)
+    cv = cross_validate(table, "test_acc", names, seed=seed, n_estimators=n_estimators, extra_forests=extra)
+    predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators,
+                              meta={**meta, **_cv_meta(cv)})
+    gains = {}
+    if extra:
+        t = cv.table().set_index(["scheme", "model"])
+        gains = {s: t.loc[(s, "forest"), "r2"] - t.loc[(s, "forest-graph"), "r2"]
+                 for s in t.index.get_level_values(0).unique()}
+    return cv, predictor, gains
+
+
+def _cv_meta(cv) -> dict[str, Any]:
+    return {"scores": cv.table().to_dict(orient="records"), "noise_ceiling": cv.ceiling,
+            "importances": cv.importances.to_dict(orient="records")}
+
+
+def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None, *, group: str | None = "family",
+              seed: int = 0, n_estimators: int = 300):
+    """Cross-validate and fit a forest on any table; returns ``(cv, predictor)``.
+
+    ``columns`` names the features (default: every numeric column but the target, the
+    group and ids).
+    """
+    from topowire.predict import cross_validate, fit_predictor
+
+    names = list(columns) if columns else [c for c in table.columns if c not in (target, group, "id", "topology_id")
+                                           and table[c].dtype.kind in "biuf"]
+    cv = cross_validate(table, target, names, groups=group, seed=seed, n_estimators=n_estimators)
+    return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv))
+
+
+def predict_population(predictor, source: str | Path | Population | pd.DataFrame) -> pd.Series:
+    """Predictions for a population (its features computed as the predictor needs them) or a table."""
+    from topowire.predict import predict
+    from topowire.topology import read_population
+
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".jsonl":
+        source = read_population(source)
+    if isinstance(source, Population):
+        meta = predictor.meta
+        needs_run = [f for f in predictor.features if f == "params" or f.startswith("dyn_")]
+        if needs_run and "arch" not in meta:
+            raise ParameterError(f"the predictor uses {', '.join(needs_run)} but records no arch to build the models")
+        arch = Arch.from_dict(meta["arch"]) if "arch" in meta else Arch()
+        seed = int(meta.get("train_seed", 0))
+        task = make_task(meta["task"], seed=seed) if any(f.startswith("dyn_") for f in needs_run) else None
+        table = model_features(list(source), predictor.features, arch, task=task, seed=seed)
+    else:
+        table = source if isinstance(source, pd.DataFrame) else read_table(source)
+        table = table.set_index("id") if "id" in table.columns else table
+    return predict(predictor, table).rename(f"predicted_{predictor.target}")
+
+
+def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: int = 300, cv=None,
+                 title: str | None = None, summary: dict[str, str] | None = None) -> Path:
+    """Write the HTML report of a study (cross-validating it unless ``cv`` is given)."""
+    from topowire.predict import cross_validate
+    from topowire.report import write_report
+
+    if cv is None:
+        names = [c for c in study.features.columns if c != "params"] + ["params"]
+        cv = cross_validate(study.table, "test_acc", names, seed=seed, n_estimators=n_estimators)
+    return write_report(out, study.results, study.features, cv, topologies=study.topologies,
+                        title=title or f"topowire study: run {study.run_id}",
+                        summary=summary or {"run": study.run_id, "models": str(len(study.results))})
+
+
+def validate(recipe: Recipe, config: StudyConfig) -> tuple[Task, Arch]:
+    """The task and the prepared arch, or ParameterError -- before anything is written."""
+    from topowire.train.trainer import prepare_arch
+
+    task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
+    return task, prepare_arch(config.arch, task, config.train)
 
 
 def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig(),
-              log: Callable[[str], None] = print,
-              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] = print, progress: Progress | None = None,
+              executor: str = "local") -> dict[str, str]:
     """Run a whole study into ``out`` and return its summary.
 
-    Files: ``population.jsonl``, ``features.csv``, ``runs.db``, ``results.csv``,
-    ``scores.csv``, ``importances.csv``, ``predictor.skops`` (+ ``.json``),
-    ``unseen_population.jsonl``, ``predictions.csv``, ``report/index.html``,
-    ``best_model.safetensors`` (and ``best_model.onnx`` with the onnx extra).
+    Files: ``population.jsonl``, ``features.csv`` (graph features and ``params``: a valid
+    ``predict`` input), ``runs.db``, ``results.csv``, ``scores.csv``, ``importances.csv``,
+    ``predictor.skops`` (+ ``.json``), ``unseen_population.jsonl``, ``predictions.csv``,
+    ``report/index.html``, ``best_model.safetensors`` (and ``best_model.onnx`` with the onnx extra).
     """
     from topowire.compiler.export import export_onnx, save
-    from topowire.compiler.pack import PackedPopulation
-    from topowire.data import make_task
-    from topowire.features import feature_table
-    from topowire.predict import cross_validate, fit_predictor, predict, save_predictor
-    from topowire.report import write_report
+    from topowire.compiler.pack import pack
+    from topowire.predict import save_predictor
     from topowire.store import Store
     from topowire.train import train_pack, train_population
-    from topowire.train.trainer import init_seed, prepare_arch
 
     t_start = time.perf_counter()
+    task, arch = validate(recipe, config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pop = sample_population(recipe, config.seed)
     write_population(pop, out / "population.jsonl")
     log(f"sampled {len(pop)} topologies ({', '.join(f'{k}: {v}' for k, v in pop.summary()['graphs'].items())})")
+    features = model_features(list(pop), None, arch, seed=config.train.seed, progress=progress)
+    write_table(features.rename_axis("id"), out / "features.csv")
+    log(f"computed {features.shape[1] - 1} graph features and the parameter counts")
 
-    features = feature_table(pop, n_jobs=-1)
-    features = features[~features.index.duplicated()]
-    features.to_csv(out / "features.csv", float_format="%.17g")
-    log(f"computed {features.shape[1]} graph features")
-
-    task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
-    arch = prepare_arch(config.arch, task)
     with Store(out / "runs.db") as store:
-        results = train_population(list(pop), arch, task, config.train, store=store, progress=progress)
-    results.drop(columns=["curves"]).to_csv(out / "results.csv", index=False)
+        train_progress = (lambda d, t: progress("training", d, t)) if progress else None
+        results = train_population(list(pop), arch, task, config.train, store=store, progress=train_progress,
+                                   executor=executor)
+    write_table(results.drop(columns=["curves"]), out / "results.csv", index=False)
     ok = results[results["status"] == "ok"]
     log(f"trained {len(results)} models ({len(ok)} ok); mean test accuracy {ok['test_acc'].mean():.3f}")
 
-    table = study_table(results, features)
-    names = _feature_columns(features)
-    cv = cross_validate(table, "test_acc", names, seed=config.seed, n_estimators=config.n_estimators)
+    study = Study(results, features, {t.id: t for t in pop}, arch, config.task, config.train.seed,
+                  results["run_id"].iloc[0])
+    cv, predictor, _ = fit_study(study, seed=config.seed, n_estimators=config.n_estimators)
     scores = cv.table()
-    scores.to_csv(out / "scores.csv", index=False)
-    cv.importances.to_csv(out / "importances.csv", index=False)
-    predictor = fit_predictor(table, "test_acc", names, seed=config.seed, n_estimators=config.n_estimators,
-                              meta={"arch": arch.to_dict(), "task": config.task, "run_id": results["run_id"].iloc[0],
-                                    "scores": scores.to_dict(orient="records")})
+    write_table(scores, out / "scores.csv", index=False)
+    write_table(cv.importances, out / "importances.csv", index=False)
     save_predictor(predictor, out / "predictor.skops")
 
     unseen = sample_population(recipe, config.seed + 1)
     write_population(unseen, out / "unseen_population.jsonl")
-    unseen_features = feature_table(unseen, n_jobs=-1).join(_params_for(unseen, arch, config.train.seed))
-    unseen_features = unseen_features[~unseen_features.index.duplicated()]
-    predictions = pd.DataFrame({"family": [unseen[i].family for i in unseen_features.index],
-                                "predicted_test_acc": predict(predictor, unseen_features[names])},
-                               index=unseen_features.index)
-    predictions.to_csv(out / "predictions.csv")
+    predicted = predict_population(predictor, unseen)
+    families = {t.id: t.family for t in unseen}
+    write_table(pd.DataFrame({"family": [families[i] for i in predicted.index], predicted.name: predicted})
+                .rename_axis("id"), out / "predictions.csv")
 
     kfold = scores[scores["scheme"] == "kfold"].set_index("model")
     summary = {
         "models": str(len(results)),
-        "mean test accuracy by family": ", ".join(f"{f}: {a:.3f}" for f, a in ok.groupby("family")["test_acc"].mean().items()),
+        "mean test accuracy by family": ", ".join(f"{f}: {a:.3f}" for f, a in
+                                                  ok.groupby("family")["test_acc"].mean().items()),
         "R² (5-fold CV)": ", ".join(f"{m}: {kfold.loc[m, 'r2']:.3f}" for m in kfold.index),
         "top features": ", ".join(cv.importances["feature"].head(5)),
     }
-    topologies = {t.id: t for t in pop}
-    write_report(out / "report", results, features, cv, topologies=topologies, title=f"topowire study: {recipe.name}",
-                 summary=summary)
+    report_study(study, out / "report", cv=cv, title=f"topowire study: {recipe.name}", summary=summary)
 
     best = ok.groupby("topology_id")["test_acc"].mean().idxmax()
-    spec_seed = init_seed(config.train.seed, best, 0)
-    packed = PackedPopulation([wire(topologies[best], arch.orientation, arch.inputs, arch.outputs,
-                                    seed=config.train.seed)], arch, [spec_seed])
+    packed = pack([study.topologies[best]], arch, [init_seed(config.train.seed, best, 0)])
     train_pack(packed, task, config.train)
     model = packed.unpack(0)
-    save(model, out / "best_model.safetensors", topology=topologies[best])
+    save(model, out / "best_model.safetensors", topology=study.topologies[best])
     exported = ["best_model.safetensors"]
     if config.export_onnx:
         try:
@@ -152,7 +314,8 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
             exported.append("best_model.onnx")
         except Exception as exc:  # the onnx extra is optional
             log(f"ONNX export skipped: {exc}")
-    summary.update({"best topology": f"{best} ({topologies[best].family})", "report": str(out / "report" / "index.html"),
+    summary.update({"best topology": f"{best} ({study.topologies[best].family})",
+                    "report": str(out / "report" / "index.html"),
                     "exported": ", ".join(str(out / e) for e in exported),
                     "seconds": f"{time.perf_counter() - t_start:.0f}"})
     return summary

@@ -217,7 +217,8 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
             for name in cols:
                 if not cols[name]:
                     continue
-                model = make_model("forest" if name in extra else name, seed, n_estimators).fit(x_all.iloc[tr][cols[name]], y[tr])
+                model = make_model("forest" if name in extra else name, seed, n_estimators)
+                model.fit(x_all.iloc[tr][cols[name]], y[tr])
                 pred = model.predict(x_all.iloc[te][cols[name]])
                 ys, ps = pooled.setdefault((scheme, name, repeat), ([], []))
                 ys.append(y[te])

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import html
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from topowire._io import atomic_path
+from topowire._io import atomic_dir, atomic_path
 from topowire.topology.topology import Topology
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,9 +98,7 @@ def write_report(out: str | Path, results: pd.DataFrame, features: pd.DataFrame,
 
     plt = _plt()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         figs: list[tuple[str, str]] = []
         ok = results[results["status"] == "ok"].copy()
         ok = ok.join(features[["density"]] if "density" in features else None, on="topology_id") \
@@ -155,12 +150,6 @@ def write_report(out: str | Path, results: pd.DataFrame, features: pd.DataFrame,
         table = cv.table()
         page = _page(title, summary or {}, figs, drawings, table, cv)
         (tmp / "index.html").write_text(page, encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "index.html"
 
 

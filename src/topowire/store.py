@@ -165,6 +165,49 @@ class Store:
         frame["curves"] = frame["curves"].map(json.loads)
         return frame
 
+    def topologies(self, ids=None) -> dict:
+        """Stored topologies by id (all, or those of ``ids``)."""
+        from topowire.topology import Topology
+
+        rows = self.conn.execute("SELECT id, family, params, seed, n, directed, edges FROM topologies").fetchall()
+        wanted = None if ids is None else set(ids)
+        return {r[0]: Topology(r[4], json.loads(r[6]), bool(r[5]), family=r[1], params=json.loads(r[2]), seed=r[3])
+                for r in rows if wanted is None or r[0] in wanted}
+
+    def run(self, run_id: str | None = None) -> dict[str, Any]:
+        """One run's record: ``run_id``, ``arch`` and ``config`` (dicts), ``task``.
+
+        Without ``run_id`` the store must hold exactly one run with results.
+
+        Raises
+        ------
+        StoreError
+            No such run, no results, or several runs and none chosen.
+        """
+        ids = [r[0] for r in self.conn.execute("SELECT DISTINCT run_id FROM results ORDER BY rowid")]
+        if run_id is None:
+            if not ids:
+                raise StoreError(f"no results in {self.path}")
+            if len(set(ids)) > 1:
+                raise StoreError(f"{self.path} holds {len(set(ids))} runs ({', '.join(dict.fromkeys(ids))}): "
+                                 "choose one with --run")
+            run_id = ids[0]
+        row = self.conn.execute("SELECT arch, task, config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None or run_id not in ids:
+            raise StoreError(f"no results in {self.path} for run {run_id!r}")
+        return {"run_id": run_id, "arch": json.loads(row[0]), "task": row[1], "config": json.loads(row[2])}
+
+    def export_results(self, path: str | Path, run_id: str | None = None) -> int:
+        """Write the results (one row per model, curves as JSON) to a CSV or Parquet table."""
+        from topowire._io import write_table
+
+        frame = self.results(run_id)
+        if frame.empty:
+            raise StoreError(f"no results in {self.path}" + (f" for run {run_id!r}" if run_id else ""))
+        frame["curves"] = frame["curves"].map(json.dumps)
+        write_table(frame, path, index=False)
+        return len(frame)
+
     def integrity(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 

@@ -116,7 +116,7 @@ def test_cli_compile_and_export(tmp_path, capsys):
     pop = tmp_path / "pop.jsonl"
     write_population(Population((GRAPH, ba_graph(12, 3, seed=1))), pop)
     out = tmp_path / "models"
-    assert main(["compile", str(pop), "--arch", "gru", "--inputs", "3", "--d-in", "5", "-o", str(out)]) == 0
+    assert main(["compile", str(pop), "--arch", "gru", "--orientation", "dag", "--inputs", "3", "--d-in", "5", "-o", str(out)]) == 0
     import pandas as pd
 
     index = pd.read_csv(out / "index.csv")
@@ -130,12 +130,12 @@ def test_cli_compile_and_export(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["compile", "{pop}", "--arch", "transformer", "-o", "{out}"], "unknown arch 'transformer'"),
-    (["compile", "{pop}", "--orientation", "sideways", "-o", "{out}"], "unknown orientation 'sideways'"),
+    (["compile", "{pop}", "--arch", "transformer", "-o", "{out}"], "'transformer' is not one of 'iterative'"),
+    (["compile", "{pop}", "--orientation", "sideways", "-o", "{out}"], "'sideways' is not one of 'dag'"),
     (["compile", "{cyclic}", "--arch", "iterative", "--orientation", "as-is", "--inputs", "all",
       "--outputs", "all", "-o", "{out}"], "has the cycle"),
     (["export", "{bad}", "--format", "onnx", "-o", "{out}.onnx"], "is not a safetensors file"),
-    (["export", "{model}", "--format", "onnx", "--seq-len", "0", "-o", "{out}.onnx"], "--seq-len and --batch"),
+    (["export", "{model}", "--format", "onnx", "--seq-len", "0", "-o", "{out}.onnx"], "'--seq-len': 0 is not in the range x>=1"),
 ])
 def test_cli_compile_export_bad_input(argv, message, tmp_path, capsys):
     from topowire.topology import Topology

@@ -6,9 +6,9 @@ from topowire.compiler import Arch, wire
 from topowire.compiler.pack import PackedPopulation
 from topowire.data import make_task
 from topowire.errors import ParameterError
+from topowire.seeds import init_seed
 from topowire.topology import ba_graph, complete_graph, er_graph, ws_graph
 from topowire.train import TrainConfig, train_pack, train_population
-from topowire.seeds import init_seed
 
 GRAPHS = [ws_graph(12, 4, 0.3, seed=i) for i in range(3)] + [ba_graph(10 + i, 2, seed=i) for i in range(3)] + \
     [er_graph(14, 0.3, seed=i) for i in range(2)]

@@ -43,7 +43,8 @@ def resolve_backend(backend: str, n_neurons: int, n_edges: int) -> str:
     if backend not in BACKENDS:
         raise ParameterError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if backend == "torch_sparse" and not torch_sparse_available():
-        raise ParameterError("backend 'torch_sparse' needs the torch_sparse package (pip install 'topowire[torch-sparse]')")
+        raise ParameterError("backend 'torch_sparse' needs the torch_sparse package "
+                             "(pip install 'topowire[torch-sparse]')")
     if backend != "auto":
         return backend
     density = n_edges / max(1, n_neurons * n_neurons)

@@ -194,3 +194,32 @@ def export_onnx(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len:
         warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torch's exporter
         torch.onnx.export(module, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
                           external_data=False, verbose=False)
+
+
+def save_models(topologies, arch, out: str | Path, *, seed: int = 0) -> int:
+    """Compile every topology and save one model per file, with ``index.csv``, into a new folder.
+
+    Every model is compiled before anything is written (a bad topology leaves nothing),
+    and the folder appears complete or not at all. ``out`` must not exist or be empty.
+    Returns the number of models.
+    """
+    import pandas as pd
+
+    from topowire._io import atomic_dir
+    from topowire.compiler import compile
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ParameterError(f"output {str(out)!r} exists and is not an empty directory")
+    topologies = list(topologies)
+    models = [compile(t, arch, seed=seed) for t in topologies]
+    with atomic_dir(out) as tmp:
+        rows = []
+        for i, (t, m) in enumerate(zip(topologies, models)):
+            name = f"{i:05d}_{t.id}.safetensors"
+            save(m, tmp / name, topology=t)
+            rows.append({"index": i, "id": t.id, "family": t.family, "n": t.n, "edges": t.n_edges,
+                         "off_path": m.wiring.n_off_path,
+                         **{f"params_{k}": v for k, v in m.parameter_counts().items()}, "file": name})
+        pd.DataFrame(rows).to_csv(tmp / "index.csv", index=False)
+    return len(models)

@@ -140,7 +140,8 @@ class Sequential2D(nn.Module):
         return w + (sum(self.sizes[1:]) if self.bias is not None else 0)
 
     def extra_repr(self) -> str:
-        return f"sizes={self.sizes}, iterations={self.iterations}, blocks={len(self.grid)}, trainable={self.n_trainable()}"
+        return (f"sizes={self.sizes}, iterations={self.iterations}, blocks={len(self.grid)}, "
+                f"trainable={self.n_trainable()}")
 
     # -- constructors --------------------------------------------------------------------
     @classmethod

@@ -31,7 +31,7 @@ from topowire.compiler.pack import PackedPopulation
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
 
-__all__ = ["prune", "network_topology", "check_arguments", "ON", "SCOPES"]
+__all__ = ["prune", "prune_model", "network_topology", "check_arguments", "ON", "SCOPES"]
 
 ON = ("ih", "hh", "both")
 SCOPES = ("global", "layer")
@@ -178,3 +178,37 @@ def network_topology(module: nn.Module, p: int = 0) -> Topology:
         e = np.stack([src.numpy(), dst.numpy()], axis=1)
     source = module.wirings[p].topology_id if isinstance(module, PackedPopulation) else module.wiring.topology_id
     return Topology(n, e, directed=True, family="pruned", params={"source": source or ""})
+
+
+def prune_model(model, output, *, rate: float, on: str = "both", scope: str = "global", retrain: int = 0,
+                task: str = "reber", lr: float | None = None, batch_size: int | None = None, seed: int | None = None,
+                epochs: int | None = None, n_train: int | None = None, n_test: int | None = None,
+                topology_out=None) -> dict:
+    """Prune a saved model, optionally retrain it (masks fixed) and save it: ``topowire prune``.
+
+    Returns the kept/before connection counts and the test accuracy before, after pruning
+    and after retraining (``retrain`` epochs with the training defaults otherwise).
+    """
+    from topowire.compiler.export import load, save
+    from topowire.data import make_task
+    from topowire.train import TrainConfig, evaluate_module, train_module
+
+    check_arguments(rate, on, scope)
+    checks.integer("retrain", retrain, 0)
+    net = load(model)
+    given = {"lr": lr, "batch_size": batch_size, "seed": seed}
+    config = TrainConfig(epochs=max(1, retrain), **{k: v for k, v in given.items() if v is not None})
+    data = make_task(task, seed=config.seed, n_train=n_train, n_test=n_test)
+    if (net.arch.d_in, net.arch.d_out) != (data.d_in, data.d_out):
+        raise ParameterError(f"the model reads {net.arch.d_in} features into {net.arch.d_out} outputs, task {task!r} "
+                             f"has {data.d_in} and {data.d_out}")
+    before = evaluate_module(net, data)["test_acc"]
+    counts = prune(net, rate, on, scope)[0]
+    pruned = evaluate_module(net, data)["test_acc"]
+    after = train_module(net, data, config)["test_acc"] if retrain else pruned
+    save(net, output)
+    if topology_out is not None:
+        from topowire.topology import Population, write_population
+
+        write_population(Population([network_topology(net)]), topology_out)
+    return {"counts": counts, "before": before, "pruned": pruned, "after": after}

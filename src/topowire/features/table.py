@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -68,7 +68,7 @@ def feature_table(
     names: Sequence[str] | str | None = None,
     *,
     n_jobs: int | None = 1,
-    progress: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """A DataFrame of features, one row per topology, indexed by topology id.
 
@@ -81,8 +81,8 @@ def feature_table(
     n_jobs : int, default 1
         Worker processes; -1 uses every core (joblib convention). Small inputs run in
         this process whatever the value.
-    progress : bool, default False
-        Show a progress bar.
+    progress : callable, optional
+        ``progress(done, total)`` as rows are computed.
 
     Returns
     -------
@@ -101,48 +101,21 @@ def feature_table(
     chunks = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
     results: list[np.ndarray] = []
-    bar = _progress(progress, len(items))
-    with bar as p:
-        task = p.add_task("features", total=len(items)) if p is not None else None
-        if jobs == 1:
-            mapped = (_rows(c, names) for c in chunks)
-            executor = None
-        else:
-            ctx = multiprocessing.get_context("forkserver")
-            executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init)
-            mapped = executor.map(_rows, chunks, [names] * len(chunks))
-        try:
-            for block in mapped:
-                results.append(block)
-                if p is not None:
-                    p.advance(task, len(block))
-        finally:
-            if executor is not None:
-                executor.shutdown(cancel_futures=True)
+    if jobs == 1:
+        mapped = (_rows(c, names) for c in chunks)
+        executor = None
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init)
+        mapped = executor.map(_rows, chunks, [names] * len(chunks))
+    try:
+        for block in mapped:
+            results.append(block)
+            if progress is not None:
+                progress(sum(len(r) for r in results), len(items))
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
     data = np.concatenate(results) if results else np.zeros((0, len(names)))
     index = pd.Index([t.id for t in topologies], name="id")
     return pd.DataFrame(data, index=index, columns=names)
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress(show: bool, total: int):
-    if not show or total < 2:
-        return _NoProgress()
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), transient=True)

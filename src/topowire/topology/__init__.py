@@ -15,17 +15,19 @@ from topowire.topology.generators import (
 )
 from topowire.topology.population import (
     Population,
+    convert_graphs,
     read_population,
     sample_population,
     write_population,
 )
-from topowire.topology.recipe import FamilySpec, ParamSpec, Recipe, load_recipe, parse_recipe
+from topowire.topology.recipe import FamilySpec, ParamSpec, Recipe, family_recipe, load_recipe, parse_recipe
 from topowire.topology.topology import Topology
 
 __all__ = [
     "Topology", "Population", "Recipe", "FamilySpec", "ParamSpec",
     "FAMILIES", "generate", "er_graph", "gnm_graph", "ws_graph", "ba_graph", "ring_lattice",
     "regular_graph", "complete_graph", "mlp_graph",
-    "load_recipe", "parse_recipe", "sample_population", "read_population", "write_population",
+    "load_recipe", "parse_recipe", "family_recipe", "convert_graphs",
+    "sample_population", "read_population", "write_population",
     "read_graph", "write_graph", "GRAPH_FORMATS",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,13 @@ class Population:
                     return t
             raise KeyError(f"no topology with id {key!r} in the population")
         return self.topologies[key]
+
+    def by_id(self, id_: str) -> Topology:
+        """The topology with this id, or ParameterError (for ids a user typed)."""
+        try:
+            return self[str(id_)]
+        except KeyError:
+            raise ParameterError(f"no topology with id {id_!r} in the population") from None
 
     @property
     def ids(self) -> list[str]:
@@ -196,3 +203,21 @@ def _read_header(path: Path, record: dict[str, Any]) -> tuple[Recipe | None, int
 def from_topologies(topologies: Iterable[Topology]) -> Population:
     """A population of hand-made topologies (no recipe)."""
     return Population(tuple(topologies))
+
+
+def convert_graphs(inputs: Sequence[str | Path], output: str | Path, *, id_: str | None = None,
+                   directed: bool | None = None) -> str:
+    """Graph files into a population (``output`` ends in ``.jsonl``), or one topology of a
+    population (``id_``, default the first) into a graph file. Returns what was written."""
+    from topowire.topology.formats import read_graph, write_graph
+
+    if Path(output).suffix.lower() == ".jsonl":
+        pop = Population(tuple(read_graph(p, directed=directed) for p in inputs))
+        write_population(pop, output)
+        return f"{len(pop)} topologies"
+    if len(inputs) != 1 or Path(inputs[0]).suffix.lower() != ".jsonl":
+        raise ParameterError("to write a single graph file, give exactly one population .jsonl input")
+    pop = read_population(inputs[0])
+    topo = pop.by_id(id_) if id_ is not None else pop[0]
+    write_graph(topo, output)
+    return f"topology {topo.id}"

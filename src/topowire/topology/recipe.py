@@ -331,3 +331,15 @@ def sample_family_graph(spec: FamilySpec, index: int, child: np.random.SeedSeque
         return generate(spec.kind, seed=graph_seed, **params)
     except ParameterError as exc:
         raise ParameterError(f"family {index} ({spec.kind}) with {params}: {exc}") from None
+
+
+def family_recipe(family: str, count: int = 1, **params: Any) -> Recipe:
+    """A recipe of one family (the ``generate --family`` shortcut); None parameters are left
+    out, and ``sizes`` may be a comma-separated string (``"4,8,2"``)."""
+    fam = {"kind": family, "count": count, **{k: v for k, v in params.items() if v is not None}}
+    if isinstance(fam.get("sizes"), str):
+        try:
+            fam["sizes"] = [int(s) for s in fam["sizes"].split(",")]
+        except ValueError:
+            raise ParameterError(f"--sizes must be comma-separated integers, got {params['sizes']!r}") from None
+    return parse_recipe({"population": {"name": family}, "family": [fam]})

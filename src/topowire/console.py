@@ -1,0 +1,69 @@
+"""Console output of the command line: one rich console, progress bars and tables.
+
+:func:`progress` renders the library's ``progress(stage, done, total)`` callbacks: a rich
+bar per stage (done/total, rate, ETA) on a terminal, a plain line every tenth of a stage
+otherwise (logs, CI, pipes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["console", "progress", "print_frame", "print_scores", "print_summary"]
+
+console = Console()
+
+
+@contextlib.contextmanager
+def progress():
+    """``update(stage, done, total)``: a rich bar per stage on a terminal, plain lines otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    start, tasks, last = time.perf_counter(), {}, {}
+    if not console.is_terminal:
+        def plain(stage: str, done: int, total: int) -> None:
+            if done == total or done - last.get(stage, -total) >= max(1, total // 10):
+                last[stage] = done
+                rate = done / max(1e-9, time.perf_counter() - start)
+                console.print(f"{stage}: {done}/{total} ({rate:.2f}/s)", highlight=False)
+        yield plain
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        def rich_update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = (bar.add_task(stage, total=total, rate=""), time.perf_counter(), done)
+            task, t0, first = tasks[stage]
+            rate = (done - first) / max(1e-9, time.perf_counter() - t0)
+            bar.update(task, completed=done, total=total, rate=f"{rate:.2f}/s")
+        yield rich_update
+
+
+def print_frame(df, title: str) -> None:
+    table = Table(title=title)
+    for c in [df.index.name or "", *df.columns]:
+        table.add_column(str(c))
+    for key, row in df.iterrows():
+        table.add_row(str(key), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+def print_scores(cv) -> None:
+    print_frame(cv.table().set_index("scheme"), f"cross-validated scores ({cv.n_rows} topologies)")
+    if cv.ceiling:
+        console.print(f"noise ceiling (between-topology share of variance): {cv.ceiling['ceiling']:.3f}")
+    top = cv.importances.head(8)
+    console.print("top features: " + ", ".join(f"{f} ({v:.3f})" for f, v in zip(top["feature"], top["importance"])))
+
+
+def print_summary(summary: dict[str, str], title: str) -> None:
+    """A two-column table of a study's summary."""
+    table = Table(title=title, show_header=False)
+    for k, v in summary.items():
+        table.add_row(k, v)
+    console.print(table)
