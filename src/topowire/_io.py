@@ -71,22 +71,10 @@ def atomic_open(
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str], *, replace: bool = True) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; it becomes ``path`` on success.
-
-    Parameters
-    ----------
-    path : path-like
-        The final folder.
-    replace : bool, default True
-        Replace an existing ``path``; False refuses a ``path`` that exists and is not an
-        empty folder (before anything is written).
-    """
-    from topowire.errors import ParameterError
-
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it replaces ``path`` on success, and is
+    removed on any failure (nothing half-written is left under either name)."""
     target = Path(path)
-    if target.exists() and not replace and (not target.is_dir() or any(target.iterdir())):
-        raise ParameterError(f"output {str(target)!r} exists and is not an empty directory")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
