@@ -6,7 +6,7 @@ import click
 import pytest
 from rich.console import Console
 
-from topowire import cli, console
+from topowire import console
 from topowire.cli import app, main
 from topowire.topology import Population, er_graph, write_population
 
@@ -48,4 +48,3 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch, termin
         assert "━" in text and "20/20" in text and "training" in text
     else:
         assert "━" not in text and "training: 20/20" in text.splitlines()[-1]
-    assert cli.console is not None

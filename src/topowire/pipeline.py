@@ -20,8 +20,6 @@ import pandas as pd
 
 from topowire._io import read_table, write_table
 from topowire.compiler import Arch
-from topowire.compiler.compile import as_wiring
-from topowire.compiler.init import parameter_counts
 from topowire.data import Task, make_task
 from topowire.errors import ParameterError
 from topowire.seeds import init_seed
@@ -89,37 +87,14 @@ def study_table(results: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
 
 def model_features(topologies: Sequence[Topology], names: Sequence[str] | None, arch: Arch, *,
                    task: Task | None = None, seed: int = 0, progress: Progress | None = None) -> pd.DataFrame:
-    """Every feature a predictor may use, indexed by topology id, in one place.
-
-    Graph features come from the registry; ``params`` is the effective parameter count of
-    the model the trainer builds (replicate 0 under ``seed``); ``dyn_*`` are the dynamics
-    of that network at initialisation (these need ``task``). ``names=None`` gives every
-    graph feature and ``params``.
-    """
-    from topowire.dynamics.features import DYNAMICS_FEATURES, dynamics_table
-    from topowire.features import feature_table, resolve_names
+    """The features a study's predictor may use, one row per unique topology id: the named
+    ones (graph or model features), or every graph feature and ``params`` (``names=None``)."""
+    from topowire.features import GROUPS, feature_table
 
     unique = list({t.id: t for t in topologies}.values())
-    names = None if names is None else list(names)
-    graph = None if names is None else [n for n in names if n != "params" and n not in DYNAMICS_FEATURES]
-    resolve_names(graph)
     bar = (lambda d, t: progress("features", d, t)) if progress else None
-    table = feature_table(unique, graph, n_jobs=-1, progress=bar)
-    if names is None or "params" in names:
-        table["params"] = [parameter_counts(as_wiring(t, arch, init_seed(seed, t.id, 0)), arch)["total"]
-                           if arch.kind != "layered" else _layered_params(t, arch, seed) for t in unique]
-    dyn = [] if names is None else [n for n in names if n in DYNAMICS_FEATURES]
-    if dyn:
-        if task is None:
-            raise ParameterError("dynamics features need the run's task to draw the networks' inputs")
-        table = table.join(dynamics_table(unique, arch, task, seed=seed)[dyn])
-    return table if names is None else table[names]
-
-
-def _layered_params(t: Topology, arch: Arch, seed: int) -> int:
-    from topowire.compiler import compile
-
-    return compile(t, arch, seed=init_seed(seed, t.id, 0)).parameter_counts()["total"]
+    return feature_table(unique, [*GROUPS, "params"] if names is None else names, n_jobs=-1, progress=bar,
+                         arch=arch, task=task, seed=seed)
 
 
 def load_study(db: str | Path, run_id: str | None = None, features: str | Path | None = None, *,
@@ -158,15 +133,16 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
     extra, meta = None, {"run_id": study.run_id, "arch": study.arch.to_dict(), "task": study.task,
                          "train_seed": study.train_seed}
     if dynamics:
-        from topowire.dynamics.features import DYNAMICS_FEATURES
+        from topowire.features import MODEL_REGISTRY
 
+        dyn_names = list(MODEL_REGISTRY["dynamics"].docs)
         if not study.arch.masked_cell:
             raise ParameterError(f"--dynamics needs a masked recurrent run, this one is {study.arch.kind!r}")
         task = make_task(study.task, seed=study.train_seed)
-        dyn = model_features(list(study.topologies.values()), DYNAMICS_FEATURES, study.arch, task=task,
+        dyn = model_features(list(study.topologies.values()), dyn_names, study.arch, task=task,
                              seed=study.train_seed)
         table = table.join(dyn, on="topology_id")
-        extra, names = {"forest-graph": names}, names + list(DYNAMICS_FEATURES)
+        extra, names = {"forest-graph": names}, names + dyn_names
     cv = cross_validate(table, "test_acc", names, seed=seed, n_estimators=n_estimators, extra_forests=extra)
     predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators,
                               meta={**meta, **_cv_meta(cv)})
@@ -207,12 +183,15 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
         source = read_population(source)
     if isinstance(source, Population):
         meta = predictor.meta
-        needs_run = [f for f in predictor.features if f == "params" or f.startswith("dyn_")]
+        from topowire.features.registry import MODEL_REGISTRY, model_feature_group
+
+        groups = {model_feature_group(f) for f in predictor.features} - {None}
+        needs_run = [f for f in predictor.features if model_feature_group(f)]
         if needs_run and "arch" not in meta:
             raise ParameterError(f"the predictor uses {', '.join(needs_run)} but records no arch to build the models")
         arch = Arch.from_dict(meta["arch"]) if "arch" in meta else Arch()
         seed = int(meta.get("train_seed", 0))
-        task = make_task(meta["task"], seed=seed) if any(f.startswith("dyn_") for f in needs_run) else None
+        task = make_task(meta["task"], seed=seed) if any(MODEL_REGISTRY[g].needs_task for g in groups) else None
         table = model_features(list(source), predictor.features, arch, task=task, seed=seed)
     else:
         table = source if isinstance(source, pd.DataFrame) else read_table(source)

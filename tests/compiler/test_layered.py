@@ -5,6 +5,7 @@ import torch
 from topowire.compiler import Arch, Wiring, compile, wire
 from topowire.compiler.export import load, save
 from topowire.compiler.functional import GATES, _cell
+from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
 from topowire.errors import NotADAGError, ParameterError
 from topowire.topology import Topology, ba_graph, er_graph, mlp_graph, ws_graph
 
@@ -26,23 +27,22 @@ def _reference(net, x):
         new_h, new_c = {}, {}
         for li in range(int(layer_of.max()) + 1):
             lo, hi = net.offsets[li], net.offsets[li + 1]
-            cell = net.cells[li]
             members = [v for v in range(w.n_neurons) if layer_of[v] == li]
             for v in members:
                 r = rank[v] - lo
-                gx = torch.stack([cell.b_ih[k * (hi - lo) + r].expand(b) for k in range(g)], -1)
+                gx = torch.stack([net.b_ih[li][k * (hi - lo) + r].expand(b) for k in range(g)], -1)
                 for k in range(g):
-                    row = cell.w_ih[k * (hi - lo) + r]
+                    row = net.w_ih[li][k * (hi - lo) + r]
                     if li == 0:
                         gx[:, k] = gx[:, k] + x[:, t] @ row
                     else:
                         for u in w.edges[w.edges[:, 1] == v, 0]:
                             gx[:, k] = gx[:, k] + row[rank[u]] * new_h[int(u)]
-                gh = torch.stack([cell.b_hh[k * (hi - lo) + r].expand(b) for k in range(g)], -1)
-                if cell.w_hh is not None:
+                gh = torch.stack([net.b_hh[li][k * (hi - lo) + r].expand(b) for k in range(g)], -1)
+                if len(net.w_hh):
                     for k in range(g):
                         for u in members:
-                            gh[:, k] = gh[:, k] + cell.w_hh[k * (hi - lo) + r, rank[u] - lo] * h[u]
+                            gh[:, k] = gh[:, k] + net.w_hh[li][k * (hi - lo) + r, rank[u] - lo] * h[u]
                 hv, cv = _cell(net.arch.cell, gx, gh, h[v][:, None], c[v][:, None], g)
                 new_h[v] = hv[:, 0]
                 new_c[v] = cv[:, 0] if cv is not None else c[v]
@@ -64,9 +64,9 @@ def test_skip_edges_reach_later_layers_within_one_step():
     t = Topology(3, [[0, 1], [1, 2], [0, 2]], directed=True)
     net = compile(t, Arch("layered", cell="rnn-tanh", recurrence="none", orientation="as-is", d_in=1, d_out=1))
     assert net.sizes == [1, 1, 1]
-    assert net.cells[2].mask_ih.tolist() == [[1.0, 1.0]]
+    assert net.mask_ih2.tolist() == [[1.0, 1.0]]
     with torch.no_grad():
-        net.cells[1].w_ih.zero_()          # cut the path through neuron 1
+        net.w_ih[1].zero_()          # cut the path through neuron 1
     x = torch.randn(2, 1, 1)
     assert torch.autograd.functional.jacobian(lambda z: net(z), x).abs().sum() > 0  # via the skip edge
 
@@ -74,18 +74,19 @@ def test_skip_edges_reach_later_layers_within_one_step():
 @pytest.mark.parametrize("cell", CELLS)
 def test_layered_invariants(cell):
     net = compile(ws_graph(24, 4, 0.5, seed=3), Arch("layered", cell=cell, d_in=4, d_out=2), seed=0)
-    zero = [(c.w_ih.detach() == 0) & (c.mask_ih.repeat(GATES[cell], 1) == 0) for c in net.cells]
+    zero = [(w.detach() == 0) & (getattr(net, f"mask_ih{li}").repeat(GATES[cell], 1) == 0)
+            for li, w in enumerate(net.w_ih)]
     assert any(z.any() for z in zero)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for step in range(20):
         opt.zero_grad()
         net(torch.randn(5, 6, 4, generator=torch.Generator().manual_seed(step))).pow(2).mean().backward()
         if step == 0:
-            for c, z in zip(net.cells, zero):
-                assert torch.all(c.w_ih.grad[z] == 0)
+            for w, z in zip(net.w_ih, zero):
+                assert torch.all(w.grad[z] == 0)
         opt.step()
-    for c, z in zip(net.cells, zero):
-        assert torch.all(c.w_ih.detach()[z] == 0)
+    for w, z in zip(net.w_ih, zero):
+        assert torch.all(w.detach()[z] == 0)
     assert "layers=" in repr(net) and "n_edges=" in repr(net)
 
 
@@ -105,7 +106,7 @@ def test_no_path_neurons_get_zero_gradient():
         li = int(w.layer[v])
         r = rank[v] - net.offsets[li]
         width = net.sizes[li]
-        grad = net.cells[li].b_ih.grad.view(3, width)[:, r]
+        grad = net.b_ih[li].grad.view(3, width)[:, r]
         assert (grad.abs().sum() == 0) == (v not in ok), v
 
 
@@ -114,7 +115,7 @@ def test_thesis_input_width_is_the_number_of_sources():
     thesis = compile(t, Arch.thesis("gru", d_in=7))
     fixed = compile(t, Arch("layered", cell="gru", d_in=7))
     k = thesis.n_sources
-    assert k < 7 and thesis.cells[0].w_ih.shape == (3 * k, k)
+    assert k < 7 and thesis.w_ih[0].shape == (3 * k, k)
     x = torch.randn(4, 5, 7)
     x2 = x.clone()
     x2[..., k:] = torch.randn(4, 5, 7 - k)
@@ -202,3 +203,50 @@ def test_train_population_packs_the_layered_form():
         assert row.params == net.parameter_counts()["total"]
     with pytest.raises(ParameterError, match="every step"):
         train_population(graphs, arch, make_task("reber-next", n_train=16, n_test=8), TrainConfig(epochs=1))
+
+
+def test_standalone_and_packed_layered_name_their_tensors_alike():
+    arch = Arch.thesis("lstm", d_in=4)
+    wirings = [wire(g, "dag", "sources", "sinks") for g in (ba_graph(12, 2, seed=1), ws_graph(10, 4, 1.0, seed=2))]
+    packed = PackedLayered(wirings, arch, [1, 2])
+    alone = LayeredRecurrentNet(wirings[0], arch, 1)
+    # the same names, the pack's with a model axis; only the standalone keeps its neuron order
+    assert set(alone.state_dict()) - {"order"} <= set(packed.state_dict())
+    assert all(packed.state_dict()[k].shape[0] == 2 for k in set(alone.state_dict()) - {"order"})
+    assert {"w_ih.0", "mask_ih0", "w_hh.1", "mask_hh1", "readout"} <= set(alone.state_dict())
+
+
+def test_pruning_a_layered_pack_prunes_each_model_on_its_own():
+    from topowire.dynamics.prune import prune
+
+    arch = Arch.thesis("gru", d_in=4)
+    wirings = [wire(g, "dag", "sources", "sinks") for g in (er_graph(14, 0.3, seed=4), ws_graph(12, 4, 0.5, seed=5))]
+    packed = PackedLayered(wirings, arch, [3, 4])
+    alone = [packed.unpack(i) for i in range(2)]
+    prune(packed, 0.5, "both", "layer")
+    for i, m in enumerate(alone):
+        prune(m, 0.5, "both", "layer")
+        for (name, a), b in zip(m.state_dict().items(), packed.unpack(i).state_dict().values()):
+            assert torch.equal(a, b), name
+
+
+def test_files_saved_with_the_old_layered_names_still_load(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+
+    net = compile(er_graph(12, 0.3, seed=1), Arch.thesis("gru", d_in=3), seed=2)
+    save(net, tmp_path / "new.safetensors")
+    with safe_open(str(tmp_path / "new.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    old = {}
+    for k, v in load_file(str(tmp_path / "new.safetensors")).items():
+        if k.startswith("mask_"):
+            k = f"cells.{k[7:]}.{k[:7]}"
+        elif k.split(".")[0] in ("w_ih", "w_hh", "b_ih", "b_hh"):
+            k = f"cells.{k.split('.')[1]}.{k.split('.')[0]}"
+        old[k] = v
+    assert "cells.1.mask_ih" in old and "cells.0.w_ih" in old
+    save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
+    x = torch.randn(2, 5, 3)
+    torch.testing.assert_close(load(tmp_path / "old.safetensors")(x), net(x), rtol=0, atol=0)

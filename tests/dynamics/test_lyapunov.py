@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from topowire.compiler import Arch, compile
-from topowire.compiler.init import residual_matrix
 from topowire.compiler.pack import pack
+from topowire.compiler.wcrnn import residual_matrix
 from topowire.dynamics import lyapunov_spectrum, max_lyapunov, project_stable, spectral_norms
 from topowire.errors import ParameterError
 from topowire.topology import er_graph, ws_graph

@@ -104,7 +104,8 @@ def test_registry_is_documented_and_large_enough():
     table = list_features()
     assert len(table) >= 30
     assert table["name"].is_unique
-    assert set(table["group"]) == set(GROUPS)
+    assert set(table["group"]) == set(GROUPS) | {"params", "dynamics"}
+    assert set(table.loc[table["group"] == "dynamics", "needs"]) == {"arch, task"}
     assert all(isinstance(d, str) and len(d) > 10 for d in table["doc"])
     thesis = ["n_nodes", "n_edges", "diameter", "density", "avg_path_length", "dag_n_layers",
               "dag_n_sources", "dag_n_sinks"] + [f"{p}_{s}" for p in ("eccentricity", "degree_centrality",
@@ -135,3 +136,25 @@ def test_unknown_feature_is_refused():
         feature_table([complete_graph(3)], ["girth"])
     with pytest.raises(ParameterError, match="n_jobs must be an integer"):
         feature_table([complete_graph(3)], n_jobs="all")
+
+
+def test_model_feature_groups_take_the_arch_and_task_they_need():
+    from topowire.compiler import Arch, compile
+    from topowire.data import make_task
+    from topowire.dynamics.features import DYNAMICS_FEATURES, dynamics_table
+    from topowire.errors import ParameterError
+    from topowire.seeds import init_seed
+    from topowire.topology import er_graph
+
+    pop = [er_graph(10, 0.3, seed=s) for s in range(3)]
+    task = make_task("reber", n_train=32, n_test=8, seed=0)
+    arch = Arch("gru", d_in=task.d_in, d_out=task.d_out)
+    df = feature_table(pop + pop[:1], ["n_edges", "params", "dynamics"], arch=arch, task=task, seed=5)
+    assert list(df.columns) == ["n_edges", "params", *DYNAMICS_FEATURES] and len(df) == 4
+    for t in pop:  # params is the count of the model the trainer builds; dynamics its init dynamics
+        assert df.iloc[pop.index(t)]["params"] == compile(t, arch, seed=init_seed(5, t.id, 0)).parameter_counts()["total"]
+    pd.testing.assert_frame_equal(df.iloc[:3][list(DYNAMICS_FEATURES)], dynamics_table(pop, arch, task, seed=5))
+    with pytest.raises(ParameterError, match="params features are measured on the compiled model: they need an arch"):
+        feature_table(pop, ["params"])
+    with pytest.raises(ParameterError, match="need an arch and a task"):
+        feature_table(pop, ["dyn_spectral_norm"], arch=arch)

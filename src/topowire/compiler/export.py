@@ -9,6 +9,7 @@ loading the tensors, checking every name and shape.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,16 @@ def read_spec(path: str | Path) -> dict[str, Any]:
     return spec
 
 
+#: Files written before the layered form named its tensors as its pack does: ``cells.2.w_ih``
+#: is ``w_ih.2`` and ``cells.2.mask_ih`` is ``mask_ih2``.
+_LEGACY = re.compile(r"^cells\.(\d+)\.(\w+)$")
+
+
+def _renamed(m: re.Match) -> str:
+    li, name = m.groups()
+    return f"{name}{li}" if name.startswith("mask") else f"{name}.{li}"
+
+
 def _build(spec: dict[str, Any], path: Path) -> nn.Module:
     try:
         if spec.get("module") == "compiled":
@@ -135,8 +146,9 @@ def load(path: str | Path) -> nn.Module:
     module = _build(spec, path)
     tensors = load_file(str(path))
     expected = module.state_dict()
+    tensors = {_LEGACY.sub(_renamed, k): v for k, v in tensors.items()}
     for name in set(expected) - set(tensors):  # pruning masks (all ones) of files saved before them
-        if name.rsplit(".", 1)[-1] in ("ih_mask", "mask_hh"):
+        if re.fullmatch(r"ih_mask|mask_hh\d*", name.rsplit(".", 1)[-1]):
             tensors[name] = torch.ones_like(expected[name])
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or extra:

@@ -17,7 +17,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["ACTIVATIONS", "GATES", "TORCH_CELLS", "input_mask", "residual_apply", "iterative_forward",
+from topowire.compiler.wcrnn import wcrnn_cell
+
+__all__ = ["ACTIVATIONS", "GATES", "TORCH_CELLS", "input_mask", "iterative_forward",
            "recurrent_forward", "masked_recurrent_weights", "readout_all_steps"]
 
 ACTIVATIONS = {
@@ -127,7 +129,7 @@ def recurrent_forward(
         As in :func:`iterative_forward`: ``h [B, N] -> h @ W_hh.T`` for a single model on
         a sparse backend (``w_hh`` and ``mask`` are then ignored).
     residual : (Tensor [P, N], Tensor [P, N]), optional
-        ``wcrnn`` only: R as its diagonal and pair coupling (see :func:`residual_apply`).
+        ``wcrnn`` only: R as its diagonal and pair coupling (see :mod:`topowire.compiler.wcrnn`).
     gamma : float, default 1.0
         ``wcrnn`` only: the coupling strength.
     ih_mask : Tensor [P, N, d_in], optional
@@ -154,13 +156,11 @@ def recurrent_forward(
     states = []
     # before the shortest sequence ends every state updates: no masking needed
     first_mask = int(lengths.min()) if lengths is not None else t_steps
+    residual = None if residual is None else tuple(r[:, None, :] for r in residual)  # [P, 1, N]
     for t in range(t_steps):
         gx = torch.baddbmm(bias_ih, x[:, t].expand(p, b, d_in), w_ih_t)  # [P, B, G*N], no transpose
         gh = step(bias_hh, h)
-        if kind == "wcrnn":
-            h_new, c_new = residual_apply(h, *residual) + gamma * torch.tanh(gx + gh), None
-        else:
-            h_new, c_new = _cell(kind, gx, gh, h, c, gates)
+        h_new, c_new = _cell(kind, gx, gh, h, c, gates, residual, gamma)
         if t >= first_mask:
             alive = (t < lengths).view(1, b, 1)
             h_new = torch.where(alive, h_new, h)
@@ -181,22 +181,6 @@ def input_mask(in_mask: Tensor, ih_mask: Tensor | None, d_in: int) -> Tensor:
     return m if ih_mask is None else m * ih_mask
 
 
-def residual_apply(h: Tensor, diag: Tensor, pair: Tensor) -> Tensor:
-    """``R h`` for a residual matrix made of 2 x 2 blocks on neuron pairs (2i, 2i+1).
-
-    ``R[v, v] = diag[v]`` and ``R[v, v ^ 1] = pair[v]`` (zero for an unpaired last neuron),
-    which holds ``r I``, rotations ``r [[cos, -sin], [sin, cos]]`` and diagonal ``r_i``.
-    Shapes: h ``[P, B, N]``, diag and pair ``[P, N]``.
-    """
-    n = h.shape[-1]
-    if n % 2:
-        h_even = torch.nn.functional.pad(h, (0, 1))
-        swapped = h_even.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)[..., :n]
-    else:
-        swapped = h.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
-    return diag[:, None, :] * h + pair[:, None, :] * swapped
-
-
 def _graph_step(w: Tensor | None, mask: Tensor | None, graph_op, gates: int):
     """``(bias [P, B|1, G*N], h [P, B, N]) -> bias + h @ (W*M).T`` with the weights prepared once."""
     if graph_op is not None:
@@ -205,7 +189,10 @@ def _graph_step(w: Tensor | None, mask: Tensor | None, graph_op, gates: int):
     return lambda bias, h: torch.baddbmm(bias, h, w_t)
 
 
-def _cell(kind: str, gx: Tensor, gh: Tensor, h: Tensor, c: Tensor | None, gates: int):
+def _cell(kind: str, gx: Tensor, gh: Tensor, h: Tensor, c: Tensor | None, gates: int,
+          residual: tuple[Tensor, Tensor] | None = None, gamma: float = 1.0):
+    if kind == "wcrnn":
+        return wcrnn_cell(gx, gh, h, residual, gamma), None
     if kind == "rnn-tanh":
         return torch.tanh(gx + gh), None
     if kind == "rnn-relu":

@@ -12,7 +12,7 @@ from topowire.compiler.arch import Arch
 from topowire.compiler.functional import masked_recurrent_weights
 from topowire.compiler.wiring import Wiring
 
-__all__ = ["masks", "initial_tensors", "residual_vectors", "parameter_counts", "default_iterations"]
+__all__ = ["masks", "initial_tensors", "parameter_counts", "default_iterations"]
 
 
 def masks(wiring: Wiring, dense: bool = True) -> dict[str, Tensor]:
@@ -25,38 +25,6 @@ def masks(wiring: Wiring, dense: bool = True) -> dict[str, Tensor]:
     out_mask[torch.tensor(wiring.outputs)] = 1.0
     out = {"mask": torch.from_numpy(wiring.mask())} if dense else {}
     return {**out, "in_mask": in_mask, "out_mask": out_mask}
-
-
-def residual_vectors(n: int, arch: Arch, seed: int) -> tuple[Tensor, Tensor]:
-    """The fixed residual matrix R of a ``wcrnn`` cell as (diagonal, pair coupling), [N] each.
-
-    ``R[v, v] = diag[v]``, ``R[v, v ^ 1] = pair[v]`` (see
-    :func:`~topowire.compiler.functional.residual_apply`). Homogeneous: ``r I``. Rotational:
-    ``r [[cos phi, -sin phi], [sin phi, cos phi]]`` on pairs (2i, 2i+1), an odd last neuron
-    gets ``r``. Heterogeneous: ``r_i ~ U(r - r_spread, r + r_spread)`` drawn from
-    ``numpy.random.default_rng([seed, 0x7E5])``, a stream apart from the parameters'.
-    """
-    diag = torch.full((n,), float(arch.r))
-    pair = torch.zeros(n)
-    if arch.residual == "rotational":
-        paired = n - n % 2
-        diag[:paired] = arch.r * math.cos(arch.phi)
-        sin = arch.r * math.sin(arch.phi)
-        pair[0:paired:2] = -sin  # row 2i reads neuron 2i+1 with -r sin(phi)
-        pair[1:paired:2] = sin
-    elif arch.residual == "heterogeneous":
-        rng = np.random.default_rng([int(seed), 0x7E5])
-        diag = torch.from_numpy(rng.uniform(arch.r - arch.r_spread, arch.r + arch.r_spread, n).astype(np.float32))
-    return diag, pair
-
-
-def residual_matrix(n: int, arch: Arch, seed: int) -> Tensor:
-    """R as a dense ``[N, N]`` matrix (for analysis; the forward pass uses the vectors)."""
-    diag, pair = residual_vectors(n, arch, seed)
-    r = torch.diag(diag)
-    idx = torch.arange(n - n % 2)
-    r[idx, idx ^ 1] = pair[idx]
-    return r
 
 
 def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound: Tensor | float) -> Tensor:

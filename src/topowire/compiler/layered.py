@@ -27,11 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.functional import GATES, _cell
+from topowire.compiler.functional import GATES, _cell, masked_recurrent_weights
+from topowire.compiler.modules import stacked
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 
-__all__ = ["LayeredRecurrentNet", "PackedLayered", "layered_forward"]
+__all__ = ["LayeredRecurrentNet", "PackedLayered", "layered_forward", "masked_layers"]
 
 
 def layered_forward(kind: str, x: Tensor, layers, readout: Tensor, readout_bias: Tensor,
@@ -81,6 +82,32 @@ def layered_forward(kind: str, x: Tensor, layers, readout: Tensor, readout_bias:
     return torch.baddbmm(readout_bias[:, None, :], torch.cat(h, dim=2), readout.transpose(1, 2))
 
 
+def masked_layers(module: nn.Module) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor]]:
+    """The ``layers`` argument of :func:`layered_forward` from a layered model or pack.
+
+    Both name their tensors alike: per layer l, parameters ``w_ih[l]``, ``w_hh[l]`` (dense
+    recurrence only), ``b_ih[l]``, ``b_hh[l]`` and mask buffers ``mask_ih{l}``, ``mask_hh{l}``;
+    a pack's carry a leading model axis.
+    """
+    def lead(t: Tensor) -> Tensor:
+        return stacked(module, t)
+
+    layers = []
+    for li, w_ih in enumerate(module.w_ih):
+        w_hh = None
+        if len(module.w_hh):
+            w_hh = masked_recurrent_weights(lead(module.w_hh[li]), lead(getattr(module, f"mask_hh{li}")))
+            w_hh = w_hh.transpose(1, 2)
+        w_ih = masked_recurrent_weights(lead(w_ih), lead(getattr(module, f"mask_ih{li}"))).transpose(1, 2)
+        layers.append((w_ih, lead(module.b_ih[li]), w_hh, lead(module.b_hh[li])))
+    return layers
+
+
+def _readout(module: nn.Module) -> tuple[Tensor, Tensor]:
+    r, mask, bias = (stacked(module, k) for k in ("readout", "out_mask", "readout_bias"))
+    return r * mask[:, None, :], bias
+
+
 class LayeredRecurrentNet(nn.Module):
     """One recurrent cell per DAG layer (see the module docstring).
 
@@ -112,23 +139,23 @@ class LayeredRecurrentNet(nn.Module):
         self.register_buffer("order", torch.from_numpy(order))
         src, dst = rank[wiring.edges[:, 0]], rank[wiring.edges[:, 1]]
         d0 = self.n_sources if arch.input_width == "sources" else arch.d_in
-        self.cells = nn.ModuleList()
+        dense = arch.recurrence == "dense"
+        self.w_ih, self.w_hh = nn.ParameterList(), nn.ParameterList()
+        self.b_ih, self.b_hh = nn.ParameterList(), nn.ParameterList()
         for li, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
             width = hi - lo
-            cell = nn.Module()
             in_width = d0 if li == 0 else lo
             mask = torch.ones(width, in_width) if li == 0 else torch.zeros(width, in_width)
             if li > 0:
                 into = (dst >= lo) & (dst < hi)
                 mask[torch.from_numpy(dst[into] - lo), torch.from_numpy(src[into])] = 1.0
-            cell.register_buffer("mask_ih", mask)
-            cell.w_ih = nn.Parameter(torch.zeros(g * width, in_width))
-            cell.w_hh = nn.Parameter(torch.zeros(g * width, width)) if arch.recurrence == "dense" else None
-            if cell.w_hh is not None:  # all ones until pruned
-                cell.register_buffer("mask_hh", torch.ones(width, width))
-            cell.b_ih = nn.Parameter(torch.zeros(g * width))
-            cell.b_hh = nn.Parameter(torch.zeros(g * width))
-            self.cells.append(cell)
+            self.register_buffer(f"mask_ih{li}", mask)
+            self.w_ih.append(nn.Parameter(torch.zeros(g * width, in_width)))
+            if dense:  # all ones until pruned
+                self.register_buffer(f"mask_hh{li}", torch.ones(width, width))
+                self.w_hh.append(nn.Parameter(torch.zeros(g * width, width)))
+            self.b_ih.append(nn.Parameter(torch.zeros(g * width)))
+            self.b_hh.append(nn.Parameter(torch.zeros(g * width)))
         out_mask = torch.zeros(n)
         out_mask[torch.from_numpy(rank[wiring.outputs])] = 1.0
         self.register_buffer("out_mask", out_mask)
@@ -148,13 +175,13 @@ class LayeredRecurrentNet(nn.Module):
             return (torch.rand(shape, generator=gen) * 2 - 1) * bound
 
         with torch.no_grad():
-            for cell, width in zip(self.cells, self.sizes):
+            for li, width in enumerate(self.sizes):
                 k = 1.0 / math.sqrt(width)
-                cell.w_ih.copy_(uniform(cell.w_ih.shape, k) * cell.mask_ih.repeat(g, 1))
-                if cell.w_hh is not None:
-                    cell.w_hh.copy_(uniform(cell.w_hh.shape, k))
-                cell.b_ih.copy_(uniform(cell.b_ih.shape, k))
-                cell.b_hh.copy_(uniform(cell.b_hh.shape, k))
+                self.w_ih[li].copy_(uniform(self.w_ih[li].shape, k) * getattr(self, f"mask_ih{li}").repeat(g, 1))
+                if len(self.w_hh):
+                    self.w_hh[li].copy_(uniform(self.w_hh[li].shape, k))
+                self.b_ih[li].copy_(uniform(self.b_ih[li].shape, k))
+                self.b_hh[li].copy_(uniform(self.b_hh[li].shape, k))
             ko = 1.0 / math.sqrt(int(self.out_mask.sum()))
             self.readout.copy_(uniform(self.readout.shape, ko) * self.out_mask)
             self.readout_bias.copy_(uniform(self.readout_bias.shape, ko))
@@ -169,19 +196,14 @@ class LayeredRecurrentNet(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``x [B, T, d_in] -> [B, d_out]``, read at the last real step of each sequence."""
-        g = GATES[self.arch.cell]
-        layers = [((c.w_ih * c.mask_ih.repeat(g, 1)).T[None], c.b_ih[None],
-                   None if c.w_hh is None else (c.w_hh * c.mask_hh.repeat(g, 1)).T[None], c.b_hh[None])
-                  for c in self.cells]
-        return layered_forward(self.arch.cell, self._inputs(x), layers, (self.readout * self.out_mask)[None],
-                               self.readout_bias[None], lengths)[0]
+        return layered_forward(self.arch.cell, self._inputs(x), masked_layers(self), *_readout(self), lengths)[0]
 
     def parameter_counts(self) -> dict[str, int]:
         """graph (edges between layers, per gate), recurrent (intra-layer), interface, bias."""
         g = GATES[self.arch.cell]
         graph = g * self.wiring.n_edges
         recurrent = g * sum(s * s for s in self.sizes) if self.arch.recurrence == "dense" else 0
-        d0 = self.cells[0].mask_ih.shape[1]
+        d0 = self.mask_ih0.shape[1]
         interface = g * self.sizes[0] * d0 + int(self.out_mask.sum()) * self.arch.d_out
         bias = 2 * g * self.wiring.n_neurons + self.arch.d_out
         return {"graph": graph, "recurrent": recurrent, "interface": interface, "bias": bias,
@@ -230,7 +252,7 @@ class PackedLayered(nn.Module):
         widths = [max(m.sizes[li] if li < len(m.sizes) else 0 for m in models) for li in range(depth)]
         offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int).tolist()
         self.widths, self.offsets = widths, offsets
-        d0 = max(m.cells[0].mask_ih.shape[1] for m in models)
+        d0 = max(m.mask_ih0.shape[1] for m in models)
         self.d0 = d0
         dense = arch.recurrence == "dense"
         self.w_ih, self.w_hh = nn.ParameterList(), nn.ParameterList()
@@ -264,21 +286,23 @@ class PackedLayered(nn.Module):
         pos = self._positions(m)
         every = slice(None)
         slots = []
-        for li, (cell, s) in enumerate(zip(m.cells, m.sizes)):
-            cols = torch.arange(cell.mask_ih.shape[1]) if li == 0 else pos[: m.offsets[li]]
+        for li, s in enumerate(m.sizes):
+            mask_ih = getattr(m, f"mask_ih{li}")
+            cols = torch.arange(mask_ih.shape[1]) if li == 0 else pos[: m.offsets[li]]
             width = self.widths[li]
             rows = torch.arange(s)
             slots += [
                 (self.w_ih[li].data[i].view(g, width, -1), (every, rows[:, None], cols[None, :]),
-                 cell.w_ih.data.view(g, s, -1)),
-                (getattr(self, f"mask_ih{li}")[i], (rows[:, None], cols[None, :]), cell.mask_ih),
-                (self.b_ih[li].data[i].view(g, width), (every, rows), cell.b_ih.data.view(g, s)),
-                (self.b_hh[li].data[i].view(g, width), (every, rows), cell.b_hh.data.view(g, s)),
+                 m.w_ih[li].data.view(g, s, -1)),
+                (getattr(self, f"mask_ih{li}")[i], (rows[:, None], cols[None, :]), mask_ih),
+                (self.b_ih[li].data[i].view(g, width), (every, rows), m.b_ih[li].data.view(g, s)),
+                (self.b_hh[li].data[i].view(g, width), (every, rows), m.b_hh[li].data.view(g, s)),
             ]
-            if cell.w_hh is not None:
+            if len(m.w_hh):
                 slots += [(self.w_hh[li].data[i].view(g, width, width), (every, rows[:, None], rows[None, :]),
-                           cell.w_hh.data.view(g, s, s)),
-                          (getattr(self, f"mask_hh{li}")[i], (rows[:, None], rows[None, :]), cell.mask_hh)]
+                           m.w_hh[li].data.view(g, s, s)),
+                          (getattr(self, f"mask_hh{li}")[i], (rows[:, None], rows[None, :]),
+                           getattr(m, f"mask_hh{li}"))]
         slots += [(self.readout.data[i], (every, pos), m.readout.data), (self.out_mask[i], (pos,), m.out_mask),
                   (self.readout_bias.data[i], (every,), m.readout_bias.data)]
         return slots
@@ -291,17 +315,7 @@ class PackedLayered(nn.Module):
             raise ParameterError("the layered form reads out at the last step only")
         d = x.shape[-1]
         x = x[..., : self.d0] if d >= self.d0 else nn.functional.pad(x, (0, self.d0 - d))
-        g, p = GATES[self.arch.cell], len(self)
-        layers = []
-        for li, s in enumerate(self.widths):
-            w_ih = self.w_ih[li].view(p, g, s, -1) * getattr(self, f"mask_ih{li}")[:, None]
-            w_hh = None
-            if self.arch.recurrence == "dense":
-                w_hh = (self.w_hh[li].view(p, g, s, s) * getattr(self, f"mask_hh{li}")[:, None]).view(p, g * s, s)
-                w_hh = w_hh.transpose(1, 2)
-            layers.append((w_ih.view(p, g * s, -1).transpose(1, 2), self.b_ih[li], w_hh, self.b_hh[li]))
-        return layered_forward(self.arch.cell, x, layers, self.readout * self.out_mask[:, None, :],
-                               self.readout_bias, lengths)
+        return layered_forward(self.arch.cell, x, masked_layers(self), *_readout(self), lengths)
 
     def unpack(self, i: int) -> LayeredRecurrentNet:
         """Model i as a standalone :class:`LayeredRecurrentNet` with its current weights."""

@@ -18,26 +18,18 @@ from topowire.compiler.init import (
     initial_tensors,
     masks,
     parameter_counts,
-    residual_vectors,
 )
+from topowire.compiler.wcrnn import register_residual, residual_args
 from topowire.compiler.wiring import Wiring
 
 __all__ = ["CompiledNet", "IterativeNet", "MaskedRecurrentNet"]
 
 
-def stacked(module: nn.Module, name: str) -> Tensor:
-    """Tensor ``name`` of a module with a leading model axis: as stored in a pack (which sets
-    ``stacked = True``), viewed as P = 1 for a standalone module."""
-    t = getattr(module, name)
+def stacked(module: nn.Module, name: str | Tensor) -> Tensor:
+    """A module's tensor (or the tensor named ``name``) with a leading model axis: as stored in
+    a pack (which sets ``stacked = True``), viewed as P = 1 for a standalone module."""
+    t = getattr(module, name) if isinstance(name, str) else name
     return t if getattr(module, "stacked", False) else t[None]
-
-
-def residual_args(module: nn.Module) -> dict:
-    """The ``residual`` and ``gamma`` arguments of the functional core for a wcrnn module
-    or pack; nothing for other cells."""
-    if module.arch.kind != "wcrnn":
-        return {}
-    return {"residual": (stacked(module, "res_diag"), stacked(module, "res_pair")), "gamma": module.arch.gamma}
 
 
 class CompiledNet(nn.Module):
@@ -69,10 +61,7 @@ class CompiledNet(nn.Module):
             self.register_buffer(name, t)
         if arch.masked_cell:  # per-connection input mask: all ones until pruned
             self.register_buffer("ih_mask", torch.ones(wiring.n_neurons, arch.d_in))
-        if arch.kind == "wcrnn":
-            diag, pair = residual_vectors(wiring.n_neurons, arch, seed)
-            self.register_buffer("res_diag", diag)
-            self.register_buffer("res_pair", pair)
+        register_residual(self, [wiring.n_neurons], arch, [seed])
         if self.backend != "dense":
             self.graph = EdgeWeights(wiring.edges, wiring.n_neurons, arch.gates, self.backend)
         for name, t in initial_tensors(wiring, arch, seed, self.backend).items():

@@ -17,8 +17,9 @@ from torch import Tensor, nn
 from topowire.compiler.arch import Arch
 from topowire.compiler.compile import as_wiring
 from topowire.compiler.functional import iterative_forward, readout_all_steps, recurrent_forward
-from topowire.compiler.init import default_iterations, initial_tensors, parameter_counts, residual_vectors
-from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet, residual_args
+from topowire.compiler.init import default_iterations, initial_tensors, parameter_counts
+from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
+from topowire.compiler.wcrnn import register_residual, residual_args
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
@@ -107,12 +108,7 @@ class PackedPopulation(nn.Module):
             buf[torch.from_numpy(rows), torch.from_numpy(np.concatenate(idx))] = 1.0
         if arch.masked_cell:  # per-connection input mask: all ones until pruned
             self.register_buffer("ih_mask", torch.ones(p, n_max, arch.d_in))
-        if arch.kind == "wcrnn":  # fixed R per model; zero on padding neurons
-            self.register_buffer("res_diag", torch.zeros(p, n_max))
-            self.register_buffer("res_pair", torch.zeros(p, n_max))
-            for p_, (w, s) in enumerate(zip(wirings, self.seeds)):
-                diag, pair = residual_vectors(w.n_neurons, arch, s)
-                self.res_diag[p_, :w.n_neurons], self.res_pair[p_, :w.n_neurons] = diag, pair
+        register_residual(self, self.sizes, arch, self.seeds, n_max)
         self.iterations = (
             max(default_iterations(w, arch) for w in wirings) if not arch.masked_cell else None
         )

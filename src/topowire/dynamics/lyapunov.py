@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from topowire import checks
-from topowire.compiler.functional import _cell, input_mask, masked_recurrent_weights, residual_apply
+from topowire.compiler.functional import _cell, input_mask, masked_recurrent_weights
 from topowire.compiler.modules import stacked
 from topowire.errors import ParameterError
 
@@ -59,10 +59,8 @@ def _step_fn(kind: str, gates: int, gamma: float):
         h = s[:n]
         gx = t["w_ih"] @ x + t["b_ih"]
         gh = t["w_hh"] @ h + t["b_hh"]
-        if kind == "wcrnn":
-            rh = residual_apply(h[None, None], t["res_diag"][None], t["res_pair"][None])[0, 0]
-            return rh + gamma * torch.tanh(gx + gh)
-        h_new, c_new = _cell(kind, gx, gh, h, s[n:] if kind == "lstm" else None, gates)
+        residual = (t["res_diag"], t["res_pair"]) if kind == "wcrnn" else None
+        h_new, c_new = _cell(kind, gx, gh, h, s[n:] if kind == "lstm" else None, gates, residual, gamma)
         return torch.cat([h_new, c_new]) if kind == "lstm" else h_new
 
     return step

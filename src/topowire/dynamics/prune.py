@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from topowire import checks
-from topowire.compiler.layered import LayeredRecurrentNet
+from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
 from topowire.compiler.modules import MaskedRecurrentNet, stacked
 from topowire.compiler.pack import PackedPopulation
 from topowire.errors import ParameterError
@@ -49,17 +49,13 @@ class _Target:
 
 
 def _targets(module: nn.Module) -> list[_Target]:
-    if isinstance(module, LayeredRecurrentNet):
+    if isinstance(module, (LayeredRecurrentNet, PackedLayered)):
         out = []
         g = module.arch.gates
-        for li, cell in enumerate(module.cells):
-            w = cell.w_ih.data
-            out.append(_Target(f"layer{li}.ih", "ih", w.view(1, g, -1, w.shape[1]), cell.mask_ih[None],
-                               cell.mask_ih[None] > 0))
-            if cell.w_hh is not None:
-                w = cell.w_hh.data
-                out.append(_Target(f"layer{li}.hh", "hh", w.view(1, g, -1, w.shape[1]), cell.mask_hh[None],
-                                   cell.mask_hh[None] > 0))
+        for kind, weights in (("ih", module.w_ih), ("hh", module.w_hh)):
+            for li, w in enumerate(weights):
+                w, mask = stacked(module, w.data), stacked(module, getattr(module, f"mask_{kind}{li}"))
+                out.append(_Target(f"layer{li}.{kind}", kind, w.view(w.shape[0], g, -1, w.shape[-1]), mask, mask > 0))
         return out
     if isinstance(module, (MaskedRecurrentNet, PackedPopulation)) and module.arch.masked_cell:
         if getattr(module, "backend", "dense") != "dense":
@@ -73,7 +69,7 @@ def _targets(module: nn.Module) -> list[_Target]:
             _Target("ih", "ih", w_ih.view(p, g, n, d_in), ih_mask, (ih_mask * in_mask[:, :, None]) > 0),
             _Target("hh", "hh", w_hh.view(p, g, n, n), mask, mask > 0),
         ]
-    raise ParameterError(f"prune() takes a masked recurrent model, a pack of them or a layered model, "
+    raise ParameterError(f"prune() takes a masked recurrent model or a layered model, or a pack of them, "
                          f"got {type(module).__name__}" + (f" of kind {module.arch.kind!r}"
                                                           if hasattr(module, "arch") else ""))
 
@@ -112,7 +108,7 @@ def prune(module: nn.Module, rate: float, on: str = "both", scope: str = "global
 
     Parameters
     ----------
-    module : MaskedRecurrentNet, PackedPopulation or LayeredRecurrentNet
+    module : MaskedRecurrentNet, PackedPopulation, LayeredRecurrentNet or PackedLayered
         Dense recurrent models.
     rate : float
         Fraction in [0, 1] of the existing selected connections to remove.
@@ -158,13 +154,11 @@ def network_topology(module: nn.Module, p: int = 0) -> Topology:
         g = module.arch.gates
         order = module.order.numpy()
         edges = []
-        for li, cell in enumerate(module.cells):
-            if li == 0:
-                continue
-            lo = module.offsets[li]
-            w = (cell.w_ih.detach() * cell.mask_ih.repeat(g, 1)).view(g, -1, cell.mask_ih.shape[1])
-            dst, src = torch.nonzero(w.abs().sum(0) > 0, as_tuple=True)
-            edges.append(np.stack([order[src.numpy()], order[dst.numpy() + lo]], axis=1))
+        for li in range(1, len(module.w_ih)):
+            mask = getattr(module, f"mask_ih{li}")
+            w = (module.w_ih[li].detach().view(g, *mask.shape) * mask).abs().sum(0)
+            dst, src = torch.nonzero(w > 0, as_tuple=True)
+            edges.append(np.stack([order[src.numpy()], order[dst.numpy() + module.offsets[li]]], axis=1))
         e = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
         n = module.wiring.n_neurons
     else:

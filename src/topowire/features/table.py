@@ -1,4 +1,4 @@
-"""Feature tables: every requested feature of every topology, in parallel."""
+"""Feature tables: every requested feature of every topology (graph features in parallel)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from topowire import checks
+from topowire.errors import ParameterError
 from topowire.features.context import GraphContext
-from topowire.features.registry import REGISTRY, resolve_names
+from topowire.features.registry import MODEL_REGISTRY, REGISTRY, model_feature_group, resolve_names
 from topowire.topology.topology import Topology
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,6 +70,9 @@ def feature_table(
     *,
     n_jobs: int | None = 1,
     progress: Callable[[int, int], None] | None = None,
+    arch=None,
+    task=None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """A DataFrame of features, one row per topology, indexed by topology id.
 
@@ -77,23 +81,50 @@ def feature_table(
     population : iterable of Topology
         A :class:`~topowire.topology.Population` or any topologies.
     names : sequence of str, str or None
-        Feature and group names; None for every registered feature.
+        Feature and group names, graph or model (``params``, ``dynamics``); None for every
+        graph feature.
     n_jobs : int, default 1
         Worker processes; -1 uses every core (joblib convention). Small inputs run in
         this process whatever the value.
     progress : callable, optional
         ``progress(done, total)`` as rows are computed.
+    arch : Arch, optional
+        The network a model feature is measured on (required for model features).
+    task : Task, optional
+        The task whose inputs drive the model (required for ``dynamics``).
+    seed : int, default 0
+        The training seed: model features describe each topology's replicate 0 under it.
 
     Returns
     -------
     pandas.DataFrame
-        float64 columns in registry order; the index is named ``id``. Row order follows
-        the population (duplicated topologies keep their duplicated rows).
+        One column per name, in the order given (registry order within a group); the index
+        is named ``id``. Row order follows the population (duplicated topologies keep their
+        duplicated rows).
     """
-    import pandas as pd
 
     names = resolve_names(names)
     topologies = list(population)
+    groups = list(dict.fromkeys(g for g in map(model_feature_group, names) if g))
+    for g in groups:
+        need = "an arch and a task" if MODEL_REGISTRY[g].needs_task else "an arch"
+        if arch is None or (MODEL_REGISTRY[g].needs_task and task is None):
+            raise ParameterError(f"the {g} features are measured on the compiled model: they need {need}")
+    graph = _graph_table(topologies, [n for n in names if n in REGISTRY], n_jobs, progress)
+    unique = list({t.id: t for t in topologies}.values())
+    for g in groups:
+        table = MODEL_REGISTRY[g].table(unique, arch, task, seed, progress)
+        graph = graph.join(table[[n for n in table.columns if n in names]])
+    return graph[names]
+
+
+def _graph_table(topologies: list[Topology], names: list[str], n_jobs, progress) -> pd.DataFrame:
+    import pandas as pd
+
+    index = pd.Index([t.id for t in topologies], name="id")
+    if not names:
+        return pd.DataFrame(index=index)
+
     items = [(t.n, t.edges) for t in topologies]
     jobs = min(_jobs(n_jobs), max(1, len(items) // _MIN_PARALLEL))
     n_chunks = max(1, min(len(items), jobs * 16))
@@ -117,5 +148,4 @@ def feature_table(
         if executor is not None:
             executor.shutdown(cancel_futures=True)
     data = np.concatenate(results) if results else np.zeros((0, len(names)))
-    index = pd.Index([t.id for t in topologies], name="id")
     return pd.DataFrame(data, index=index, columns=names)

@@ -1,0 +1,5 @@
+import sys
+
+from topowire.cli import main
+
+sys.exit(main())

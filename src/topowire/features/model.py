@@ -1,0 +1,53 @@
+"""The model feature groups (registered on import): ``params`` and ``dynamics``.
+
+Both describe the network the trainer builds for a topology's replicate 0 under the
+training seed (:func:`~topowire.seeds.init_seed`), so they belong to the model that was
+trained, and both need the arch; ``dynamics`` also needs the task, whose sequences drive it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from topowire.features.registry import ModelGroup, register_model_group
+from topowire.topology.topology import Topology
+
+__all__ = ["params_table"]
+
+
+def params_table(topologies: Sequence[Topology], arch, task=None, seed: int = 0, progress=None) -> pd.DataFrame:
+    """``params``: the effective parameter count (mask non-zeros) of every topology's model."""
+    from topowire.compiler import compile
+    from topowire.compiler.compile import as_wiring
+    from topowire.compiler.init import parameter_counts
+    from topowire.seeds import init_seed
+
+    def count(t: Topology) -> int:
+        s = init_seed(seed, t.id, 0)
+        if arch.kind == "layered":  # its counts depend on the layer widths of the built model
+            return compile(t, arch, seed=s).parameter_counts()["total"]
+        return parameter_counts(as_wiring(t, arch, s), arch)["total"]
+
+    out = []
+    for i, t in enumerate(topologies):
+        out.append(count(t))
+        if progress is not None and (i + 1) % 64 == 0:
+            progress(i + 1, len(topologies))
+    return pd.DataFrame({"params": out}, index=pd.Index([t.id for t in topologies], name="id"))
+
+
+def _dynamics_table(topologies, arch, task, seed: int = 0, progress=None) -> pd.DataFrame:
+    from topowire.dynamics.features import dynamics_table
+
+    return dynamics_table(topologies, arch, task, seed=seed, progress=progress)
+
+
+register_model_group(ModelGroup("params", {"params": "effective parameters of the compiled model (mask non-zeros)"},
+                                params_table))
+register_model_group(ModelGroup("dynamics", {
+    "dyn_max_lyapunov": "maximal Lyapunov exponent at initialisation along task sequences (nats per step)",
+    "dyn_spectral_radius": "largest |eigenvalue| of the masked W_hh at initialisation (largest gate block)",
+    "dyn_spectral_norm": "largest singular value of the masked W_hh at initialisation (largest gate block)",
+}, _dynamics_table, needs_task=True))
