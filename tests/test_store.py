@@ -14,6 +14,7 @@ import pytest
 from topowire.cli import main
 from topowire.compiler import Arch
 from topowire.data import make_task
+from topowire.errors import ParameterError
 from topowire.store import SCHEMA_VERSION, Store, StoreError
 from topowire.topology import Population, ba_graph, write_population, ws_graph
 from topowire.train import TrainConfig, train_population
@@ -193,3 +194,78 @@ def test_train_bad_input(argv, message, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not files["db"].exists() and not files["out"].exists()
     assert files["newer"].read_bytes() == newer_bytes
+
+
+def _results(db):
+    con = sqlite3.connect(db)
+    frame = pd.read_sql_query("SELECT topology_id, replicate, test_acc, test_loss, curves FROM results "
+                              "ORDER BY topology_id, replicate", con)
+    claims = con.execute("SELECT count(*) FROM claims").fetchone()[0]
+    con.close()
+    return frame, claims
+
+
+@pytest.mark.parametrize("n_procs", [2, 3])
+def test_concurrent_train_processes_share_one_store(tmp_path, n_procs):
+    pop = tmp_path / "p.jsonl"
+    write_population(Population(tuple(GRAPHS)), pop)
+    alone = tmp_path / "alone.db"
+    assert subprocess.run(_train_cmd(pop, alone), capture_output=True, timeout=300).returncode == 0
+    db = tmp_path / "shared.db"
+    procs = [subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(n_procs)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):  # every process exits 0 and sees the whole run
+        assert p.returncode == 0, err
+        assert f"{len(GRAPHS)} models in run" in out
+    shared, claims = _results(db)
+    reference, _ = _results(alone)
+    assert claims == 0 and len(shared) == len(GRAPHS)  # one row per model: none trained twice
+    pd.testing.assert_frame_equal(shared, reference)
+
+
+def test_a_killed_process_claims_are_taken_over(tmp_path):
+    pop = tmp_path / "p.jsonl"
+    write_population(Population(tuple(GRAPHS)), pop)
+    db = tmp_path / "runs.db"
+    proc = subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it while it holds a claim on a pack it is training
+        try:
+            con = sqlite3.connect(db, timeout=30)
+            held = con.execute("SELECT count(*) FROM claims").fetchone()[0]
+            con.close()
+        except sqlite3.OperationalError:
+            held = 0
+        if held:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    final, claims = _results(db)
+    assert claims == 0 and len(final) == len(GRAPHS)
+
+
+def test_claims_expire_by_heartbeat_and_live_ones_are_respected(tmp_path, monkeypatch):
+    task = make_task("reber", n_train=64, n_test=32, seed=0)
+    config = TrainConfig(epochs=1, chunk_size=1)
+    with Store(tmp_path / "r.db") as store:
+        from topowire.train.trainer import prepare_arch, run_id
+
+        arch = prepare_arch(ARCH, task, config)
+        rid = run_id(arch, task, config)
+        store.ensure_run(rid, arch, task.name, config, GRAPHS[:2])
+        other = "another-host/1/abcd"  # a process elsewhere: only its heartbeat tells if it lives
+        store.conn.execute("INSERT INTO claims VALUES (?, ?, 0, ?, ?)", (rid, GRAPHS[0].id, other, time.time()))
+        seen = []
+        store.claim(rid, lambda taken: seen.append(set(taken)) or [])
+        assert seen[-1] == {(GRAPHS[0].id, 0)}  # live: not ours to take
+        monkeypatch.setenv("TOPOWIRE_CLAIM_TTL", "5")
+        store.conn.execute("UPDATE claims SET heartbeat = ?", (time.time() - 6,))
+        store.claim(rid, lambda taken: seen.append(set(taken)) or [])
+        assert seen[-1] == set()  # expired: free again
+        monkeypatch.setenv("TOPOWIRE_CLAIM_TTL", "soon")
+        with pytest.raises(ParameterError, match="TOPOWIRE_CLAIM_TTL must be"):
+            store.claim(rid, lambda taken: [])

@@ -2,25 +2,38 @@
 
 Tables: ``meta`` (schema version), ``topologies`` (one row per graph), ``runs`` (one row
 per run id: arch, task, training config), ``results`` (one row per (run, topology,
-replicate): status, metrics, curves, parameters, seconds). The results of a pack are
-written in one transaction, so a run killed at any moment leaves whole packs; started
-again, it skips what is done.
+replicate): status, metrics, curves, parameters, seconds), ``claims`` (the models a
+process is training now: owner and heartbeat). The results of a pack are written in one
+transaction, so a run killed at any moment leaves whole packs; started again, it skips
+what is done.
+
+Many processes may train one run on one store at once: each claims a pack's models in
+an IMMEDIATE transaction before training them (:meth:`Store.claim`), keeps its claims
+alive with a heartbeat, and releases them with the results. A claim whose heartbeat is
+older than its time-to-live (or whose owner process is gone, on this host) is free again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import sqlite3
+import threading
+import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from topowire.errors import FileFormatError, TopowireError
 
-__all__ = ["Store", "SCHEMA_VERSION", "StoreError"]
+__all__ = ["Store", "SCHEMA_VERSION", "StoreError", "claim_ttl"]
 
 SCHEMA_VERSION = 1
+#: Seconds after its last heartbeat that a claim expires (``TOPOWIRE_CLAIM_TTL``).
+CLAIM_TTL = 120.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,7 +49,38 @@ CREATE TABLE IF NOT EXISTS results (
     train_loss REAL, test_loss REAL, test_acc REAL, diverged_epoch INTEGER,
     params INTEGER NOT NULL, params_graph INTEGER NOT NULL, seconds REAL NOT NULL, curves TEXT NOT NULL,
     UNIQUE (run_id, topology_id, replicate));
+CREATE TABLE IF NOT EXISTS claims (
+    run_id TEXT NOT NULL, topology_id TEXT NOT NULL, replicate INTEGER NOT NULL,
+    owner TEXT NOT NULL, heartbeat REAL NOT NULL, PRIMARY KEY (run_id, topology_id, replicate));
 """
+
+
+def claim_ttl() -> float:
+    """The claim time-to-live in seconds: ``TOPOWIRE_CLAIM_TTL`` or :data:`CLAIM_TTL`."""
+    from topowire import checks
+
+    raw = os.environ.get("TOPOWIRE_CLAIM_TTL")
+    if raw is None:
+        return CLAIM_TTL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    return checks.number("TOPOWIRE_CLAIM_TTL", value, 0, lo_open=True)
+
+
+def _owner_alive(owner: str) -> bool:
+    """False only when the owner ran on this host and its process is gone."""
+    host, _, rest = owner.partition("/")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(rest.split("/")[0]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 class StoreError(TopowireError):
@@ -78,6 +122,7 @@ class Store:
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use database {str(self.path)!r}: {exc}") from None
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
     def _version(self) -> int | None:
         try:
@@ -125,10 +170,60 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
 
-    def write_results(self, run_id: str, rows: list[dict[str, Any]]) -> None:
-        """Insert one pack's results in one transaction."""
+    def claim(self, run_id: str, pick) -> list | None:
+        """Claim models of a run for this store's owner, in one IMMEDIATE transaction.
+
+        ``pick(taken)`` receives the (topology id, replicate) pairs that are done or held by
+        a live claim of another owner, and returns the models to claim (pairs) -- or an
+        empty list. Expired claims (heartbeat older than :func:`claim_ttl`, or a dead owner
+        on this host) are dropped first. Returns what ``pick`` returned.
+        """
+        now, ttl = time.time(), claim_ttl()
         try:
             with self._tx():
+                claims = self.conn.execute("SELECT topology_id, replicate, owner, heartbeat FROM claims "
+                                           "WHERE run_id = ?", (run_id,)).fetchall()
+                stale = [(t, r) for t, r, o, h in claims
+                         if o != self.owner and (now - h > ttl or not _owner_alive(o))]
+                self.conn.executemany("DELETE FROM claims WHERE run_id = ? AND topology_id = ? AND replicate = ?",
+                                      [(run_id, t, r) for t, r in stale])
+                taken = self.done(run_id) | ({(t, r) for t, r, o, _ in claims if o != self.owner} - set(stale))
+                chosen = pick(taken)
+                self.conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+                                      [(run_id, t, r, self.owner, now) for t, r in chosen])
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
+        return chosen
+
+    @contextlib.contextmanager
+    def heartbeat(self):
+        """Keep this owner's claims alive (a thread with its own connection) while inside."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            try:
+                while not stop.wait(claim_ttl() / 4):
+                    conn.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=beat, name="topowire-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+
+    def write_results(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Insert one pack's results and release their claims, in one transaction."""
+        try:
+            with self._tx():
+                self.conn.executemany("DELETE FROM claims WHERE run_id = ? AND topology_id = ? AND replicate = ?",
+                                      [(run_id, r["topology_id"], r["replicate"]) for r in rows])
                 self.conn.executemany(
                     "INSERT INTO results (run_id, topology_id, replicate, init_seed, status, train_loss, test_loss,"
                     " test_acc, diverged_epoch, params, params_graph, seconds, curves)"

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,8 +83,9 @@ class PackJob:
 
 
 def model_specs(topologies: Sequence[Topology], config: TrainConfig) -> list[ModelSpec]:
-    """Every (topology, replicate) of a population with its seed."""
-    return [ModelSpec(t, r, init_seed(config.seed, t.id, r)) for t in topologies for r in range(config.replicates)]
+    """Every (topology, replicate) of a population with its seed (a repeated topology once)."""
+    unique = {t.id: t for t in topologies}.values()
+    return [ModelSpec(t, r, init_seed(config.seed, t.id, r)) for t in unique for r in range(config.replicates)]
 
 
 def _task_hash(task: Task) -> str:
@@ -298,10 +299,45 @@ def pack_jobs(topologies: Sequence[Topology], arch: Arch, task: Task, config: Tr
               done: set[tuple[str, int]] = frozenset()) -> list[PackJob]:
     """The population as pack jobs: every (topology, replicate) not in ``done``, sorted by
     width and cut into packs (see ``_chunks``)."""
-    specs = [s for s in model_specs(topologies, config) if (s.topology.id, s.replicate) not in done]
-    specs.sort(key=lambda s: s.topology.n)
+    return pack_jobs_of([s for s in model_specs(topologies, config) if (s.topology.id, s.replicate) not in done],
+                        arch, task, config)
+
+
+def pack_jobs_of(specs: Sequence[ModelSpec], arch: Arch, task: Task, config: TrainConfig) -> list[PackJob]:
+    """Models cut into pack jobs: sorted by width, in packs that fit the memory budget."""
+    specs = sorted(specs, key=lambda s: s.topology.n)
     steps = task.x_train.shape[1] if task.sequence else 1
     return [PackJob(tuple(chunk), arch, config) for chunk in _chunks(specs, arch, config, steps)]
+
+
+#: Seconds between looks at the store while other processes hold the last models of a run.
+POLL_SECONDS = 0.5
+
+
+def _claimed_jobs(store, rid: str, topologies: Sequence[Topology], arch: Arch, task: Task,
+                  config: TrainConfig) -> Iterator[PackJob]:
+    """Pack jobs claimed in the store one at a time, until every model of the run is done.
+
+    Each job is the first pack of what is neither done nor claimed by a live owner; when
+    other processes hold all that is left, wait for their results -- or for their claims
+    to expire, and take those models over.
+    """
+    specs = model_specs(topologies, config)
+    total = len(specs)
+    while True:
+        job: list[PackJob] = []
+
+        def pick(taken: set[tuple[str, int]]) -> list[tuple[str, int]]:
+            free = [s for s in specs if (s.topology.id, s.replicate) not in taken]
+            job[:] = pack_jobs_of(free, arch, task, config)[:1]
+            return [(s.topology.id, s.replicate) for s in job[0].specs] if job else []
+
+        if store.claim(rid, pick):
+            yield job[0]
+        elif len(store.done(rid)) >= total:
+            return
+        else:
+            time.sleep(POLL_SECONDS)
 
 
 def train_population(
@@ -319,7 +355,10 @@ def train_population(
 
     The population becomes a list of :class:`PackJob` (one pack each), handed to an
     executor that yields each pack's rows as it finishes; the store (written here, by the
-    driver alone) commits them pack by pack.
+    driver alone) commits them pack by pack. With a store, packs are claimed there one at
+    a time before they run, so any number of processes can train one run together: none
+    trains a model twice, each returns when the whole run is done, and the models of a
+    process that died are taken over once its claims expire.
 
     Parameters
     ----------
@@ -353,23 +392,27 @@ def train_population(
     arch = prepare_arch(arch, task, config)
     topologies = list(topologies)
     rid = run_id(arch, task, config)
-    done: set[tuple[str, int]] = set()
-    if store is not None:
+    total = len({t.id for t in topologies}) * config.replicates
+    if store is None:
+        jobs: Iterable[PackJob] = pack_jobs(topologies, arch, task, config)
+        finished = 0
+    else:
         store.ensure_run(rid, arch, task.name, config, topologies)
-        done = store.done(rid)
-    jobs = pack_jobs(topologies, arch, task, config, done)
-    total = len(topologies) * config.replicates
-    finished = total - sum(len(j.specs) for j in jobs)
+        jobs = _claimed_jobs(store, rid, topologies, arch, task, config)
+        finished = len(store.done(rid))
     if progress is not None:
         progress(finished, total)
     rows: list[dict[str, Any]] = []
-    for _job, job_rows in get_executor(executor).map(jobs, task):
-        if store is not None:
-            store.write_results(rid, job_rows)
-        rows.extend(job_rows)
-        finished += len(job_rows)
-        if progress is not None:
-            progress(finished, total)
+    with store.heartbeat() if store is not None else contextlib.nullcontext():
+        for _job, job_rows in get_executor(executor).map(jobs, task):
+            if store is not None:
+                store.write_results(rid, job_rows)
+                finished = len(store.done(rid))
+            else:
+                finished += len(job_rows)
+            rows.extend(job_rows)
+            if progress is not None:
+                progress(finished, total)
     if store is not None:
         return store.results(rid)
     frame = pd.DataFrame(rows)
