@@ -1,12 +1,17 @@
 """Atomic file output: write to a temporary name beside the target, then rename.
 
 A failure while writing (an exception, a crash, a full disk) leaves no half-written file
-under the target name: either the old content or the complete new content is there.
+under the target name: either the old content or the complete new content is there. The
+temporary name carries the writer's process id, so temporaries of a process that was
+killed are removed by the next write beside them. Files and folders get the modes of any
+new file (``0o666`` / ``0o777`` less the umask), and errors name the target, never the
+temporary.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -14,7 +19,60 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_table_path", "read_table", "write_table"]
+__all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_table_path", "read_table",
+           "write_table"]
+
+
+def check_output(output: str | os.PathLike[str] | None, *inputs: str | os.PathLike[str] | None) -> None:
+    """Refuse an output path that is (through links, ``./`` or relative parts) one of the inputs.
+
+    Raises
+    ------
+    ParameterError
+        Naming the output and the input it would overwrite.
+    """
+    from topowire.errors import ParameterError
+
+    if output is None:
+        return
+    out = Path(output)
+    for given in inputs:
+        if given is None:
+            continue
+        src = Path(given)
+        same = out.exists() and src.exists() and os.path.samefile(out, src)
+        if same or out.resolve() == src.resolve():
+            raise ParameterError(f"output {str(out)!r} is also an input ({str(src)!r}): it would be overwritten; "
+                                 "choose another output path")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _clear_stale(target: Path) -> None:
+    """Remove temporaries beside ``target`` left by processes that no longer run."""
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.pid*.*"):
+        pid = tmp.name[len(target.name) + 5:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _naming(target: Path, exc: OSError) -> OSError:
+    """The same error, naming the target instead of a temporary."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(target))
 
 
 @contextlib.contextmanager
@@ -33,15 +91,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         caller writes the complete content there.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.pid{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _naming(target, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (str(tmp_path), tmp):
+            raise _naming(target, exc) from None
         raise
 
 
@@ -75,10 +140,15 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` on success, and is
     removed on any failure (nothing half-written is left under either name)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.pid{os.getpid()}.", dir=target.parent))
+    except OSError as exc:
+        raise _naming(target, exc) from None
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -159,14 +159,19 @@ def _cv_meta(cv) -> dict[str, Any]:
             "importances": cv.importances.to_dict(orient="records")}
 
 
-def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None, *, group: str | None = "family",
+def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None, *, group: str | None = None,
               seed: int = 0, n_estimators: int = 300):
     """Cross-validate and fit a forest on any table; returns ``(cv, predictor)``.
 
     ``columns`` names the features (default: every numeric column but the target, the
-    group and ids).
+    group and ids). ``group`` names the column of the leave-one-group-out scheme (it must
+    exist); None uses ``family`` when the table has one.
     """
     from topowire.predict import cross_validate, fit_predictor
+
+    if group is not None and group not in table.columns:
+        raise ParameterError(f"group column {group!r} is not in the table (its columns: {', '.join(map(str, table))})")
+    group = group if group is not None else ("family" if "family" in table.columns else None)
 
     names = list(columns) if columns else [c for c in table.columns if c not in (target, group, "id", "topology_id")
                                            and table[c].dtype.kind in "biuf"]

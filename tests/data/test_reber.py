@@ -43,13 +43,15 @@ def test_every_positive_accepted_every_negative_rejected():
     assert not set(split.train) & set(split.test)
 
 
-def test_embedded_negatives_include_long_range_violations():
-    split = make_embedded_reber(300, 100, seed=2)
-    for s, label in zip(split.test, split.test_y):
+@pytest.mark.parametrize("which", ["train", "test"])
+def test_embedded_negatives_include_long_range_violations(which):
+    split = make_embedded_reber(300, 300, seed=2)
+    strings, labels = (split.train, split.train_y) if which == "train" else (split.test, split.test_y)
+    for s, label in zip(strings, labels):
         assert bool(EMBEDDED.match(s)) == bool(label) == accepts_embedded(s), s
-    negatives = [s for s, y in zip(split.test, split.test_y) if not y]
+    negatives = [s for s, y in zip(strings, labels) if not y]
     long_range = [s for s in negatives if accepts(s[2:-2]) and s[1] in "TP" and s[-2] in "TP" and s[1] != s[-2]]
-    assert len(long_range) >= len(negatives) // 3
+    assert len(negatives) // 3 <= len(long_range) <= 2 * len(negatives) // 3  # the same mix in both splits
     assert not set(split.train) & set(split.test)
 
 

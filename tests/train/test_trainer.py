@@ -175,3 +175,18 @@ def test_any_executor_gives_the_local_results(reber_small):
     np.testing.assert_allclose(a["test_acc"], b["test_acc"], rtol=0, atol=1e-6)
     with pytest.raises(ParameterError, match="unknown executor 'slurm'"):
         train_population(GRAPHS[:2], ARCH, reber_small, config, executor="slurm")
+
+
+def test_a_random_dag_model_is_rebuilt_by_compile_with_its_init_seed():
+    from topowire.compiler import compile
+    from topowire.train import train_module
+    from topowire.train.trainer import prepare_arch
+
+    task = make_task("reber", n_train=64, n_test=32, seed=0)
+    config = TrainConfig(epochs=1, batch_size=32, seed=3)
+    graph = er_graph(12, 0.3, seed=9)
+    arch = prepare_arch(Arch("gru", orientation="random-dag"), task, config)
+    row = train_population([graph], arch, task, config).iloc[0]
+    alone = train_module(compile(graph, arch, seed=int(row["init_seed"])), task, config)
+    assert alone["test_acc"] == pytest.approx(row["test_acc"], abs=1e-6)
+    assert alone["train_loss"] == pytest.approx(row["train_loss"], rel=1e-5)

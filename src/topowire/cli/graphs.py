@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from topowire._io import check_output
 from topowire.cli._app import _choice, _path, app
 from topowire.console import console, print_frame, progress
 from topowire.errors import ParameterError
@@ -25,6 +26,7 @@ from topowire.topology.generators import FAMILIES
 @click.option("--sizes", help="MLP layer widths, e.g. 4,8,2.")
 def generate(recipe, output, seed, family, count, n, k, p, m, d, directed, sizes) -> None:
     """Sample a population of random graphs from a recipe (or one family) into JSONL."""
+    check_output(output, recipe)
     from topowire.topology import family_recipe, load_recipe, sample_population, write_population
 
     if (recipe is None) == (family is None):
@@ -46,6 +48,7 @@ def generate(recipe, output, seed, family, count, n, k, p, m, d, directed, sizes
 @click.option("--list", "list_", is_flag=True, help="Print the feature registry and exit.")
 def features(population, output, names, jobs, list_) -> None:
     """Compute the graph features of every topology into a table."""
+    check_output(output, population)
     from topowire._io import check_table_path, write_table
     from topowire.features import feature_table, list_features, resolve_names
     from topowire.topology import read_population
@@ -69,6 +72,8 @@ def features(population, output, names, jobs, list_) -> None:
 @click.option("--png", type=_path, help="Draw the topology (the first, or --id) to a PNG.")
 def show(population, id_, png) -> None:
     """Summarise a population; optionally draw one of its graphs."""
+    if png is not None:
+        check_output(png, population)
     from topowire.topology import read_population
 
     pop = read_population(population)
@@ -91,6 +96,7 @@ def show(population, id_, png) -> None:
 @click.option("--directed/--undirected", default=None, help="Direction of header-less edge lists.")
 def convert(inputs, output, id_, directed) -> None:
     """Convert graph files into a population, or one topology of a population into a graph file."""
+    check_output(output, *inputs)
     from topowire.topology import convert_graphs
 
     console.print(f"wrote {convert_graphs(inputs, output, id_=id_, directed=directed)} to {output}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from topowire._io import check_output
 from topowire.cli._app import _ARCH, _TRAIN, _arch_options, _choice, _default, _given, _path, _train_options, app
 from topowire.compiler.arch import RESIDUALS, Arch
 from topowire.compiler.functional import ACTIVATIONS
 from topowire.console import console, progress
 from topowire.dynamics.prune import ON, SCOPES
-from topowire.train.config import OPTIMIZERS, TrainConfig
+from topowire.train.config import OPTIMIZERS, TrainConfig, check_device
 from topowire.train.executors import EXECUTORS
 
 
@@ -24,6 +25,7 @@ from topowire.train.executors import EXECUTORS
 @click.option("-o", "--output", type=_path, required=True, help="New directory for the models and index.csv.")
 def compile_(population, seed, output, **o):
     """Compile every topology of a population into a saved model (safetensors + spec)."""
+    check_output(output, population)
     from topowire.compiler.export import save_models
     from topowire.topology import read_population
 
@@ -39,6 +41,7 @@ def compile_(population, seed, output, **o):
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Batch size.")
 def export_(model, fmt, output, seq_len, batch):
     """Export a saved model to ONNX or TorchScript (fixed input shape)."""
+    check_output(output, model)
     from topowire.compiler.export import export_onnx, export_torchscript, load
 
     (export_onnx if fmt == "onnx" else export_torchscript)(load(model), output, batch=batch, seq_len=seq_len)
@@ -67,6 +70,7 @@ def export_(model, fmt, output, seq_len, batch):
 @click.option("--gamma", type=float, **_default("gamma", "wcrnn: coupling strength.", _ARCH))
 def train(population, task, n_train, n_test, db, executor, data_dir, thesis_csv, **o) -> None:
     """Train every topology of a population (packed), storing results in a resumable database."""
+    check_output(db, population, data_dir, thesis_csv)
     from topowire.data import make_task
     from topowire.store import Store
     from topowire.topology import read_population
@@ -74,6 +78,7 @@ def train(population, task, n_train, n_test, db, executor, data_dir, thesis_csv,
 
     arch = _given(Arch, o)
     config = _given(TrainConfig, o, clip=None if o["clip"] is None else o["clip"] or None)
+    check_device(config.device)
     pop = list(read_population(population))
     data = make_task(task, seed=config.seed, n_train=n_train, n_test=n_test, data_dir=data_dir, thesis_csv=thesis_csv)
     with Store(db) as store, progress() as update:
@@ -95,6 +100,9 @@ def train(population, task, n_train, n_test, db, executor, data_dir, thesis_csv,
 @click.option("-o", "--output", type=_path, required=True, help="Pruned model (.safetensors).")
 def prune(model, output, rate, on, scope, retrain, **o):
     """Magnitude-prune a trained model (biases and readout kept), optionally retrain with the masks fixed."""
+    check_output(output, model, o["topology_out"])
+    if o["topology_out"] is not None:
+        check_output(o["topology_out"], model, output)
     from topowire.dynamics.prune import prune_model
 
     report = prune_model(model, output, rate=rate, on=on, scope=scope, retrain=retrain, **o)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from topowire._io import check_output
 from topowire.cli._app import _TRAIN_FIELDS, _arch_options, _choice, _default, _given, _path, _train_options, app
 from topowire.compiler.arch import Arch
 from topowire.console import console, print_scores, print_summary, progress
@@ -19,6 +20,7 @@ from topowire.train.executors import EXECUTORS
 @click.option("--run", "run_id", help="Only this run id.")
 def results(db, output, run_id) -> None:
     """Export trained models' results as a flat table (one row per model)."""
+    check_output(output, db)
     from topowire.store import open_existing
 
     with open_existing(db) as store:
@@ -32,7 +34,7 @@ def results(db, output, run_id) -> None:
 @click.option("--table", "table_path", type=_path, help="Fit from any table of features and a target instead.")
 @click.option("--target", default="test_acc", show_default=True, help="Column to predict (with --table).")
 @click.option("--columns", help="Comma-separated feature columns (with --table; default: every numeric column).")
-@click.option("--group", default="family", show_default=True, help="Column for leave-one-group-out CV.")
+@click.option("--group", help="Column for leave-one-group-out CV (default: family, when the table has it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds and the forest.")
 @click.option("--trees", type=click.IntRange(1), default=300, show_default=True, help="Trees in the forest.")
 @click.option("--dynamics", is_flag=True, help="With --db: add the dynamics features at init (max Lyapunov "
@@ -40,6 +42,7 @@ def results(db, output, run_id) -> None:
 @click.option("-o", "--output", type=_path, required=True, help="Predictor file (.skops; metadata in .skops.json).")
 def fit(db, run_id, features_path, table_path, target, columns, group, seed, trees, dynamics, output) -> None:
     """Fit a random-forest predictor of trained performance, cross-validated beside baselines."""
+    check_output(output, db, features_path, table_path)
     from topowire._io import read_table
     from topowire.pipeline import fit_study, fit_table, load_study
     from topowire.predict import save_predictor
@@ -68,6 +71,7 @@ def fit(db, run_id, features_path, table_path, target, columns, group, seed, tre
 @click.option("-o", "--output", type=_path, required=True, help="Predictions table (.csv or .parquet).")
 def predict(predictor_path, source, output) -> None:
     """Predict trained performance of a population (JSONL) or a feature table, without training."""
+    check_output(output, predictor_path, source)
     from topowire._io import write_table
     from topowire.pipeline import predict_population
     from topowire.predict import load_predictor
@@ -85,6 +89,7 @@ def predict(predictor_path, source, output) -> None:
 @click.option("-o", "--output", type=_path, required=True, help="Report folder (index.html + figures).")
 def report(db, run_id, seed, trees, output) -> None:
     """Write the HTML report of a training run."""
+    check_output(output, db)
     from topowire.pipeline import load_study, report_study
 
     console.print(f"wrote {report_study(load_study(db, run_id), output, seed=seed, n_estimators=trees)}")
@@ -103,6 +108,7 @@ def run(recipe, task, n_train, n_test, trees, executor, output, **o) -> None:
 
     RECIPE defaults to the embedded quick study (graphs/quick.toml). Running again resumes.
     """
+    check_output(output, recipe)
     from topowire.pipeline import StudyConfig, default_recipe, run_study
     from topowire.topology import load_recipe
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from topowire.compiler.arch import Arch
+from topowire.compiler.functional import GATES
 from topowire.compiler.modules import IterativeNet, MaskedRecurrentNet
 from topowire.compiler.wiring import Wiring, wire
 from topowire.topology.topology import Topology
@@ -49,9 +50,23 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
     elif arch_fields:
         arch = arch.replace(**arch_fields)
     wiring = as_wiring(source, arch, seed)
+    check_model_memory(wiring.n_neurons, wiring.n_edges, arch)
     if arch.kind == "layered":
         from topowire.compiler.layered import LayeredRecurrentNet
 
         return LayeredRecurrentNet(wiring, arch, seed)
     cls = MaskedRecurrentNet if arch.masked_cell else IterativeNet
     return cls(wiring, arch, seed)
+
+
+def check_model_memory(n_neurons: int, n_edges: int, arch: Arch) -> None:
+    """Refuse a model whose tensors would exceed the memory limit, before building it.
+
+    Dense: the masked weights, mask and initial draw are ~(gates + 2) float32 N x N
+    matrices; sparse backends hold ~3 floats per edge and gate.
+    """
+    from topowire import limits
+
+    gates = GATES[arch.cell] if arch.kind == "layered" else arch.gates
+    per_entry = n_neurons * n_neurons if arch.backend in ("dense", "auto") else n_edges
+    limits.check_memory(4.0 * per_entry * (gates + 2), f"a {arch.kind} model of {n_neurons:,} neurons")

@@ -109,6 +109,24 @@ def _renamed(m: re.Match) -> str:
     return f"{name}{li}" if name.startswith("mask") else f"{name}.{li}"
 
 
+def _check_spec_against_tensors(spec: dict[str, Any], path: Path) -> None:
+    """The spec's network size must be the one its tensors have (read from the header, before
+    anything is built): a spec edited to a larger model is refused, not allocated."""
+    from safetensors import safe_open
+
+    if spec.get("module") != "compiled":
+        return
+    try:
+        n = int(spec["wiring"]["n_neurons"])
+        with safe_open(str(path), framework="pt") as f:
+            shape = f.get_slice("readout").get_shape() if "readout" in f.keys() else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"{path}: the spec cannot rebuild a model: {exc}") from None
+    if shape is None or len(shape) != 2 or shape[1] != n:
+        raise FileFormatError(f"{path}: the spec describes {n:,} neurons but the file's readout tensor has shape "
+                              f"{shape}: a spec and tensors that do not match")
+
+
 def _build(spec: dict[str, Any], path: Path) -> nn.Module:
     try:
         if spec.get("module") == "compiled":
@@ -143,6 +161,7 @@ def load(path: str | Path) -> nn.Module:
 
     path = Path(path)
     spec = read_spec(path)
+    _check_spec_against_tensors(spec, path)
     module = _build(spec, path)
     tensors = load_file(str(path))
     expected = module.state_dict()
@@ -169,6 +188,10 @@ def load(path: str | Path) -> nn.Module:
 def example_input(module: nn.Module, *, batch: int = 1, seq_len: int = 20) -> torch.Tensor:
     """A zero input of the module's shape: [batch, d_in] or [batch, seq_len, d_in]."""
     if isinstance(module, (MaskedRecurrentNet, LayeredRecurrentNet)):
+        from topowire import limits
+
+        width = module.arch.d_in + 4 * module.arch.gates * module.wiring.n_neurons  # input, gates and states
+        limits.check_memory(4.0 * batch * seq_len * width, f"an export trace of batch {batch} x seq_len {seq_len:,}")
         return torch.zeros(batch, seq_len, module.arch.d_in)
     if isinstance(module, IterativeNet):
         return torch.zeros(batch, module.arch.d_in)

@@ -171,7 +171,7 @@ def _classification(n_train: int, n_test: int, seed: int, draw, accept, long_ran
     order = rng.permutation(len(pos))
     pos_train = [pos[i] for i in order[: n_train // 2]]
     pos_test = [pos[i] for i in order[n_train // 2:]]
-    neg_train = _negatives(pos_train, rng, accept, set(pos))
+    neg_train = _negatives(pos_train, rng, accept, set(pos), long_range)  # both splits of one composition
     neg_test = _negatives(pos_test, rng, accept, set(pos) | set(neg_train), long_range)
 
     def mix(p, n):

@@ -58,9 +58,11 @@ def _worker_init() -> None:
 
 def _jobs(n_jobs: int | None) -> int:
     cpus = os.cpu_count() or 1
-    if n_jobs is None or n_jobs == 0:
+    if n_jobs is None:
         return 1
     n_jobs = checks.integer("n_jobs", n_jobs)
+    if n_jobs == 0:
+        raise ParameterError("n_jobs must be a count of processes (>= 1) or negative (-1: every core), got n_jobs = 0")
     return max(1, cpus + 1 + n_jobs) if n_jobs < 0 else n_jobs
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from topowire import checks
+from topowire import checks, limits
 from topowire.errors import ParameterError
 from topowire.seeds import SeedLike, resolve_seed
 from topowire.topology.topology import Topology
@@ -62,10 +62,11 @@ def er_graph(n: int, p: float, *, directed: bool = False, seed: SeedLike = None)
     .. [1] P. Erdős and A. Rényi, "On random graphs I", Publ. Math. Debrecen 6, 1959.
     .. [2] E. N. Gilbert, "Random graphs", Ann. Math. Stat. 30, 1959.
     """
-    n = checks.integer("n", n, 2)
+    n = limits.check("nodes", checks.integer("n", n, 2), "n")
     p = checks.number("p", p, 0.0, 1.0)
     directed = checks.boolean("directed", directed)
     s = resolve_seed(seed)
+    limits.check_memory(16 * n * (n - 1) / (1 if directed else 2), f"an ER graph of n = {n:,} (its candidate pairs)")
     u, v = _pairs(n, directed)
     keep = np.random.default_rng(s).random(u.shape[0]) < p
     edges = np.stack([u[keep], v[keep]], axis=1)
@@ -87,7 +88,7 @@ def gnm_graph(n: int, m: int, *, directed: bool = False, seed: SeedLike = None) 
     seed : int, Generator or None
         Random seed.
     """
-    n = checks.integer("n", n, 2)
+    n = limits.check("nodes", checks.integer("n", n, 2), "n")
     directed = checks.boolean("directed", directed)
     u, v = _pairs(n, directed)
     m = checks.integer("m", m, 0, u.shape[0], what=f" for n = {n} ({'directed' if directed else 'undirected'})")
@@ -99,7 +100,7 @@ def gnm_graph(n: int, m: int, *, directed: bool = False, seed: SeedLike = None) 
 
 
 def _check_lattice(n: int, k: int) -> tuple[int, int]:
-    n = checks.integer("n", n, 2)
+    n = limits.check("nodes", checks.integer("n", n, 2), "n")
     k = checks.integer("k", k)
     if k < 2 or k % 2 or k >= n:
         raise ParameterError(f"k must be even with 2 <= k < n, got k = {k}, n = {n}")
@@ -182,7 +183,7 @@ def ba_graph(n: int, m: int, *, seed: SeedLike = None) -> Topology:
     """
     import networkx as nx
 
-    n = checks.integer("n", n, 2)
+    n = limits.check("nodes", checks.integer("n", n, 2), "n")
     m = checks.integer("m", m, 1, n - 1, what=f" for n = {n}")
     s = resolve_seed(seed)
     g = nx.barabasi_albert_graph(n, int(m), seed=s)
@@ -225,7 +226,7 @@ def regular_graph(n: int, d: int, *, seed: SeedLike = None) -> Topology:
     """
     import networkx as nx
 
-    n = checks.integer("n", n, 2)
+    n = limits.check("nodes", checks.integer("n", n, 2), "n")
     d = checks.integer("d", d, 0, n - 1, what=f" for n = {n}")
     if (n * d) % 2:
         raise ParameterError(f"n * d must be even for a d-regular graph, got n = {n}, d = {d}")
@@ -244,7 +245,7 @@ def complete_graph(n: int, *, seed: SeedLike = None) -> Topology:
     seed : ignored
         Accepted for a uniform call form.
     """
-    n = checks.integer("n", n, 2)
+    n = limits.check("nodes", checks.integer("n", n, 2), "n")
     u, v = _pairs(n, False)
     return Topology(n, np.stack([u, v], axis=1), False, family="complete", params={"n": n},
                     seed=None if seed is None else resolve_seed(seed))

@@ -136,9 +136,10 @@ def write_population(population: Population, path: str | Path) -> None:
     """Write a population as JSONL: a header line, then one topology per line.
 
     The header is ``{"format": "topowire-population", "version": 1, "recipe": ...,
-    "seed": ...}``. The write is atomic.
+    "seed": ..., "count": ...}``; ``count`` lets a reader notice a file cut short. The
+    write is atomic.
     """
-    header = {"format": FORMAT, "version": VERSION, "seed": population.seed,
+    header = {"format": FORMAT, "version": VERSION, "seed": population.seed, "count": len(population.topologies),
               "recipe": population.recipe.to_dict() if population.recipe else None}
     with atomic_open(path) as fh:
         fh.write(_dumps(header) + "\n")
@@ -152,8 +153,9 @@ def read_population(path: str | Path) -> Population:
     Raises
     ------
     FileFormatError
-        Missing or empty file, a line that is not JSON, an unsupported header, or a
-        topology record with bad content (the line number is named).
+        Missing or empty file, bytes that are not UTF-8, a line that is not JSON, an
+        unsupported header, a topology record with bad content (the line number is
+        named), or fewer or more records than the header's ``count``.
     """
     path = Path(path)
     if not path.is_file():
@@ -161,8 +163,13 @@ def read_population(path: str | Path) -> Population:
     topologies: list[Topology] = []
     recipe: Recipe | None = None
     seed: int | None = None
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
+    count: int | None = None
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise FileFormatError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start} of the line)") from None
             if not line.strip():
                 continue
             try:
@@ -175,6 +182,7 @@ def read_population(path: str | Path) -> Population:
                 if lineno != 1 or topologies:
                     raise FileFormatError(f"{path}:{lineno}: header line must come first")
                 recipe, seed = _read_header(path, record)
+                count = record.get("count")
                 continue
             try:
                 topologies.append(Topology.from_dict(record))
@@ -182,6 +190,9 @@ def read_population(path: str | Path) -> Population:
                 raise FileFormatError(f"{path}:{lineno}: {exc}") from None
     if not topologies:
         raise FileFormatError(f"population file {str(path)!r} holds no topologies")
+    if count is not None and count != len(topologies):
+        raise FileFormatError(f"{path}: the header announces {count} topologies but the file holds "
+                              f"{len(topologies)} (cut short or appended to?)")
     return Population(tuple(topologies), recipe=recipe, seed=seed)
 
 

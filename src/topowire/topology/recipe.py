@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from topowire import checks
+from topowire import checks, limits
 from topowire.errors import FileFormatError, ParameterError
 from topowire.topology.generators import FAMILIES, check_parameter_names, generate
 
@@ -53,6 +53,19 @@ _BINOPS = {
 }
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _CALLS = {"min": min, "max": max, "round": round, "int": int}
+
+
+def _check_power(text: str, base: Any, exponent: Any) -> None:
+    """Refuse a power whose result would exceed 1e18 in magnitude (``9**9**9`` would hang)."""
+    import math
+
+    try:
+        big = abs(exponent) > 64 or (base not in (0, 1, -1) and abs(exponent) * math.log10(abs(base)) > 18)
+    except (TypeError, ValueError):
+        return  # a type error is reported by the operator itself
+    if big:
+        raise OverflowError(f"{base!r} ** {exponent!r} is too large (powers are limited to results below 1e18 "
+                            "and exponents up to 64)")
 
 
 def _check_expression(text: str) -> ast.Expression:
@@ -105,7 +118,10 @@ def evaluate_expression(text: str, env: Mapping[str, Any]) -> int | float:
                 )
             return env[node.id]
         if isinstance(node, ast.BinOp):
-            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow):
+                _check_power(text, left, right)
+            return _BINOPS[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp):
             return _UNARY[type(node.op)](ev(node.operand))
         if isinstance(node, ast.Call):
@@ -274,6 +290,7 @@ def parse_recipe(data: Mapping[str, Any]) -> Recipe:
         if not isinstance(fam, dict):
             raise ParameterError(f"family {i}: must be a table")
         families.append(_parse_family(i, fam))
+    limits.check("graphs", sum(f.count for f in families), "the recipe's count")
     return Recipe(tuple(families), name=name, seed=seed)
 
 

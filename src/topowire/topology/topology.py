@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from topowire import checks
+from topowire import checks, limits
 from topowire.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,7 +117,7 @@ class Topology:
     id: str = field(init=False)
 
     def __post_init__(self) -> None:
-        checks.integer("n", self.n, 1)
+        limits.check("nodes", checks.integer("n", self.n, 1), "n")
         edges = canonical_edges(int(self.n), self.edges, bool(self.directed))
         edges.flags.writeable = False
         object.__setattr__(self, "n", int(self.n))

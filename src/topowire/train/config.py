@@ -10,7 +10,7 @@ from typing import Any
 from topowire import checks
 from topowire.errors import ParameterError
 
-__all__ = ["TrainConfig", "OPTIMIZERS"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "check_device"]
 
 #: Optimizers of :class:`TrainConfig` (one independent optimizer per model of a pack).
 OPTIMIZERS = ("adam", "sgd")
@@ -113,3 +113,18 @@ class TrainConfig:
     @property
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.run_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_device(device: str) -> str:
+    """``device`` if this torch can use it, else one ParameterError saying why."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ParameterError(f"device {device!r} is not available: this torch ({torch.__version__}) sees no CUDA "
+                                 "GPU; use --device cpu")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ParameterError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} "
+                                 "CUDA device(s)")
+    return device

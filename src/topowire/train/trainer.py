@@ -28,7 +28,7 @@ from topowire.dynamics.stability import project_stable
 from topowire.errors import ParameterError
 from topowire.seeds import init_seed
 from topowire.topology.topology import Topology
-from topowire.train.config import TrainConfig
+from topowire.train.config import TrainConfig, check_device
 from topowire.train.executors import Executor, get_executor
 from topowire.train.losses import per_model_correct, per_model_loss, step_mask
 from topowire.train.optim import StackedAdam, StackedSGD, clip_per_model
@@ -387,6 +387,7 @@ def train_population(
     """
     import pandas as pd
 
+    check_device(config.device)
     if isinstance(task, str):
         task = make_task(task, seed=config.seed, **(task_options or {}))
     arch = prepare_arch(arch, task, config)
