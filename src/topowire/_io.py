@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_table_path", "read_table",
-           "write_table"]
+__all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_table_path", "process_alive",
+           "read_table", "write_table"]
 
 
 def check_output(output: str | os.PathLike[str] | None, *inputs: str | os.PathLike[str] | None) -> None:
@@ -52,15 +52,24 @@ def _umask() -> int:
     return mask
 
 
+_CLEARED: set[tuple[Path, str]] = set()
+
+
 def _clear_stale(target: Path) -> None:
-    """Remove temporaries beside ``target`` left by processes that no longer run."""
+    """Remove temporaries beside ``target`` left by processes that no longer run (once per
+    target and process: a folder of many files is not listed again for every write)."""
+    key = (target.parent.resolve(), target.name)
+    if key in _CLEARED:
+        return
+    _CLEARED.add(key)
     for tmp in target.parent.glob(f".{glob.escape(target.name)}.pid*.*"):
         pid = tmp.name[len(target.name) + 5:].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this host (True when it is not ours to signal)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,6 +77,17 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _temporary(target: Path, make) -> str:
+    """A fresh temporary beside ``target`` made by ``make(prefix=, dir=)`` (mkstemp or
+    mkdtemp), its name carrying this process id; errors name the target."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale(target)
+        return make(prefix=f".{target.name}.pid{os.getpid()}.", dir=target.parent)
+    except OSError as exc:
+        raise _naming(target, exc) from None
 
 
 def _naming(target: Path, exc: OSError) -> OSError:
@@ -91,12 +111,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         caller writes the complete content there.
     """
     target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _clear_stale(target)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.pid{os.getpid()}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise _naming(target, exc) from None
+    fd, tmp = _temporary(target, lambda **kw: tempfile.mkstemp(suffix=".tmp", **kw))
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -140,12 +155,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` on success, and is
     removed on any failure (nothing half-written is left under either name)."""
     target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _clear_stale(target)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.pid{os.getpid()}.", dir=target.parent))
-    except OSError as exc:
-        raise _naming(target, exc) from None
+    tmp = Path(_temporary(target, tempfile.mkdtemp))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())

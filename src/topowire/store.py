@@ -71,16 +71,11 @@ def claim_ttl() -> float:
 
 def _owner_alive(owner: str) -> bool:
     """False only when the owner ran on this host and its process is gone."""
+    from topowire._io import process_alive
+
     host, _, rest = owner.partition("/")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(rest.split("/")[0]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
+    pid = rest.split("/")[0]
+    return host != socket.gethostname() or not pid.isdigit() or process_alive(int(pid))
 
 
 class StoreError(TopowireError):
