@@ -66,6 +66,66 @@ def _step_fn(kind: str, gates: int, gamma: float):
     return step
 
 
+def _complete_frame(jq: Tensor, q: Tensor, real: Tensor, tol: Tensor) -> tuple[Tensor, Tensor]:
+    """Gram-Schmidt of ``jq`` [M, S, k] that replaces annihilated columns deterministically.
+
+    Column ``j`` is orthogonalised (twice) against the new columns before it; when less than
+    ``tol`` [M] of it is left, the step annihilated it: its ``R_jj`` is 0 and the new column
+    is the first candidate with at least half its length outside the span so far, trying the
+    previous frame's columns (``q``, from the ``j``-th on) and then the model's real
+    coordinates (``real`` [M, S], 0/1) one by one.
+    """
+    m, s, k = jq.shape
+    basis = jq.new_zeros(m, s, k)
+    diag = jq.new_zeros(m, k)
+    candidates = torch.cat([q, torch.diag_embed(real)], dim=-1)  # [M, S, k + S]
+
+    def outside(v: Tensor, j: int) -> Tensor:
+        u = basis[..., :j]
+        for _ in range(2):
+            v = v - u @ (u.transpose(-2, -1) @ v)
+        return v
+
+    for j in range(k):
+        v = outside(jq[..., j:j + 1], j)[..., 0]
+        norm = v.norm(dim=-1)
+        rest = outside(torch.cat([candidates[..., j:k], candidates[..., k:]], dim=-1), j)
+        first = (rest.norm(dim=-2) >= 0.5).to(torch.uint8).argmax(-1)
+        pick = rest.gather(-1, first[:, None, None].expand(m, s, 1))[..., 0]
+        dead = norm <= tol
+        v = torch.where(dead[:, None], pick, v)
+        basis[..., j] = v / v.norm(dim=-1, keepdim=True)
+        diag[:, j] = torch.where(dead, 0.0, norm)
+    return basis, diag
+
+
+def _reorthonormalise(jq: Tensor, q: Tensor, real: Tensor, floor: float) -> tuple[Tensor, Tensor]:
+    """The new frame and ``log |R_ii|`` from the propagated frame ``jq`` [..., S, k].
+
+    A direction the step annihilates (a singular Jacobian: dead ReLUs, a neuron without
+    inputs) leaves a column whose part orthogonal to the others is rounding noise. Plain QR
+    would normalise that noise into a frame direction, so everything after it would hang on
+    the BLAS kernel, the thread count and a pack's padding. Where a column keeps less than
+    ``sqrt(eps)`` of the largest column norm, the frame is rebuilt by
+    :func:`_complete_frame`, which counts ``log(floor)`` for the annihilated direction and
+    continues it along a deterministic choice: a continuous function of the inputs, the
+    same for a model alone and in a pack.
+    """
+    q_new, r = torch.linalg.qr(jq)
+    diag = r.diagonal(dim1=-2, dim2=-1).abs()
+    tol = jq.norm(dim=-2).amax(-1) * torch.finfo(jq.dtype).eps ** 0.5
+    hit = (diag <= tol[..., None]).any(-1)
+    if bool(hit.any()):
+        lead, (s, k) = hit.shape, jq.shape[-2:]
+        where = hit.reshape(-1).nonzero()[:, 0]
+        real_b = real[:, None].expand(*lead, s).reshape(-1, s)[where]
+        f, d = _complete_frame(jq.reshape(-1, s, k)[where], q.reshape(-1, s, k)[where], real_b,
+                               tol.reshape(-1)[where])
+        q_new = q_new.reshape(-1, s, k).index_copy(0, where, f).reshape(q_new.shape)
+        diag = diag.reshape(-1, k).index_copy(0, where, d).reshape(diag.shape)
+    return q_new, diag.clamp_min(floor).log()
+
+
 def lyapunov_spectrum(module: nn.Module, inputs: Tensor, k: int | None = None, *,
                       lengths: Tensor | None = None, warmup: int = 0,
                       dtype: torch.dtype = torch.float64) -> Tensor:
@@ -119,9 +179,11 @@ def lyapunov_spectrum(module: nn.Module, inputs: Tensor, k: int | None = None, *
     batched = vmap(vmap(advance, in_dims=(None, 0, 0, 0)), in_dims=(0, None, 0, 0))
     # the frame starts on each model's real coordinates: h[:n_p] (and c[:n_p] for the LSTM)
     q = torch.zeros(p, b, state_dim, k, dtype=dtype)
+    real = torch.zeros(p, state_dim, dtype=dtype)  # each model's own coordinates, 0/1
     for i, n_p in enumerate(sizes.tolist()):
-        real = torch.cat([torch.arange(n_p) + j * n for j in range(factor)])[:k]
-        q[i, :, real, torch.arange(k)] = 1.0
+        coords = torch.cat([torch.arange(n_p) + j * n for j in range(factor)])
+        real[i, coords] = 1.0
+        q[i, :, coords[:k], torch.arange(k)] = 1.0
     s = torch.zeros(p, b, state_dim, dtype=dtype)
     total = torch.zeros(p, b, k, dtype=dtype)
     counted = torch.zeros(b, dtype=dtype)
@@ -129,8 +191,7 @@ def lyapunov_spectrum(module: nn.Module, inputs: Tensor, k: int | None = None, *
     with torch.no_grad():
         for ti in range(steps):
             s_new, jq = batched(t, x[:, ti], s, q)
-            q_new, r = torch.linalg.qr(jq)
-            logs = r.diagonal(dim1=-2, dim2=-1).abs().clamp_min(floor).log()
+            q_new, logs = _reorthonormalise(jq, q, real, floor)
             alive = torch.ones(b, dtype=torch.bool) if lengths is None else (ti < lengths.cpu())
             use = alive & (ti >= warmup)
             total += logs * use.to(dtype)[None, :, None]
