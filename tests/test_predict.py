@@ -76,6 +76,18 @@ def test_save_load_round_trip_and_metadata(tmp_path):
     np.testing.assert_array_equal(predict(back, table[FEATURES]), predict(pred, table[FEATURES]))
 
 
+def test_the_same_fit_gives_the_same_bytes(tmp_path):
+    # skops names members after memory addresses and stamps the time; topowire renumbers
+    files = []
+    for i in range(2):
+        pred = fit_predictor(_table(), "test_acc", FEATURES, n_estimators=5)
+        save_predictor(pred, tmp_path / f"p{i}.skops")
+        files.append((tmp_path / f"p{i}.skops").read_bytes())
+    assert files[0] == files[1]
+    back = load_predictor(tmp_path / "p0.skops")
+    np.testing.assert_array_equal(predict(back, _table()[FEATURES]), predict(pred, _table()[FEATURES]))
+
+
 def test_a_file_with_untrusted_types_is_refused(tmp_path):
     import skops.io as sio
     from sklearn.pipeline import Pipeline

@@ -15,7 +15,9 @@ trust -- with a JSON file of metadata beside them. Nothing is pickled.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,9 +282,48 @@ def save_predictor(predictor: Predictor, path: str | Path) -> None:
     meta = {"format": "topowire-predictor", "version": 1, "features": predictor.features,
             "target": predictor.target, "versions": _versions(), **predictor.meta}
     with atomic_path(path) as tmp:
-        sio.dump(predictor.model, tmp)
+        tmp.write_bytes(_canonical_skops(sio.dumps(predictor.model)))
     with atomic_open(str(path) + ".json") as fh:
         json.dump(meta, fh, indent=2, default=_json_default)
+
+
+def _canonical_skops(data: bytes) -> bytes:
+    """The same skops archive, byte-identical for the same model.
+
+    skops names members and ``__id__`` fields after ``id()`` of the saved objects (memory
+    addresses) and stamps members with the current time. The ids only have to be unique and
+    consistent, so they are renumbered in the order the schema first names them, members
+    are written in that order with a fixed timestamp, and the archive loads as before.
+    """
+    src = zipfile.ZipFile(io.BytesIO(data))
+    schema = json.loads(src.read("schema.json"))
+    ids: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def renumber(node):
+        if isinstance(node, list):
+            return [renumber(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: renumber(v) for k, v in node.items()}
+        if isinstance(node.get("__id__"), int):
+            out["__id__"] = ids.setdefault(node["__id__"], len(ids))
+        if isinstance(node.get("file"), str) and node["file"] in src.namelist():
+            out["file"] = files.setdefault(node["file"], f"{len(files)}{Path(node['file']).suffix}")
+        return out
+
+    schema = renumber(schema)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        def put(name: str, content: bytes) -> None:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            dst.writestr(info, content)
+
+        put("schema.json", json.dumps(schema, indent=2).encode())
+        for old, new in files.items():
+            put(new, src.read(old))
+    return buffer.getvalue()
 
 
 def _json_default(o):
