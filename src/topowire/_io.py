@@ -23,8 +23,10 @@ __all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_ta
            "read_table", "write_table"]
 
 
-def check_output(output: str | os.PathLike[str] | None, *inputs: str | os.PathLike[str] | None) -> None:
-    """Refuse an output path that is (through links, ``./`` or relative parts) one of the inputs.
+def check_output(output: str | os.PathLike[str] | None, *inputs: str | os.PathLike[str] | None,
+                 replaced_folder: bool = False) -> None:
+    """Refuse an output path that is (through links, ``./`` or relative parts) one of the
+    inputs or, when it is a folder replaced as a whole (``replaced_folder``), holds one.
 
     Raises
     ------
@@ -43,6 +45,9 @@ def check_output(output: str | os.PathLike[str] | None, *inputs: str | os.PathLi
         same = out.exists() and src.exists() and os.path.samefile(out, src)
         if same or out.resolve() == src.resolve():
             raise ParameterError(f"output {str(out)!r} is also an input ({str(src)!r}): it would be overwritten; "
+                                 "choose another output path")
+        if replaced_folder and out.resolve() in src.resolve().parents:
+            raise ParameterError(f"output folder {str(out)!r} holds the input {str(src)!r}: it would be replaced; "
                                  "choose another output path")
 
 

@@ -42,7 +42,8 @@ def results(db, output, run_id) -> None:
 @click.option("-o", "--output", type=_path, required=True, help="Predictor file (.skops; metadata in .skops.json).")
 def fit(db, run_id, features_path, table_path, target, columns, group, seed, trees, dynamics, output) -> None:
     """Fit a random-forest predictor of trained performance, cross-validated beside baselines."""
-    check_output(output, db, features_path, table_path)
+    for written in (output, f"{output}.json"):
+        check_output(written, db, features_path, table_path)
     from topowire._io import read_table
     from topowire.pipeline import fit_study, fit_table, load_study
     from topowire.predict import save_predictor
@@ -89,7 +90,7 @@ def predict(predictor_path, source, output) -> None:
 @click.option("-o", "--output", type=_path, required=True, help="Report folder (index.html + figures).")
 def report(db, run_id, seed, trees, output) -> None:
     """Write the HTML report of a training run."""
-    check_output(output, db)
+    check_output(output, db, replaced_folder=True)
     from topowire.pipeline import load_study, report_study
 
     console.print(f"wrote {report_study(load_study(db, run_id), output, seed=seed, n_estimators=trees)}")
@@ -109,6 +110,7 @@ def run(recipe, task, n_train, n_test, trees, executor, output, **o) -> None:
     RECIPE defaults to the embedded quick study (graphs/quick.toml). Running again resumes.
     """
     check_output(output, recipe)
+    check_output(Path(output) / "report", recipe, replaced_folder=True)
     from topowire.pipeline import StudyConfig, default_recipe, run_study
     from topowire.topology import load_recipe
 
