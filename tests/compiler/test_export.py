@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from topowire.cli import main
-from topowire.compiler import compile
+from topowire.compiler import Arch, compile
 from topowire.compiler.export import export_onnx, export_torchscript, load, read_spec, save
 from topowire.compiler.sequential2d import Sequential2D
 from topowire.errors import FileFormatError
@@ -93,23 +93,66 @@ def test_tampered_or_incompatible_files_are_refused(tmp_path):
         load(tmp_path / "missing.safetensors")
 
 
-@pytest.mark.parametrize("kind", ["iterative", "gru", "lstm", "rnn-relu"])
-def test_torchscript_export(kind, tmp_path):
-    net = _trained(kind).eval()
-    export_torchscript(net, tmp_path / "m.pt", batch=3, seq_len=6)
-    ts = torch.jit.load(str(tmp_path / "m.pt"))
-    torch.testing.assert_close(ts(_x(kind)), net(_x(kind)), rtol=1e-6, atol=1e-6)
+def _reber_batch():
+    from topowire.data import make_task
+
+    task = make_task("reber", seed=0, n_train=8, n_test=16)
+    return task.x_test[:7], task.len_test[:7]  # 7 padded strings of 5..14 symbols
 
 
-@pytest.mark.parametrize("kind", ["iterative", "rnn-tanh", "lstm", "gru", "wcrnn"])
-def test_onnx_export_runs_in_onnxruntime(kind, tmp_path):
+SEQUENCE_ARCHS = {
+    "rnn-tanh": Arch("rnn-tanh", d_in=7, d_out=2), "rnn-relu": Arch("rnn-relu", d_in=7, d_out=2),
+    "lstm": Arch("lstm", d_in=7, d_out=2), "gru": Arch("gru", d_in=7, d_out=2),
+    "wcrnn": Arch("wcrnn", residual="rotational", r=0.9, phi=0.3, d_in=7, d_out=2),
+    "layered": Arch("layered", cell="lstm", d_in=7, d_out=2),
+    "layered-sources": Arch("layered", cell="gru", input_width="sources", d_in=7, d_out=2),
+}
+
+
+def _sequence_model(name):
+    net = compile(ba_graph(15, 2, seed=0), SEQUENCE_ARCHS[name], seed=3).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.3)
+    return net
+
+
+@pytest.mark.parametrize("name", list(SEQUENCE_ARCHS))
+def test_torchscript_reads_each_sequence_at_its_own_length(name, tmp_path):
+    # exported from a batch of 2 sequences of 4 steps, run on 7 padded Reber strings of 14
+    net = _sequence_model(name)
+    export_torchscript(net, tmp_path / "m.pt", batch=2, seq_len=4)
+    program = torch.jit.load(str(tmp_path / "m.pt"))
+    x, lengths = _reber_batch()
+    want = net(x, lengths)
+    assert float((net(x) - want).abs().max()) > 1e-3  # the lengths matter for this batch
+    torch.testing.assert_close(program(x, lengths), want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(program(x[:1, :5], lengths[:1].clamp_max(5)), net(x[:1, :5], lengths[:1].clamp_max(5)))
+
+
+@pytest.mark.parametrize("name", list(SEQUENCE_ARCHS))
+def test_onnx_reads_each_sequence_at_its_own_length(name, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    net = _trained(kind).eval()
-    export_onnx(net, tmp_path / "m.onnx", batch=3, seq_len=6)
+    net = _sequence_model(name)
+    export_onnx(net, tmp_path / "m.onnx", batch=2, seq_len=4)
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
-    got = sess.run(None, {sess.get_inputs()[0].name: _x(kind).numpy()})[0]
-    np.testing.assert_allclose(got, net(_x(kind)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert [i.name for i in sess.get_inputs()] == ["x", "lengths"]
+    x, lengths = _reber_batch()
+    got = sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})[0]
+    np.testing.assert_allclose(got, net(x, lengths).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_static_models_export_as_before(tmp_path):
+    net = _trained("iterative").eval()
+    export_torchscript(net, tmp_path / "m.pt", batch=3)
+    torch.testing.assert_close(torch.jit.load(str(tmp_path / "m.pt"))(_x("iterative")), net(_x("iterative")))
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    export_onnx(net, tmp_path / "m.onnx", batch=3)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    got = sess.run(None, {"x": _x("iterative").numpy()})[0]
+    np.testing.assert_allclose(got, net(_x("iterative")).detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_cli_compile_and_export(tmp_path, capsys):
@@ -126,7 +169,7 @@ def test_cli_compile_and_export(tmp_path, capsys):
     assert index["params_graph"][0] == 3 * GRAPH.n_edges
     assert main(["export", str(out / index["file"][0]), "--format", "torchscript", "--seq-len", "4",
                  "-o", str(tmp_path / "m.pt")]) == 0
-    assert torch.jit.load(str(tmp_path / "m.pt"))(torch.zeros(1, 4, 5)).shape == (1, 2)
+    assert torch.jit.load(str(tmp_path / "m.pt"))(torch.zeros(3, 9, 5), torch.tensor([9, 2, 5])).shape == (3, 2)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -37,10 +37,12 @@ def compile_(population, seed, output, **o):
 @click.argument("model", type=_path)
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True, help="onnx or torchscript.")
 @click.option("-o", "--output", type=_path, required=True, help="File to write.")
-@click.option("--seq-len", type=click.IntRange(1), default=20, show_default=True, help="Sequence length (recurrent).")
-@click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Batch size.")
+@click.option("--seq-len", type=click.IntRange(1), default=20, show_default=True,
+              help="Length of the example sequence (recurrent models take any length).")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Batch size (fixed for static models; recurrent models take any).")
 def export_(model, fmt, output, seq_len, batch):
-    """Export a saved model to ONNX or TorchScript (fixed input shape)."""
+    """Export a saved model to ONNX or TorchScript; a recurrent one reads (x, lengths)."""
     check_output(output, model)
     from topowire.compiler.export import export_onnx, export_torchscript, load
 

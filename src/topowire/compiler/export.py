@@ -18,6 +18,7 @@ from torch import nn
 
 from topowire._io import atomic_path
 from topowire.compiler.arch import Arch
+from topowire.compiler.functional import GATES, _cell
 from topowire.compiler.layered import LayeredRecurrentNet
 from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
 from topowire.compiler.sequential2d import MaskedLinear, Sequential2D
@@ -200,18 +201,125 @@ def example_input(module: nn.Module, *, batch: int = 1, seq_len: int = 20) -> to
     raise TypeError(f"cannot export a {type(module).__name__}")
 
 
-def export_torchscript(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 20) -> None:
-    """Trace to TorchScript with a fixed input shape (a recurrent model: fixed ``seq_len``)."""
+class _Step(nn.Module):
+    """One time step of a recurrent model on its effective (masked) weights, all layers in
+    order: ``(x_t [B, d0], h [B, N], c [B, N]) -> (h', c')``. Traced: the cell is the
+    functional core's ``_cell``, unrolled over the layers."""
+
+    def __init__(self, kind: str, layers, residual: tuple[torch.Tensor, torch.Tensor] | None, gamma: float) -> None:
+        super().__init__()
+        self.kind, self.gamma, self.n_layers = kind, gamma, len(layers)
+        self.gates = GATES[kind]
+        for li, (w_ih_t, b_ih, w_hh_t, b_hh) in enumerate(layers):
+            for name, t in (("w_ih", w_ih_t), ("b_ih", b_ih), ("w_hh", w_hh_t), ("b_hh", b_hh)):
+                self.register_buffer(f"{name}{li}", None if t is None else t.detach().clone())
+        self.residual = residual is not None
+        if residual is not None:
+            self.register_buffer("res_diag", residual[0].detach().clone())
+            self.register_buffer("res_pair", residual[1].detach().clone())
+
+    def forward(self, xt: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        new_h, new_c, lo = [], [], 0
+        residual = (self.res_diag, self.res_pair) if self.residual else None
+        for li in range(self.n_layers):
+            w_hh = getattr(self, f"w_hh{li}")
+            width = w_hh.shape[0] if w_hh is not None else getattr(self, f"b_ih{li}").shape[0] // self.gates
+            inp = xt if li == 0 else torch.cat(new_h, dim=1)
+            h_l, c_l = h[:, lo:lo + width], c[:, lo:lo + width]
+            gx = inp @ getattr(self, f"w_ih{li}") + getattr(self, f"b_ih{li}")
+            gh = getattr(self, f"b_hh{li}") + (0 if w_hh is None else h_l @ w_hh)
+            h_l, c_new = _cell(self.kind, gx, gh, h_l, c_l, self.gates, residual, self.gamma)
+            new_h.append(h_l)
+            new_c.append(c_l if c_new is None else c_new)
+            lo += width
+        return torch.cat(new_h, dim=1), torch.cat(new_c, dim=1)
+
+
+class _Sequence(nn.Module):
+    """``(x [B, T, d_in], lengths [B]) -> [B, d_out]``: the traced step looped over any T
+    (scripted), each sequence read out at its last real step, as the module does."""
+
+    def __init__(self, step: nn.Module, n: int, d0: int, readout: torch.Tensor, readout_bias: torch.Tensor) -> None:
+        super().__init__()
+        self.step, self.n, self.d0 = step, n, d0
+        self.register_buffer("readout_t", readout.detach().t().contiguous())
+        self.register_buffer("readout_bias", readout_bias.detach().clone())
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if x.size(2) > self.d0:
+            x = x[:, :, : self.d0]
+        elif x.size(2) < self.d0:
+            x = torch.nn.functional.pad(x, [0, self.d0 - x.size(2)])
+        h = x.new_zeros(x.size(0), self.n)
+        c = x.new_zeros(x.size(0), self.n)
+        for t in range(x.size(1)):
+            h_new, c_new = self.step(x[:, t], h, c)
+            alive = (lengths > t).unsqueeze(1)
+            h = torch.where(alive, h_new, h)
+            c = torch.where(alive, c_new, c)
+        return h @ self.readout_t + self.readout_bias
+
+
+def _sequence_program(module: nn.Module) -> torch.jit.ScriptModule:
+    """A recurrent model as a TorchScript program with a dynamic batch and time axis."""
+    from topowire.compiler.functional import input_mask, masked_recurrent_weights
+    from topowire.compiler.layered import _readout, masked_layers
+    from topowire.compiler.wcrnn import residual_args
+
+    arch = module.arch
+    if isinstance(module, LayeredRecurrentNet):
+        layers = [tuple(None if t is None else t[0] for t in layer) for layer in masked_layers(module)]
+        kind, residual, gamma = arch.cell, None, 1.0
+        readout, bias = (t[0] for t in _readout(module))
+        d0 = module.mask_ih0.shape[1]
+    else:
+        in_mask = input_mask(module.in_mask[None], module.ih_mask[None], arch.d_in)
+        w_ih = masked_recurrent_weights(module.w_ih[None], in_mask)[0]
+        layers = [(w_ih.t(), module.b_ih, module.effective_weight().t(), module.b_hh)]
+        extra = residual_args(module)
+        kind, residual, gamma = arch.kind, extra.get("residual"), float(extra.get("gamma", 1.0))
+        readout, bias, d0 = module.readout * module.out_mask[None], module.readout_bias, arch.d_in
+    step = _Step(kind, layers, residual, gamma).eval()
+    n = sum(int(layer[1].shape[0]) // GATES[kind] for layer in layers)
+    with torch.no_grad():
+        example = (torch.zeros(2, d0), torch.zeros(2, n), torch.zeros(2, n))
+        traced = torch.jit.trace(step, example, check_trace=False)
+        return torch.jit.script(_Sequence(traced, n, d0, readout, bias))
+
+
+def _program(module: nn.Module, batch: int, seq_len: int):
+    """What is exported: ``(program, example inputs, input names, dynamic axes)``."""
     module = module.eval()
-    traced = torch.jit.trace(module, (example_input(module, batch=batch, seq_len=seq_len),))
+    x = example_input(module, batch=batch, seq_len=seq_len)
+    if x.dim() == 3:
+        lengths = torch.full((batch,), seq_len, dtype=torch.int64)
+        return (_sequence_program(module), (x, lengths), ["x", "lengths"],
+                {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "y": {0: "batch"}})
+    return module, (x,), ["x"], None
+
+
+def export_torchscript(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 20) -> None:
+    """Save a TorchScript program of the module.
+
+    A recurrent model becomes ``program(x [B, T, d_in], lengths [B]) -> [B, d_out]`` for any
+    B and T, read at each sequence's last real step (as ``module(x, lengths)``); a static
+    model is traced at ``batch`` (``seq_len`` is the length of the example sequence only).
+    """
+    program, example, _, _ = _program(module, batch, seq_len)
+    if not isinstance(program, torch.jit.ScriptModule):
+        program = torch.jit.trace(program, example)
     with atomic_path(path) as tmp:
-        traced.save(str(tmp))
+        program.save(str(tmp))
 
 
 def export_onnx(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 20) -> None:
-    """Export to ONNX (torch.export-based exporter) with a fixed input shape.
+    """Export to ONNX: inputs ``x`` (and ``lengths`` for a recurrent model), output ``y``.
 
-    Needs the ``onnx`` extra (onnx, onnxscript; onnxruntime to run the file).
+    A recurrent model's time loop becomes an ONNX ``Loop`` over a dynamic time axis, with a
+    dynamic batch axis and a ``lengths`` input (through torch's TorchScript-based exporter:
+    the torch.export-based one cannot yet export a loop over a dynamic axis). A static
+    model is exported with the fixed ``batch``. Needs the ``onnx`` extra (onnx, onnxscript;
+    onnxruntime to run the file).
     """
     try:
         import onnxscript  # noqa: F401
@@ -222,13 +330,17 @@ def export_onnx(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len:
     import logging
     import warnings
 
-    module = module.eval()
-    x = example_input(module, batch=batch, seq_len=seq_len)
+    program, example, names, axes = _program(module, batch, seq_len)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with atomic_path(path) as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torch's exporter
-        torch.onnx.export(module, (x,), str(tmp), dynamo=True, input_names=["x"], output_names=["y"],
-                          external_data=False, verbose=False)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if axes is None:
+            torch.onnx.export(program, example, str(tmp), dynamo=True, input_names=names, output_names=["y"],
+                              external_data=False, verbose=False)
+        else:
+            torch.onnx.export(program, example, str(tmp), dynamo=False, input_names=names, output_names=["y"],
+                              dynamic_axes=axes, verbose=False)
 
 
 def save_models(topologies, arch, out: str | Path, *, seed: int = 0) -> int:

@@ -55,14 +55,12 @@ def residual_matrix(n: int, arch: Arch, seed: int) -> Tensor:
 
 def residual_apply(h: Tensor, diag: Tensor, pair: Tensor) -> Tensor:
     """``R h`` for h ``[..., N]`` and diag, pair broadcasting against it (``[P, 1, N]`` for a
-    batch of states ``[P, B, N]``)."""
+    batch of states ``[P, B, N]``). Neuron v's partner is ``v ^ 1``; an odd last neuron has
+    none (its ``pair`` is 0), so it reads itself."""
     n = h.shape[-1]
-    if n % 2:
-        h_even = torch.nn.functional.pad(h, (0, 1))
-        swapped = h_even.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)[..., :n]
-    else:
-        swapped = h.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
-    return diag * h + pair * swapped
+    v = torch.arange(n, device=h.device)
+    partner = (v + 1 - 2 * (v % 2)).clamp_max(n - 1)  # v ^ 1, in ops every exporter knows
+    return diag * h + pair * h.index_select(-1, partner)
 
 
 def wcrnn_cell(gx: Tensor, gh: Tensor, h: Tensor, residual: tuple[Tensor, Tensor], gamma: float) -> Tensor:
