@@ -54,6 +54,17 @@ def test_an_exploding_model_is_frozen_and_flagged_the_others_untouched(reber_sma
             torch.testing.assert_close(packed.model_tensors(i)[name], t, rtol=1e-5, atol=1e-6)
 
 
+def test_a_model_finite_in_training_but_not_on_the_test_set_is_diverged_never_ok(reber_small):
+    from dataclasses import replace
+
+    x_test = reber_small.x_test.clone()
+    x_test[0, 0, 0] = float("nan")  # one test string the models cannot score
+    task = replace(reber_small, x_test=x_test)
+    res = train_pack(_pack(GRAPHS[:2], [0, 1], task=task), task, TrainConfig(epochs=1, batch_size=32))
+    assert [r["status"] for r in res] == ["diverged", "diverged"]
+    assert all(r["diverged_epoch"] == 0 for r in res)
+
+
 def test_small_gru_population_learns_reber():
     # negatives are single in-alphabet edits, so the automaton must really be tracked; a
     # dense torch.nn.GRU(16) needs about 10 epochs of 1,000 strings for 90%
