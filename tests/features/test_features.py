@@ -150,7 +150,7 @@ def test_model_feature_groups_take_the_arch_and_task_they_need():
     task = make_task("reber", n_train=32, n_test=8, seed=0)
     arch = Arch("gru", d_in=task.d_in, d_out=task.d_out)
     df = feature_table(pop + pop[:1], ["n_edges", "params", "dynamics"], arch=arch, task=task, seed=5)
-    assert list(df.columns) == ["n_edges", "params", *DYNAMICS_FEATURES] and len(df) == 4
+    assert list(df.columns) == ["n_edges", "params", *DYNAMICS_FEATURES] and len(df) == 3  # the repeat is one row
     for t in pop:  # params is the count of the model the trainer builds; dynamics its init dynamics
         assert df.iloc[pop.index(t)]["params"] == compile(t, arch, seed=init_seed(5, t.id, 0)).parameter_counts()["total"]
     pd.testing.assert_frame_equal(df.iloc[:3][list(DYNAMICS_FEATURES)], dynamics_table(pop, arch, task, seed=5))
@@ -158,3 +158,17 @@ def test_model_feature_groups_take_the_arch_and_task_they_need():
         feature_table(pop, ["params"])
     with pytest.raises(ParameterError, match="need an arch and a task"):
         feature_table(pop, ["dyn_spectral_norm"], arch=arch)
+
+
+def test_a_topology_given_twice_is_one_row(tmp_path, capsys):
+    from topowire.cli import main
+    from topowire.compiler import Arch
+    from topowire.topology import write_population
+
+    g, h = er_graph(10, 0.3, seed=1), er_graph(10, 0.3, seed=2)
+    table = feature_table([g, h, g], ["density", "params"], arch=Arch("gru"))
+    assert list(table.index) == [g.id, h.id]
+    write_population(Population((g, h, g)), tmp_path / "p.jsonl")
+    assert main(["features", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "f.csv"), "-j", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "of 2 topologies" in out and "1 repeated topologies counted once" in out

@@ -59,11 +59,12 @@ def features(population, output, names, jobs, list_) -> None:
         raise ParameterError("features needs a POPULATION file and -o OUTPUT (or --list)")
     check_table_path(output)
     resolve_names(names)
+    pop = read_population(population)
     with progress() as update:
-        df = feature_table(read_population(population), names, n_jobs=jobs,
-                           progress=lambda d, t: update("features", d, t))
+        df = feature_table(pop, names, n_jobs=jobs, progress=lambda d, t: update("features", d, t))
     write_table(df, output)
-    console.print(f"wrote {df.shape[1]} features of {df.shape[0]} topologies to {output}")
+    repeated = f" ({len(pop) - len(df)} repeated topologies counted once)" if len(pop) > len(df) else ""
+    console.print(f"wrote {df.shape[1]} features of {df.shape[0]} topologies to {output}{repeated}")
 
 
 @app.command()

@@ -101,21 +101,20 @@ def feature_table(
     -------
     pandas.DataFrame
         One column per name, in the order given (registry order within a group); the index
-        is named ``id``. Row order follows the population (duplicated topologies keep their
-        duplicated rows).
+        is named ``id``, one row per distinct topology in the population's order (a
+        topology given twice is one row: its features are a function of its id).
     """
 
     names = resolve_names(names)
-    topologies = list(population)
+    topologies = list({t.id: t for t in population}.values())
     groups = list(dict.fromkeys(g for g in map(model_feature_group, names) if g))
     for g in groups:
         need = "an arch and a task" if MODEL_REGISTRY[g].needs_task else "an arch"
         if arch is None or (MODEL_REGISTRY[g].needs_task and task is None):
             raise ParameterError(f"the {g} features are measured on the compiled model: they need {need}")
     graph = _graph_table(topologies, [n for n in names if n in REGISTRY], n_jobs, progress)
-    unique = list({t.id: t for t in topologies}.values())
     for g in groups:
-        table = MODEL_REGISTRY[g].table(unique, arch, task, seed, progress)
+        table = MODEL_REGISTRY[g].table(topologies, arch, task, seed, progress)
         graph = graph.join(table[[n for n in table.columns if n in names]])
     return graph[names]
 
