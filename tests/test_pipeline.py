@@ -37,7 +37,10 @@ def test_run_writes_every_output(study):
     assert len(pd.read_csv(out / "predictions.csv")) == 12
     model = load(out / "best_model.safetensors")
     assert model.arch.kind == "gru" and summary["best topology"].split()[0] == model.wiring.topology_id
-    assert "forest" in summary["R² (5-fold CV)"] and summary["models"] == "24"
+    assert "forest" in summary["R² (5-fold CV)"] and summary["models"] == "24 (12 topologies x 2 replicates)"
+    # the headline leads the summary; this tiny study's forest is below the mean, and it says so
+    assert list(summary)[:5] == ["WARNING", "noise ceiling", "forest", "size alone", "best single feature"]
+    assert "does not beat the mean" in summary["WARNING"]
 
 
 def test_report_images_exist(study):
@@ -134,8 +137,11 @@ def test_run_study_on_the_layered_form(tmp_path):
                          n_estimators=10, export_onnx=False)
     summary = run_study(TINY, tmp_path / "s", config, log=lambda m: None)
     model = load(tmp_path / "s" / "best_model.safetensors")
-    assert type(model).__name__ == "LayeredRecurrentNet" and summary["models"] == "12"
-    assert len(pd.read_csv(tmp_path / "s" / "predictions.csv")) == 12
+    assert type(model).__name__ == "LayeredRecurrentNet" and summary["models"].startswith("12 ")
+    # one epoch leaves every model at chance: the study says so and scores nothing
+    assert list(summary)[0] == "WARNING" and "is constant (0.5" in summary["WARNING"]
+    assert len(pd.read_csv(tmp_path / "s" / "results.csv")) == 12
+    assert not (tmp_path / "s" / "predictor.skops").exists() and not (tmp_path / "s" / "scores.csv").exists()
 
 
 def test_the_study_features_table_is_a_valid_predict_input(study, tmp_path):

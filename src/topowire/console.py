@@ -54,9 +54,13 @@ def print_frame(df, title: str) -> None:
 
 
 def print_scores(cv) -> None:
-    print_frame(cv.table().set_index("scheme"), f"cross-validated scores ({cv.n_rows} topologies)")
-    if cv.ceiling:
-        console.print(f"noise ceiling (between-topology share of variance): {cv.ceiling['ceiling']:.3f}")
+    """The headline first (warnings on top), then the table of scores, then what was skipped."""
+    for key, line in cv.headline().items():
+        console.print(f"{key}: {line}", style="bold red" if key == "WARNING" else None, highlight=False)
+    print_frame(cv.table().set_index("scheme"), f"cross-validated scores ({cv.n_rows} topologies; r2, mae, "
+                "spearman pooled over folds, mean of 3 repeats; *_fold_sd: spread over folds)")
+    for note in cv.notes:
+        console.print(f"note: {note}", highlight=False)
     top = cv.importances.head(8)
     console.print("top features: " + ", ".join(f"{f} ({v:.3f})" for f, v in zip(top["feature"], top["importance"])))
 

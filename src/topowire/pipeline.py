@@ -21,7 +21,8 @@ import pandas as pd
 from topowire._io import read_table, write_table
 from topowire.compiler import Arch
 from topowire.data import Task, make_task
-from topowire.errors import ParameterError
+from topowire.data.tasks import CHANCE
+from topowire.errors import DataError, ParameterError
 from topowire.seeds import init_seed
 from topowire.topology import Population, Recipe, Topology, parse_recipe, sample_population, write_population
 from topowire.train import TrainConfig
@@ -143,7 +144,8 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
                              seed=study.train_seed)
         table = table.join(dyn, on="topology_id")
         extra, names = {"forest-graph": names}, names + dyn_names
-    cv = cross_validate(table, "test_acc", names, seed=seed, n_estimators=n_estimators, extra_forests=extra)
+    cv = cross_validate(table, "test_acc", names, seed=seed, n_estimators=n_estimators, extra_forests=extra,
+                        chance=CHANCE.get(study.task))
     predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators,
                               meta={**meta, **_cv_meta(cv)})
     gains = {}
@@ -159,24 +161,57 @@ def _cv_meta(cv) -> dict[str, Any]:
             "importances": cv.importances.to_dict(orient="records")}
 
 
-def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None, *, group: str | None = None,
-              seed: int = 0, n_estimators: int = 300):
-    """Cross-validate and fit a forest on any table; returns ``(cv, predictor)``.
+def select_features(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None,
+                    exclude: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """The feature columns of a foreign table, and the columns left out.
 
-    ``columns`` names the features (default: every numeric column but the target, the
-    group and ids). ``group`` names the column of the leave-one-group-out scheme (it must
-    exist); None uses ``family`` when the table has one.
+    Used: the known features (graph and model features of the registry, ``params``) that
+    the table has, plus every column ``columns`` names. Never used: any other column --
+    an outcome such as ``test_loss`` or ``time`` would leak the target into the features.
+
+    Raises
+    ------
+    ParameterError
+        A named column is missing or is the target, or no feature is left.
+    """
+    from topowire.features import list_features
+
+    named = list(columns or [])
+    missing = [c for c in named if c not in table.columns]
+    if missing:
+        raise ParameterError(f"--columns names {', '.join(missing)}, not in the table (its columns: "
+                             f"{', '.join(map(str, table.columns))})")
+    if target in named:
+        raise ParameterError(f"--columns names the target {target!r}: a predictor cannot use what it predicts")
+    known = set(list_features()["name"])
+    used = [c for c in table.columns if (c in known or c in named) and c != target and c not in exclude]
+    ignored = [c for c in table.columns if c not in used and c != target]
+    if not used:
+        raise ParameterError("no feature in the table: none of its columns is a known feature (topowire features "
+                             "--list); name the feature columns with --columns")
+    return used, ignored
+
+
+def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None, *, group: str | None = None,
+              size: Sequence[str] | None = None, seed: int = 0, n_estimators: int = 300):
+    """Cross-validate and fit a forest on any table; returns ``(cv, predictor, ignored)``.
+
+    The features are chosen by :func:`select_features` (``ignored``: the columns it left
+    out). ``group`` names the column of the leave-one-group-out scheme (it must exist);
+    None uses ``family`` when the table has one. ``size`` names the size baselines'
+    columns (default: ``params``, ``n_nodes``, ``n_edges`` where present).
     """
     from topowire.predict import cross_validate, fit_predictor
 
-    if group is not None and group not in table.columns:
-        raise ParameterError(f"group column {group!r} is not in the table (its columns: {', '.join(map(str, table))})")
+    for what, names in (("group", [group] if group is not None else []), ("size", size or [])):
+        for name in names:
+            if name not in table.columns:
+                raise ParameterError(f"{what} column {name!r} is not in the table (its columns: "
+                                     f"{', '.join(map(str, table))})")
     group = group if group is not None else ("family" if "family" in table.columns else None)
-
-    names = list(columns) if columns else [c for c in table.columns if c not in (target, group, "id", "topology_id")
-                                           and table[c].dtype.kind in "biuf"]
-    cv = cross_validate(table, target, names, groups=group, seed=seed, n_estimators=n_estimators)
-    return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv))
+    names, ignored = select_features(table, target, columns, exclude=[group, "id", "topology_id"])
+    cv = cross_validate(table, target, names, groups=group, size=size, seed=seed, n_estimators=n_estimators)
+    return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv)), ignored
 
 
 def predict_population(predictor, source: str | Path | Population | pd.DataFrame) -> pd.Series:
@@ -238,7 +273,6 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     """
     from topowire.compiler.export import export_onnx, save
     from topowire.compiler.pack import pack
-    from topowire.predict import save_predictor
     from topowire.store import Store
     from topowire.train import train_pack, train_population
 
@@ -263,28 +297,16 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
 
     study = Study(results, features, {t.id: t for t in pop}, arch, config.task, config.train.seed,
                   results["run_id"].iloc[0])
-    cv, predictor, _ = fit_study(study, seed=config.seed, n_estimators=config.n_estimators)
-    scores = cv.table()
-    write_table(scores, out / "scores.csv", index=False)
-    write_table(cv.importances, out / "importances.csv", index=False)
-    save_predictor(predictor, out / "predictor.skops")
-
-    unseen = sample_population(recipe, config.seed + 1)
-    write_population(unseen, out / "unseen_population.jsonl")
-    predicted = predict_population(predictor, unseen)
-    families = {t.id: t.family for t in unseen}
-    write_table(pd.DataFrame({"family": [families[i] for i in predicted.index], predicted.name: predicted})
-                .rename_axis("id"), out / "predictions.csv")
-
-    kfold = scores[scores["scheme"] == "kfold"].set_index("model")
     summary = {
-        "models": str(len(results)),
+        "models": f"{len(results)} ({len(pop)} topologies x {config.train.replicates} replicates)",
         "mean test accuracy by family": ", ".join(f"{f}: {a:.3f}" for f, a in
                                                   ok.groupby("family")["test_acc"].mean().items()),
-        "R² (5-fold CV)": ", ".join(f"{m}: {kfold.loc[m, 'r2']:.3f}" for m in kfold.index),
-        "top features": ", ".join(cv.importances["feature"].head(5)),
     }
-    report_study(study, out / "report", cv=cv, title=f"topowire study: {recipe.name}", summary=summary)
+    try:
+        summary = {**_fit_and_predict(study, recipe, config, out), **summary}
+    except DataError as exc:  # a degenerate target is reported, never scored
+        summary = {"WARNING": f"{exc}; no predictor was fitted", **summary}
+        log(f"WARNING: {exc}")
 
     best = ok.groupby("topology_id")["test_acc"].mean().idxmax()
     packed = pack([study.topologies[best]], arch, [init_seed(config.train.seed, best, 0)])
@@ -299,7 +321,34 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
         except Exception as exc:  # the onnx extra is optional
             log(f"ONNX export skipped: {exc}")
     summary.update({"best topology": f"{best} ({study.topologies[best].family})",
-                    "report": str(out / "report" / "index.html"),
                     "exported": ", ".join(str(out / e) for e in exported),
                     "seconds": f"{time.perf_counter() - t_start:.0f}"})
+    return summary
+
+
+def _fit_and_predict(study: Study, recipe: Recipe, config: StudyConfig, out: Path) -> dict[str, str]:
+    """The study's predictor: scores, importances, predictor, predictions on an unseen
+    population and the report, into ``out``; returns the headline and scores."""
+    from topowire.predict import save_predictor
+
+    cv, predictor, _ = fit_study(study, seed=config.seed, n_estimators=config.n_estimators)
+    scores = cv.table()
+    write_table(scores, out / "scores.csv", index=False)
+    write_table(cv.importances, out / "importances.csv", index=False)
+    save_predictor(predictor, out / "predictor.skops")
+    unseen = sample_population(recipe, config.seed + 1)
+    write_population(unseen, out / "unseen_population.jsonl")
+    predicted = predict_population(predictor, unseen)
+    families = {t.id: t.family for t in unseen}
+    write_table(pd.DataFrame({"family": [families[i] for i in predicted.index], predicted.name: predicted})
+                .rename_axis("id"), out / "predictions.csv")
+    kfold = scores[scores["scheme"] == "kfold"].set_index("model")
+    summary = {
+        **cv.headline(),
+        "R² (5-fold CV)": ", ".join(f"{m}: {kfold.loc[m, 'r2']:.3f}" for m in kfold.index),
+        "top features": ", ".join(cv.importances["feature"].head(5)),
+        **{f"note {i + 1}": n for i, n in enumerate(cv.notes)},
+        "report": str(out / "report" / "index.html"),
+    }
+    report_study(study, out / "report", cv=cv, title=f"topowire study: {recipe.name}", summary=summary)
     return summary

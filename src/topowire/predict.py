@@ -29,13 +29,14 @@ import pandas as pd
 from topowire._io import atomic_open, atomic_path
 from topowire.errors import DataError, FileFormatError, ParameterError
 
-__all__ = ["SIZE_FEATURES", "MODELS", "make_model", "noise_ceiling", "cross_validate", "fit_predictor",
+__all__ = ["SIZE_FEATURES", "MODELS", "make_model", "noise_ceiling", "check_target", "cross_validate", "fit_predictor",
            "Predictor", "save_predictor", "load_predictor", "predict", "TRUSTED_TYPES"]
 
 #: The "size only" features of the baselines.
 SIZE_FEATURES = ("params", "n_nodes", "n_edges")
-#: Models scored by cross_validate, in report order.
-MODELS = ("forest", "mean", "linear-size", "forest-size")
+#: Models scored by cross_validate, in report order (``best-feature``: a forest on the one
+#: feature with the largest |Spearman| on each training fold).
+MODELS = ("forest", "mean", "linear-size", "forest-size", "best-feature")
 
 TRUSTED_TYPES = [
     "sklearn.pipeline.Pipeline",
@@ -119,9 +120,15 @@ def noise_ceiling(target: pd.Series, topology: pd.Series) -> dict[str, float] | 
 
 @dataclass
 class CVResult:
-    """Cross-validation scores (one row per scheme, model and repetition, computed on the
-    repetition's pooled out-of-fold predictions) and the forest's out-of-fold predictions
-    and held-out permutation importances."""
+    """Cross-validation scores and what they rest on.
+
+    ``scores`` has one row per scheme, model and repetition, computed on the repetition's
+    pooled out-of-fold predictions; ``folds`` one row per scheme, model and fold (the
+    spreads are over folds). ``oof`` holds the forest's out-of-fold predictions,
+    ``importances`` its held-out permutation importances, ``chosen`` the feature the
+    ``best-feature`` baseline picked in each training fold, and ``notes`` every scheme or
+    baseline that could not run, with the reason.
+    """
 
     scores: pd.DataFrame
     oof: pd.DataFrame
@@ -129,15 +136,65 @@ class CVResult:
     ceiling: dict[str, float] | None
     n_rows: int
     features: list[str] = field(default_factory=list)
+    folds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chosen: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    target: str = "test_acc"
 
     def table(self) -> pd.DataFrame:
-        """Mean ± std over repetitions per model and scheme, with R² as a fraction of the ceiling."""
+        """Per model and scheme: the pooled scores (mean over repeats), their spread over
+        folds (``*_fold_sd``) and R² as a fraction of the noise ceiling."""
         t = self.scores.groupby(["scheme", "model"], sort=False).agg(
-            r2=("r2", "mean"), r2_std=("r2", "std"), mae=("mae", "mean"), mae_std=("mae", "std"),
-            spearman=("spearman", "mean"), spearman_std=("spearman", "std")).reset_index()
+            r2=("r2", "mean"), mae=("mae", "mean"), spearman=("spearman", "mean")).reset_index()
+        if not self.folds.empty:
+            sd = self.folds.groupby(["scheme", "model"], sort=False)[["r2", "spearman"]].std()
+            t = t.join(sd.add_suffix("_fold_sd"), on=["scheme", "model"])
         if self.ceiling:
             t["r2_of_ceiling"] = t["r2"] / self.ceiling["ceiling"]
         return t
+
+    def headline(self) -> dict[str, str]:
+        """What the study can say, in words, best first (a warning, when there is one, on
+        top): the noise ceiling, the forest against it, size alone, the best single feature."""
+        t = self.table()
+        t = t[t["scheme"] == "kfold"].set_index("model")
+
+        def score(model: str) -> str:
+            row = t.loc[model]
+            sd = row.get("r2_fold_sd", float("nan"))
+            return f"R² {row['r2']:.2f}" + (f" ± {sd:.2f} (sd over folds)" if np.isfinite(sd) else "")
+
+        lines = {}
+        if self.ceiling:
+            c = self.ceiling
+            lines["noise ceiling"] = (f"{c['ceiling']:.2f} of the variance of mean {self.target} lies between "
+                                      f"topologies ({c['replicates']:.0f} replicates each); no predictor can do better")
+        else:
+            lines["noise ceiling"] = ("unknown (one replicate per topology): seed noise and wiring cannot be told "
+                                      "apart; train with --replicates 3")
+        forest = t.loc["forest"]
+        share = (f", {forest['r2'] / self.ceiling['ceiling']:.0%} of the ceiling"
+                 if self.ceiling and self.ceiling["ceiling"] > 0 else "")
+        lines["forest"] = f"{score('forest')}{share}; Spearman {forest['spearman']:.2f} (5-fold CV, all features)"
+        size = [m for m in ("linear-size", "forest-size") if m in t.index]
+        best_size = max(size, key=lambda m: t.loc[m, "r2"]) if size else None
+        if best_size:
+            lines["size alone"] = f"{score(best_size)} ({best_size})"
+        if "best-feature" in t.index:
+            common = pd.Series(self.chosen).value_counts().index[0] if self.chosen else "?"
+            lines["best single feature"] = (f"{score('best-feature')} (chosen inside each training fold; "
+                                            f"most often {common})")
+        mean_r2 = t.loc["mean", "r2"] if "mean" in t.index else 0.0
+        beaten = [m for m in (best_size, "best-feature") if m in t.index and forest["r2"] <= t.loc[m, "r2"]]
+        if forest["r2"] <= max(0.0, mean_r2):
+            warning = (f"the forest does not beat the mean (R² {forest['r2']:.2f}): the features do not predict "
+                       f"{self.target} here")
+        elif beaten:
+            warning = (f"the forest does not beat {' or '.join(beaten)}: nothing here shows an effect of wiring beyond "
+                       + ("size" if beaten == [best_size] else "a simpler predictor"))
+        else:
+            return lines
+        return {"WARNING": warning, **lines}
 
 
 def _aggregate(table: pd.DataFrame, target: str, features: Sequence[str]) -> tuple[pd.DataFrame, dict | None]:
@@ -171,9 +228,39 @@ def check_table(table: pd.DataFrame, target: str, features: Sequence[str]) -> No
         raise DataError(f"target {target!r} has {int(table[target].isna().sum())} missing value(s)")
 
 
+def check_target(y: np.ndarray, target: str, chance: float | None = None) -> None:
+    """Refuse a target nothing can be learnt from: constant, near-constant, or at chance.
+
+    Raises
+    ------
+    DataError
+        When the target (per-topology means) does not vary (spread below 1e-9 of its
+        scale, or 90% of the topologies sharing one value), or when every topology is
+        within 0.02 of the task's chance level.
+    """
+    y = np.asarray(y, dtype=float)
+    values, counts = np.unique(y, return_counts=True)
+    if np.ptp(y) <= 1e-9 * max(1.0, float(np.abs(y).max())):
+        raise DataError(f"target {target!r} is constant ({y[0]:.4g} for all {len(y)} topologies): nothing to predict")
+    if counts.max() >= 0.9 * len(y):
+        raise DataError(f"target {target!r} is near-constant ({counts.max()} of {len(y)} topologies share the value "
+                        f"{values[counts.argmax()]:.4g}): nothing to predict")
+    if chance is not None and np.abs(y - chance).max() <= 0.02:
+        raise DataError(f"every topology's {target} is within 0.02 of chance ({chance:g}): the models did not learn, "
+                        "so there is nothing to predict")
+
+
+def _best_feature(x: pd.DataFrame, y: np.ndarray, features: Sequence[str]) -> str:
+    """The feature with the largest |Spearman| with the target on these (training) rows."""
+    ranks = x[list(features)].rank()
+    rho = ranks.corrwith(pd.Series(y, index=x.index).rank()).abs().fillna(-1.0)
+    return str(rho.idxmax())
+
+
 def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *, groups: str | None = "family",
                    n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
-                   importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None) -> CVResult:
+                   importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None,
+                   size: Sequence[str] | None = None, chance: float | None = None) -> CVResult:
     """Score the forest and the baselines (see the module docstring).
 
     Parameters
@@ -189,6 +276,16 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     extra_forests : dict of str to sequence of str, optional
         More forests, by name, on other columns, scored on the same folds -- e.g.
         ``{"forest-graph": graph_features}`` to measure what extra features add.
+    size : sequence of str, optional
+        Columns of the size baselines (default: those of :data:`SIZE_FEATURES` present).
+    chance : float, optional
+        The task's chance level: a target at chance everywhere is refused.
+
+    Raises
+    ------
+    DataError
+        A missing or non-numeric column, too few topologies, or a target nothing can be
+        learnt from (see :func:`check_target`).
     """
     from sklearn.inspection import permutation_importance
     from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
@@ -198,20 +295,37 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     data, ceiling = _aggregate(table, target, features)
     if len(data) < n_splits:
         raise DataError(f"need at least {n_splits} topologies for {n_splits}-fold CV, got {len(data)}")
-    size = [c for c in SIZE_FEATURES if c in data.columns]
+    notes = []
+    if size is None:
+        size = [c for c in SIZE_FEATURES if c in data.columns]
+        if not size:
+            notes.append(f"size baselines skipped: none of {', '.join(SIZE_FEATURES)} is a column "
+                         "(name the size columns with --size-columns)")
+    else:
+        size = list(size)
+        check_table(table, target, size)
+    check_target(data[target].to_numpy(dtype=float), target, chance)
+    if ceiling is None:
+        notes.append("noise ceiling skipped: one replicate per topology")
+    if len(features) < 2:
+        notes.append("best-feature skipped: the forest has a single feature")
     extra = {k: list(v) for k, v in (extra_forests or {}).items()}
     clash = set(extra) & set(MODELS)
     if clash:
         raise ParameterError(f"extra forest name(s) {', '.join(sorted(clash))} clash with the built-in models")
     check_table(table, target, [c for v in extra.values() for c in v])
-    cols = {"forest": features, "mean": features[:1] or size[:1], "linear-size": size, "forest-size": size, **extra}
+    cols = {"forest": features, "mean": features[:1] or size[:1], "linear-size": size, "forest-size": size,
+            "best-feature": features if len(features) > 1 else [], **extra}
     used = list(dict.fromkeys(features + size + [c for v in extra.values() for c in v]))
     x_all = data[used]
     y = data[target].to_numpy(dtype=float)
     schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(x_all)))]
     if groups and groups in data.columns and data[groups].nunique() >= 2:
         schemes.append(("leave-one-family-out", list(LeaveOneGroupOut().split(x_all, y, data[groups]))))
-    oof, imps = [], []
+    elif groups:
+        notes.append(f"leave-one-{groups}-out skipped: " + (f"no column {groups!r}" if groups not in data.columns
+                                                              else f"a single {groups}"))
+    oof, imps, fold_rows, chosen = [], [], [], []
     pooled: dict[tuple[str, str, int], tuple[list, list]] = {}
     for scheme, splits in schemes:
         for fold, (tr, te) in enumerate(splits):
@@ -219,12 +333,19 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
             for name in cols:
                 if not cols[name]:
                     continue
-                model = make_model("forest" if name in extra else name, seed, n_estimators)
-                model.fit(x_all.iloc[tr][cols[name]], y[tr])
-                pred = model.predict(x_all.iloc[te][cols[name]])
+                use = cols[name]
+                if name == "best-feature":  # selected on the training rows only
+                    use = [_best_feature(x_all.iloc[tr], y[tr], features)]
+                    if scheme == "kfold":
+                        chosen.append(use[0])
+                model = make_model("forest" if name in extra or name == "best-feature" else name, seed, n_estimators)
+                model.fit(x_all.iloc[tr][use], y[tr])
+                pred = model.predict(x_all.iloc[te][use])
                 ys, ps = pooled.setdefault((scheme, name, repeat), ([], []))
                 ys.append(y[te])
                 ps.append(pred)
+                if len(te) >= 2:
+                    fold_rows.append({"scheme": scheme, "model": name, "fold": fold, **_scores(y[te], pred)})
                 if name == "forest":
                     oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "row": te, "measured": y[te],
                                              "predicted": pred, "family": data[groups].to_numpy()[te]
@@ -242,7 +363,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     imp = pd.DataFrame({"feature": features, "importance": np.mean(imps, axis=0) if imps else np.nan,
                         "std": np.std(imps, axis=0) if imps else np.nan}).sort_values("importance", ascending=False)
     return CVResult(pd.DataFrame(rows), pd.concat(oof, ignore_index=True), imp.reset_index(drop=True), ceiling,
-                    len(data), features)
+                    len(data), features, pd.DataFrame(fold_rows), chosen, notes, target)
 
 
 @dataclass

@@ -33,14 +33,18 @@ def results(db, output, run_id) -> None:
 @click.option("--features", "features_path", type=_path, help="Feature table (default: computed from the topologies).")
 @click.option("--table", "table_path", type=_path, help="Fit from any table of features and a target instead.")
 @click.option("--target", default="test_acc", show_default=True, help="Column to predict (with --table).")
-@click.option("--columns", help="Comma-separated feature columns (with --table; default: every numeric column).")
+@click.option("--columns", help="Comma-separated feature columns (with --table), used beside the known features "
+              "(topowire features --list) the table has; no other column is ever used.")
 @click.option("--group", help="Column for leave-one-group-out CV (default: family, when the table has it).")
+@click.option("--size-columns", help="Comma-separated columns of the size baselines (with --table; default: "
+              "params, n_nodes, n_edges where present).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the folds and the forest.")
 @click.option("--trees", type=click.IntRange(1), default=300, show_default=True, help="Trees in the forest.")
 @click.option("--dynamics", is_flag=True, help="With --db: add the dynamics features at init (max Lyapunov "
               "exponent, spectral radius and norm of W_hh) and report the R² they add over graph features.")
 @click.option("-o", "--output", type=_path, required=True, help="Predictor file (.skops; metadata in .skops.json).")
-def fit(db, run_id, features_path, table_path, target, columns, group, seed, trees, dynamics, output) -> None:
+def fit(db, run_id, features_path, table_path, target, columns, group, size_columns, seed, trees, dynamics,
+        output) -> None:
     """Fit a random-forest predictor of trained performance, cross-validated beside baselines."""
     for written in (output, f"{output}.json"):
         check_output(written, db, features_path, table_path)
@@ -57,8 +61,15 @@ def fit(db, run_id, features_path, table_path, target, columns, group, seed, tre
         cv, predictor, gains = fit_study(load_study(db, run_id, features_path), seed=seed, n_estimators=trees,
                                          dynamics=dynamics)
     else:
-        names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-        cv, predictor = fit_table(read_table(table_path), target, names, group=group, seed=seed, n_estimators=trees)
+        def split(text):
+            return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+        cv, predictor, ignored = fit_table(read_table(table_path), target, split(columns), group=group,
+                                           size=split(size_columns), seed=seed, n_estimators=trees)
+        console.print(f"features used ({len(cv.features)}): {', '.join(cv.features)}", highlight=False)
+        if ignored:
+            console.print(f"columns ignored ({len(ignored)}; not known features -- name them with --columns): "
+                          f"{', '.join(map(str, ignored))}", highlight=False)
     save_predictor(predictor, output)
     print_scores(cv)
     for scheme, gain in gains.items():

@@ -13,7 +13,7 @@ from topowire.data.adding import make_adding
 from topowire.data.mnist import load_mnist, mnist_view
 from topowire.errors import ParameterError
 
-__all__ = ["Task", "TASKS", "make_task", "encode_strings"]
+__all__ = ["Task", "TASKS", "CHANCE", "make_task", "encode_strings"]
 
 #: Task name -> (kind, sequence?, description).
 TASKS = {
@@ -27,6 +27,10 @@ TASKS = {
     "smnist-pixels": ("classification", True, "sequential MNIST, 784 pixels"),
     "psmnist": ("classification", True, "permuted sequential MNIST, 784 pixels"),
 }
+
+#: Test accuracy of a guess, for the tasks whose classes are balanced (both Reber tasks
+#: draw as many negatives as positives; MNIST has ten roughly equal classes).
+CHANCE = {"reber": 0.5, "embedded-reber": 0.5, **{k: 0.1 for k in TASKS if "mnist" in k}}
 
 
 #: Default (train, test) sizes of the string tasks: enough single-edit negatives for models

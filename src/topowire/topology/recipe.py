@@ -28,13 +28,13 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from topowire import checks, limits
 from topowire.errors import FileFormatError, ParameterError
