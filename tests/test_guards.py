@@ -115,3 +115,19 @@ def test_the_best_single_feature_is_chosen_inside_the_folds():
     cv = cross_validate(table, "y", [f"f{i}" for i in range(40)], groups=None, n_estimators=30, importances=False)
     assert cv.table().set_index("model").loc["best-feature", "r2"] < 0.05
     assert len(set(cv.chosen)) > 1
+
+
+def test_predict_carries_columns_through_and_scores_a_present_target(tmp_path, capsys):
+    table = _foreign(80)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["fit", "--table", str(tmp_path / "t.csv"), "--trees", "20", "-o", str(tmp_path / "p.skops")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "90% interval: prediction ±" in out and "of held-out topologies in CV" in out
+    _foreign(40, seed=9).to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", str(tmp_path / "p.skops"), str(tmp_path / "new.csv"), "-o", str(tmp_path / "o.csv")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "against the table's test_acc: R²" in out and "interval coverage" in out
+    got = pd.read_csv(tmp_path / "o.csv")
+    assert list(got.columns[:3]) == ["predicted_test_acc", "test_acc_low", "test_acc_high"]
+    assert {"graph", "family", "test_loss", "time", "test_acc"} <= set(got.columns)
+    assert (got["test_acc_low"] < got["predicted_test_acc"]).all()

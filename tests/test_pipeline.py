@@ -102,7 +102,7 @@ def test_cli_fit_with_dynamics_features(study, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["predict", "{pred}", "{mismatch}", "-o", "{out}"], "differ from the predictor's"),
+    (["predict", "{pred}", "{mismatch}", "-o", "{out}"], "lacks the predictor's feature(s)"),
     (["predict", "{junk}", "{pop}", "-o", "{out}"], "not a skops file"),
     (["fit", "--table", "{mismatch}", "--target", "nope", "-o", "{out}"], "target column 'nope'"),
     (["fit", "-o", "{out}"], "either --db"),

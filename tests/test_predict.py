@@ -107,10 +107,31 @@ def test_a_file_with_untrusted_types_is_refused(tmp_path):
 def test_feature_mismatch_is_refused():
     table = _table()
     pred = fit_predictor(table, "test_acc", FEATURES, n_estimators=10)
-    with pytest.raises(DataError, match="missing junk"):
+    with pytest.raises(DataError, match=r"lacks the predictor's feature\(s\) junk"):
         predict(pred, table[FEATURES[:-1]])
-    with pytest.raises(DataError, match="unexpected extra"):
-        predict(pred, table[FEATURES].assign(extra=1.0))
+    # other columns are carried through untouched, after the predictions
+    out = predict(pred, table[["family", *FEATURES]].assign(extra=1.0))
+    assert list(out.columns) == ["predicted_test_acc", "family", "extra"]
+    assert out["family"].equals(table["family"])
+    np.testing.assert_array_equal(out["predicted_test_acc"], predict(pred, table[FEATURES])["predicted_test_acc"])
+
+
+def test_split_conformal_intervals_cover_held_out_topologies():
+    from topowire.predict import conformal_half_width, cross_validate, held_out_scores
+
+    # the quantile rule: with 9 residuals, a 90% interval takes the largest
+    assert conformal_half_width(np.arange(1, 10) * -1.0, 0.9) == 9.0
+    assert conformal_half_width(np.arange(1, 20), 0.9) == 18.0  # ceil(20 * 0.9) = 18th of 19
+    table = _table(n=200, noise=0.05, seed=3)
+    cv = cross_validate(table, "test_acc", FEATURES, n_estimators=30, importances=False)
+    iv = cv.interval()
+    assert 0.85 <= iv["coverage"] <= 0.97 and iv["half_width"] > 0
+    pred = fit_predictor(table, "test_acc", FEATURES, n_estimators=30, meta={"interval": iv})
+    fresh = _table(n=200, noise=0.05, seed=4)
+    out = predict(pred, fresh[[*FEATURES, "test_acc"]])
+    np.testing.assert_allclose(out["test_acc_high"] - out["test_acc_low"], 2 * iv["half_width"])
+    scores = held_out_scores(out, "test_acc")
+    assert 0.8 <= scores["coverage"] <= 1.0 and scores["r2"] > 0.5
 
 
 def test_bad_tables():

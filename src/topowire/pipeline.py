@@ -158,7 +158,7 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
 
 def _cv_meta(cv) -> dict[str, Any]:
     return {"scores": cv.table().to_dict(orient="records"), "noise_ceiling": cv.ceiling,
-            "importances": cv.importances.to_dict(orient="records")}
+            "importances": cv.importances.to_dict(orient="records"), "interval": cv.interval()}
 
 
 def select_features(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None,
@@ -214,8 +214,9 @@ def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = 
     return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv)), ignored
 
 
-def predict_population(predictor, source: str | Path | Population | pd.DataFrame) -> pd.Series:
-    """Predictions for a population (its features computed as the predictor needs them) or a table."""
+def predict_population(predictor, source: str | Path | Population | pd.DataFrame) -> pd.DataFrame:
+    """Predictions and intervals for a population (its features computed as the predictor
+    needs them) or a table (its other columns carried through); see :func:`topowire.predict.predict`."""
     from topowire.predict import predict
     from topowire.topology import read_population
 
@@ -236,7 +237,7 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
     else:
         table = source if isinstance(source, pd.DataFrame) else read_table(source)
         table = table.set_index("id") if "id" in table.columns else table
-    return predict(predictor, table).rename(f"predicted_{predictor.target}")
+    return predict(predictor, table)
 
 
 def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: int = 300, cv=None,
@@ -340,8 +341,8 @@ def _fit_and_predict(study: Study, recipe: Recipe, config: StudyConfig, out: Pat
     write_population(unseen, out / "unseen_population.jsonl")
     predicted = predict_population(predictor, unseen)
     families = {t.id: t.family for t in unseen}
-    write_table(pd.DataFrame({"family": [families[i] for i in predicted.index], predicted.name: predicted})
-                .rename_axis("id"), out / "predictions.csv")
+    write_table(predicted.assign(family=[families[i] for i in predicted.index]).rename_axis("id"),
+                out / "predictions.csv")
     kfold = scores[scores["scheme"] == "kfold"].set_index("model")
     summary = {
         **cv.headline(),

@@ -30,7 +30,8 @@ from topowire._io import atomic_open, atomic_path
 from topowire.errors import DataError, FileFormatError, ParameterError
 
 __all__ = ["SIZE_FEATURES", "MODELS", "make_model", "noise_ceiling", "check_target", "cross_validate", "fit_predictor",
-           "Predictor", "save_predictor", "load_predictor", "predict", "TRUSTED_TYPES"]
+           "Predictor", "save_predictor", "load_predictor", "predict", "TRUSTED_TYPES", "conformal_half_width",
+           "interval_coverage", "held_out_scores"]
 
 #: The "size only" features of the baselines.
 SIZE_FEATURES = ("params", "n_nodes", "n_edges")
@@ -153,6 +154,13 @@ class CVResult:
             t["r2_of_ceiling"] = t["r2"] / self.ceiling["ceiling"]
         return t
 
+    def interval(self, level: float = 0.9) -> dict[str, float]:
+        """The forest's split-conformal interval: its half-width (from the first repeat's
+        out-of-fold residuals, every topology once) and its coverage of held-out folds."""
+        first = self.oof[(self.oof["scheme"] == "kfold") & (self.oof["repeat"] == 0)]
+        return {"level": level, "half_width": conformal_half_width(first["measured"] - first["predicted"], level),
+                "coverage": interval_coverage(self.oof, level)}
+
     def headline(self) -> dict[str, str]:
         """What the study can say, in words, best first (a warning, when there is one, on
         top): the noise ceiling, the forest against it, size alone, the best single feature."""
@@ -184,6 +192,9 @@ class CVResult:
             common = pd.Series(self.chosen).value_counts().index[0] if self.chosen else "?"
             lines["best single feature"] = (f"{score('best-feature')} (chosen inside each training fold; "
                                             f"most often {common})")
+        iv = self.interval()
+        lines["90% interval"] = (f"prediction ± {iv['half_width']:.3g} (split-conformal); it covered "
+                                 f"{iv['coverage']:.0%} of held-out topologies in CV")
         mean_r2 = t.loc["mean", "r2"] if "mean" in t.index else 0.0
         beaten = [m for m in (best_size, "best-feature") if m in t.index and forest["r2"] <= t.loc[m, "r2"]]
         if forest["r2"] <= max(0.0, mean_r2):
@@ -226,6 +237,29 @@ def check_table(table: pd.DataFrame, target: str, features: Sequence[str]) -> No
         raise DataError(f"column(s) {', '.join(bad)} are not numeric")
     if table[target].isna().any():
         raise DataError(f"target {target!r} has {int(table[target].isna().sum())} missing value(s)")
+
+
+def conformal_half_width(residuals: np.ndarray, level: float = 0.9) -> float:
+    """Split-conformal half-width: the ``ceil((n + 1) level) / n`` quantile of ``|residuals|``
+    (out-of-fold), so ``prediction ± width`` covers a new topology with probability >=
+    ``level`` when topologies are exchangeable."""
+    r = np.sort(np.abs(np.asarray(residuals, dtype=float)))
+    k = int(np.ceil((len(r) + 1) * level))
+    return float(r[min(k, len(r)) - 1])
+
+
+def interval_coverage(oof: pd.DataFrame, level: float = 0.9) -> float:
+    """How often the interval covers held-out topologies: for every K-fold fold, the width
+    from the other folds' out-of-fold residuals (same repeat), applied to this fold."""
+    kfold = oof[oof["scheme"] == "kfold"]
+    res = (kfold["measured"] - kfold["predicted"]).abs()
+    covered = []
+    for _, rep in kfold.groupby("repeat"):
+        for fold in rep["fold"].unique():
+            inside = rep["fold"] == fold
+            width = conformal_half_width(res[rep.index[~inside]], level)
+            covered.append(res[rep.index[inside]] <= width)
+    return float(pd.concat(covered).mean())
 
 
 def check_target(y: np.ndarray, target: str, chance: float | None = None) -> None:
@@ -347,7 +381,8 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
                 if len(te) >= 2:
                     fold_rows.append({"scheme": scheme, "model": name, "fold": fold, **_scores(y[te], pred)})
                 if name == "forest":
-                    oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "row": te, "measured": y[te],
+                    oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "repeat": repeat, "row": te,
+                                             "measured": y[te],
                                              "predicted": pred, "family": data[groups].to_numpy()[te]
                                              if groups and groups in data.columns else ""}))
                     # on the held-out folds of the first repeat: every row held out once
@@ -489,22 +524,42 @@ def load_predictor(path: str | Path) -> Predictor:
     return Predictor(model, list(meta["features"]), meta["target"], meta)
 
 
-def predict(predictor: Predictor, table: pd.DataFrame) -> pd.Series:
-    """Predictions for every row; the table's features must be exactly the predictor's.
+def predict(predictor: Predictor, table: pd.DataFrame) -> pd.DataFrame:
+    """Predictions for every row, with the predictor's interval, and the table's other
+    columns carried through untouched.
+
+    Returns
+    -------
+    DataFrame
+        ``predicted_<target>``, ``<target>_low`` and ``<target>_high`` (the split-conformal
+        interval recorded at fit, when there is one), then the table's other columns.
 
     Raises
     ------
     DataError
-        Missing features, or extra feature columns (a table built for another predictor).
+        A feature of the predictor missing from the table.
     """
-    have = [c for c in table.columns if c not in ("id", "topology_id", "family")]
     missing = [f for f in predictor.features if f not in table.columns]
-    extra = [c for c in have if c not in predictor.features]
-    if missing or extra:
-        raise DataError(
-            "the table's features differ from the predictor's: "
-            + (f"missing {', '.join(missing)}" if missing else "")
-            + ("; " if missing and extra else "")
-            + (f"unexpected {', '.join(extra)}" if extra else "")
-        )
-    return pd.Series(predictor.model.predict(table[predictor.features]), index=table.index, name=predictor.target)
+    if missing:
+        raise DataError(f"the table lacks the predictor's feature(s) {', '.join(missing)}")
+    check_table(table.assign(**{"_": 0.0}), "_", predictor.features)
+    target = predictor.target
+    out = pd.DataFrame({f"predicted_{target}": predictor.model.predict(table[predictor.features])}, index=table.index)
+    width = (predictor.meta.get("interval") or {}).get("half_width")
+    if width is not None:
+        out[f"{target}_low"] = out[f"predicted_{target}"] - width
+        out[f"{target}_high"] = out[f"predicted_{target}"] + width
+    rest = [c for c in table.columns if c not in predictor.features and c not in out.columns]
+    return out.join(table[rest])
+
+
+def held_out_scores(predicted: pd.DataFrame, target: str) -> dict[str, float] | None:
+    """R², MAE, Spearman and interval coverage of predictions against a ``target`` column
+    carried through :func:`predict` (None when the table has no such column)."""
+    if target not in predicted.columns:
+        return None
+    y = predicted[target].to_numpy(dtype=float)
+    scores = _scores(y, predicted[f"predicted_{target}"].to_numpy(dtype=float))
+    if f"{target}_low" in predicted.columns:
+        scores["coverage"] = float(((y >= predicted[f"{target}_low"]) & (y <= predicted[f"{target}_high"])).mean())
+    return scores

@@ -86,11 +86,17 @@ def predict(predictor_path, source, output) -> None:
     check_output(output, predictor_path, source)
     from topowire._io import write_table
     from topowire.pipeline import predict_population
-    from topowire.predict import load_predictor
+    from topowire.predict import held_out_scores, load_predictor
 
-    values = predict_population(load_predictor(predictor_path), source)
-    write_table(values.to_frame(), output)
-    console.print(f"wrote {len(values)} predictions to {output}")
+    predictor = load_predictor(predictor_path)
+    values = predict_population(predictor, source)
+    write_table(values, output, index=values.index.name is not None)
+    console.print(f"wrote {len(values)} predictions (with 90% intervals) to {output}")
+    scores = held_out_scores(values, predictor.target)
+    if scores is not None:
+        console.print(f"against the table's {predictor.target}: R² {scores['r2']:.3f}, Spearman "
+                      f"{scores['spearman']:.3f}, MAE {scores['mae']:.3g}" +
+                      (f", interval coverage {scores['coverage']:.0%}" if "coverage" in scores else ""))
 
 
 @app.command()
