@@ -51,6 +51,9 @@ def test_report_images_exist(study):
     for src in images:
         assert (out / "report" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
     assert "leave-one-family-out" in page and "Noise ceiling" in page
+    # the headline leads the page, its warning on top (this tiny study's forest loses to the mean)
+    assert page.index("WARNING") < page.index("noise ceiling") < page.index("How well do graph features")
+    assert "does not beat the mean" in page
 
 
 def test_rerun_resumes_without_training(study, tmp_path):

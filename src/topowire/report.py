@@ -155,7 +155,11 @@ def write_report(out: str | Path, results: pd.DataFrame, features: pd.DataFrame,
 
 def _page(title, summary, figs, drawings, table, cv) -> str:
     esc = html.escape
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in summary.items())
+    summary = {**cv.headline(), **summary}  # the headline first, a warning on top
+    rows = "".join(f"<tr><th>{esc(k)}</th><td style='text-align:left'>"
+                   + (f"<b style='color:#b00'>{esc(str(v))}</b>" if k == "WARNING" else esc(str(v)))
+                   + "</td></tr>" for k, v in summary.items())
+    notes = "".join(f"<li>{esc(n)}</li>" for n in cv.notes)
     ceiling = (f"<p>Noise ceiling (share of the per-topology mean's variance that lies between topologies, "
                f"from {cv.ceiling['replicates']:.0f} replicates): <b>{cv.ceiling['ceiling']:.3f}</b></p>"
                if cv.ceiling else "<p>One seed per topology: no noise ceiling was estimated.</p>")
@@ -173,9 +177,12 @@ th{{background:#f4f4f4}}</style></head><body>
 <table>{rows}</table>
 <h2>How well do graph features predict training?</h2>
 <p>Cross-validated scores ({cv.n_rows} topologies): the random forest on all features beside the
-baselines. Mean over folds, standard deviation beside.</p>
+baselines (the mean, size alone, and the best single feature chosen inside each training fold).
+r2, mae, spearman: pooled out-of-fold predictions, mean of 3 repeats of 5-fold CV; *_fold_sd:
+the spread over folds.</p>
 {table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")}
 {ceiling}
+<ul>{notes}</ul>
 {fig_html}
 <h2>One topology per family</h2>
 {draw_html}
