@@ -36,7 +36,7 @@ def test_run_writes_every_output(study):
     assert len(pd.read_csv(out / "results.csv")) == 24
     assert len(pd.read_csv(out / "predictions.csv")) == 12
     model = load(out / "best_model.safetensors")
-    assert model.arch.kind == "gru" and summary["best topology"].split()[0] == model.wiring.topology_id
+    assert model.arch.kind == "rnn-tanh" and summary["best topology"].split()[0] == model.wiring.topology_id
     assert "forest" in summary["R² (5-fold CV)"] and summary["models"] == "24 (12 topologies x 2 replicates)"
     # the headline leads the summary; this tiny study's forest is below the mean, and it says so
     assert list(summary)[:5] == ["WARNING", "noise ceiling", "forest", "size alone", "best single feature"]

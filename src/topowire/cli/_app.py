@@ -55,14 +55,16 @@ def _options(*specs):
     return decorate
 
 
-_arch_options = _options(
-    (("--arch", "kind"), _choice(TARGETS, "Compile target", "gru") | {"default": "gru"}),
-    (("--orientation",), {**_choice(ORIENTATIONS, "How edges become connections"), "help":
-                          f"How edges become connections: {', '.join(ORIENTATIONS)}. {_WIRING}"}),
-    (("--inputs",), {"type": _Roles(), "help": f"Neurons that read the data: all, sources, or K (top-K by "
-                                               f"degree). {_WIRING}"}),
-    (("--outputs",), {"type": click.Choice(["all", "sinks"]), "help": "Neurons read out: all or sinks."}),
-)
+def _arch_options(default: Arch = _ARCH):
+    """The arch options, showing ``default``'s kind (given as None: the caller's config decides)."""
+    return _options(
+        (("--arch", "kind"), _choice(TARGETS, "Compile target", default.kind)),
+        (("--orientation",), {**_choice(ORIENTATIONS, "How edges become connections"), "help":
+                              f"How edges become connections: {', '.join(ORIENTATIONS)}. {_WIRING}"}),
+        (("--inputs",), {"type": _Roles(), "help": f"Neurons that read the data: all, sources, or K (top-K by "
+                                                   f"degree). {_WIRING}"}),
+        (("--outputs",), {"type": click.Choice(["all", "sinks"]), "help": "Neurons read out: all or sinks."}),
+    )
 
 
 def _given(cls, options: dict, **extra):
@@ -71,15 +73,17 @@ def _given(cls, options: dict, **extra):
     return cls(**{k: v for k, v in {**options, **extra}.items() if k in names and v is not None})
 
 
-_train_options = _options(
-    (("--task",), _choice(TASKS, "Task", "reber") | {"default": "reber"}),
-    (("--epochs",), _default("epochs", "Passes over the training set.", type=int)),
-    (("--batch-size",), _default("batch_size", "Shared batch size.", type=int)),
-    (("--lr",), _default("lr", "Learning rate.", type=float)),
-    (("--seed",), _default("seed", "Root seed: data, order and every model's init.", type=int)),
-    (("--n-train",), {"type": int, "help": "Training examples (default: the task's; reber 4000)."}),
-    (("--n-test",), {"type": int, "help": "Test examples (default: the task's; reber 400)."}),
-)
+def _train_options(train: TrainConfig = _TRAIN):
+    """The training options, showing the defaults of ``train`` (the dataclass decides them)."""
+    return _options(
+        (("--task",), _choice(TASKS, "Task", "reber") | {"default": "reber"}),
+        (("--epochs",), _default("epochs", "Passes over the training set.", train, type=int)),
+        (("--batch-size",), _default("batch_size", "Shared batch size.", train, type=int)),
+        (("--lr",), _default("lr", "Learning rate.", train, type=float)),
+        (("--seed",), _default("seed", "Root seed: data, order and every model's init.", train, type=int)),
+        (("--n-train",), {"type": int, "help": "Training examples (default: the task's; reber 4000)."}),
+        (("--n-test",), {"type": int, "help": "Test examples (default: the task's; reber 400)."}),
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -16,7 +16,7 @@ from topowire.train.executors import EXECUTORS
 
 @app.command("compile")
 @click.argument("population", type=_path)
-@_arch_options
+@_arch_options()
 @click.option("--d-in", type=int, **_default("d_in", "Data width.", _ARCH))
 @click.option("--d-out", type=int, **_default("d_out", "Readout width (classes).", _ARCH))
 @click.option("--activation", **_choice(ACTIVATIONS, "Activation of the iterative map", _ARCH.activation))
@@ -52,8 +52,8 @@ def export_(model, fmt, output, seq_len, batch):
 
 @app.command()
 @click.argument("population", type=_path)
-@_arch_options
-@_train_options
+@_arch_options()
+@_train_options()
 @click.option("--db", type=_path, required=True, help="SQLite results database (created or resumed).")
 @click.option("--optimizer", **_choice(OPTIMIZERS, "Optimizer", _TRAIN.optimizer))
 @click.option("--clip", **_default("clip", "Per-model gradient-norm clip (0: off).", type=float))
@@ -97,7 +97,7 @@ def train(population, task, n_train, n_test, db, executor, data_dir, thesis_csv,
 @click.option("--on", "on", **_choice(ON, "Connections to prune", "both") | {"default": "both"})
 @click.option("--scope", **_choice(SCOPES, "Ranking: one global or per tensor", "global") | {"default": "global"})
 @click.option("--retrain", type=click.IntRange(0), default=0, show_default=True, help="Retraining epochs, masks fixed.")
-@_train_options
+@_train_options()
 @click.option("--topology", "topology_out", type=_path, help="Also write the pruned connectivity as a population.")
 @click.option("-o", "--output", type=_path, required=True, help="Pruned model (.safetensors).")
 def prune(model, output, rate, on, scope, retrain, **o):

@@ -8,9 +8,9 @@ import click
 
 from topowire._io import check_output
 from topowire.cli._app import _TRAIN_FIELDS, _arch_options, _choice, _default, _given, _path, _train_options, app
-from topowire.compiler.arch import Arch
 from topowire.console import console, print_scores, print_summary, progress
 from topowire.errors import ParameterError
+from topowire.pipeline import StudyConfig
 from topowire.train.executors import EXECUTORS
 
 
@@ -115,9 +115,10 @@ def report(db, run_id, seed, trees, output) -> None:
 
 @app.command()
 @click.argument("recipe", type=_path, required=False)
-@_arch_options
-@_train_options
-@click.option("--replicates", **_default("replicates", "Initialisation seeds per topology.", type=int))
+@_arch_options(StudyConfig().arch)
+@_train_options(StudyConfig().train)
+@click.option("--replicates", **_default("replicates", "Initialisation seeds per topology.", StudyConfig().train,
+                                         type=int))
 @click.option("--trees", type=click.IntRange(1), default=300, show_default=True, help="Trees in the forest.")
 @click.option("--executor", **_choice(EXECUTORS, "Where packs run", "local"), default="local")
 @click.option("-o", "--output", type=_path, default=Path("topowire-study"), show_default=True, help="Study folder.")
@@ -128,12 +129,13 @@ def run(recipe, task, n_train, n_test, trees, executor, output, **o) -> None:
     """
     check_output(output, recipe)
     check_output(Path(output) / "report", recipe, replaced_folder=True)
-    from topowire.pipeline import StudyConfig, default_recipe, run_study
+    from topowire.pipeline import default_recipe, run_study
     from topowire.topology import load_recipe
 
     base = StudyConfig()
     train = {k: v for k, v in o.items() if k in _TRAIN_FIELDS and v is not None}
-    config = StudyConfig(task=task, arch=_given(Arch, o), seed=train.get("seed", base.seed), n_train=n_train,
+    arch = _given(type(base.arch), o, kind=o["kind"] or base.arch.kind)  # the kind's natural wiring
+    config = StudyConfig(task=task, arch=arch, seed=train.get("seed", base.seed), n_train=n_train,
                          n_test=n_test, n_estimators=trees, train=base.train.replace(**train))
     rec = load_recipe(recipe) if recipe is not None else default_recipe()
     with progress() as update:
