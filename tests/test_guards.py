@@ -131,3 +131,12 @@ def test_predict_carries_columns_through_and_scores_a_present_target(tmp_path, c
     assert list(got.columns[:3]) == ["predicted_test_acc", "test_acc_low", "test_acc_high"]
     assert {"graph", "family", "test_loss", "time", "test_acc"} <= set(got.columns)
     assert (got["test_acc_low"] < got["predicted_test_acc"]).all()
+
+
+def test_the_warning_names_a_single_feature_that_carries_everything():
+    table = _foreign()
+    table["test_acc"] = 0.5 + 0.4 * table["density"] + np.random.default_rng(2).normal(0, 0.01, len(table))
+    cv = cross_validate(table, "test_acc", ["density", "transitivity", "n_nodes"], size=["n_nodes"],
+                        n_estimators=30, importances=False)
+    head = cv.headline()
+    assert head["WARNING"].startswith("the forest does not beat the best single feature (most often density)")

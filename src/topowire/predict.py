@@ -200,9 +200,13 @@ class CVResult:
         if forest["r2"] <= max(0.0, mean_r2):
             warning = (f"the forest does not beat the mean (R² {forest['r2']:.2f}): the features do not predict "
                        f"{self.target} here")
+        elif best_size in beaten:
+            warning = (f"the forest does not beat size alone ({best_size}): nothing here shows an effect of wiring "
+                       "beyond the size of the network")
         elif beaten:
-            warning = (f"the forest does not beat {' or '.join(beaten)}: nothing here shows an effect of wiring beyond "
-                       + ("size" if beaten == [best_size] else "a simpler predictor"))
+            common = pd.Series(self.chosen).value_counts().index[0] if self.chosen else "one feature"
+            warning = (f"the forest does not beat the best single feature (most often {common}): one statistic of "
+                       "the wiring carries all that the forest finds")
         else:
             return lines
         return {"WARNING": warning, **lines}
