@@ -1,8 +1,9 @@
-"""The model feature groups (registered on import): ``params`` and ``dynamics``.
+"""The model feature groups (registered on import): ``params``, ``dynamics`` and ``init``.
 
 Both describe the network the trainer builds for a topology's replicate 0 under the
 training seed (:func:`~topowire.seeds.init_seed`), so they belong to the model that was
-trained, and both need the arch; ``dynamics`` also needs the task, whose sequences drive it.
+trained, and all need the arch; ``dynamics`` and ``init`` also need the task, whose data
+drive them.
 """
 
 from __future__ import annotations
@@ -51,3 +52,15 @@ register_model_group(ModelGroup("dynamics", {
     "dyn_spectral_radius": "largest |eigenvalue| of the masked W_hh at initialisation (largest gate block)",
     "dyn_spectral_norm": "largest singular value of the masked W_hh at initialisation (largest gate block)",
 }, _dynamics_table, needs_task=True))
+
+
+def _init_table(topologies, arch, task, seed: int = 0, progress=None) -> pd.DataFrame:
+    from topowire.train.proxies import init_proxies
+
+    return init_proxies(topologies, arch, task, seed=seed, progress=progress)
+
+
+register_model_group(ModelGroup("init", {
+    "init_loss": "loss on the first 64 training examples at initialisation",
+    "init_grad_norm": "norm of that loss's gradient over all the model's parameters, at initialisation",
+}, _init_table, needs_task=True))
