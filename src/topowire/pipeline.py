@@ -264,7 +264,7 @@ def validate(recipe: Recipe, config: StudyConfig) -> tuple[Task, Arch]:
 
 def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig(),
               log: Callable[[str], None] = print, progress: Progress | None = None,
-              executor: str = "local") -> dict[str, str]:
+              executor="local") -> dict[str, str]:
     """Run a whole study into ``out`` and return its summary.
 
     Files: ``population.jsonl``, ``features.csv`` (graph features and ``params``: a valid

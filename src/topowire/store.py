@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS results (
     replicate INTEGER NOT NULL, init_seed INTEGER NOT NULL, status TEXT NOT NULL,
     train_loss REAL, test_loss REAL, test_acc REAL, diverged_epoch INTEGER,
     params INTEGER NOT NULL, params_graph INTEGER NOT NULL, seconds REAL NOT NULL, curves TEXT NOT NULL,
-    UNIQUE (run_id, topology_id, replicate));
+    error TEXT, UNIQUE (run_id, topology_id, replicate));
 CREATE TABLE IF NOT EXISTS claims (
     run_id TEXT NOT NULL, topology_id TEXT NOT NULL, replicate INTEGER NOT NULL,
     owner TEXT NOT NULL, heartbeat REAL NOT NULL, PRIMARY KEY (run_id, topology_id, replicate));
@@ -115,6 +115,8 @@ class Store:
                     if stmt.strip():
                         self.conn.execute(stmt)
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                if "error" not in {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}:
+                    self.conn.execute("ALTER TABLE results ADD COLUMN error TEXT")  # stores before failed packs
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use database {str(self.path)!r}: {exc}") from None
         self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
@@ -169,7 +171,7 @@ class Store:
         """Claim models of a run for this store's owner, in one IMMEDIATE transaction.
 
         ``pick(taken)`` receives the (topology id, replicate) pairs that are done or held by
-        a live claim of another owner, and returns the models to claim (pairs) -- or an
+        a live claim (this owner's included: its packs in flight), and returns the models to claim (pairs) -- or an
         empty list. Expired claims (heartbeat older than :func:`claim_ttl`, or a dead owner
         on this host) are dropped first. Returns what ``pick`` returned.
         """
@@ -182,13 +184,18 @@ class Store:
                          if o != self.owner and (now - h > ttl or not _owner_alive(o))]
                 self.conn.executemany("DELETE FROM claims WHERE run_id = ? AND topology_id = ? AND replicate = ?",
                                       [(run_id, t, r) for t, r in stale])
-                taken = self.done(run_id) | ({(t, r) for t, r, o, _ in claims if o != self.owner} - set(stale))
+                taken = self.done(run_id) | ({(t, r) for t, r, _, _ in claims} - set(stale))
                 chosen = pick(taken)
                 self.conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
                                       [(run_id, t, r, self.owner, now) for t, r in chosen])
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
         return chosen
+
+    def claimed(self, run_id: str) -> set[tuple[str, int]]:
+        """(topology id, replicate) pairs this owner holds claims on (its packs in flight)."""
+        return set(self.conn.execute("SELECT topology_id, replicate FROM claims WHERE run_id = ? AND owner = ?",
+                                     (run_id, self.owner)))
 
     @contextlib.contextmanager
     def heartbeat(self):
@@ -219,20 +226,25 @@ class Store:
             with self._tx():
                 self.conn.executemany("DELETE FROM claims WHERE run_id = ? AND topology_id = ? AND replicate = ?",
                                       [(run_id, r["topology_id"], r["replicate"]) for r in rows])
+                self.conn.executemany(  # a model that failed before gives way to its new result
+                    "DELETE FROM results WHERE run_id = ? AND topology_id = ? AND replicate = ? AND status = 'failed'",
+                    [(run_id, r["topology_id"], r["replicate"]) for r in rows])
                 self.conn.executemany(
-                    "INSERT INTO results (run_id, topology_id, replicate, init_seed, status, train_loss, test_loss,"
-                    " test_acc, diverged_epoch, params, params_graph, seconds, curves)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO results (run_id, topology_id, replicate, init_seed, status, train_loss,"
+                    " test_loss, test_acc, diverged_epoch, params, params_graph, seconds, curves, error)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(run_id, r["topology_id"], r["replicate"], r["init_seed"], r["status"], _real(r["train_loss"]),
                       _real(r["test_loss"]), _real(r["test_acc"]), r["diverged_epoch"], r["params"],
-                      r["params_graph"], r["seconds"], json.dumps(r["curves"])) for r in rows])
+                      r["params_graph"], r["seconds"], json.dumps(r["curves"]), r.get("error")) for r in rows])
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
 
     # -- reading ------------------------------------------------------------------------
     def done(self, run_id: str) -> set[tuple[str, int]]:
-        """(topology id, replicate) pairs with a result in this run."""
-        return set(self.conn.execute("SELECT topology_id, replicate FROM results WHERE run_id = ?", (run_id,)))
+        """(topology id, replicate) pairs with a result in this run (a ``failed`` one is not
+        done: the next run of the same command tries it again)."""
+        return set(self.conn.execute("SELECT topology_id, replicate FROM results WHERE run_id = ? "
+                                     "AND status != 'failed'", (run_id,)))
 
     def runs(self):
         import pandas as pd
@@ -245,7 +257,7 @@ class Store:
 
         query = ("SELECT r.run_id, r.topology_id, t.family, t.params AS topology_params, t.n, t.n_edges, "
                  "r.replicate, r.init_seed, r.status, r.train_loss, r.test_loss, r.test_acc, r.diverged_epoch, "
-                 "r.params, r.params_graph, r.seconds, r.curves, u.task, u.arch "
+                 "r.params, r.params_graph, r.seconds, r.curves, r.error, u.task, u.arch "
                  "FROM results r JOIN topologies t ON t.id = r.topology_id JOIN runs u ON u.run_id = r.run_id")
         args: tuple = ()
         if run_id is not None:
@@ -303,8 +315,8 @@ class Store:
 
 
 def _real(x: Any) -> float | None:
-    x = float(x)
-    return None if x != x else x
+    x = None if x is None else float(x)
+    return None if x is None or x != x else x
 
 
 def open_existing(path: str | Path) -> Store:

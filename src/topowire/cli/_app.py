@@ -19,6 +19,7 @@ from topowire.compiler.wiring import ORIENTATIONS
 from topowire.data.tasks import TASKS
 from topowire.errors import TopowireError
 from topowire.train.config import TrainConfig
+from topowire.train.executors import EXECUTORS
 
 _path = click.Path(path_type=Path)
 _TRAIN, _ARCH = TrainConfig(), Arch()
@@ -65,6 +66,31 @@ def _arch_options(default: Arch = _ARCH):
                                                    f"degree). {_WIRING}"}),
         (("--outputs",), {"type": click.Choice(["all", "sinks"]), "help": "Neurons read out: all or sinks."}),
     )
+
+
+_executor_options = _options(
+    (("--executor",), _choice(EXECUTORS, "Where packs run", "local") | {"default": "local"}),
+    (("--address",), {"help": "With --executor ray: the cluster, auto (started with `ray start` here) or "
+                              "HOST:PORT (default: a local cluster for this command)."}),
+    (("--workers",), {"type": click.IntRange(1), "help": "With --executor ray: packs in flight at once (default: "
+                                                          "the cluster's CPUs, or GPUs with --device cuda)."}),
+)
+
+
+def _executor(options: dict, device: str | None):
+    """The executor the options name, connected (a Ray cluster is reached before any work)."""
+    from topowire.errors import ParameterError
+    from topowire.train.executors import get_executor
+
+    name, address, workers = options.pop("executor"), options.pop("address"), options.pop("workers")
+    if name != "ray":
+        if address is not None or workers is not None:
+            raise ParameterError("--address and --workers go with --executor ray")
+        return name
+    cuda = (device or "").startswith("cuda")
+    executor = get_executor("ray", address=address, workers=workers, gpus=1.0 if cuda else 0.0)
+    executor.connect()
+    return executor
 
 
 def _given(cls, options: dict, **extra):

@@ -5,13 +5,24 @@ from __future__ import annotations
 import click
 
 from topowire._io import check_output
-from topowire.cli._app import _ARCH, _TRAIN, _arch_options, _choice, _default, _given, _path, _train_options, app
+from topowire.cli._app import (
+    _ARCH,
+    _TRAIN,
+    _arch_options,
+    _choice,
+    _default,
+    _executor,
+    _executor_options,
+    _given,
+    _path,
+    _train_options,
+    app,
+)
 from topowire.compiler.arch import RESIDUALS, Arch
 from topowire.compiler.functional import ACTIVATIONS
 from topowire.console import console, progress
 from topowire.dynamics.prune import ON, SCOPES
 from topowire.train.config import OPTIMIZERS, TrainConfig, check_device
-from topowire.train.executors import EXECUTORS
 
 
 @app.command("compile")
@@ -62,7 +73,7 @@ def export_(model, fmt, output, seq_len, batch):
 @click.option("--bf16", is_flag=True, default=None, help="bf16 autocast of the forward pass (CUDA).")
 @click.option("--memory-mb", **_default("memory_mb", "Memory budget of one pack (MiB).", type=int))
 @click.option("--chunk-size", type=int, help="Models per pack (overrides --memory-mb).")
-@click.option("--executor", **_choice(EXECUTORS, "Where packs run", "local"), default="local")
+@_executor_options
 @click.option("--data-dir", type=_path, help="MNIST folder with the IDX files (default: the bundled subset).")
 @click.option("--thesis-csv", type=_path, help="Reber data in the thesis's string,label CSV.")
 @click.option("--stability", type=float, help="Keep every model's ||W_hh||_2 <= this (Miller & Hardt), in (0, 1].")
@@ -70,7 +81,7 @@ def export_(model, fmt, output, seq_len, batch):
 @click.option("--radius", "r", type=float, **_default("r", "wcrnn: r of R.", _ARCH))
 @click.option("--phi", type=float, **_default("phi", "wcrnn: rotation angle of R (radians).", _ARCH))
 @click.option("--gamma", type=float, **_default("gamma", "wcrnn: coupling strength.", _ARCH))
-def train(population, task, n_train, n_test, db, executor, data_dir, thesis_csv, **o) -> None:
+def train(population, task, n_train, n_test, db, data_dir, thesis_csv, **o) -> None:
     """Train every topology of a population (packed), storing results in a resumable database."""
     check_output(db, population, data_dir, thesis_csv)
     from topowire.data import make_task
@@ -81,14 +92,16 @@ def train(population, task, n_train, n_test, db, executor, data_dir, thesis_csv,
     arch = _given(Arch, o)
     config = _given(TrainConfig, o, clip=None if o["clip"] is None else o["clip"] or None)
     check_device(config.device)
+    executor = _executor(o, config.device)
     pop = list(read_population(population))
     data = make_task(task, seed=config.seed, n_train=n_train, n_test=n_test, data_dir=data_dir, thesis_csv=thesis_csv)
     with Store(db) as store, progress() as update:
         frame = train_population(pop, arch, data, config, store=store, executor=executor,
                                  progress=lambda d, t: update("training", d, t))
-    ok = frame[frame["status"] == "ok"]
-    console.print(f"{len(frame)} models in run {frame['run_id'].iloc[0]}: {len(ok)} ok, {len(frame) - len(ok)} "
-                  f"diverged; mean test accuracy {ok['test_acc'].mean():.3f}; results in {db}")
+    ok, status = frame[frame["status"] == "ok"], frame["status"].value_counts()
+    console.print(f"{len(frame)} models in run {frame['run_id'].iloc[0]}: {len(ok)} ok, {status.get('diverged', 0)} "
+                  f"diverged, {status.get('failed', 0)} failed; mean test accuracy {ok['test_acc'].mean():.3f}; "
+                  f"results in {db}")
 
 
 @app.command()

@@ -7,11 +7,20 @@ from pathlib import Path
 import click
 
 from topowire._io import check_output
-from topowire.cli._app import _TRAIN_FIELDS, _arch_options, _choice, _default, _given, _path, _train_options, app
+from topowire.cli._app import (
+    _TRAIN_FIELDS,
+    _arch_options,
+    _default,
+    _executor,
+    _executor_options,
+    _given,
+    _path,
+    _train_options,
+    app,
+)
 from topowire.console import console, print_scores, print_summary, progress
 from topowire.errors import ParameterError
 from topowire.pipeline import StudyConfig
-from topowire.train.executors import EXECUTORS
 
 
 @app.command()
@@ -120,15 +129,16 @@ def report(db, run_id, seed, trees, output) -> None:
 @click.option("--replicates", **_default("replicates", "Initialisation seeds per topology.", StudyConfig().train,
                                          type=int))
 @click.option("--trees", type=click.IntRange(1), default=300, show_default=True, help="Trees in the forest.")
-@click.option("--executor", **_choice(EXECUTORS, "Where packs run", "local"), default="local")
+@_executor_options
 @click.option("-o", "--output", type=_path, default=Path("topowire-study"), show_default=True, help="Study folder.")
-def run(recipe, task, n_train, n_test, trees, executor, output, **o) -> None:
+def run(recipe, task, n_train, n_test, trees, output, **o) -> None:
     """The main job: sample, featurise, train, fit, predict, report and export, into one folder.
 
     RECIPE defaults to the embedded quick study (graphs/quick.toml). Running again resumes.
     """
     check_output(output, recipe)
     check_output(Path(output) / "report", recipe, replaced_folder=True)
+    executor = _executor(o, o.get("device"))
     from topowire.pipeline import default_recipe, run_study
     from topowire.topology import load_recipe
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from topowire.data.tasks import Task
     from topowire.train.trainer import PackJob
 
-__all__ = ["Executor", "LocalExecutor", "EXECUTORS", "get_executor"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "get_executor"]
 
 
 class Executor(Protocol):
@@ -41,14 +41,122 @@ class LocalExecutor:
             yield job, job.run(task)
 
 
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """ParameterError unless ``HOST:PORT`` (a ``ray://`` prefix allowed) accepts a TCP connection."""
+    import socket
+
+    from topowire.errors import ParameterError
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot reach the Ray cluster at {address!r}: {exc}; expected auto or the "
+                             "HOST:PORT that `ray start --head` printed") from None
+
+
+def _run_pack(job: PackJob, task: Task, threads: int) -> list[dict[str, Any]]:
+    """A pack on a Ray worker, with torch's threads set to the CPUs Ray gave the task."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return job.run(task)
+
+
+class RayExecutor:
+    """Packs as Ray tasks, on a local or remote Ray cluster.
+
+    Parameters
+    ----------
+    address : str, optional
+        ``auto`` (the cluster ``ray start`` made on this machine), ``HOST:PORT``, or None
+        to start a local cluster for this process.
+    workers : int, optional
+        Packs in flight at once (default: the cluster's CPUs divided by ``threads``, or its
+        GPUs with ``gpus`` > 0).
+    threads : int, default 1
+        CPUs per pack (torch's thread count on the worker).
+    gpus : float, default 0
+        GPUs (or a fraction) per pack; the training config's device must then be CUDA.
+    retries : int, default 3
+        Times a pack whose worker died is run again before its models are stored
+        ``failed`` with the error.
+
+    Jobs are drawn from the driver's iterator only as workers free up, so a store's claims
+    are taken just before a pack runs; Ctrl-C (or the consumer stopping) cancels what is
+    in flight, and the packs already yielded are whole.
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None, threads: int = 1,
+                 gpus: float = 0.0, retries: int = 3) -> None:
+        self.address = address
+        self.workers = None if workers is None else checks.integer("workers", workers, 1)
+        self.threads = checks.integer("threads", threads, 1)
+        self.gpus = float(gpus)
+        self.retries = checks.integer("retries", retries, 0)
+
+    def connect(self):
+        """Import Ray and join (or start) the cluster; ParameterError when either fails."""
+        from topowire.errors import ParameterError
+
+        try:
+            import ray
+        except ImportError:
+            raise ParameterError("the ray executor needs Ray: pip install 'topowire[ray]'") from None
+        if self.address not in (None, "auto") and not ray.is_initialized():
+            _reachable(self.address)  # Ray itself would keep retrying an address that does not answer
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
+                         include_dashboard=False) if self.address else ray.init(logging_level="ERROR",
+                                                                                  log_to_driver=False,
+                                                                                  include_dashboard=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ParameterError(f"cannot reach the Ray cluster at {self.address!r}: "
+                                     f"{str(exc).splitlines()[0]}") from None
+        return ray
+
+    def map(self, jobs: Iterable[PackJob], task: Task) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]:
+        ray = self.connect()
+        resources = ray.cluster_resources()
+        workers = self.workers or max(1, int(resources.get("GPU", 0) // self.gpus) if self.gpus
+                                      else int(resources.get("CPU", 1) // self.threads))
+        remote = ray.remote(_run_pack).options(num_cpus=self.threads, num_gpus=self.gpus,
+                                               max_retries=self.retries, retry_exceptions=False)
+        task_ref = ray.put(task)
+        pending = iter(jobs)
+        in_flight: dict[Any, PackJob] = {}
+
+        def submit() -> None:
+            for job in pending:
+                in_flight[remote.remote(job, task_ref, self.threads)] = job
+                return
+
+        try:
+            for _ in range(workers):
+                submit()
+            while in_flight:
+                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+                job = in_flight.pop(ref)
+                try:
+                    rows = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # retried and still failing
+                    rows = job.failed_rows(f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:500]}")
+                submit()
+                yield job, rows
+        finally:
+            for ref in in_flight:
+                ray.cancel(ref, force=True)
+
+
 #: Executors by name (the ``--executor`` choices).
-EXECUTORS = {"local": LocalExecutor}
+EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
 
 
-def get_executor(executor: str | Executor) -> Executor:
-    """An executor instance from its name, or the instance given."""
+def get_executor(executor: str | Executor, **options: Any) -> Executor:
+    """An executor instance from its name (built with ``options``), or the instance given."""
     if isinstance(executor, str):
-        return EXECUTORS[checks.choice("executor", executor, EXECUTORS, noun="executor")]()
+        return EXECUTORS[checks.choice("executor", executor, EXECUTORS, noun="executor")](**options)
     if not hasattr(executor, "map"):
         raise TypeError(f"executor must be a name or have a map(jobs, task) method, got {type(executor).__name__}")
     return executor

@@ -82,6 +82,22 @@ class PackJob:
                 for s, res, counts in zip(self.specs, results, packed.parameter_counts())]
 
 
+    def failed_rows(self, error: str) -> list[dict[str, Any]]:
+        """One ``failed`` row per model, with the error (a pack that could not be trained)."""
+        from topowire.compiler.compile import as_wiring
+        from topowire.compiler.init import parameter_counts
+
+        rows = []
+        for s in self.specs:
+            counts = parameter_counts(as_wiring(s.topology, self.arch, s.init_seed), self.arch) \
+                if self.arch.kind != "layered" else {"total": 0, "graph": 0}
+            rows.append({"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed,
+                         "status": "failed", "diverged_epoch": None, "train_loss": None, "test_loss": None,
+                         "test_acc": None, "curves": {}, "params": counts["total"], "params_graph": counts["graph"],
+                         "seconds": 0.0, "error": error})
+        return rows
+
+
 def model_specs(topologies: Sequence[Topology], config: TrainConfig) -> list[ModelSpec]:
     """Every (topology, replicate) of a population with its seed (a repeated topology once)."""
     unique = {t.id: t for t in topologies}.values()
@@ -324,6 +340,7 @@ def _claimed_jobs(store, rid: str, topologies: Sequence[Topology], arch: Arch, t
     """
     specs = model_specs(topologies, config)
     total = len(specs)
+    all_models = {(s.topology.id, s.replicate) for s in specs}
     while True:
         job: list[PackJob] = []
 
@@ -336,6 +353,8 @@ def _claimed_jobs(store, rid: str, topologies: Sequence[Topology], arch: Arch, t
             yield job[0]
         elif len(store.done(rid)) >= total:
             return
+        elif all_models <= store.done(rid) | store.claimed(rid):
+            return  # the rest is this process's own packs in flight: the executor collects them
         else:
             time.sleep(POLL_SECONDS)
 

@@ -1,0 +1,140 @@
+"""The Ray executor on a real local cluster (ray.init(num_cpus=2)): same results as the
+local executor, retries of a killed worker, failures stored, resume after a killed driver."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'topowire[ray]'")
+
+from topowire.compiler import Arch  # noqa: E402
+from topowire.data import make_task  # noqa: E402
+from topowire.store import Store  # noqa: E402
+from topowire.topology import Population, er_graph, write_population  # noqa: E402
+from topowire.train import TrainConfig, train_population  # noqa: E402
+from topowire.train.executors import RayExecutor  # noqa: E402
+from topowire.train.trainer import pack_jobs, prepare_arch  # noqa: E402
+
+POP = [er_graph(10 + i, 0.3, seed=i) for i in range(6)]
+CONFIG = TrainConfig(epochs=2, replicates=2, chunk_size=3)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's jobs reach the workers
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task("reber", n_train=128, n_test=64, seed=0)
+
+
+def test_the_same_metrics_as_the_local_executor(cluster, task, tmp_path):
+    local = train_population(POP, Arch("gru"), task, CONFIG)
+    with Store(tmp_path / "r.db") as store:
+        remote = train_population(POP, Arch("gru"), task, CONFIG, store=store, executor=RayExecutor(workers=2))
+    key = ["topology_id", "replicate"]
+    local, remote = local.sort_values(key).reset_index(drop=True), remote.sort_values(key).reset_index(drop=True)
+    assert len(remote) == 12 and (remote["status"] == "ok").all()
+    for column in ("init_seed", "test_acc", "test_loss", "train_loss"):
+        np.testing.assert_array_equal(remote[column].to_numpy(), local[column].to_numpy())
+
+
+class _DiesOnce:
+    """A pack job whose first attempt kills its worker process mid-pack."""
+
+    def __init__(self, job, marker: Path, always: bool = False):
+        self.job, self.marker, self.always = job, marker, always
+        self.specs = job.specs
+
+    def run(self, task):
+        if self.always or not self.marker.exists():
+            self.marker.touch()
+            os._exit(1)  # the worker process dies, as if killed
+        return self.job.run(task)
+
+    def failed_rows(self, error):
+        return self.job.failed_rows(error)
+
+
+def _jobs(task, tmp_path, always=False):
+    arch = prepare_arch(Arch("rnn-tanh"), task, CONFIG)
+    return [_DiesOnce(j, tmp_path / f"died{i}", always) for i, j in enumerate(pack_jobs(POP[:3], arch, task, CONFIG))]
+
+
+def test_a_killed_worker_is_retried_and_every_model_has_one_row(cluster, task, tmp_path):
+    jobs = _jobs(task, tmp_path)
+    rows = [r for _, pack_rows in RayExecutor(workers=2, retries=2).map(jobs, task) for r in pack_rows]
+    assert all((tmp_path / f"died{i}").exists() for i in range(len(jobs)))  # every pack's worker died once
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}
+    assert len({(r["topology_id"], r["replicate"]) for r in rows}) == 6
+
+
+def test_a_pack_that_keeps_failing_is_stored_failed_with_its_error(cluster, task, tmp_path):
+    jobs = _jobs(task, tmp_path, always=True)[:1]
+    rows = [r for _, pack_rows in RayExecutor(retries=1).map(jobs, task) for r in pack_rows]
+    assert len(rows) == len(jobs[0].specs) and {r["status"] for r in rows} == {"failed"}
+    assert all("died" in r["error"].lower() or "crash" in r["error"].lower() for r in rows), rows[0]["error"]
+    with Store(tmp_path / "r.db") as store:
+        arch = prepare_arch(Arch("rnn-tanh"), task, CONFIG)
+        from topowire.train.trainer import run_id
+
+        rid = run_id(arch, task, CONFIG)
+        store.ensure_run(rid, arch, task.name, CONFIG, POP[:3])
+        store.write_results(rid, rows)
+        assert store.done(rid) == set()  # failed is stored, and tried again by the next run
+        assert set(store.results(rid)["error"]) == {rows[0]["error"]}
+        resumed = train_population(POP[:3], Arch("rnn-tanh"), task, CONFIG, store=store)
+        assert len(resumed) == 6 and (resumed["status"] == "ok").all()
+
+
+def test_an_unreachable_address_and_a_missing_option_are_one_line(tmp_path):
+    write_population(Population(tuple(POP[:2])), tmp_path / "p.jsonl")
+    base = [sys.executable, "-m", "topowire.cli", "train", str(tmp_path / "p.jsonl"), "--db", str(tmp_path / "r.db")]
+    for extra, message in ((["--workers", "2"], "error: --address and --workers go with --executor ray"),
+                           (["--executor", "ray", "--address", "127.0.0.1:1"],
+                            "error: cannot reach the Ray cluster at '127.0.0.1:1'")):
+        done = subprocess.run(base + extra, capture_output=True, text=True, timeout=300)
+        err = [line for line in done.stderr.strip().splitlines() if line.startswith("error")]
+        assert done.returncode == 2 and len(err) == 1 and err[0].startswith(message), done.stderr
+        assert not (tmp_path / "r.db").exists()
+
+
+def test_a_killed_driver_resumes_and_finishes(tmp_path):
+    pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8)]
+    write_population(Population(tuple(pop)), tmp_path / "p.jsonl")
+    db = tmp_path / "r.db"
+    argv = [sys.executable, "-m", "topowire.cli", "train", str(tmp_path / "p.jsonl"), "--db", str(db),
+            "--arch", "gru", "--epochs", "4", "--n-train", "1000", "--n-test", "32", "--chunk-size", "1",
+            "--executor", "ray", "--workers", "1"]
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    rows = 0
+    while time.time() < deadline and first.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    rows = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if rows >= 1:
+                break
+    assert first.poll() is None and 1 <= rows < 8, (rows, first.poll())
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and the cluster it started
+    first.wait()
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    with sqlite3.connect(db) as conn:
+        counts = conn.execute("SELECT topology_id, replicate, count(*) FROM results GROUP BY 1, 2").fetchall()
+    assert len(counts) == 8 and all(c == 1 for *_, c in counts)
