@@ -110,14 +110,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", default=",".join(DESIGNS))
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     for name in args.designs.split(","):
         row = measure(name, args.smoke)
         print(json.dumps(row), flush=True)
-        if not args.smoke:
-            with open(OUT / "designs.jsonl", "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+        with open(args.out / "designs.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,10 @@ def study(pop: list[Topology], kind: str, config: TrainConfig, n_train: int, tre
     features = model_features(pop, None, arch, seed=config.seed)
     results = train_population(pop, arch, task, config)
     seconds = time.perf_counter() - t0
-    results["family"] = results["topology_id"].map({t.id: t.family for t in pop})
+    by_id = {t.id: t for t in pop}
+    results["family"] = results["topology_id"].map(lambda i: by_id[i].family)
+    results["n"] = results["topology_id"].map(lambda i: by_id[i].n)
+    results["n_edges"] = results["topology_id"].map(lambda i: by_id[i].n_edges)
     table = study_table(results, features)
     names = [c for c in features.columns if c != "params"] + ["params"]
     cv = cross_validate(table, "test_acc", names, n_estimators=trees, importances=False)
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     cells = [tuple(int(v) for v in c.split(":")) for c in args.cells.split(",")]
     per_family, epochs, n_train, trees = args.per_family, args.epochs, args.n_train, 100
@@ -103,15 +107,15 @@ def main() -> None:
         print(json.dumps({k: v for k, v in row.items() if k != "headline"}), flush=True)
         rows.append(row)
         frames.append(results)
-    if not args.smoke:
-        OUT.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame([{k: v for k, v in r.items() if k != "headline"} for r in rows]).to_csv(OUT / "scores.csv",
-                                                                                           index=False)
-        pd.concat(frames).to_csv(OUT / "results.csv", index=False)
-        (OUT / "summary.json").write_text(json.dumps({
-            "cells": [f"{n}:{m}" for n, m in cells], "per_family": per_family, "epochs": epochs,
-            "n_train": n_train, "replicates": 3, "task": "reber", "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{k: v for k, v in r.items() if k != "headline"} for r in rows]).to_csv(out / "scores.csv",
+                                                                                       index=False)
+    pd.concat(frames).to_csv(out / "results.csv", index=False)
+    (out / "summary.json").write_text(json.dumps({
+        "cells": [f"{n}:{m}" for n, m in cells], "per_family": per_family, "epochs": epochs,
+        "n_train": n_train, "replicates": 3, "task": "reber", "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

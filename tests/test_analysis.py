@@ -44,3 +44,20 @@ def test_smoke(script, files, tmp_path):
     else:
         assert set(results["model"]) == {"mlp", "randomized"}
         assert results.groupby("model")["trainable"].first().nunique() == 1  # equal trainable counts
+
+
+def test_the_wiring_beyond_size_population_is_matched_and_the_design_script_runs(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "analysis" / "wiring_beyond_size.py"), "--smoke",
+                           "--cell-types", "rnn-tanh", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = pd.read_csv(tmp_path / "results.csv")
+    cells = results.groupby(["n", "n_edges"])["family"].agg(set)
+    # every cell holds the three families at one size: nodes and edges alike
+    assert len(cells) == 2 and all(f == {"er", "ws", "ba"} for f in cells)
+    assert {"ceiling", "r2_forest", "r2_best-feature"} <= set(pd.read_csv(tmp_path / "scores.csv").columns)
+    proc = subprocess.run([sys.executable, str(ROOT / "analysis" / "default_study_design.py"), "--smoke",
+                           "--designs", "small-reber-tanh-3ep", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"design": "small-reber-tanh-3ep"' in (tmp_path / "designs.jsonl").read_text()
