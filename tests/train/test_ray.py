@@ -138,3 +138,26 @@ def test_a_killed_driver_resumes_and_finishes(tmp_path):
     with sqlite3.connect(db) as conn:
         counts = conn.execute("SELECT topology_id, replicate, count(*) FROM results GROUP BY 1, 2").fetchall()
     assert len(counts) == 8 and all(c == 1 for *_, c in counts)
+
+
+def test_without_ray_the_executor_names_the_install_command(monkeypatch):
+    from topowire.errors import ParameterError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ParameterError, match=r"pip install 'topowire\[ray\]'"):
+        RayExecutor().connect()
+
+
+def test_a_whole_study_trains_on_ray(cluster, tmp_path):
+    from topowire.pipeline import StudyConfig, run_study
+    from topowire.topology import parse_recipe
+
+    recipe = parse_recipe({"population": {"name": "tiny", "seed": 0}, "family": [
+        {"kind": "er", "count": 4, "n": [10, 14], "p": [0.2, 0.4]},
+        {"kind": "ba", "count": 4, "n": [10, 14], "m": [1, 3]}]})
+    config = StudyConfig(train=TrainConfig(epochs=2, replicates=2, chunk_size=4), n_train=200, n_test=100,
+                         n_estimators=10, export_onnx=False)
+    summary = run_study(recipe, tmp_path / "s", config, log=lambda m: None, executor=RayExecutor(workers=2))
+    assert summary["models"].startswith("16 ") and (tmp_path / "s" / "best_model.safetensors").is_file()
+    with Store(tmp_path / "s" / "runs.db") as store:
+        assert len(store.results()) == 16 and store.claimed(store.run()["run_id"]) == set()
