@@ -9,7 +9,7 @@ wiring) on Reber, and a forest on the graph features is cross-validated beside s
 and the best single feature (chosen inside the folds), against the noise ceiling.
 
     python analysis/wiring_beyond_size.py [--cells 12:2,16:2,16:3,20:3] [--per-family 10]
-                                          [--cells-types rnn-tanh,...] [--smoke]
+                                          [--cell-types rnn-tanh,...] [--store DIR] [--smoke]
 
 Writes ``analysis/results/wiring_beyond_size/{scores.csv,results.csv,summary.json}``.
 """
@@ -30,6 +30,7 @@ from topowire.compiler import Arch
 from topowire.data import make_task
 from topowire.pipeline import model_features, study_table
 from topowire.predict import cross_validate
+from topowire.store import Store
 from topowire.topology import Topology
 from topowire.train import TrainConfig, train_population
 
@@ -59,12 +60,18 @@ def matched_population(cells: list[tuple[int, int]], per_family: int, seed: int 
     return pop
 
 
-def study(pop: list[Topology], kind: str, config: TrainConfig, n_train: int, trees: int) -> tuple[dict, pd.DataFrame]:
+def study(pop: list[Topology], kind: str, config: TrainConfig, n_train: int, trees: int,
+          store_dir: Path | None = None) -> tuple[dict, pd.DataFrame]:
     arch = Arch(kind)
     task = make_task("reber", seed=config.seed, n_train=n_train)
     t0 = time.perf_counter()
     features = model_features(pop, None, arch, seed=config.seed)
-    results = train_population(pop, arch, task, config)
+    if store_dir is None:
+        results = train_population(pop, arch, task, config)
+    else:  # a store that analysis/proxies.py can read as a study
+        (store_dir / kind).mkdir(parents=True, exist_ok=True)
+        with Store(store_dir / kind / "runs.db") as store:
+            results = train_population(pop, arch, task, config, store=store)
     seconds = time.perf_counter() - t0
     by_id = {t.id: t for t in pop}
     results["family"] = results["topology_id"].map(lambda i: by_id[i].family)
@@ -94,6 +101,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--store", type=Path, help="Also keep each cell type's runs in STORE/<cell>/runs.db.")
     args = parser.parse_args()
     cells = [tuple(int(v) for v in c.split(":")) for c in args.cells.split(",")]
     per_family, epochs, n_train, trees = args.per_family, args.epochs, args.n_train, 100
@@ -103,7 +111,7 @@ def main() -> None:
     config = TrainConfig(epochs=epochs, replicates=3)
     rows, frames = [], []
     for kind in args.cell_types.split(","):
-        row, results = study(pop, kind, config, n_train, trees)
+        row, results = study(pop, kind, config, n_train, trees, args.store)
         print(json.dumps({k: v for k, v in row.items() if k != "headline"}), flush=True)
         rows.append(row)
         frames.append(results)

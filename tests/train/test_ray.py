@@ -161,3 +161,28 @@ def test_a_whole_study_trains_on_ray(cluster, tmp_path):
     assert summary["models"].startswith("16 ") and (tmp_path / "s" / "best_model.safetensors").is_file()
     with Store(tmp_path / "s" / "runs.db") as store:
         assert len(store.results()) == 16 and store.claimed(store.run()["run_id"]) == set()
+
+
+def test_ctrl_c_cancels_and_leaves_whole_packs(tmp_path):
+    pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8)]
+    write_population(Population(tuple(pop)), tmp_path / "p.jsonl")
+    db = tmp_path / "r.db"
+    argv = [sys.executable, "-m", "topowire.cli", "train", str(tmp_path / "p.jsonl"), "--db", str(db),
+            "--arch", "gru", "--epochs", "4", "--n-train", "1000", "--n-test", "32", "--chunk-size", "2",
+            "--executor", "ray", "--workers", "1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, rows = time.time() + 240, 0
+    while time.time() < deadline and proc.poll() is None and rows < 2:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+        except sqlite3.OperationalError:
+            continue
+    assert proc.poll() is None and 2 <= rows < 8, (rows, proc.poll())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "error: aborted" in err
+    with sqlite3.connect(db) as conn:
+        per_pack = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+    assert per_pack % 2 == 0 and per_pack < 8  # whole packs of 2, the rest cancelled
