@@ -110,27 +110,30 @@ def test_an_unreachable_address_and_a_missing_option_are_one_line(tmp_path):
         assert not (tmp_path / "r.db").exists()
 
 
-def test_a_killed_driver_resumes_and_finishes(tmp_path):
+def _train_in_background(tmp_path, chunk: int, **popen):
+    """``topowire train --executor ray`` on 8 GRUs in a subprocess, returned once it has
+    stored its first pack (and not its last); with the database path and the argv."""
     pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8)]
     write_population(Population(tuple(pop)), tmp_path / "p.jsonl")
     db = tmp_path / "r.db"
     argv = [sys.executable, "-m", "topowire.cli", "train", str(tmp_path / "p.jsonl"), "--db", str(db),
-            "--arch", "gru", "--epochs", "4", "--n-train", "1000", "--n-test", "32", "--chunk-size", "1",
+            "--arch", "gru", "--epochs", "4", "--n-train", "1000", "--n-test", "32", "--chunk-size", str(chunk),
             "--executor", "ray", "--workers", "1"]
-    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    rows = 0
-    while time.time() < deadline and first.poll() is None:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, **popen)
+    deadline, rows = time.time() + 240, 0
+    while time.time() < deadline and proc.poll() is None and rows < chunk:
         time.sleep(0.2)
-        if db.exists():
-            try:
-                with sqlite3.connect(db) as conn:
-                    rows = conn.execute("SELECT count(*) FROM results").fetchone()[0]
-            except sqlite3.OperationalError:
-                continue
-            if rows >= 1:
-                break
-    assert first.poll() is None and 1 <= rows < 8, (rows, first.poll())
+        try:
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+        except sqlite3.OperationalError:
+            continue
+    assert proc.poll() is None and chunk <= rows < 8, (rows, proc.poll())
+    return proc, db, argv
+
+
+def test_a_killed_driver_resumes_and_finishes(tmp_path):
+    first, db, argv = _train_in_background(tmp_path, 1, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the cluster it started
     first.wait()
     second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -164,22 +167,7 @@ def test_a_whole_study_trains_on_ray(cluster, tmp_path):
 
 
 def test_ctrl_c_cancels_and_leaves_whole_packs(tmp_path):
-    pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8)]
-    write_population(Population(tuple(pop)), tmp_path / "p.jsonl")
-    db = tmp_path / "r.db"
-    argv = [sys.executable, "-m", "topowire.cli", "train", str(tmp_path / "p.jsonl"), "--db", str(db),
-            "--arch", "gru", "--epochs", "4", "--n-train", "1000", "--n-test", "32", "--chunk-size", "2",
-            "--executor", "ray", "--workers", "1"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline, rows = time.time() + 240, 0
-    while time.time() < deadline and proc.poll() is None and rows < 2:
-        time.sleep(0.2)
-        try:
-            with sqlite3.connect(db) as conn:
-                rows = conn.execute("SELECT count(*) FROM results").fetchone()[0]
-        except sqlite3.OperationalError:
-            continue
-    assert proc.poll() is None and 2 <= rows < 8, (rows, proc.poll())
+    proc, db, _ = _train_in_background(tmp_path, 2, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "error: aborted" in err
