@@ -198,8 +198,9 @@ class CVResult:
         mean_r2 = t.loc["mean", "r2"] if "mean" in t.index else 0.0
         beaten = [m for m in (best_size, "best-feature") if m in t.index and forest["r2"] <= t.loc[m, "r2"]]
         if forest["r2"] <= max(0.0, mean_r2):
-            warning = (f"the forest does not beat the mean (R² {forest['r2']:.2f}): the features do not predict "
-                       f"{self.target} here")
+            than = "the mean" if forest["r2"] <= mean_r2 else "zero"
+            warning = (f"the forest does not beat the mean (its R² {forest['r2']:.2f} is not above {than}): the "
+                       f"features do not predict {self.target} here")
         elif best_size in beaten:
             warning = (f"the forest does not beat size alone ({best_size}): nothing here shows an effect of wiring "
                        "beyond the size of the network")
