@@ -1,11 +1,13 @@
-"""Does fusing the cell's elementwise work speed up packed training on CPU? Side by side.
+"""Does fusing the step speed up packed training on CPU? Side by side.
 
 One pack of 64 models (ER, n in [32, 63]) trains one epoch of 1,000 Reber strings at
 batch 32, for each cell: eager (topowire's functional ``_cell``), then with ``_cell``
 replaced by ``torch.compile(_cell, dynamic=True)`` (inductor fuses the gate arithmetic
 into one kernel per step): the first compiled run (compilation included), then eager and
 warm compiled runs alternating, best of ``--repeats``. Prints the seconds, the ratio
-eager / warm, and the largest difference of the final test losses. (An experiment for the fused-step goal; the trainer does not compile.)
+eager / warm, and the largest difference of the final test losses. Then the same for the
+trainer's switch ``TrainConfig(fused=True)``, which compiles the whole step (both
+projections and the cell).
 
     python bench/bench_fused.py [--models 64] [--cells gru,lstm,rnn-tanh]
 """
@@ -42,10 +44,10 @@ def main() -> None:
     for kind in args.cells.split(","):
         arch = Arch(kind, d_in=task.d_in, d_out=task.d_out)
 
-        def run():
+        def run(cfg=config):
             packed = pack(pop, arch, list(range(args.models)))
             t0 = time.perf_counter()
-            rows = train_pack(packed, task, config)
+            rows = train_pack(packed, task, cfg)
             return time.perf_counter() - t0, rows
 
         compiled = torch.compile(eager, dynamic=True)
@@ -62,6 +64,17 @@ def main() -> None:
         functional._cell = eager
         diff = max(abs(a["test_loss"] - b["test_loss"]) for a, b in zip(rows_eager, rows_warm))
         print(f"{kind:9s} eager {t_eager:6.2f} s | compiled cell: first {t_first:6.2f} s, warm {t_warm:6.2f} s | "
+              f"eager/warm {t_eager / t_warm:4.2f}x | max |test loss diff| {diff:.1e}")
+        fused = config.replace(fused=True)
+        t_first, _ = run(fused)
+        t_eager = t_warm = float("inf")
+        for _ in range(args.repeats):
+            t, rows_eager = run(config)
+            t_eager = min(t_eager, t)
+            t, rows_warm = run(fused)
+            t_warm = min(t_warm, t)
+        diff = max(abs(a["test_loss"] - b["test_loss"]) for a, b in zip(rows_eager, rows_warm))
+        print(f"{kind:9s} eager {t_eager:6.2f} s | fused step:    first {t_first:6.2f} s, warm {t_warm:6.2f} s | "
               f"eager/warm {t_eager / t_warm:4.2f}x | max |test loss diff| {diff:.1e}")
 
 

@@ -201,3 +201,28 @@ def test_a_random_dag_model_is_rebuilt_by_compile_with_its_init_seed():
     alone = train_module(compile(graph, arch, seed=int(row["init_seed"])), task, config)
     assert alone["test_acc"] == pytest.approx(row["test_acc"], abs=1e-6)
     assert alone["train_loss"] == pytest.approx(row["train_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "wcrnn"])
+def test_fused_steps_train_as_the_eager_path(kind, reber_small):
+    # each time step as one torch.compile program (or eager, with a warning, where compiling fails)
+    import warnings
+
+    config = TrainConfig(epochs=1, batch_size=32, lr=1e-2)
+    arch = ARCH.replace(kind=kind)
+    eager = _pack(GRAPHS[:4], [1, 2, 3, 4], arch, reber_small)
+    fused = _pack(GRAPHS[:4], [1, 2, 3, 4], arch, reber_small)
+    want = train_pack(eager, reber_small, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = train_pack(fused, reber_small, config.replace(fused=True))
+    np.testing.assert_allclose([r["test_loss"] for r in got], [r["test_loss"] for r in want], rtol=1e-5, atol=1e-5)
+    for (name, a), b in zip(eager.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
+    assert config.replace(fused=True).run_key() == config.run_key()  # the same run either way
+    import shutil
+
+    from topowire.compiler import functional
+
+    if shutil.which("g++") or shutil.which("c++"):  # with a compiler, the compiled path was the one tested
+        assert not functional._EAGER_ONLY, functional._EAGER_ONLY

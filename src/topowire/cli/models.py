@@ -71,6 +71,8 @@ def export_(model, fmt, output, seq_len, batch):
 @click.option("--replicates", **_default("replicates", "Initialisation seeds per topology.", type=int))
 @click.option("--device", **_default("device", "cpu or cuda[:i]."))
 @click.option("--bf16", is_flag=True, default=None, help="bf16 autocast of the forward pass (CUDA).")
+@click.option("--fused", is_flag=True, default=None, help="Each time step as one torch.compile program (eager "
+              "where compiling fails; same results to float rounding).")
 @click.option("--memory-mb", **_default("memory_mb", "Memory budget of one pack (MiB).", type=int))
 @click.option("--chunk-size", type=int, help="Models per pack (overrides --memory-mb).")
 @_executor_options

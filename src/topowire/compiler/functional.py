@@ -12,6 +12,10 @@ rows instead (``np.repeat(mask, G, 0)``) scrambles the topology, a bug of prior 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -20,7 +24,7 @@ from torch import Tensor
 from topowire.compiler.wcrnn import wcrnn_cell
 
 __all__ = ["ACTIVATIONS", "GATES", "TORCH_CELLS", "input_mask", "iterative_forward",
-           "recurrent_forward", "masked_recurrent_weights", "readout_all_steps"]
+           "recurrent_forward", "masked_recurrent_weights", "readout_all_steps", "fused_steps"]
 
 ACTIVATIONS = {
     "tanh": torch.tanh,
@@ -149,7 +153,7 @@ def recurrent_forward(
     # step in the backward pass (select's backward), O(T^2) memory traffic.
     w_ih_t = w_ih_eff.transpose(1, 2)  # [P, d_in, G*N]
     bias_ih = b_ih[:, None, :]
-    step = _graph_step(w_hh, mask, graph_op, gates)  # masked, transposed weights hoisted
+    step = _graph_step(w_hh, mask, graph_op, gates)  # masked, transposed weights hoisted (eager steps)
     bias_hh = b_hh[:, None, :]
     h = x.new_zeros(p, b, n)
     c = x.new_zeros(p, b, n) if kind == "lstm" else None
@@ -157,10 +161,15 @@ def recurrent_forward(
     # before the shortest sequence ends every state updates: no masking needed
     first_mask = int(lengths.min()) if lengths is not None else t_steps
     residual = None if residual is None else tuple(r[:, None, :] for r in residual)  # [P, 1, N]
+    fused = _step_program() if _FUSED.get() and graph_op is None else None
+    w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2) if fused is not None else None
     for t in range(t_steps):
-        gx = torch.baddbmm(bias_ih, x[:, t].expand(p, b, d_in), w_ih_t)  # [P, B, G*N], no transpose
-        gh = step(bias_hh, h)
-        h_new, c_new = _cell(kind, gx, gh, h, c, gates, residual, gamma)
+        if fused is not None:
+            h_new, c_new = fused(kind, x[:, t], h, c, bias_ih, w_ih_t, bias_hh, w_hh_t, gates, residual, gamma)
+        else:
+            gx = torch.baddbmm(bias_ih, x[:, t].expand(p, b, d_in), w_ih_t)  # [P, B, G*N], no transpose
+            gh = step(bias_hh, h)
+            h_new, c_new = _cell(kind, gx, gh, h, c, gates, residual, gamma)
         if t >= first_mask:
             alive = (t < lengths).view(1, b, 1)
             h_new = torch.where(alive, h_new, h)
@@ -187,6 +196,61 @@ def _graph_step(w: Tensor | None, mask: Tensor | None, graph_op, gates: int):
         return lambda bias, h: bias + graph_op(h[0])[None]
     w_t = masked_recurrent_weights(w, mask).transpose(1, 2)
     return lambda bias, h: torch.baddbmm(bias, h, w_t)
+
+
+_FUSED = contextvars.ContextVar("topowire_fused_steps", default=False)
+
+
+@contextlib.contextmanager
+def fused_steps(enabled: bool = True):
+    """Inside, every dense recurrent forward runs its time step -- both projections and the
+    cell -- as one program compiled by ``torch.compile`` (compiled once per process, shapes
+    dynamic). Where compiling fails (no C++ compiler, an unsupported platform) it warns once
+    and runs eagerly. Results equal the eager path to float rounding."""
+    token = _FUSED.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FUSED.reset(token)
+
+
+def _dense_step(kind: str, xt: Tensor, h: Tensor, c: Tensor | None, bias_ih: Tensor, w_ih_t: Tensor,
+                bias_hh: Tensor, w_hh_t: Tensor, gates: int, residual, gamma: float):
+    p, b, _ = h.shape
+    gx = torch.baddbmm(bias_ih, xt.expand(p, b, xt.shape[-1]), w_ih_t)
+    gh = torch.baddbmm(bias_hh, h, w_hh_t)
+    return _cell(kind, gx, gh, h, c, gates, residual, gamma)
+
+
+@functools.cache
+def _compiled_step():
+    # one graph per cell kind, grad mode and state layout: more than dynamo's default of 8
+    # recompilations before it silently gives up on a function
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return torch.compile(_dense_step, dynamic=True)
+
+
+_EAGER_ONLY: list[str] = []  # why compiling failed, once per process
+
+
+def _step_program():
+    """The compiled step, or the eager one once compiling has failed in this process."""
+    if _EAGER_ONLY:
+        return _dense_step
+    compiled = _compiled_step()
+
+    def run(*args):
+        if _EAGER_ONLY:
+            return _dense_step(*args)
+        try:
+            return compiled(*args)
+        except Exception as exc:  # a missing compiler surfaces at the first call
+            _EAGER_ONLY.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+            warnings.warn(f"fused steps unavailable, running eagerly ({_EAGER_ONLY[0]})", RuntimeWarning,
+                          stacklevel=2)
+            return _dense_step(*args)
+
+    return run
 
 
 def _cell(kind: str, gx: Tensor, gh: Tensor, h: Tensor, c: Tensor | None, gates: int,

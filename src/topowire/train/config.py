@@ -50,6 +50,10 @@ class TrainConfig:
         Fixed models per pack (overrides ``memory_mb``).
     diverge_loss : float
         A model whose loss is not finite or exceeds this is frozen and flagged diverged.
+    fused : bool
+        Run each time step of a dense recurrent forward as one ``torch.compile`` program
+        (:func:`~topowire.compiler.functional.fused_steps`); falls back to eager where
+        compiling fails. Results equal the eager path to float rounding (not part of the run id).
     stability : float or None
         Miller & Hardt's stable models: after initialisation and after every optimizer
         step, each model's masked ``W_hh`` (every gate block of it) is rescaled to spectral
@@ -70,6 +74,7 @@ class TrainConfig:
     chunk_size: int | None = None
     diverge_loss: float = 1e6
     stability: float | None = None
+    fused: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "replicates", "memory_mb"):
@@ -104,7 +109,7 @@ class TrainConfig:
     def run_key(self) -> dict[str, Any]:
         """The options that change results (not where or how much at once)."""
         d = self.to_dict()
-        for k in ("device", "memory_mb", "chunk_size"):
+        for k in ("device", "memory_mb", "chunk_size", "fused"):
             d.pop(k)
         if d["stability"] is None:  # absent when unused: run ids from before the option stay valid
             d.pop("stability")

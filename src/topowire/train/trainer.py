@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
+from topowire.compiler.functional import fused_steps
 from topowire.compiler.pack import PackOfOne, pack
 from topowire.data.tasks import Task, make_task
 from topowire.dynamics.stability import project_stable
@@ -196,6 +197,14 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
     rate = config.lr if lr is None else lr
     opt = (StackedAdam(params, rate, stacked=lead) if config.optimizer == "adam"
            else StackedSGD(params, rate, config.momentum, stacked=lead))
+    if config.stability is not None:
+        project_stable(packed, config.stability)
+    with fused_steps(config.fused):
+        return _train_epochs(packed, task, config, opt, params, lead, device, on_step)
+
+
+def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> list[dict[str, Any]]:
+    """The epochs of :func:`train_pack` (inside its fused-steps switch)."""
     p = len(packed)
     alive = torch.ones(p, dtype=torch.bool, device=device)
     frozen: dict[str, Tensor] = {}  # parameters of diverged models, taken when they diverge
@@ -203,8 +212,6 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
     curves = {"train_loss": [[] for _ in range(p)], "test_loss": [[] for _ in range(p)],
               "test_acc": [[] for _ in range(p)]}
     n = len(task.y_train)
-    if config.stability is not None:
-        project_stable(packed, config.stability)
     for epoch in range(config.epochs):
         order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n))
         loss_sum = torch.zeros(p, device=device)
