@@ -1,12 +1,16 @@
 """Performance predictors: how well will a topology train, from its features alone?
 
 ``cross_validate`` scores a random forest (an sklearn Pipeline: median imputation, then
-``RandomForestRegressor``, seeded) beside three baselines -- the mean, a linear model on
-size (effective parameters, nodes, edges) and a forest on size -- with repeated K-fold
-and leave-one-family-out cross-validation. Every fitted step lives inside the Pipeline,
-so nothing is fitted outside a fold. When topologies were trained with several seeds,
-rows are averaged per topology and the *noise ceiling* (the share of the averaged
-target's variance that lies between topologies) bounds what any predictor can reach.
+``RandomForestRegressor``, seeded) beside four baselines -- the mean, a linear model on
+size (effective parameters, nodes, edges), a forest on size, and a forest on the single
+feature chosen inside each training fold -- with repeated K-fold and leave-one-family-out
+cross-validation. Every fitted step lives inside the Pipeline (or the fold), so nothing
+is fitted outside a fold. When topologies were trained with several seeds, rows are
+averaged per topology and the *noise ceiling* (the share of the averaged target's
+variance that lies between topologies) bounds what any predictor can reach. A target
+nothing can be learnt from is refused (:func:`check_target`); :meth:`CVResult.headline`
+says in words what the scores allow, and the forest's out-of-fold residuals give a
+split-conformal interval (:func:`conformal_half_width`).
 
 Predictors are saved with skops and loaded only if every type the file would construct
 (read from its schema) is on topowire's own explicit list -- not skops's broader default
