@@ -106,14 +106,14 @@ class RayExecutor:
         if self.address not in (None, "auto") and not ray.is_initialized():
             _reachable(self.address)  # Ray itself would keep retrying an address that does not answer
         if not ray.is_initialized():
-            try:
+            try:  # address None: a local cluster for this process
                 ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
-                         include_dashboard=False) if self.address else ray.init(logging_level="ERROR",
-                                                                                  log_to_driver=False,
-                                                                                  include_dashboard=False)
+                         **({} if self.address else {"include_dashboard": False}))
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ParameterError(f"cannot reach the Ray cluster at {self.address!r}: "
-                                     f"{str(exc).splitlines()[0]}") from None
+                                     f"{str(exc).splitlines()[0]} (a cluster with token authentication also needs "
+                                     "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN from `ray get-auth-token` on its "
+                                     "head)") from None
         return ray
 
     def map(self, jobs: Iterable[PackJob], task: Task) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]:
