@@ -15,25 +15,28 @@ import pandas as pd
 from topowire.features.registry import ModelGroup, register_model_group
 from topowire.topology.topology import Topology
 
-__all__ = ["params_table"]
+__all__ = ["params_table", "model_parameter_counts"]
+
+
+def model_parameter_counts(topology: Topology, arch, init_seed: int) -> dict[str, int]:
+    """The effective parameter counts (graph, ..., total) of the model ``compile(topology,
+    arch, seed=init_seed)`` builds, without building it where the wiring suffices."""
+    from topowire.compiler import compile
+    from topowire.compiler.compile import as_wiring
+    from topowire.compiler.init import parameter_counts
+
+    if arch.kind == "layered":  # its counts depend on the layer widths of the built model
+        return compile(topology, arch, seed=init_seed).parameter_counts()
+    return parameter_counts(as_wiring(topology, arch, init_seed), arch)
 
 
 def params_table(topologies: Sequence[Topology], arch, task=None, seed: int = 0, progress=None) -> pd.DataFrame:
     """``params``: the effective parameter count (mask non-zeros) of every topology's model."""
-    from topowire.compiler import compile
-    from topowire.compiler.compile import as_wiring
-    from topowire.compiler.init import parameter_counts
     from topowire.seeds import init_seed
-
-    def count(t: Topology) -> int:
-        s = init_seed(seed, t.id, 0)
-        if arch.kind == "layered":  # its counts depend on the layer widths of the built model
-            return compile(t, arch, seed=s).parameter_counts()["total"]
-        return parameter_counts(as_wiring(t, arch, s), arch)["total"]
 
     out = []
     for i, t in enumerate(topologies):
-        out.append(count(t))
+        out.append(model_parameter_counts(t, arch, init_seed(seed, t.id, 0))["total"])
         if progress is not None and (i + 1) % 64 == 0:
             progress(i + 1, len(topologies))
     return pd.DataFrame({"params": out}, index=pd.Index([t.id for t in topologies], name="id"))

@@ -85,13 +85,11 @@ class PackJob:
 
     def failed_rows(self, error: str) -> list[dict[str, Any]]:
         """One ``failed`` row per model, with the error (a pack that could not be trained)."""
-        from topowire.compiler.compile import as_wiring
-        from topowire.compiler.init import parameter_counts
+        from topowire.features.model import model_parameter_counts
 
         rows = []
         for s in self.specs:
-            counts = parameter_counts(as_wiring(s.topology, self.arch, s.init_seed), self.arch) \
-                if self.arch.kind != "layered" else {"total": 0, "graph": 0}
+            counts = model_parameter_counts(s.topology, self.arch, s.init_seed)
             rows.append({"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed,
                          "status": "failed", "diverged_epoch": None, "train_loss": None, "test_loss": None,
                          "test_acc": None, "curves": {}, "params": counts["total"], "params_graph": counts["graph"],
