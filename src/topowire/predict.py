@@ -165,6 +165,11 @@ class CVResult:
         return {"level": level, "half_width": conformal_half_width(first["measured"] - first["predicted"], level),
                 "coverage": interval_coverage(self.oof, level)}
 
+    @property
+    def most_chosen(self) -> str:
+        """The feature the ``best-feature`` baseline picked most often ("?" if it never ran)."""
+        return pd.Series(self.chosen).value_counts().index[0] if self.chosen else "?"
+
     def headline(self) -> dict[str, str]:
         """What the study can say, in words, best first (a warning, when there is one, on
         top): the noise ceiling, the forest against it, size alone, the best single feature."""
@@ -193,9 +198,8 @@ class CVResult:
         if best_size:
             lines["size alone"] = f"{score(best_size)} ({best_size})"
         if "best-feature" in t.index:
-            common = pd.Series(self.chosen).value_counts().index[0] if self.chosen else "?"
             lines["best single feature"] = (f"{score('best-feature')} (chosen inside each training fold; "
-                                            f"most often {common})")
+                                            f"most often {self.most_chosen})")
         iv = self.interval()
         lines["90% interval"] = (f"prediction ± {iv['half_width']:.3g} (split-conformal); it covered "
                                  f"{iv['coverage']:.0%} of held-out topologies in CV")
@@ -209,9 +213,8 @@ class CVResult:
             warning = (f"the forest does not beat size alone ({best_size}): nothing here shows an effect of wiring "
                        "beyond the size of the network")
         elif beaten:
-            common = pd.Series(self.chosen).value_counts().index[0] if self.chosen else "one feature"
-            warning = (f"the forest does not beat the best single feature (most often {common}): one statistic of "
-                       "the wiring carries all that the forest finds")
+            warning = (f"the forest does not beat the best single feature (most often {self.most_chosen}): one "
+                       "statistic of the wiring carries all that the forest finds")
         else:
             return lines
         return {"WARNING": warning, **lines}
@@ -551,7 +554,9 @@ def predict(predictor: Predictor, table: pd.DataFrame) -> pd.DataFrame:
     missing = [f for f in predictor.features if f not in table.columns]
     if missing:
         raise DataError(f"the table lacks the predictor's feature(s) {', '.join(missing)}")
-    check_table(table.assign(**{"_": 0.0}), "_", predictor.features)
+    bad = [f for f in predictor.features if not pd.api.types.is_numeric_dtype(table[f])]
+    if bad:
+        raise DataError(f"column(s) {', '.join(bad)} are not numeric")
     target = predictor.target
     out = pd.DataFrame({f"predicted_{target}": predictor.model.predict(table[predictor.features])}, index=table.index)
     width = (predictor.meta.get("interval") or {}).get("half_width")
