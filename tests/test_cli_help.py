@@ -1,14 +1,20 @@
 """The command line teaches itself: help on every option, defaults that learn, progress."""
 
+import dataclasses
 import io
+import re
+from pathlib import Path
 
 import click
 import pytest
 from rich.console import Console
 
 from topowire import console
-from topowire.cli import app, main
+from topowire.cli import _param_help, app, main
+from topowire.compiler import Arch
+from topowire.pipeline import StudyConfig
 from topowire.topology import Population, er_graph, write_population
+from topowire.train import TrainConfig
 
 
 @pytest.mark.parametrize("name", sorted(app.commands))
@@ -22,6 +28,41 @@ def test_every_option_of_every_command_has_help(name):
             assert param.opts[0] in text
     if name in ("train", "run"):  # choices come from the registries
         assert "layered" in text and "wcrnn" in text and "embedded-reber" in text and "psmnist" in text
+
+
+@pytest.mark.parametrize("command, configs", [
+    ("train", (TrainConfig(), Arch(), StudyConfig())),
+    ("run", (StudyConfig().train, StudyConfig().arch, StudyConfig())),
+])
+def test_config_options_take_default_and_help_from_the_config(command, configs):
+    """An option named after a config field shows that config's value and its documented meaning."""
+    seen = set()
+    for param in app.commands[command].params:
+        for config in configs:
+            fields = {f.name: f for f in dataclasses.fields(config)}
+            if param.name in fields and param.name not in seen:
+                seen.add(param.name)
+                unset = fields[param.name].default is None
+                assert param.default == (None if unset else getattr(config, param.name)), param.name
+                assert param.help == _param_help(type(config))[param.name]
+    assert {"epochs", "lr", "kind", "orientation", "task", "replicates"} <= seen
+    defaults = {p.name: p.default for p in app.commands[command].params}
+    assert (defaults["epochs"], defaults["kind"]) == ((5, "gru") if command == "train" else (8, "rnn-tanh"))
+
+
+def test_a_documented_parameter_reads_as_plain_help():
+    helps = _param_help(TrainConfig)
+    assert helps["epochs"] == "Passes over the training set."
+    assert helps["fused"].startswith("Run each time step of a dense recurrent forward as one torch.compile program; ")
+    assert "``" not in " ".join(helps.values()) and ":func:" not in " ".join(helps.values())
+    assert _param_help(Arch)["r"] == "wcrnn only: the radius r of R."
+
+
+def test_the_command_line_stays_thin():
+    """cli.py parses, calls the library and prints: no SQL, no store connection, no frames built."""
+    source = (Path(__file__).parents[1] / "src" / "topowire" / "cli.py").read_text()
+    assert len(source.splitlines()) < 350
+    assert not re.search(r"SELECT|INSERT|\.conn\b|DataFrame\(|\bpd\.", source)
 
 
 def test_train_defaults_learn_reber(tmp_path):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from topowire.cli import main
-from topowire.errors import DataError
+from topowire.errors import DataError, ParameterError
 from topowire.pipeline import fit_table, select_features
 from topowire.predict import check_target, cross_validate
 
@@ -78,14 +78,19 @@ def test_a_target_at_chance_is_refused():
 
 def test_what_cannot_run_is_announced_and_size_columns_can_be_named():
     table = _foreign().drop(columns=["n_nodes"])
-    cv, _, _ = fit_table(table.drop(columns=["family"]), "test_acc", n_estimators=10)
+    cv, _ = fit_table(table.drop(columns=["family"]), "test_acc", n_estimators=10)
     assert set(cv.table()["model"]) == {"forest", "mean", "best-feature"}
     assert not any("best-feature" in n for n in cv.notes)
     assert any("size baselines skipped" in n and "--size-columns" in n for n in cv.notes)
     assert any("leave-one-family-out" not in n and "noise ceiling skipped" in n for n in cv.notes)
     assert "leave-one-family-out" not in set(cv.table()["scheme"])
-    cv, _, _ = fit_table(table, "test_acc", ["my_feature"], size=["my_feature"], n_estimators=10)
+    cv, _ = fit_table(table, "test_acc", ["my_feature"], size=["my_feature"], n_estimators=10)
     assert {"linear-size", "forest-size"} <= set(cv.table()["model"]) and not any("size" in n for n in cv.notes)
+    same, _ = fit_table(table, "test_acc", " my_feature,", size="my_feature", n_estimators=10)  # as the CLI gives them
+    pd.testing.assert_frame_equal(same.scores, cv.scores)
+    assert cv.notes[0] == "features used (3): density, transitivity, my_feature"
+    with pytest.raises(ParameterError, match="n_estimators must be an integer >= 1, got n_estimators = 0"):
+        fit_table(table, "test_acc", n_estimators=0)
     cv = cross_validate(table, "test_acc", ["density"], n_estimators=10, importances=False)
     assert "best-feature" not in set(cv.table()["model"]) and any("best-feature skipped" in n for n in cv.notes)
     assert "leave-one-family-out" in set(cv.table()["scheme"])
@@ -126,7 +131,7 @@ def test_predict_carries_columns_through_and_scores_a_present_target(tmp_path, c
     _foreign(40, seed=9).to_csv(tmp_path / "new.csv", index=False)
     assert main(["predict", str(tmp_path / "p.skops"), str(tmp_path / "new.csv"), "-o", str(tmp_path / "o.csv")]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "against the table's test_acc: R²" in out and "interval coverage" in out
+    assert "against the table's test_acc: r2 " in out and ", coverage 0." in out
     got = pd.read_csv(tmp_path / "o.csv")
     assert list(got.columns[:3]) == ["predicted_test_acc", "test_acc_low", "test_acc_high"]
     assert {"graph", "family", "test_loss", "time", "test_acc"} <= set(got.columns)

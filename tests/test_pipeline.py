@@ -151,3 +151,19 @@ def test_the_study_features_table_is_a_valid_predict_input(study, tmp_path):
     out, _ = study
     assert main(["predict", str(out / "predictor.skops"), str(out / "features.csv"), "-o", str(tmp_path / "p.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "p.csv")) == len(pd.read_csv(out / "features.csv"))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"n_estimators": 0}, "n_estimators must be an integer >= 1"), ({"task": "rebr"}, "unknown task 'rebr'"),
+    ({"n_train": 0}, "n_train must be an integer >= 1"), ({"seed": -1}, "seed must be an integer >= 0")])
+def test_a_bad_study_config_is_refused_before_any_work(bad, message):
+    from topowire.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=message):
+        StudyConfig(**bad)
+
+
+def test_run_with_zero_trees_writes_nothing(tmp_path, capsys):
+    assert main(["run", "--trees", "0", "-o", str(tmp_path / "study")]) == 2
+    assert capsys.readouterr().err.strip() == "error: n_estimators must be an integer >= 1, got n_estimators = 0"
+    assert not (tmp_path / "study").exists()

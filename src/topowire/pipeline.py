@@ -18,14 +18,15 @@ from typing import Any
 
 import pandas as pd
 
+from topowire import checks
 from topowire._io import read_table, write_table
 from topowire.compiler import Arch
 from topowire.data import Task, make_task
-from topowire.data.tasks import CHANCE
+from topowire.data.tasks import CHANCE, TASKS
 from topowire.errors import DataError, ParameterError
 from topowire.seeds import init_seed
 from topowire.topology import Population, Recipe, Topology, parse_recipe, sample_population, write_population
-from topowire.train import TrainConfig
+from topowire.train import TrainConfig, results_line
 
 __all__ = ["StudyConfig", "Study", "default_recipe", "load_study", "model_features", "fit_study", "fit_table",
            "predict_population", "report_study", "run_study", "study_table"]
@@ -50,6 +51,26 @@ class StudyConfig:
     can be seen (README, "The default study"): masked ``rnn-tanh`` nets in their natural
     wiring on ``reber`` (4,000 strings), 8 epochs at batch 32 and lr 1e-2, 3 replicate
     seeds per topology (the noise ceiling needs them).
+
+    Parameters
+    ----------
+    task : str
+        The task models are trained and scored on (see :func:`topowire.data.make_task`).
+    arch : Arch
+        The compile target and its wiring.
+    train : TrainConfig
+        How every model is trained.
+    n_train : int, optional
+        Training examples. Unset: the task's (reber 4,000).
+    n_test : int, optional
+        Test examples. Unset: the task's (reber 400).
+    seed : int
+        Seed of the population sample, the folds and the forest (the unseen population is
+        sampled with ``seed + 1``).
+    n_estimators : int
+        Trees in the forest.
+    export_onnx : bool
+        Also export the best model to ONNX.
     """
 
     task: str = "reber"
@@ -60,6 +81,13 @@ class StudyConfig:
     seed: int = 0
     n_estimators: int = 300
     export_onnx: bool = True
+
+    def __post_init__(self) -> None:
+        checks.choice("task", self.task, TASKS, noun="task")
+        checks.integer("n_train", self.n_train, 1, none=True)
+        checks.integer("n_test", self.n_test, 1, none=True)
+        checks.integer("seed", self.seed, 0)
+        checks.integer("n_estimators", self.n_estimators, 1)
 
 
 @dataclass
@@ -122,10 +150,20 @@ def load_study(db: str | Path, run_id: str | None = None, features: str | Path |
 
 
 def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics: bool = False):
-    """Cross-validate and fit the forest of a study; returns ``(cv, predictor, gains)``.
+    """Cross-validate and fit the forest of a study; returns ``(cv, predictor)``.
 
-    ``dynamics`` adds the dynamics features at initialisation and scores a graph-only
-    forest on the same folds; ``gains`` maps each CV scheme to the R² they add.
+    Parameters
+    ----------
+    study : Study
+        A trained run and its topologies' features (:func:`load_study`).
+    seed : int
+        Seed of the folds and the forest.
+    n_estimators : int
+        Trees in the forest.
+    dynamics : bool
+        Add the dynamics features at initialisation (max Lyapunov exponent, spectral radius
+        and norm of W_hh) and score a graph-only forest on the same folds: the R² they add
+        in each CV scheme is reported (see ``cv.notes``).
     """
     from topowire.predict import cross_validate, fit_predictor
 
@@ -148,12 +186,11 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
                         chance=CHANCE.get(study.task))
     predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators,
                               meta={**meta, **_cv_meta(cv)})
-    gains = {}
     if extra:
         t = cv.table().set_index(["scheme", "model"])
-        gains = {s: t.loc[(s, "forest"), "r2"] - t.loc[(s, "forest-graph"), "r2"]
-                 for s in t.index.get_level_values(0).unique()}
-    return cv, predictor, gains
+        cv.notes.extend(f"dynamics features add {t.loc[(s, 'forest'), 'r2'] - t.loc[(s, 'forest-graph'), 'r2']:+.3f} "
+                        f"R² over graph features alone ({s})" for s in t.index.get_level_values(0).unique())
+    return cv, predictor
 
 
 def _cv_meta(cv) -> dict[str, Any]:
@@ -192,15 +229,34 @@ def select_features(table: pd.DataFrame, target: str, columns: Sequence[str] | N
     return used, ignored
 
 
-def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = None, *, group: str | None = None,
-              size: Sequence[str] | None = None, seed: int = 0, n_estimators: int = 300):
-    """Cross-validate and fit a forest on any table; returns ``(cv, predictor, ignored)``.
+def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequence[str] | None = None, *,
+              group: str | None = None, size: str | Sequence[str] | None = None, seed: int = 0,
+              n_estimators: int = 300):
+    """Cross-validate and fit a forest on any table; returns ``(cv, predictor)``.
 
-    The features are chosen by :func:`select_features` (``ignored``: the columns it left
-    out). ``group`` names the column of the leave-one-group-out scheme (it must exist);
-    None uses ``family`` when the table has one. ``size`` names the size baselines'
-    columns (default: ``params``, ``n_nodes``, ``n_edges`` where present).
+    ``cv.notes`` names the features used and the columns left out.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per model (or topology): features, the target and anything else.
+    target : str
+        The column to predict.
+    columns : str or list of str, optional
+        Feature columns (a list or a comma-separated string) used beside the known
+        features the table has (see :func:`select_features`); no other column is ever used.
+    group : str, optional
+        The column of the leave-one-group-out scheme. Unset: ``family``, when the table has it.
+    size : str or list of str, optional
+        The size baselines' columns (a list or comma-separated). Unset: ``params``,
+        ``n_nodes``, ``n_edges`` where present.
+    seed : int
+        Seed of the folds and the forest.
+    n_estimators : int
+        Trees in the forest.
     """
+    columns, size = ([x.strip() for x in c.split(",") if x.strip()] if isinstance(c, str) else c
+                     for c in (columns, size))
     from topowire.predict import cross_validate, fit_predictor
 
     for what, names in (("group", [group] if group is not None else []), ("size", size or [])):
@@ -211,7 +267,11 @@ def fit_table(table: pd.DataFrame, target: str, columns: Sequence[str] | None = 
     group = group if group is not None else ("family" if "family" in table.columns else None)
     names, ignored = select_features(table, target, columns, exclude=[group, "id", "topology_id"])
     cv = cross_validate(table, target, names, groups=group, size=size, seed=seed, n_estimators=n_estimators)
-    return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv)), ignored
+    cv.notes.insert(0, f"features used ({len(names)}): {', '.join(map(str, names))}")
+    if ignored:
+        cv.notes.insert(1, f"columns ignored ({len(ignored)}; not known features -- name them with --columns): "
+                           f"{', '.join(map(str, ignored))}")
+    return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv))
 
 
 def predict_population(predictor, source: str | Path | Population | pd.DataFrame) -> pd.DataFrame:
@@ -242,7 +302,25 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
 
 def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: int = 300, cv=None,
                  title: str | None = None, summary: dict[str, str] | None = None) -> Path:
-    """Write the HTML report of a study (cross-validating it unless ``cv`` is given)."""
+    """Write the HTML report of a study into the folder ``out``; returns its index.html.
+
+    Parameters
+    ----------
+    study : Study
+        A trained run and its topologies' features (:func:`load_study`).
+    out : str or Path
+        The report folder (replaced as a whole).
+    seed : int
+        Seed of the folds and the forest.
+    n_estimators : int
+        Trees in the forest.
+    cv : CVResult, optional
+        Scores already computed (unset: the study is cross-validated here).
+    title : str, optional
+        The page's title.
+    summary : dict, optional
+        Lines shown above the scores.
+    """
     from topowire.predict import cross_validate
     from topowire.report import write_report
 
@@ -294,7 +372,7 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
                                    executor=executor)
     write_table(results.drop(columns=["curves"]), out / "results.csv", index=False)
     ok = results[results["status"] == "ok"]
-    log(f"trained {len(results)} models ({len(ok)} ok); mean test accuracy {ok['test_acc'].mean():.3f}")
+    log(results_line(results))
 
     study = Study(results, features, {t.id: t for t in pop}, arch, config.task, config.train.seed,
                   results["run_id"].iloc[0])
@@ -332,7 +410,7 @@ def _fit_and_predict(study: Study, recipe: Recipe, config: StudyConfig, out: Pat
     population and the report, into ``out``; returns the headline and scores."""
     from topowire.predict import save_predictor
 
-    cv, predictor, _ = fit_study(study, seed=config.seed, n_estimators=config.n_estimators)
+    cv, predictor = fit_study(study, seed=config.seed, n_estimators=config.n_estimators)
     scores = cv.table()
     write_table(scores, out / "scores.csv", index=False)
     write_table(cv.importances, out / "importances.csv", index=False)

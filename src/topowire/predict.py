@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from topowire import checks
 from topowire._io import atomic_open, atomic_path
 from topowire.errors import DataError, FileFormatError, ParameterError
 
@@ -86,6 +87,8 @@ def _file_types(path: Path) -> set[str]:
 
 def make_model(name: str, seed: int = 0, n_estimators: int = 300):
     """An unfitted sklearn Pipeline for one of :data:`MODELS`."""
+    checks.integer("n_estimators", n_estimators, 1)
+    checks.integer("seed", seed, 0)
     from sklearn.dummy import DummyRegressor
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.impute import SimpleImputer

@@ -178,7 +178,7 @@ def test_cli_compile_and_export(tmp_path, capsys):
     (["compile", "{cyclic}", "--arch", "iterative", "--orientation", "as-is", "--inputs", "all",
       "--outputs", "all", "-o", "{out}"], "has the cycle"),
     (["export", "{bad}", "--format", "onnx", "-o", "{out}.onnx"], "is not a safetensors file"),
-    (["export", "{model}", "--format", "onnx", "--seq-len", "0", "-o", "{out}.onnx"], "'--seq-len': 0 is not in the range x>=1"),
+    (["export", "{model}", "--format", "onnx", "--seq-len", "0", "-o", "{out}.onnx"], "seq_len must be an integer >= 1, got seq_len = 0"),
 ])
 def test_cli_compile_export_bad_input(argv, message, tmp_path, capsys):
     from topowire.topology import Topology

@@ -114,3 +114,14 @@ def test_bad_arch():
         Arch("gru", d_in=0)
     with pytest.raises(ParameterError, match="unknown activation"):
         Arch("iterative", activation="gelu2")
+
+
+def test_an_input_count_given_as_text_is_an_int():
+    """``--inputs 3`` on the command line (or "3" in a config file) is the top-3 count."""
+    arch = Arch("gru", inputs="3")
+    assert arch.inputs == 3 and arch.hash == Arch("gru", inputs=3).hash
+    assert Arch("gru", inputs="sources").inputs == "sources"
+    w = wire(ws_graph(12, 4, 0.3, seed=1), arch.orientation, arch.inputs, arch.outputs)
+    assert len(w.inputs) == 3
+    with pytest.raises(ParameterError, match="outputs = 'al': expected 'all' or 'sinks'"):
+        wire(ws_graph(12, 4, 0.3, seed=1), "both", "all", "al")

@@ -226,3 +226,20 @@ def test_fused_steps_train_as_the_eager_path(kind, reber_small):
 
     if shutil.which("g++") or shutil.which("c++"):  # with a compiler, the compiled path was the one tested
         assert not functional._EAGER_ONLY, functional._EAGER_ONLY
+
+
+def test_clip_zero_is_off_and_names_the_same_run():
+    assert TrainConfig(clip=0).clip is None and TrainConfig(clip=0.0).hash == TrainConfig(clip=None).hash
+    assert TrainConfig(clip=0).hash != TrainConfig().hash
+    with pytest.raises(ParameterError, match="clip"):
+        TrainConfig(clip=-1.0)
+
+
+def test_results_line_counts_every_status():
+    import pandas as pd
+
+    from topowire.train import results_line
+
+    frame = pd.DataFrame({"run_id": "r1", "status": ["ok", "ok", "diverged", "failed"],
+                          "test_acc": [0.75, 0.85, 0.5, None]})
+    assert results_line(frame) == "4 models in run r1: 2 ok, 1 diverged, 1 failed; mean test accuracy 0.800"

@@ -28,6 +28,11 @@ RESIDUALS = ("homogeneous", "rotational", "heterogeneous")
 class Arch:
     """A frozen architecture config (round-trips through JSON; its hash names runs).
 
+    The natural wiring of a masked recurrent cell runs over the graph as symmetric
+    recurrence with every neuron reading the data and read out (``both``, ``all``, ``all``);
+    the feed-forward targets (``iterative``, ``layered``) orient it as a DAG from its sources
+    to its sinks (``dag``, ``sources``, ``sinks``).
+
     Parameters
     ----------
     kind : str
@@ -37,16 +42,19 @@ class Arch:
         Width of the data (never depends on the graph).
     d_out : int
         Readout width (classes).
-    orientation, inputs, outputs
-        How a topology is wired (see :func:`topowire.compiler.wire`). None (the default)
-        takes the target's natural wiring: a masked recurrent cell runs over the graph as
-        symmetric recurrence with every neuron reading the data and read out (``both``,
-        ``all``, ``all``); the feed-forward targets (``iterative``, ``layered``) orient it
-        as a DAG from its sources to its sinks (``dag``, ``sources``, ``sinks``).
+    orientation : {"dag", "random-dag", "both", "as-is"}, optional
+        How edges become connections (see :func:`topowire.compiler.wire`). Unset: the
+        target's natural wiring.
+    inputs : {"all", "sources"} or int, optional
+        Neurons that read the data: ``all``, ``sources`` (no incoming edge) or an int K (the
+        K of highest degree). Unset: the target's natural wiring.
+    outputs : {"all", "sinks"}, optional
+        Neurons read out: ``all`` or ``sinks`` (no outgoing edge). Unset: the target's natural
+        wiring.
     activation : str
         Neuron activation of the iterative map (``relu``, ``tanh``, ``sigmoid``, ``identity``).
     iterations : int, optional
-        K of the iterative map; None means depth + 1 (exact feed-forward on a DAG).
+        K of the iterative map. Unset: depth + 1 (exact feed-forward on a DAG).
     backend : {"dense", "sparse", "torch_sparse", "auto"}
         How graph weights are stored and multiplied (see :mod:`topowire.compiler.backends`).
     cell : str
@@ -61,8 +69,14 @@ class Arch:
         ``h <- R h + gamma tanh(W h + U x + b)``: ``r I``; 2 x 2 rotation blocks of radius
         ``r`` and angle ``phi`` on neuron pairs (2i, 2i+1); or a diagonal of ``r_i`` drawn
         uniformly from ``[r - r_spread, r + r_spread]`` with the model's seed.
-    r, phi, gamma, r_spread : float
-        ``wcrnn`` only: radius, rotation angle (radians), coupling strength, spread.
+    r : float
+        ``wcrnn`` only: the radius r of R.
+    phi : float
+        ``wcrnn`` only: the rotation angle of R (radians).
+    gamma : float
+        ``wcrnn`` only: the coupling strength.
+    r_spread : float
+        ``wcrnn`` only: the spread of the heterogeneous ``r_i``.
     """
 
     kind: str = "gru"
@@ -89,6 +103,8 @@ class Arch:
         for name, value in zip(("orientation", "inputs", "outputs"), natural):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        if isinstance(self.inputs, str) and self.inputs.isdigit():  # "3" from a command line or a config file
+            object.__setattr__(self, "inputs", int(self.inputs))
         if self.orientation not in ORIENTATIONS:
             raise ParameterError(
                 f"unknown orientation {self.orientation!r}: expected one of {', '.join(ORIENTATIONS)}"

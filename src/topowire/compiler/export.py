@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from topowire import checks
 from topowire._io import atomic_path
 from topowire.compiler.arch import Arch
 from topowire.compiler.functional import GATES, _cell
@@ -188,6 +189,8 @@ def load(path: str | Path) -> nn.Module:
 
 def example_input(module: nn.Module, *, batch: int = 1, seq_len: int = 20) -> torch.Tensor:
     """A zero input of the module's shape: [batch, d_in] or [batch, seq_len, d_in]."""
+    checks.integer("batch", batch, 1)
+    checks.integer("seq_len", seq_len, 1)
     if isinstance(module, (MaskedRecurrentNet, LayeredRecurrentNet)):
         from topowire import limits
 
@@ -302,8 +305,18 @@ def export_torchscript(module: nn.Module, path: str | Path, *, batch: int = 1, s
     """Save a TorchScript program of the module.
 
     A recurrent model becomes ``program(x [B, T, d_in], lengths [B]) -> [B, d_out]`` for any
-    B and T, read at each sequence's last real step (as ``module(x, lengths)``); a static
-    model is traced at ``batch`` (``seq_len`` is the length of the example sequence only).
+    B and T, read at each sequence's last real step (as ``module(x, lengths)``).
+
+    Parameters
+    ----------
+    module : nn.Module
+        A compiled model (:func:`load` reads a saved one).
+    path : str or Path
+        The file to write.
+    batch : int
+        Batch size of the example input (fixed for a static model; a recurrent one takes any).
+    seq_len : int
+        Length of the example sequence (a recurrent model takes any length).
     """
     program, example, _, _ = _program(module, batch, seq_len)
     if not isinstance(program, torch.jit.ScriptModule):
@@ -319,7 +332,7 @@ def export_onnx(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len:
     dynamic batch axis and a ``lengths`` input (through torch's TorchScript-based exporter:
     the torch.export-based one cannot yet export a loop over a dynamic axis). A static
     model is exported with the fixed ``batch``. Needs the ``onnx`` extra (onnx, onnxscript;
-    onnxruntime to run the file).
+    onnxruntime to run the file). Parameters as :func:`export_torchscript`.
     """
     try:
         import onnxscript  # noqa: F401

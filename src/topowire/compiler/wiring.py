@@ -15,9 +15,11 @@ from topowire.errors import NotADAGError, ParameterError
 from topowire.topology.dag import dag_layers_or_none, find_cycle, orient_upper
 from topowire.topology.topology import Topology
 
-__all__ = ["Wiring", "wire", "ORIENTATIONS"]
+__all__ = ["Wiring", "wire", "ORIENTATIONS", "OUTPUT_ROLES"]
 
 ORIENTATIONS = ("dag", "random-dag", "both", "as-is")
+#: The neurons a network's readout can read: every neuron, or the sinks (no outgoing edge).
+OUTPUT_ROLES = ("all", "sinks")
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,7 +201,8 @@ def _roles(kind: str | int, n: int, edges: np.ndarray, what: str, orientation: s
         deg = indeg + outdeg
         idx = np.sort(np.argsort(-deg, kind="stable")[: int(kind)])  # ties: lower id first
     else:
-        allowed = "'all', 'sources' or an int k (top-k by degree)" if what == "inputs" else "'all' or 'sinks'"
+        allowed = "'all', 'sources' or an int k (top-k by degree)" if what == "inputs" else \
+            " or ".join(map(repr, OUTPUT_ROLES))
         raise ParameterError(f"{what} = {kind!r}: expected {allowed}")
     if idx.size == 0:
         role = "source" if what == "inputs" else "sink"

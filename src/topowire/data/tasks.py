@@ -106,7 +106,8 @@ def make_task(name: str, *, seed: int = 0, n_train: int | None = None, n_test: i
         MNIST all available). A smaller MNIST
         size takes a random subset drawn with ``seed``.
     data_dir : str, optional
-        MNIST folder (see :func:`topowire.data.mnist.load_mnist`).
+        MNIST folder with the IDX files (see :func:`topowire.data.mnist.load_mnist`). Unset:
+        the bundled subset.
     thesis_csv : str, optional
         For ``reber``: read the strings and labels of the thesis's CSV instead of sampling
         (the first 80% train, the rest test, in file order).

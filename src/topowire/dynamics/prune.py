@@ -174,14 +174,54 @@ def network_topology(module: nn.Module, p: int = 0) -> Topology:
     return Topology(n, e, directed=True, family="pruned", params={"source": source or ""})
 
 
+@dataclass(frozen=True)
+class PruneReport:
+    """What :func:`prune_model` did: per tensor the connections left and ``{name}_before``
+    (``counts``), and the test accuracy before, after pruning and after ``retrain`` epochs."""
+
+    counts: dict[str, int]
+    before: float
+    pruned: float
+    after: float
+    retrain: int = 0
+
+    def __str__(self) -> str:
+        kept = ", ".join(f"{k} {v}/{self.counts[k + '_before']}" for k, v in self.counts.items()
+                         if not k.endswith("_before"))
+        retrained = f" -> {self.after:.3f} after {self.retrain} retraining epochs" if self.retrain else ""
+        return f"connections kept {kept}; test accuracy {self.before:.3f} -> {self.pruned:.3f} pruned{retrained}"
+
+
 def prune_model(model, output, *, rate: float, on: str = "both", scope: str = "global", retrain: int = 0,
                 task: str = "reber", lr: float | None = None, batch_size: int | None = None, seed: int | None = None,
-                epochs: int | None = None, n_train: int | None = None, n_test: int | None = None,
-                topology_out=None) -> dict:
+                n_train: int | None = None, n_test: int | None = None,
+                topology_out=None) -> PruneReport:
     """Prune a saved model, optionally retrain it (masks fixed) and save it: ``topowire prune``.
 
-    Returns the kept/before connection counts and the test accuracy before, after pruning
-    and after retraining (``retrain`` epochs with the training defaults otherwise).
+    Parameters
+    ----------
+    model, output : str or Path
+        The saved model, and the file the pruned one is written to.
+    rate : float
+        Fraction of the selected connections to remove, in [0, 1].
+    on : {"ih", "hh", "both"}
+        Connections to prune: input, recurrent, or both.
+    scope : {"global", "layer"}
+        Ranking: one over all selected tensors of the model, or one per tensor.
+    retrain : int
+        Retraining epochs after pruning, masks fixed (0: none).
+    task, n_train, n_test
+        The task the model is scored (and retrained) on, as :func:`topowire.data.make_task`.
+    lr, batch_size, seed
+        Retraining settings (unset: :class:`~topowire.train.TrainConfig`'s).
+    topology_out : str or Path, optional
+        Also write the pruned connectivity as a one-topology population.
+
+    Returns
+    -------
+    PruneReport
+        The kept/before connection counts and the test accuracy before, after pruning and
+        after retraining.
     """
     from topowire.compiler.export import load, save
     from topowire.data import make_task
@@ -205,4 +245,4 @@ def prune_model(model, output, *, rate: float, on: str = "both", scope: str = "g
         from topowire.topology import Population, write_population
 
         write_population(Population([network_topology(net)]), topology_out)
-    return {"counts": counts, "before": before, "pruned": pruned, "after": after}
+    return PruneReport(counts, before, pruned, after, retrain)

@@ -218,8 +218,21 @@ def from_topologies(topologies: Iterable[Topology]) -> Population:
 
 def convert_graphs(inputs: Sequence[str | Path], output: str | Path, *, id_: str | None = None,
                    directed: bool | None = None) -> str:
-    """Graph files into a population (``output`` ends in ``.jsonl``), or one topology of a
-    population (``id_``, default the first) into a graph file. Returns what was written."""
+    """Graph files into a population, or one topology of a population into a graph file.
+
+    Returns what was written.
+
+    Parameters
+    ----------
+    inputs : list of str or Path
+        Graph files (.graphml, .gml, .edgelist, .npy), or one population .jsonl.
+    output : str or Path
+        A population .jsonl, or a .graphml/.gml/.edgelist/.npy graph file.
+    id_ : str, optional
+        With a population input: the topology to write (unset: the first).
+    directed : bool, optional
+        Direction of header-less edge lists.
+    """
     from topowire.topology.formats import read_graph, write_graph
 
     if Path(output).suffix.lower() == ".jsonl":

@@ -29,7 +29,7 @@ import ast
 import math
 import operator
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,10 +350,34 @@ def sample_family_graph(spec: FamilySpec, index: int, child: np.random.SeedSeque
         raise ParameterError(f"family {index} ({spec.kind}) with {params}: {exc}") from None
 
 
-def family_recipe(family: str, count: int = 1, **params: Any) -> Recipe:
-    """A recipe of one family (the ``generate --family`` shortcut); None parameters are left
-    out, and ``sizes`` may be a comma-separated string (``"4,8,2"``)."""
-    fam = {"kind": family, "count": count, **{k: v for k, v in params.items() if v is not None}}
+def family_recipe(family: str, count: int = 1, *, n: int | None = None, k: int | None = None,
+                  p: float | None = None, m: int | None = None, d: int | None = None, directed: bool | None = None,
+                  sizes: str | Sequence[int] | None = None) -> Recipe:
+    """A recipe of one family: the ``generate --family`` shortcut.
+
+    Parameters
+    ----------
+    family : str
+        The family to draw, instead of a recipe file.
+    count : int
+        Graphs to draw.
+    n : int, optional
+        Nodes.
+    k : int, optional
+        WS / ring degree.
+    p : float, optional
+        ER edge / WS rewiring probability.
+    m : int, optional
+        BA edges per node / G(n,m) edges.
+    d : int, optional
+        Degree of a regular graph.
+    directed : bool, optional
+        ER / G(n,m) direction.
+    sizes : str or list of int, optional
+        MLP layer widths, e.g. ``4,8,2``.
+    """
+    params = {"n": n, "k": k, "p": p, "m": m, "d": d, "directed": directed, "sizes": sizes}
+    fam = {"kind": family, "count": count, **{name: v for name, v in params.items() if v is not None}}
     if isinstance(fam.get("sizes"), str):
         try:
             fam["sizes"] = [int(s) for s in fam["sizes"].split(",")]

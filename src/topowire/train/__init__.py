@@ -5,6 +5,7 @@ from topowire.train.trainer import (
     ModelSpec,
     evaluate_module,
     model_specs,
+    results_line,
     run_id,
     train_module,
     train_pack,
@@ -12,4 +13,4 @@ from topowire.train.trainer import (
 )
 
 __all__ = ["TrainConfig", "ModelSpec", "model_specs", "run_id", "train_pack", "train_module", "evaluate_module",
-           "train_population"]
+           "train_population", "results_line"]

@@ -34,7 +34,7 @@ class TrainConfig:
         SGD momentum.
     clip : float or None
         Per-model gradient-norm clipping (as ``torch.nn.utils.clip_grad_norm_`` on each
-        model alone); None disables it.
+        model alone); 0 or None: off.
     replicates : int
         Initialisation seeds per topology, trained in the same pack on the same data.
     seed : int
@@ -44,15 +44,15 @@ class TrainConfig:
     bf16 : bool
         bf16 autocast for the forward pass (CUDA only).
     memory_mb : int
-        Budget for one pack's parameters, optimizer state and activations; the
+        Budget (MiB) for one pack's parameters, optimizer state and activations; the
         population is cut into packs that fit.
     chunk_size : int or None
-        Fixed models per pack (overrides ``memory_mb``).
+        Fixed models per pack (overrides the memory budget).
     diverge_loss : float
         A model whose loss is not finite or exceeds this is frozen and flagged diverged.
     fused : bool
-        Run each time step of a dense recurrent forward as one ``torch.compile`` program
-        (:func:`~topowire.compiler.functional.fused_steps`); falls back to eager where
+        Run each time step of a dense recurrent forward as one ``torch.compile`` program (see
+        :func:`~topowire.compiler.functional.fused_steps`); falls back to eager where
         compiling fails. Results equal the eager path to float rounding (not part of the run id).
     stability : float or None
         Miller & Hardt's stable models: after initialisation and after every optimizer
@@ -83,7 +83,8 @@ class TrainConfig:
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
         checks.number("lr", self.lr, 0, lo_open=True)
         checks.number("momentum", self.momentum, 0, 1, hi_open=True)
-        checks.number("clip", self.clip, 0, lo_open=True, none=True)
+        if checks.number("clip", self.clip, 0, none=True) == 0:
+            object.__setattr__(self, "clip", None)
         checks.integer("chunk_size", self.chunk_size, 1, none=True)
         checks.number("diverge_loss", self.diverge_loss, 0, lo_open=True)
         if self.stability is not None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from topowire.data.tasks import Task
     from topowire.train.trainer import PackJob
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "get_executor"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "get_executor", "connect_executor"]
 
 
 class Executor(Protocol):
@@ -69,8 +69,8 @@ class RayExecutor:
     Parameters
     ----------
     address : str, optional
-        ``auto`` (the cluster ``ray start`` made on this machine), ``HOST:PORT``, or None
-        to start a local cluster for this process.
+        The Ray cluster: ``auto`` (the one ``ray start`` made on this machine) or
+        ``HOST:PORT``. Unset: a local cluster started for this process.
     workers : int, optional
         Packs in flight at once (default: the cluster's CPUs divided by ``threads``, or its
         GPUs with ``gpus`` > 0).
@@ -160,3 +160,31 @@ def get_executor(executor: str | Executor, **options: Any) -> Executor:
     if not hasattr(executor, "map"):
         raise TypeError(f"executor must be a name or have a map(jobs, task) method, got {type(executor).__name__}")
     return executor
+
+
+def connect_executor(executor: str = "local", *, address: str | None = None, workers: int | None = None,
+                     device: str = "cpu") -> Executor:
+    """The executor named ``executor``, ready for packs: a Ray cluster is joined (or started)
+    now, so an unreachable one fails before any work.
+
+    Parameters
+    ----------
+    executor : {"local", "ray"}
+        Where packs run: this process, or a Ray cluster (``address``, ``workers``).
+    address : str, optional
+        Ray only: the cluster, ``auto`` (the one ``ray start`` made on this machine) or
+        ``HOST:PORT``. Unset: a local cluster started for this process.
+    workers : int, optional
+        Ray only: packs in flight at once. Unset: the cluster's CPUs, or its GPUs on CUDA.
+    device : str
+        The training device; on CUDA each Ray pack takes one GPU.
+    """
+    from topowire.errors import ParameterError
+
+    if executor != "ray":
+        if address is not None or workers is not None:
+            raise ParameterError("--address and --workers go with --executor ray")
+        return get_executor(executor)
+    ray = RayExecutor(address, workers, gpus=1.0 if device.startswith("cuda") else 0.0)
+    ray.connect()
+    return ray

@@ -1,5 +1,0 @@
-import sys
-
-from topowire.cli import main
-
-sys.exit(main())
