@@ -36,8 +36,9 @@ class Arch:
     Parameters
     ----------
     kind : str
-        ``iterative`` (the Sequential2D neuron-level map), a recurrent cell (``rnn-tanh``,
-        ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``) or ``layered``.
+        The compile target: ``iterative`` (the Sequential2D neuron-level map), a masked
+        recurrent cell (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``) or
+        ``layered`` (the graph's DAG layers as stacked recurrent layers).
     d_in : int
         Width of the data (never depends on the graph).
     d_out : int
