@@ -67,14 +67,14 @@ def _fields(source, *names: str):
         for name in reversed(names):
             p = params[name]
             default = None if p.default in (None, p.empty) else getattr(source, name, p.default)
-            kind = str(p.annotation).split(" | ")[0]
+            annotation = str(p.annotation)
             kw = {"help": helps[name], "default": default, "required": p.default is p.empty}
-            if kind == "bool":
+            if annotation.startswith("bool"):
                 kw["is_flag"] = True
             else:
                 kw["show_default"] = default is not None
-                kw["type"] = click.Choice(list(_CHOICES[name])) if name in _CHOICES else _path if "Path" in str(
-                    p.annotation) else {"int": int, "float": float}.get(kind)
+                kw["type"] = (click.Choice(list(_CHOICES[name])) if name in _CHOICES else _path if "Path" in annotation
+                              else {"int": int, "float": float}.get(annotation.split(" | ")[0]))
             flags = _FLAGS.get(name, "--" + name.replace("_", "-"))
             command = click.option(*(flags if isinstance(flags, tuple) else (flags,)), name, **kw)(command)
         return command

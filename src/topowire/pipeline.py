@@ -255,10 +255,10 @@ def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequ
     n_estimators : int
         Trees in the forest.
     """
-    columns, size = ([x.strip() for x in c.split(",") if x.strip()] if isinstance(c, str) else c
-                     for c in (columns, size))
     from topowire.predict import cross_validate, fit_predictor
 
+    columns, size = ([x.strip() for x in c.split(",") if x.strip()] if isinstance(c, str) else c
+                     for c in (columns, size))
     for what, names in (("group", [group] if group is not None else []), ("size", size or [])):
         for name in names:
             if name not in table.columns:
