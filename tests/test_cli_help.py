@@ -40,7 +40,7 @@ def test_config_options_take_default_and_help_from_the_config(command, configs):
     for param in app.commands[command].params:
         for config in configs:
             fields = {f.name: f for f in dataclasses.fields(config)}
-            if param.name in fields and param.name not in seen:
+            if param.name in fields and param.name not in seen and (command, param.name) != ("run", "seed"):
                 seen.add(param.name)
                 unset = fields[param.name].default is None
                 assert param.default == (None if unset else getattr(config, param.name)), param.name
@@ -48,6 +48,21 @@ def test_config_options_take_default_and_help_from_the_config(command, configs):
     assert {"epochs", "lr", "kind", "orientation", "task", "replicates"} <= seen
     defaults = {p.name: p.default for p in app.commands[command].params}
     assert (defaults["epochs"], defaults["kind"]) == ((5, "gru") if command == "train" else (8, "rnn-tanh"))
+
+
+@pytest.mark.parametrize("args, study_seed, train_seed", [([], None, 0), (["--seed", "3"], 3, 3)])
+def test_run_seed_seeds_the_whole_study_and_unset_keeps_the_recipes(monkeypatch, tmp_path, args, study_seed,
+                                                                    train_seed):
+    """`run --seed S` seeds the population, folds, forest and training; unset, the recipe's seed draws."""
+    from topowire import pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_study", lambda rec, out, config, **kw: seen.update(config=config) or {})
+    assert main(["run", *args, "--epochs", "2", "-o", str(tmp_path / "s")]) == 0
+    config = seen["config"]
+    assert (config.seed, config.train.seed) == (study_seed, train_seed)
+    assert config.train == dataclasses.replace(StudyConfig().train, epochs=2, seed=train_seed)
+    assert config.arch == StudyConfig().arch
 
 
 def test_a_documented_parameter_reads_as_plain_help():

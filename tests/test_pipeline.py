@@ -9,7 +9,7 @@ import pytest
 from topowire.cli import main
 from topowire.compiler.export import load
 from topowire.pipeline import StudyConfig, default_recipe, run_study
-from topowire.topology import parse_recipe
+from topowire.topology import parse_recipe, read_population
 from topowire.train import TrainConfig
 
 TINY = parse_recipe({"population": {"name": "tiny", "seed": 0}, "family": [
@@ -145,6 +145,21 @@ def test_run_study_on_the_layered_form(tmp_path):
     assert list(summary)[0] == "WARNING" and "is constant (0.5" in summary["WARNING"]
     assert len(pd.read_csv(tmp_path / "s" / "results.csv")) == 12
     assert not (tmp_path / "s" / "predictor.skops").exists() and not (tmp_path / "s" / "scores.csv").exists()
+
+
+def test_a_study_draws_the_population_its_recipe_draws(tmp_path):
+    """Unless told otherwise, run_study samples with the recipe's own seed, as `generate` does."""
+    import dataclasses
+
+    from topowire.topology import sample_population, write_population
+
+    recipe = dataclasses.replace(TINY, seed=5)
+    config = StudyConfig(train=TrainConfig(epochs=1, batch_size=64), n_train=100, n_test=50, n_estimators=10,
+                         export_onnx=False)
+    run_study(recipe, tmp_path / "s", config, log=lambda m: None)
+    write_population(sample_population(recipe), tmp_path / "generated.jsonl")
+    assert (tmp_path / "s" / "population.jsonl").read_bytes() == (tmp_path / "generated.jsonl").read_bytes()
+    assert read_population(tmp_path / "s" / "population.jsonl").seed == 5
 
 
 def test_the_study_features_table_is_a_valid_predict_input(study, tmp_path):

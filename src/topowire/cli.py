@@ -323,15 +323,16 @@ def report(db, run_id, seed, n_estimators, output) -> None:
 @click.argument("recipe", type=_path, required=False)
 @_fields(_STUDY.arch, "kind", *_WIRING)
 @_fields(_STUDY, "task", "n_train", "n_test")
-@_fields(_STUDY.train, "epochs", "batch_size", "lr", "seed", "replicates")
+@_fields(_STUDY.train, "epochs", "batch_size", "lr", "replicates")
+@click.option("--seed", type=int, help="Seed of the study: its population, folds and forest (unset: the recipe's) "
+                                       "and its training (unset: 0).")
 @_fields(_STUDY, "n_estimators")
 @_fields(connect_executor, *_EXECUTOR)
 @click.option("-o", "--output", type=_path, default=Path("topowire-study"), show_default=True, help="Study folder.")
 def run(recipe, output, **o) -> None:
     """The main job: sample, featurise, train, fit, predict, report and export, into one folder.
 
-    RECIPE defaults to the embedded quick study (graphs/quick.toml); --seed also draws its
-    population and the forest's folds. Running again resumes.
+    RECIPE (default: the quick study, graphs/quick.toml) is drawn as `generate` draws it; running again resumes.
     """
     check_output(output, recipe)
     check_output(Path(output) / "report", recipe, replaced_folder=True)

@@ -64,9 +64,11 @@ class StudyConfig:
         Training examples. Unset: the task's (reber 4,000).
     n_test : int, optional
         Test examples. Unset: the task's (reber 400).
-    seed : int
+    seed : int, optional
         Seed of the population sample, the folds and the forest (the unseen population is
-        sampled with ``seed + 1``).
+        sampled with ``seed + 1``). Unset: the recipe's seed, so a study draws the population
+        that ``topowire generate`` draws from its recipe. Training has its own
+        (``train.seed``).
     n_estimators : int
         Trees in the forest.
     export_onnx : bool
@@ -78,7 +80,7 @@ class StudyConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, replicates=3))
     n_train: int | None = None
     n_test: int | None = None
-    seed: int = 0
+    seed: int | None = None
     n_estimators: int = 300
     export_onnx: bool = True
 
@@ -86,7 +88,7 @@ class StudyConfig:
         checks.choice("task", self.task, TASKS, noun="task")
         checks.integer("n_train", self.n_train, 1, none=True)
         checks.integer("n_test", self.n_test, 1, none=True)
-        checks.integer("seed", self.seed, 0)
+        checks.integer("seed", self.seed, 0, none=True)
         checks.integer("n_estimators", self.n_estimators, 1)
 
 
@@ -336,7 +338,7 @@ def validate(recipe: Recipe, config: StudyConfig) -> tuple[Task, Arch]:
     """The task and the prepared arch, or ParameterError -- before anything is written."""
     from topowire.train.trainer import prepare_arch
 
-    task = make_task(config.task, seed=config.seed, n_train=config.n_train, n_test=config.n_test)
+    task = make_task(config.task, seed=config.train.seed, n_train=config.n_train, n_test=config.n_test)
     return task, prepare_arch(config.arch, task, config.train)
 
 
@@ -359,7 +361,7 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     task, arch = validate(recipe, config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pop = sample_population(recipe, config.seed)
+    pop = sample_population(recipe, config.seed)  # None: the recipe's seed
     write_population(pop, out / "population.jsonl")
     log(f"sampled {len(pop)} topologies ({', '.join(f'{k}: {v}' for k, v in pop.summary()['graphs'].items())})")
     features = model_features(list(pop), None, arch, seed=config.train.seed, progress=progress)
@@ -382,7 +384,7 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
                                                   ok.groupby("family")["test_acc"].mean().items()),
     }
     try:
-        summary = {**_fit_and_predict(study, recipe, config, out), **summary}
+        summary = {**_fit_and_predict(study, recipe, pop.seed, config, out), **summary}
     except DataError as exc:  # a degenerate target is reported, never scored
         summary = {"WARNING": f"{exc}; no predictor was fitted", **summary}
         log(f"WARNING: {exc}")
@@ -405,17 +407,18 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     return summary
 
 
-def _fit_and_predict(study: Study, recipe: Recipe, config: StudyConfig, out: Path) -> dict[str, str]:
+def _fit_and_predict(study: Study, recipe: Recipe, seed: int, config: StudyConfig, out: Path) -> dict[str, str]:
     """The study's predictor: scores, importances, predictor, predictions on an unseen
-    population and the report, into ``out``; returns the headline and scores."""
+    population (drawn with ``seed + 1``) and the report, into ``out``; returns the headline
+    and scores. ``seed`` is the study's population seed; it also seeds the folds and forest."""
     from topowire.predict import save_predictor
 
-    cv, predictor = fit_study(study, seed=config.seed, n_estimators=config.n_estimators)
+    cv, predictor = fit_study(study, seed=seed, n_estimators=config.n_estimators)
     scores = cv.table()
     write_table(scores, out / "scores.csv", index=False)
     write_table(cv.importances, out / "importances.csv", index=False)
     save_predictor(predictor, out / "predictor.skops")
-    unseen = sample_population(recipe, config.seed + 1)
+    unseen = sample_population(recipe, seed + 1)
     write_population(unseen, out / "unseen_population.jsonl")
     predicted = predict_population(predictor, unseen)
     families = {t.id: t.family for t in unseen}
