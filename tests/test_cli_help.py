@@ -104,3 +104,11 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch, termin
         assert "━" in text and "20/20" in text and "training" in text
     else:
         assert "━" not in text and "training: 20/20" in text.splitlines()[-1]
+
+
+def test_a_long_message_stays_one_line():
+    """A results line in a log or a pipe is not cut at the console's width."""
+    line = "225 models in run 7737de7978da3767: 225 ok, 0 diverged, 0 failed; mean test accuracy 0.796 " * 2
+    with console.console.capture() as captured:
+        console.console.print(line, highlight=False)
+    assert captured.get() == line + "\n"

@@ -15,7 +15,8 @@ from rich.table import Table
 
 __all__ = ["console", "progress", "print_frame", "print_scores", "print_summary"]
 
-console = Console()
+#: Lines are never cut to the width (a log keeps each message on one line); tables still fit it.
+console = Console(soft_wrap=True)
 
 
 @contextlib.contextmanager
