@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from topowire.errors import ParameterError
-from topowire.topology import Topology
+from topowire.topology import Topology, er_graph
 
 
 def test_pinned_content_id():
@@ -83,6 +83,17 @@ def test_dict_round_trip_and_tamper_detection():
     d["edges"] = [[0, 1], [1, 3]]
     with pytest.raises(ParameterError, match="does not match the graph's content hash"):
         Topology.from_dict(d)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("directed", "yes", r"directed must be true or false, got directed = 'yes'"),
+    ("directed", 1, r"directed must be true or false, got directed = 1"),
+    ("n", 2.5, r"n must be an integer >= 1, got n = 2.5")])
+def test_a_bad_record_names_the_field(key, value, match):
+    record = {**er_graph(6, 0.5, seed=1).to_dict(), key: value}
+    record.pop("id")
+    with pytest.raises(ParameterError, match=match):
+        Topology.from_dict(record)
 
 
 def test_adjacency_and_degrees():

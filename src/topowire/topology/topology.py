@@ -247,9 +247,7 @@ class Topology:
         for e in edges:
             for x in e:
                 checks.integer("node id", x)
-        directed = record.get("directed", False)
-        if not isinstance(directed, bool):
-            raise ParameterError(f"directed must be true or false, got {directed!r}")
+        directed = checks.boolean("directed", record.get("directed", False))
         params = record.get("params") or {}
         if not isinstance(params, dict):
             raise ParameterError(f"params must be an object, got {params!r}")
