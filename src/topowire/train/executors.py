@@ -84,7 +84,9 @@ class RayExecutor:
 
     Jobs are drawn from the driver's iterator only as workers free up, so a store's claims
     are taken just before a pack runs; Ctrl-C (or the consumer stopping) cancels what is
-    in flight, and the packs already yielded are whole.
+    in flight -- by shutting down the local cluster this executor started, if it did
+    (cancelling its tasks made Ray 2.60's core abort the exit of about 1 in 6 interrupted
+    processes, status 1 instead of 130) -- and the packs already yielded are whole.
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None, threads: int = 1,
@@ -94,6 +96,7 @@ class RayExecutor:
         self.threads = checks.integer("threads", threads, 1)
         self.gpus = float(gpus)
         self.retries = checks.integer("retries", retries, 0)
+        self._started = False  # whether connect() started a local cluster for this process
 
     def connect(self):
         """Import Ray and join (or start) the cluster; ParameterError when either fails."""
@@ -109,6 +112,7 @@ class RayExecutor:
             try:  # address None: a local cluster for this process
                 ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
                          **({} if self.address else {"include_dashboard": False}))
+                self._started = self.address is None
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ParameterError(f"cannot reach the Ray cluster at {self.address!r}: "
                                      f"{str(exc).splitlines()[0]} (a cluster with token authentication also needs "
@@ -145,7 +149,10 @@ class RayExecutor:
                 submit()
                 yield job, rows
         finally:
-            for ref in in_flight:
+            if in_flight and self._started:  # interrupted: stop the cluster this process started
+                ray.shutdown()
+                self._started = False
+            for ref in in_flight if ray.is_initialized() else ():
                 ray.cancel(ref, force=True)
 
 
