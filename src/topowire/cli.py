@@ -88,7 +88,7 @@ def _given(cls, options: dict, make=None):
 
 
 _STUDY, _TRAIN, _ARCH = pipeline.StudyConfig(), TrainConfig(), Arch()
-_WIRING, _EXECUTOR = ("orientation", "inputs", "outputs"), ("executor", "address", "workers")
+_WIRING, _EXECUTOR = ("orientation", "inputs", "outputs"), ("executor", "address", "workers", "threads")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

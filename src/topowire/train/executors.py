@@ -34,11 +34,30 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Every pack in this process, one after the other (the default)."""
+    """Every pack in this process, one after the other (the default).
+
+    Parameters
+    ----------
+    threads : int, optional
+        torch's intra-op threads while packs train (restored afterwards). Unset: torch's
+        own (every core). Processes that share a machine should share its cores: two
+        processes of 2 threads each on 2 cores took 1.7-2.7x as long as one (once 10x),
+        two of 1 thread 0.8-0.9x (``bench/bench_threads.py``).
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = checks.integer("threads", threads, 1, none=True)
 
     def map(self, jobs: Iterable[PackJob], task: Task) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]:
-        for job in jobs:
-            yield job, job.run(task)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads or before)
+        try:
+            for job in jobs:
+                yield job, job.run(task)
+        finally:
+            torch.set_num_threads(before)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
@@ -170,7 +189,7 @@ def get_executor(executor: str | Executor, **options: Any) -> Executor:
 
 
 def connect_executor(executor: str = "local", *, address: str | None = None, workers: int | None = None,
-                     device: str = "cpu") -> Executor:
+                     threads: int | None = None, device: str = "cpu") -> Executor:
     """The executor named ``executor``, ready for packs: a Ray cluster is joined (or started)
     now, so an unreachable one fails before any work.
 
@@ -183,6 +202,10 @@ def connect_executor(executor: str = "local", *, address: str | None = None, wor
         ``HOST:PORT``. Unset: a local cluster started for this process.
     workers : int, optional
         Ray only: packs in flight at once. Unset: the cluster's CPUs, or its GPUs on CUDA.
+    threads : int, optional
+        torch threads per pack: local, this process's (unset: every core; give each of N
+        processes sharing a machine cores / N, or together they run 2-10x slower); ray,
+        each task's CPUs (unset: 1).
     device : str
         The training device; on CUDA each Ray pack takes one GPU.
     """
@@ -191,7 +214,8 @@ def connect_executor(executor: str = "local", *, address: str | None = None, wor
     if executor != "ray":
         if address is not None or workers is not None:
             raise ParameterError("--address and --workers go with --executor ray")
-        return get_executor(executor)
-    ray = RayExecutor(address, workers, gpus=1.0 if device.startswith("cuda") else 0.0)
+        return get_executor(executor, threads=threads)
+    ray = RayExecutor(address, workers, threads=1 if threads is None else threads,
+                      gpus=1.0 if device.startswith("cuda") else 0.0)
     ray.connect()
     return ray

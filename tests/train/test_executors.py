@@ -1,0 +1,60 @@
+"""Executors: where packs run, and with how many threads."""
+
+import pytest
+import torch
+
+from topowire.cli import main
+from topowire.errors import ParameterError
+from topowire.train.executors import LocalExecutor, RayExecutor, connect_executor
+
+
+class _Job:
+    """A pack job that records torch's thread count while it runs."""
+
+    seen: list[int] = []
+
+    def run(self, task):
+        _Job.seen.append(torch.get_num_threads())
+        return []
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    _Job.seen = []
+    yield
+    torch.set_num_threads(before)
+
+
+def test_local_threads_hold_while_packs_train_and_are_restored(two_threads):
+    assert [rows for _, rows in LocalExecutor(threads=1).map([_Job(), _Job()], task=None)] == [[], []]
+    assert _Job.seen == [1, 1] and torch.get_num_threads() == 2
+
+
+def test_local_threads_are_restored_when_the_consumer_stops_early(two_threads):
+    packs = LocalExecutor(threads=1).map([_Job(), _Job(), _Job()], task=None)
+    next(packs)
+    assert torch.get_num_threads() == 1
+    packs.close()
+    assert _Job.seen == [1] and torch.get_num_threads() == 2
+
+
+def test_unset_threads_leave_torch_as_it_is(two_threads):
+    list(LocalExecutor().map([_Job()], task=None))
+    assert _Job.seen == [2]
+
+
+def test_connect_executor_hands_threads_to_either_executor(monkeypatch):
+    assert connect_executor("local", threads=1).threads == 1 and connect_executor("local").threads is None
+    monkeypatch.setattr(RayExecutor, "connect", lambda self: None)
+    assert connect_executor("ray", threads=2).threads == 2 and connect_executor("ray").threads == 1
+
+
+def test_bad_threads_are_one_line_before_anything_is_written(tmp_path, capsys):
+    with pytest.raises(ParameterError, match="threads must be an integer >= 1"):
+        LocalExecutor(threads=0)
+    (tmp_path / "p.jsonl").write_text("")
+    assert main(["train", str(tmp_path / "p.jsonl"), "--db", str(tmp_path / "r.db"), "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: threads must be an integer >= 1 or None, got threads = 0"
+    assert not (tmp_path / "r.db").exists()
