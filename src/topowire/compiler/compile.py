@@ -6,11 +6,12 @@ from torch import nn
 
 from topowire.compiler.arch import Arch
 from topowire.compiler.functional import GATES
+from topowire.compiler.init import parameter_counts
 from topowire.compiler.modules import IterativeNet, MaskedRecurrentNet
 from topowire.compiler.wiring import Wiring, wire
 from topowire.topology.topology import Topology
 
-__all__ = ["compile", "as_wiring"]
+__all__ = ["compile", "as_wiring", "model_parameter_counts"]
 
 
 def as_wiring(source: Topology | Wiring, arch: Arch, seed: int = 0) -> Wiring:
@@ -57,6 +58,14 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
         return LayeredRecurrentNet(wiring, arch, seed)
     cls = MaskedRecurrentNet if arch.masked_cell else IterativeNet
     return cls(wiring, arch, seed)
+
+
+def model_parameter_counts(topology: Topology, arch: Arch, init_seed: int) -> dict[str, int]:
+    """The effective parameter counts (graph, ..., total) of the model ``compile(topology,
+    arch, seed=init_seed)`` builds, without building it where the wiring suffices."""
+    if arch.kind == "layered":  # its counts depend on the layer widths of the built model
+        return compile(topology, arch, seed=init_seed).parameter_counts()
+    return parameter_counts(as_wiring(topology, arch, init_seed), arch)
 
 
 def check_model_memory(n_neurons: int, n_edges: int, arch: Arch) -> None:

@@ -15,23 +15,12 @@ import pandas as pd
 from topowire.features.registry import ModelGroup, register_model_group
 from topowire.topology.topology import Topology
 
-__all__ = ["params_table", "model_parameter_counts"]
-
-
-def model_parameter_counts(topology: Topology, arch, init_seed: int) -> dict[str, int]:
-    """The effective parameter counts (graph, ..., total) of the model ``compile(topology,
-    arch, seed=init_seed)`` builds, without building it where the wiring suffices."""
-    from topowire.compiler import compile
-    from topowire.compiler.compile import as_wiring
-    from topowire.compiler.init import parameter_counts
-
-    if arch.kind == "layered":  # its counts depend on the layer widths of the built model
-        return compile(topology, arch, seed=init_seed).parameter_counts()
-    return parameter_counts(as_wiring(topology, arch, init_seed), arch)
+__all__ = ["params_table"]
 
 
 def params_table(topologies: Sequence[Topology], arch, task=None, seed: int = 0, progress=None) -> pd.DataFrame:
     """``params``: the effective parameter count (mask non-zeros) of every topology's model."""
+    from topowire.compiler.compile import model_parameter_counts
     from topowire.seeds import init_seed
 
     out = []

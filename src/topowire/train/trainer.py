@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
+from topowire.compiler.compile import model_parameter_counts
 from topowire.compiler.functional import fused_steps
 from topowire.compiler.pack import PackOfOne, pack
 from topowire.data.tasks import Task, make_task
@@ -85,8 +86,6 @@ class PackJob:
 
     def failed_rows(self, error: str) -> list[dict[str, Any]]:
         """One ``failed`` row per model, with the error (a pack that could not be trained)."""
-        from topowire.features.model import model_parameter_counts
-
         rows = []
         for s in self.specs:
             counts = model_parameter_counts(s.topology, self.arch, s.init_seed)
