@@ -162,6 +162,21 @@ def test_a_study_draws_the_population_its_recipe_draws(tmp_path):
     assert read_population(tmp_path / "s" / "population.jsonl").seed == 5
 
 
+def test_a_study_where_no_model_trains_ok_says_so_and_exports_nothing(tmp_path, capsys):
+    """Every model diverges (a loss bound no model can meet): a warning in words, no crash."""
+    config = StudyConfig(train=TrainConfig(epochs=1, batch_size=64, diverge_loss=1e-6), n_train=100, n_test=50,
+                         n_estimators=10, export_onnx=False)
+    summary = run_study(TINY, tmp_path / "s", config, log=lambda m: None)
+    assert summary["WARNING"].startswith("12 models in run ")
+    assert ": 0 ok, 12 diverged, 0 failed; no model trained ok: " in summary["WARNING"]
+    assert "there is nothing to fit; no predictor was fitted" in summary["WARNING"]
+    assert summary["exported"] == "nothing: no model trained ok"
+    assert not (tmp_path / "s" / "best_model.safetensors").exists() and not (tmp_path / "s" / "predictor.skops").exists()
+    assert main(["fit", "--db", str(tmp_path / "s" / "runs.db"), "-o", str(tmp_path / "p.skops")]) == 2
+    assert "0 ok, 12 diverged, 0 failed; no model trained ok: there is nothing to fit" in capsys.readouterr().err
+    assert not (tmp_path / "p.skops").exists()
+
+
 def test_the_study_features_table_is_a_valid_predict_input(study, tmp_path):
     out, _ = study
     assert main(["predict", str(out / "predictor.skops"), str(out / "features.csv"), "-o", str(tmp_path / "p.csv")]) == 0

@@ -170,6 +170,8 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
     from topowire.predict import cross_validate, fit_predictor
 
     table = study.table
+    if table.empty:
+        raise DataError(f"{results_line(study.results)}: there is nothing to fit")
     names = [c for c in study.features.columns if c != "params"] + ["params"]
     extra, meta = None, {"run_id": study.run_id, "arch": study.arch.to_dict(), "task": study.task,
                          "train_seed": study.train_seed}
@@ -389,6 +391,9 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
         summary = {"WARNING": f"{exc}; no predictor was fitted", **summary}
         log(f"WARNING: {exc}")
 
+    if ok.empty:
+        return {**summary, "exported": "nothing: no model trained ok",
+                "seconds": f"{time.perf_counter() - t_start:.0f}"}
     best = ok.groupby("topology_id")["test_acc"].mean().idxmax()
     packed = pack([study.topologies[best]], arch, [init_seed(config.train.seed, best, 0)])
     train_pack(packed, task, config.train)

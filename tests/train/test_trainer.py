@@ -243,3 +243,5 @@ def test_results_line_counts_every_status():
     frame = pd.DataFrame({"run_id": "r1", "status": ["ok", "ok", "diverged", "failed"],
                           "test_acc": [0.75, 0.85, 0.5, None]})
     assert results_line(frame) == "4 models in run r1: 2 ok, 1 diverged, 1 failed; mean test accuracy 0.800"
+    none_ok = frame.assign(status=["diverged", "failed", "diverged", "failed"])
+    assert results_line(none_ok) == "4 models in run r1: 0 ok, 2 diverged, 2 failed; no model trained ok"

@@ -446,9 +446,9 @@ def train_population(
 
 def results_line(results) -> str:
     """One line on a run's results (:func:`train_population`'s frame): how many models ended
-    ok, diverged or failed, and the mean test accuracy of those ok."""
+    ok, diverged or failed, and the mean test accuracy of those ok (or that none is)."""
     status = results["status"].value_counts()
     accuracy = results.loc[results["status"] == "ok", "test_acc"].mean()
     return (f"{len(results)} models in run {results['run_id'].iloc[0]}: {status.get('ok', 0)} ok, "
             f"{status.get('diverged', 0)} diverged, {status.get('failed', 0)} failed; "
-            f"mean test accuracy {accuracy:.3f}")
+            + (f"mean test accuracy {accuracy:.3f}" if status.get("ok", 0) else "no model trained ok"))
