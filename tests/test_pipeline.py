@@ -35,6 +35,8 @@ def test_run_writes_every_output(study):
         assert (out / name).is_file(), name
     assert len(pd.read_csv(out / "results.csv")) == 24
     assert len(pd.read_csv(out / "predictions.csv")) == 12
+    assert "outside_training" in pd.read_csv(out / "predictions.csv").columns
+    assert summary["predictions"].startswith("12 topologies of a new draw (seed 1) in predictions.csv")
     model = load(out / "best_model.safetensors")
     assert model.arch.kind == "rnn-tanh" and summary["best topology"].split()[0] == model.wiring.topology_id
     assert "forest" in summary["R² (5-fold CV)"] and summary["models"] == "24 (12 topologies x 2 replicates)"

@@ -111,7 +111,7 @@ def test_feature_mismatch_is_refused():
         predict(pred, table[FEATURES[:-1]])
     # other columns are carried through untouched, after the predictions
     out = predict(pred, table[["family", *FEATURES]].assign(extra=1.0))
-    assert list(out.columns) == ["predicted_test_acc", "family", "extra"]
+    assert list(out.columns) == ["predicted_test_acc", "outside_training", "family", "extra"]
     assert out["family"].equals(table["family"])
     np.testing.assert_array_equal(out["predicted_test_acc"], predict(pred, table[FEATURES])["predicted_test_acc"])
 
@@ -155,3 +155,27 @@ def test_extra_forests_measure_what_added_features_bring():
         cross_validate(table, "test_acc", base, extra_forests={"mean": base})
     with pytest.raises(DataError, match="nope"):
         cross_validate(table, "test_acc", base, extra_forests={"other": ["nope"]})
+
+
+def test_predict_flags_rows_outside_the_training_range(tmp_path):
+    """Each feature's fitted [min, max] is saved; a row beyond it by over a tenth of its width is named."""
+    from topowire.predict import OUTSIDE_MARGIN, extrapolation_warning, prediction_notes
+
+    table = _table(n=60)
+    pred = fit_predictor(table, "test_acc", FEATURES, n_estimators=10)
+    save_predictor(pred, tmp_path / "p.skops")
+    pred = load_predictor(tmp_path / "p.skops")
+    lo, hi = table["n_nodes"].min(), table["n_nodes"].max()
+    assert pred.meta["training_ranges"]["n_nodes"] == [lo, hi]
+    margin = OUTSIDE_MARGIN * (hi - lo)
+    rows = table[FEATURES].head(4).copy()
+    rows["n_nodes"] = [lo, hi + 0.5 * margin, hi + 2 * margin, lo - 2 * margin]  # inside, within margin, out, out
+    rows.loc[rows.index[3], "density"] = 5.0
+    rows.loc[rows.index[0], "junk"] = np.nan  # imputed, never outside
+    out = predict(pred, rows)
+    assert out["outside_training"].tolist() == ["", "", "n_nodes", "density,n_nodes"]
+    warning = extrapolation_warning(out)
+    assert warning.startswith("2 of 4 rows lie outside the range the predictor was fitted on (by over 10% of its "
+                              "width; most often n_nodes (2), density (1))")
+    assert prediction_notes(out, "test_acc") == [f"WARNING: {warning}"]
+    assert extrapolation_warning(out.head(2)) is None and prediction_notes(out.head(2), "test_acc") == []

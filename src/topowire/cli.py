@@ -28,7 +28,7 @@ from topowire.data.tasks import TASKS, make_task
 from topowire.dynamics.prune import ON, SCOPES, prune_model
 from topowire.errors import ParameterError, TopowireError
 from topowire.features import feature_table, list_features
-from topowire.predict import held_out_scores, load_predictor, save_predictor
+from topowire.predict import load_predictor, prediction_notes, save_predictor
 from topowire.report import draw_topology
 from topowire.store import Store, open_existing
 from topowire.topology.generators import FAMILIES
@@ -301,10 +301,8 @@ def predict(predictor_path, source, output) -> None:
     values = pipeline.predict_population(predictor, source)
     write_table(values, output, index=values.index.name is not None)
     console.print(f"wrote {len(values)} predictions (with 90% intervals) to {output}")
-    scores = held_out_scores(values, predictor.target)
-    if scores is not None:
-        line = ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-        console.print(f"against the table's {predictor.target}: {line}", highlight=False)
+    for note in prediction_notes(values, predictor.target):
+        console.print(note, style="bold red" if note.startswith("WARNING") else None, highlight=False)
 
 
 @app.command()

@@ -429,11 +429,15 @@ def _fit_and_predict(study: Study, recipe: Recipe, seed: int, config: StudyConfi
     families = {t.id: t.family for t in unseen}
     write_table(predicted.assign(family=[families[i] for i in predicted.index]).rename_axis("id"),
                 out / "predictions.csv")
+    outside = int((predicted["outside_training"] != "").sum())
     kfold = scores[scores["scheme"] == "kfold"].set_index("model")
     summary = {
         **cv.headline(),
         "R² (5-fold CV)": ", ".join(f"{m}: {kfold.loc[m, 'r2']:.3f}" for m in kfold.index),
         "top features": ", ".join(cv.importances["feature"].head(5)),
+        "predictions": f"{len(predicted)} topologies of a new draw (seed {seed + 1}) in predictions.csv"
+                       + (f"; {outside} of them outside the training range (its outside_training column)"
+                          if outside else ""),
         **{f"note {i + 1}": n for i, n in enumerate(cv.notes)},
         "report": str(out / "report" / "index.html"),
     }

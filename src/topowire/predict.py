@@ -36,7 +36,12 @@ from topowire.errors import DataError, FileFormatError, ParameterError
 
 __all__ = ["SIZE_FEATURES", "MODELS", "make_model", "noise_ceiling", "check_target", "cross_validate", "fit_predictor",
            "Predictor", "save_predictor", "load_predictor", "predict", "TRUSTED_TYPES", "conformal_half_width",
-           "interval_coverage", "held_out_scores"]
+           "interval_coverage", "held_out_scores", "extrapolation_warning", "prediction_notes"]
+
+#: How far beyond a feature's training range (as a fraction of its width) a value must lie
+#: to count as outside it: with dozens of features and a few dozen topologies, some feature
+#: of a new draw from the same recipe passes its training extreme by a hair more often than not.
+OUTSIDE_MARGIN = 0.1
 
 #: The "size only" features of the baselines.
 SIZE_FEATURES = ("params", "n_nodes", "n_edges")
@@ -428,12 +433,17 @@ class Predictor:
 
 def fit_predictor(table: pd.DataFrame, target: str, features: Sequence[str], *, seed: int = 0,
                   n_estimators: int = 300, meta: dict[str, Any] | None = None) -> Predictor:
-    """Fit the forest on every row (per-topology means when replicates exist)."""
+    """Fit the forest on every row (per-topology means when replicates exist).
+
+    ``meta`` gains ``training_ranges``: each feature's [min, max] over the rows fitted on,
+    which :func:`predict` checks new rows against (a forest does not extrapolate).
+    """
     features = list(features)
     check_table(table, target, features)
     data, _ = _aggregate(table, target, features)
     model = make_model("forest", seed, n_estimators).fit(data[features], data[target].to_numpy(dtype=float))
-    return Predictor(model, features, target, dict(meta or {}))
+    ranges = {f: [float(data[f].min()), float(data[f].max())] for f in features if data[f].notna().any()}
+    return Predictor(model, features, target, {**(meta or {}), "training_ranges": ranges})
 
 
 def _versions() -> dict[str, str]:
@@ -547,7 +557,10 @@ def predict(predictor: Predictor, table: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         ``predicted_<target>``, ``<target>_low`` and ``<target>_high`` (the split-conformal
-        interval recorded at fit, when there is one), then the table's other columns.
+        interval recorded at fit, when there is one), ``outside_training`` (the features
+        whose value lies outside the range the predictor was fitted on by more than
+        :data:`OUTSIDE_MARGIN` of its width, comma-separated; empty inside it), then the
+        table's other columns.
 
     Raises
     ------
@@ -566,8 +579,32 @@ def predict(predictor: Predictor, table: pd.DataFrame) -> pd.DataFrame:
     if width is not None:
         out[f"{target}_low"] = out[f"predicted_{target}"] - width
         out[f"{target}_high"] = out[f"predicted_{target}"] + width
+    ranges = predictor.meta.get("training_ranges")
+    if ranges is not None:
+        names = [f for f in predictor.features if f in ranges]
+        x = table[names].to_numpy(dtype=float)
+        lo, hi = (np.array([ranges[f][i] for f in names]) for i in (0, 1))
+        margin = OUTSIDE_MARGIN * (hi - lo)
+        outside = (x < lo - margin) | (x > hi + margin)  # NaN (imputed) is never outside
+        out["outside_training"] = [",".join(f for f, o in zip(names, row) if o) for row in outside]
     rest = [c for c in table.columns if c not in predictor.features and c not in out.columns]
     return out.join(table[rest])
+
+
+def extrapolation_warning(predicted: pd.DataFrame) -> str | None:
+    """A warning in words when rows of :func:`predict`'s output lie outside the predictor's
+    training range (None when every row lies inside, or the predictor records no range)."""
+    if "outside_training" not in predicted.columns:
+        return None
+    names = predicted["outside_training"].str.split(",").explode()
+    counts = names[names != ""].value_counts()
+    n_out = int((predicted["outside_training"] != "").sum())
+    if not n_out:
+        return None
+    most = ", ".join(f"{f} ({c})" for f, c in counts.head(4).items())
+    return (f"{n_out} of {len(predicted)} rows lie outside the range the predictor was fitted on "
+            f"(by over {OUTSIDE_MARGIN:.0%} of its width; most often {most}): "
+            "a forest predicts the edge of its training data there, and the interval was not measured there")
 
 
 def held_out_scores(predicted: pd.DataFrame, target: str) -> dict[str, float] | None:
@@ -580,3 +617,13 @@ def held_out_scores(predicted: pd.DataFrame, target: str) -> dict[str, float] | 
     if f"{target}_low" in predicted.columns:
         scores["coverage"] = float(((y >= predicted[f"{target}_low"]) & (y <= predicted[f"{target}_high"])).mean())
     return scores
+
+
+def prediction_notes(predicted: pd.DataFrame, target: str) -> list[str]:
+    """What to say about :func:`predict`'s output: a ``WARNING`` line when rows lie outside
+    the training range, and the scores against a ``target`` column the table carried."""
+    notes = [f"WARNING: {w}" for w in [extrapolation_warning(predicted)] if w is not None]
+    scores = held_out_scores(predicted, target)
+    if scores is not None:
+        notes.append(f"against the table's {target}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    return notes
