@@ -185,6 +185,18 @@ def test_the_study_features_table_is_a_valid_predict_input(study, tmp_path):
     assert len(pd.read_csv(tmp_path / "p.csv")) == len(pd.read_csv(out / "features.csv"))
 
 
+def test_a_graph_feature_table_without_params_points_to_the_population(study, tmp_path, capsys):
+    """`topowire features` writes graph features only; the predictor also needs params."""
+    out, _ = study
+    graph_only = tmp_path / "graph.csv"
+    pd.read_csv(out / "features.csv").drop(columns=["params"]).to_csv(graph_only, index=False)
+    assert main(["predict", str(out / "predictor.skops"), str(graph_only), "-o", str(tmp_path / "p.csv")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: the table lacks the predictor's model feature(s) params, which describe the trained networks: "
+        "predict from the population's .jsonl instead (they are computed with the predictor's arch)")
+    assert not (tmp_path / "p.csv").exists()
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"n_estimators": 0}, "n_estimators must be an integer >= 1"), ({"task": "rebr"}, "unknown task 'rebr'"),
     ({"n_train": 0}, "n_train must be an integer >= 1"), ({"seed": -1}, "seed must be an integer >= 0")])

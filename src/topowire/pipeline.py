@@ -301,6 +301,13 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
     else:
         table = source if isinstance(source, pd.DataFrame) else read_table(source)
         table = table.set_index("id") if "id" in table.columns else table
+        from topowire.features.registry import model_feature_group
+
+        built = [f for f in predictor.features if f not in table.columns and model_feature_group(f)]
+        if built:
+            raise DataError(f"the table lacks the predictor's model feature(s) {', '.join(built)}, which describe the "
+                            "trained networks: predict from the population's .jsonl instead (they are computed "
+                            "with the predictor's arch)")
     return predict(predictor, table)
 
 
