@@ -192,8 +192,8 @@ def test_a_graph_feature_table_without_params_points_to_the_population(study, tm
     pd.read_csv(out / "features.csv").drop(columns=["params"]).to_csv(graph_only, index=False)
     assert main(["predict", str(out / "predictor.skops"), str(graph_only), "-o", str(tmp_path / "p.csv")]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: the table lacks the predictor's model feature(s) params, which describe the trained networks: "
-        "predict from the population's .jsonl instead (they are computed with the predictor's arch)")
+        "error: the table lacks the predictor's feature(s) params (params: features of the compiled networks; "
+        "predict from the population's .jsonl instead, which computes them with the predictor's arch)")
     assert not (tmp_path / "p.csv").exists()
 
 

@@ -303,11 +303,12 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
         table = table.set_index("id") if "id" in table.columns else table
         from topowire.features.registry import model_feature_group
 
-        built = [f for f in predictor.features if f not in table.columns and model_feature_group(f)]
+        missing = [f for f in predictor.features if f not in table.columns]
+        built = [f for f in missing if model_feature_group(f)]
         if built:
-            raise DataError(f"the table lacks the predictor's model feature(s) {', '.join(built)}, which describe the "
-                            "trained networks: predict from the population's .jsonl instead (they are computed "
-                            "with the predictor's arch)")
+            raise DataError(f"the table lacks the predictor's feature(s) {', '.join(missing)} ({', '.join(built)}: "
+                            "features of the compiled networks; predict from the population's .jsonl instead, "
+                            "which computes them with the predictor's arch)")
     return predict(predictor, table)
 
 
