@@ -596,13 +596,12 @@ def extrapolation_warning(predicted: pd.DataFrame) -> str | None:
     training range (None when every row lies inside, or the predictor records no range)."""
     if "outside_training" not in predicted.columns:
         return None
-    names = predicted["outside_training"].str.split(",").explode()
-    counts = names[names != ""].value_counts()
-    n_out = int((predicted["outside_training"] != "").sum())
-    if not n_out:
+    flagged = predicted.loc[predicted["outside_training"] != "", "outside_training"]
+    if flagged.empty:
         return None
+    counts = flagged.str.split(",").explode().value_counts()
     most = ", ".join(f"{f} ({c})" for f, c in counts.head(4).items())
-    return (f"{n_out} of {len(predicted)} rows lie outside the range the predictor was fitted on "
+    return (f"{len(flagged)} of {len(predicted)} rows lie outside the range the predictor was fitted on "
             f"(by over {OUTSIDE_MARGIN:.0%} of its width; most often {most}): "
             "a forest predicts the edge of its training data there, and the interval was not measured there")
 

@@ -171,8 +171,9 @@ class RayExecutor:
             if in_flight and self._started:  # interrupted: stop the cluster this process started
                 ray.shutdown()
                 self._started = False
-            for ref in in_flight if ray.is_initialized() else ():
-                ray.cancel(ref, force=True)
+            else:  # a cluster joined: cancel only this run's tasks
+                for ref in in_flight:
+                    ray.cancel(ref, force=True)
 
 
 #: Executors by name (the ``--executor`` choices).
