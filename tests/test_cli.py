@@ -100,7 +100,7 @@ BAD_INPUTS = {
     "n-below-2": ({}, ["generate", "--family", "er", "--n", "1", "--p", "0.5", "-o", "{out}"],
                   "n must be an integer >= 2, got n = 1"),
     "unknown-family": ({}, ["generate", "--family", "lattice", "--n", "5", "-o", "{out}"],
-                       "'lattice' is not one of 'er', 'gnm'"),
+                       "unknown family 'lattice': expected one of er, gnm, ws"),
     "unknown-recipe-key": ({"recipe": "[[family]]\nkind = 'ba'\nn = 10\nm = 2\nbeta = 1\n"},
                            ["generate", "{recipe}", "-o", "{out}"], "unknown key(s) beta"),
     "malformed-toml": ({"recipe": "[[family]\nkind = 'ba'\n"}, ["generate", "{recipe}", "-o", "{out}"],
@@ -127,7 +127,7 @@ BAD_INPUTS = {
     "unknown-id": ({"population": GOOD_LINE + "\n"}, ["show", "{pop}", "--id", "feedbeef", "--png", "{out}.png"],
                    "no topology with id 'feedbeef'"),
     "unknown-option": ({}, ["generate", "--colour", "red", "-o", "{out}"], "No such option"),
-    "bad-option-type": ({}, ["generate", "--family", "ws", "--n", "ten", "-o", "{out}"], "'ten' is not a valid integer"),
+    "bad-option-type": ({}, ["generate", "--family", "ws", "--n", "ten", "-o", "{out}"], "n must be an integer, got 'ten'"),
 }
 
 

@@ -119,7 +119,7 @@ def test_fit_predict_bad_input(study, argv, message, tmp_path, capsys):
     main(["fit", "--db", str(out / "runs.db"), "--trees", "10", "-o", str(files["pred"])])
     pd.DataFrame({"id": ["a"], "density": [0.1], "colour": [1.0]}).to_csv(files["mismatch"], index=False)
     files["junk"].write_bytes(b"junk")
-    (tmp_path / "j.skops.json").write_text("{}")
+    (tmp_path / "j.skops.json").write_text((tmp_path / "p.skops.json").read_text())  # valid metadata, junk model
     capsys.readouterr()
     code = main([a.format(**files) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
@@ -199,7 +199,7 @@ def test_a_graph_feature_table_without_params_points_to_the_population(study, tm
 
 @pytest.mark.parametrize("bad, message", [
     ({"n_estimators": 0}, "n_estimators must be an integer >= 1"), ({"task": "rebr"}, "unknown task 'rebr'"),
-    ({"n_train": 0}, "n_train must be an integer >= 1"), ({"seed": -1}, "seed must be an integer >= 0")])
+    ({"n_train": 0}, "n_train must be an integer >= 1"), ({"seed": -1}, "seed must be an integer with 0 <= seed")])
 def test_a_bad_study_config_is_refused_before_any_work(bad, message):
     from topowire.errors import ParameterError
 
@@ -209,5 +209,6 @@ def test_a_bad_study_config_is_refused_before_any_work(bad, message):
 
 def test_run_with_zero_trees_writes_nothing(tmp_path, capsys):
     assert main(["run", "--trees", "0", "-o", str(tmp_path / "study")]) == 2
-    assert capsys.readouterr().err.strip() == "error: n_estimators must be an integer >= 1, got n_estimators = 0"
+    assert capsys.readouterr().err.strip() == ("error: Invalid value for '--trees': n_estimators must be an integer "
+                                               ">= 1, got n_estimators = 0")
     assert not (tmp_path / "study").exists()

@@ -75,10 +75,10 @@ def test_a_model_file_whose_spec_was_enlarged_is_refused_before_building(tmp_pat
     (tmp_path / "t.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + size:])
     capsys.readouterr()
     assert main(["export", str(tmp_path / "t.safetensors"), "--format", "torchscript", "-o", str(tmp_path / "x.pt")]) == 2
-    assert "the spec describes 100,000 neurons but the file's readout tensor has shape [2, 8]" in _err(capsys)
-    assert main(["export", str(path), "--format", "torchscript", "--seq-len", "1000000000",
+    assert "the spec describes 100,000 neurons and d_out = 2 but the file's readout tensor has shape [2, 8]" in _err(capsys)
+    assert main(["export", str(path), "--format", "torchscript", "--seq-len", "1000000", "--batch", "1000",
                  "-o", str(tmp_path / "x.pt")]) == 2
-    assert "export trace of batch 1 x seq_len 1,000,000,000 would take" in _err(capsys)
+    assert "export trace of batch 1000 x seq_len 1,000,000 would take" in _err(capsys)
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -98,7 +98,7 @@ def test_train_refuses_bad_options_before_writing(tmp_path, pop, capsys, extra, 
 
 def test_features_jobs_zero_and_fit_group_missing_are_errors(tmp_path, pop, capsys):
     assert main(["features", str(pop), "-o", str(tmp_path / "f.csv"), "-j", "0"]) == 2
-    assert "n_jobs = 0" in _err(capsys)
+    assert "jobs must be an integer with 1 <= jobs <= 1024" in _err(capsys)
     table = pd.DataFrame({"a": range(12), "b": [i % 3 for i in range(12)], "y": [i * 0.1 for i in range(12)],
                           "family": ["x", "y"] * 6})
     table.to_csv(tmp_path / "t.csv", index=False)
@@ -136,7 +136,7 @@ def test_written_files_respect_the_umask_and_stale_temporaries_go(tmp_path):
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
         assert stat.S_IMODE((tmp_path / "t.csv").stat().st_mode) == 0o644
         assert not stale.exists()
-        with atomic_dir(tmp_path / "folder") as d:
+        with atomic_dir(tmp_path / "folder", "report") as d:
             (d / "x").write_text("1")
         assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
     finally:

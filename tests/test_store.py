@@ -175,10 +175,10 @@ def test_cli_trains_a_stable_rotational_wcrnn(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "{missing}", "--db", "{db}"], "does not exist"),
     (["train", "{corrupt}", "--db", "{db}"], "not valid JSON"),
-    (["train", "{pop}", "--db", "{db}", "--task", "sudoku"], "'sudoku' is not one of 'reber'"),
+    (["train", "{pop}", "--db", "{db}", "--task", "sudoku"], "unknown task 'sudoku': expected one of reber"),
     (["train", "{pop}", "--db", "{newer}"], "newer than"),
     (["train", "{pop}", "--db", "{db}", "--stability", "1.5"], "stability must be"),
-    (["train", "{pop}", "--db", "{db}", "--arch", "wcrnn", "--residual", "spiral"], "'spiral' is not one of 'homogeneous'"),
+    (["train", "{pop}", "--db", "{db}", "--arch", "wcrnn", "--residual", "spiral"], "unknown residual 'spiral': expected one of homogeneous"),
     (["results", "--db", "{missing}", "-o", "{out}"], "does not exist"),
 ])
 def test_train_bad_input(argv, message, tmp_path, capsys):

@@ -11,15 +11,18 @@ temporary.
 from __future__ import annotations
 
 import contextlib
-import glob
+import fnmatch
+import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_table_path", "process_alive",
+__all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_output_folder", "foreign_entries",
+           "mark_folder", "MARKER", "FOLDERS", "check_table_path", "process_alive",
            "read_table", "write_table"]
 
 
@@ -51,37 +54,141 @@ def check_output(output: str | os.PathLike[str] | None, *inputs: str | os.PathLi
                                  "choose another output path")
 
 
+#: The file in every folder topowire writes that says so: ``{"kind": ..., "files": [...]}``.
+MARKER = ".topowire-folder.json"
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary of :func:`atomic_path` / :func:`atomic_dir` (``.NAME.pid<digits>.*``)."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
+_TEMPORARY = re.compile(r"\.(.+)\.pid(\d+)\.[^/]*")
+
+
+def _marker(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("files"), list) else None
+
+
+#: The folders topowire writes, by kind: whether one is replaced as a whole, and the names
+#: (globs) it held before :data:`MARKER` existed -- the first of which it always held.
+FOLDERS = {
+    "report": (True, ("index.html", "*.png")),
+    "models": (True, ("index.csv", "*.safetensors")),
+    "study": (False, ("runs.db", "runs.db-*", "*.jsonl", "*.csv", "predictor.skops*", "best_model.*", "report")),
+}
+
+
+def foreign_entries(folder: str | os.PathLike[str], kind: str) -> list[str]:
+    """The entries of an existing ``folder`` that topowire did not write as a folder of ``kind``.
+
+    A folder topowire wrote holds :data:`MARKER`, naming its kind and its files; anything
+    else in it (temporaries of a topowire write aside) is foreign. A folder without the
+    marker (written before it existed) counts as topowire's when it holds the first of the
+    kind's former names (:data:`FOLDERS`) and nothing but those names.
+    """
+    folder = Path(folder)
+    entries = sorted(p.name for p in folder.iterdir() if p.name != MARKER and not _is_temporary(p.name))
+    marker = _marker(folder)
+    if marker is None:
+        legacy = FOLDERS[kind][1]
+        former = [e for e in entries if any(fnmatch.fnmatchcase(e, g) for g in legacy)]
+        return [e for e in entries if e not in former] if legacy[0] in former else entries
+    if marker.get("kind") != kind:
+        return entries
+    return [e for e in entries if e not in set(marker["files"])]
+
+
+def check_output_folder(output: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None,
+                        kind: str) -> None:
+    """Refuse a folder topowire must not write into.
+
+    Never an output folder: a folder that is or holds one of ``inputs``, the current
+    directory or one above it, the home directory, the root. An existing folder must be
+    one topowire wrote as a folder of ``kind`` (see :func:`foreign_entries`): one replaced
+    as a whole (a report, compiled models) holds nothing else; a study folder, where only
+    topowire's own files are rewritten, may hold other files beside them once marked.
+
+    Raises
+    ------
+    ParameterError
+        Naming the folder and why it is refused.
+    """
+    from topowire.errors import ParameterError
+
+    out = Path(output)
+    where = out.resolve()
+    for given in inputs:
+        if given is not None and (where == Path(given).resolve() or where in Path(given).resolve().parents):
+            raise ParameterError(f"output folder {str(out)!r} holds the input {str(given)!r}: it would be replaced; "
+                                 "choose another output path")
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    if where == cwd or where in cwd.parents:
+        raise ParameterError(f"output folder {str(out)!r} is the current directory or holds it: its files would be "
+                             "replaced; name a new folder")
+    if where == home or where == Path(where.anchor):
+        raise ParameterError(f"output folder {str(out)!r} is the {'home' if where == home else 'root'} directory; "
+                             "name a new folder")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ParameterError(f"output folder {str(out)!r} exists and is not a folder")
+    replaced = FOLDERS[kind][0]
+    foreign = foreign_entries(out, kind)
+    if foreign and (replaced or _marker(out) is None):
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise ParameterError(f"output folder {str(out)!r} holds {foreign[0]!r}{more}, which topowire did not write "
+                             f"there: it would be {'deleted' if replaced else 'overwritten'}; name a new or "
+                             "empty folder")
+
+
+def mark_folder(folder: str | os.PathLike[str], kind: str, files: Sequence[str]) -> None:
+    """Write :data:`MARKER` into ``folder``: topowire wrote it, as a folder of ``kind`` holding ``files``."""
+    with atomic_open(Path(folder) / MARKER) as fh:
+        json.dump({"kind": kind, "files": sorted(files)}, fh)
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-_CLEARED: set[tuple[Path, str]] = set()
+_CLEARED: set[Path] = set()
 
 
 def _clear_stale(target: Path) -> None:
-    """Remove temporaries beside ``target`` left by processes that no longer run (once per
-    target and process: a folder of many files is not listed again for every write)."""
-    key = (target.parent.resolve(), target.name)
-    if key in _CLEARED:
+    """Remove the temporaries in ``target``'s folder left by processes that no longer run,
+    whatever output they were for (once per folder and process: a folder of many files
+    is not listed again for every write)."""
+    folder = target.parent.resolve()
+    if folder in _CLEARED:
         return
-    _CLEARED.add(key)
-    for tmp in target.parent.glob(f".{glob.escape(target.name)}.pid*.*"):
-        pid = tmp.name[len(target.name) + 5:].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+    _CLEARED.add(folder)
+    for tmp in folder.glob(".*.pid*"):
+        match = _TEMPORARY.fullmatch(tmp.name)
+        if match and int(match[2]) != os.getpid() and not process_alive(int(match[2])):
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process of this id runs on this host (True when it is not ours to signal)."""
+    """Whether a process of this id runs on this host (True when it is not ours to signal;
+    a zombie -- killed, not yet reaped by its parent -- is not running)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _temporary(target: Path, make) -> str:
@@ -156,15 +263,23 @@ def atomic_open(
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str], kind: str) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` on success, and is
-    removed on any failure (nothing half-written is left under either name)."""
+    removed on any failure (nothing half-written is left under either name).
+
+    The folder is marked as topowire's folder of ``kind`` (:func:`mark_folder`), and an
+    existing ``path`` is replaced only if it is one (:func:`check_output_folder`): a folder
+    holding anything else is refused before any work, and again before it is replaced.
+    """
     target = Path(path)
+    check_output_folder(target, kind=kind)
     tmp = Path(_temporary(target, tempfile.mkdtemp))
     try:
         yield tmp
+        mark_folder(tmp, kind, [p.name for p in tmp.iterdir()])
         os.chmod(tmp, 0o777 & ~_umask())
         if target.is_dir():
+            check_output_folder(target, kind=kind)
             shutil.rmtree(target)
         os.replace(tmp, target)
     except BaseException:
@@ -214,3 +329,33 @@ def write_table(frame, path: str | os.PathLike[str], *, index: bool = True) -> N
                 frame.to_parquet(tmp, index=index)
             except ImportError:
                 raise ParameterError("writing .parquet needs pyarrow (pip install pyarrow); use .csv") from None
+
+
+#: How deep brackets may nest in a file topowire parses (JSON, TOML): deeper input is refused
+#: before the parser sees it (Python's parsers recurse once per level).
+MAX_NESTING = 64
+_STRINGS = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*')
+
+
+def check_nesting(text: str, what: str, *, comments: bool = False) -> None:
+    """Refuse ``text`` whose ``[`` and ``{`` nest deeper than :data:`MAX_NESTING`, before parsing it.
+
+    Brackets inside strings (and TOML comments, with ``comments``) do not count.
+
+    Raises
+    ------
+    FileFormatError
+        Naming ``what`` and the depth.
+    """
+    import numpy as np
+
+    from topowire.errors import FileFormatError
+
+    if "[" * (MAX_NESTING + 1) not in text and text.count("[") + text.count("{") <= MAX_NESTING:
+        return
+    bare = _STRINGS.sub(lambda m: "" if comments or not m[0].startswith("#") else m[0], text)
+    codes = np.frombuffer(bare.encode("utf-8", "replace"), dtype=np.uint8)
+    step = np.isin(codes, (91, 123)).astype(np.int64) - np.isin(codes, (93, 125))
+    depth = int(np.cumsum(step).max(initial=0))
+    if depth > MAX_NESTING:
+        raise FileFormatError(f"{what} nests brackets {depth} deep; topowire reads at most {MAX_NESTING} levels")

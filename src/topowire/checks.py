@@ -10,14 +10,18 @@ out of range. Messages name the argument, what was expected and what was given:
 from __future__ import annotations
 
 import math
+import os
+import pathlib
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from topowire.errors import ArgumentTypeError, ParameterError
 
-__all__ = ["integer", "number", "choice", "boolean"]
+__all__ = ["integer", "number", "choice", "boolean", "Domain", "DOMAINS", "domain", "check", "validate"]
 
 
 def _range_text(name: str, lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
@@ -98,3 +102,213 @@ def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ArgumentTypeError(f"{name} must be true or false, got {name} = {value!r}")
     return bool(value)
+
+
+# -- option domains ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Domain:
+    """What values one option (a config field, a function argument, a command-line flag) takes.
+
+    Declared once in :data:`DOMAINS` under the option's name: the config dataclasses check
+    their fields with it (:func:`validate`) and the command line parses its flags with it,
+    so no option can be added unchecked (a test walks both).
+
+    Attributes
+    ----------
+    kind : {"int", "float", "choice", "bool", "str", "path"}
+        The value's type. ``int`` and ``float`` are bounded by ``lo``/``hi`` (floats are
+        always finite); ``choice`` is one of ``choices``; an ``int`` with ``choices`` also
+        takes one of them (``inputs``: ``all``, ``sources`` or a count).
+    lo, hi : number, optional
+        Bounds (inclusive unless ``lo_open``/``hi_open``). ``hi`` may name a size limit of
+        :mod:`topowire.limits` (``"nodes"``, ``"examples"``, ...): its current value, raised
+        by its environment variable.
+    none : bool
+        Unset (None) is allowed: the library decides.
+    choices : tuple or str
+        Allowed values, or ``"module:ATTRIBUTE"``, a registry read when first needed.
+    pattern : str, optional
+        ``str`` only: a regular expression the whole value matches.
+    what : str
+        Appended to the expectation in messages.
+    noun : str, optional
+        What a choice is called in messages (``unknown arch 'x'``); default: the name.
+    """
+
+    kind: str
+    lo: float | None = None
+    hi: float | str | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    none: bool = False
+    choices: tuple | str | None = None
+    pattern: str | None = None
+    what: str = ""
+    noun: str | None = None
+
+    def options(self) -> list:
+        """The allowed choices (a registry named by ``module:ATTRIBUTE`` is imported now)."""
+        if isinstance(self.choices, str):
+            import importlib
+
+            module, _, attr = self.choices.partition(":")
+            return list(getattr(importlib.import_module(module), attr))
+        return list(self.choices or ())
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` in its canonical type, or ParameterError / ArgumentTypeError naming ``name``."""
+        from topowire import limits
+
+        if value is None and self.none:
+            return None
+        if self.choices is not None and (self.kind == "choice" or value in self.options()):
+            return choice(name, value, self.options(), noun=self.noun or name.replace("_", " "))
+        if self.kind == "int":
+            hi = limits.limit(self.hi) if isinstance(self.hi, str) else self.hi
+            what = self.what + (f" or one of {', '.join(map(str, self.options()))}" if self.choices else "")
+            value = integer(name, value, self.lo, None if isinstance(self.hi, str) else hi, what=what)
+            if isinstance(self.hi, str):
+                limits.check(self.hi, value, name)
+            return value
+        if self.kind == "float":
+            return number(name, value, self.lo, self.hi, lo_open=self.lo_open, hi_open=self.hi_open, what=self.what)
+        if self.kind == "bool":
+            return boolean(name, value)
+        if not isinstance(value, (str, os.PathLike)):
+            raise ArgumentTypeError(f"{name} must be a {'path' if self.kind == 'path' else 'string'}, "
+                                    f"got {name} = {value!r}")
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+            raise ParameterError(f"{name} must be {self.what or 'of the form ' + self.pattern}, got {name} = {value!r}")
+        return value
+
+    def parse(self, name: str, text: str) -> Any:
+        """A command-line value: ``text`` converted to the domain's type, then checked."""
+        if self.kind in ("int", "float") and text not in self.options():
+            try:
+                value = int(text) if self.kind == "int" else float(text)
+            except ValueError:
+                kind = "an integer" if self.kind == "int" else "a number"
+                raise ParameterError(f"{name} must be {kind}, got {text!r}") from None
+            return self.check(name, value)
+        return self.check(name, text)
+
+
+def _i(lo=None, hi=None, **kw) -> Domain:
+    return Domain("int", lo, hi, **kw)
+
+
+def _f(lo=None, hi=None, **kw) -> Domain:
+    return Domain("float", lo, hi, **kw)
+
+
+#: The largest seed: an int64, so that it fits the store and torch's generators.
+SEED_MAX = 2**63 - 1
+_SEED = _i(0, SEED_MAX)
+
+#: Every option's domain, by name (see :class:`Domain`). Config dataclasses and command-line
+#: flags of the same name share it; a field or flag missing here is an error (tests).
+DOMAINS: dict[str, Domain] = {
+    # seeds and sizes of work
+    "seed": _SEED, "train_seed": _SEED,
+    "epochs": _i(1, 10**6), "retrain": _i(0, 10**6), "batch_size": _i(1, 2**20),
+    "replicates": _i(1, "models"), "n_estimators": _i(1, "trees"),
+    "n_train": _i(1, "examples", none=True), "n_test": _i(1, "examples", none=True),
+    "memory_mb": _i(1, "memory"), "chunk_size": _i(1, 10**6, none=True),
+    "threads": _i(1, 1024, none=True, what=" (torch threads)"), "workers": _i(1, 4096, none=True),
+    "jobs": _i(1, 1024, none=True, what=" (worker processes)"),
+    "count": _i(1, "graphs"), "batch": _i(1, 2**20), "seq_len": _i(1, 10**6),
+    # training
+    "lr": _f(0, 10, lo_open=True), "momentum": _f(0, 1, hi_open=True), "clip": _f(0, 1e6, none=True),
+    "diverge_loss": _f(0, 1e12, lo_open=True), "stability": _f(0, 1, lo_open=True, none=True,
+                                                             what=" (the bound on ||W_hh||_2)"),
+    "optimizer": Domain("choice", choices="topowire.train.config:OPTIMIZERS"),
+    "device": Domain("str", pattern=r"cpu|cuda(:\d{1,3})?", what="'cpu' or 'cuda[:i]'"),
+    "bf16": Domain("bool"), "fused": Domain("bool"),
+    "executor": Domain("choice", choices="topowire.train.executors:EXECUTORS"),
+    "address": Domain("str", none=True),
+    # the arch
+    "kind": Domain("choice", choices="topowire.compiler.arch:TARGETS", noun="arch"),
+    "d_in": _i(1, 2**20), "d_out": _i(1, 2**20),
+    "orientation": Domain("choice", choices="topowire.compiler.wiring:ORIENTATIONS", none=True),
+    "inputs": _i(1, "nodes", none=True, choices=("all", "sources")),
+    "outputs": Domain("choice", choices="topowire.compiler.wiring:OUTPUT_ROLES", none=True),
+    "backend": Domain("choice", choices="topowire.compiler.backends:BACKENDS"),
+    "activation": Domain("choice", choices="topowire.compiler.functional:ACTIVATIONS"),
+    "iterations": _i(1, 10**4, none=True),
+    "cell": Domain("choice", choices="topowire.compiler.functional:TORCH_CELLS"),
+    "recurrence": Domain("choice", choices=("dense", "none")),
+    "input_width": Domain("choice", choices=("fixed", "sources")),
+    "residual": Domain("choice", choices="topowire.compiler.arch:RESIDUALS"),
+    "r": _f(-10, 10, what=" (the radius of R)"), "phi": _f(-2 * math.pi, 2 * math.pi, what=" (radians)"),
+    "gamma": _f(0, 10), "r_spread": _f(0, 10),
+    # the task
+    "task": Domain("choice", choices="topowire.data.tasks:TASKS"),
+    "data_dir": Domain("path", none=True), "thesis_csv": Domain("path", none=True),
+    # graphs
+    "family": Domain("choice", choices="topowire.topology.generators:FAMILIES", none=True),
+    "n": _i(2, "nodes", none=True), "k": _i(0, "nodes", none=True), "m": _i(0, "nodes", none=True),
+    "d": _i(0, "nodes", none=True), "p": _f(0, 1, none=True), "directed": Domain("bool"),
+    "sizes": Domain("str", none=True, pattern=r"\s*\d+(\s*,\s*\d+)+\s*", what="comma-separated layer sizes"),
+    "id_": Domain("str", none=True),
+    # pruning
+    "rate": _f(0, 1, what=" (a fraction)"), "on": Domain("choice", choices=("ih", "hh", "both")),
+    "scope": Domain("choice", choices=("global", "layer")),
+    # predictors
+    "target": Domain("str"), "columns": Domain("str", none=True), "group": Domain("str", none=True),
+    "size": Domain("str", none=True), "dynamics": Domain("bool"), "export_onnx": Domain("bool"),
+    # commands
+    "fmt": Domain("choice", choices=("onnx", "torchscript"), noun="format"), "names": Domain("str", none=True),
+    "output": Domain("path", none=True), "topology_out": Domain("path", none=True),
+    "run_id": Domain("str", none=True, pattern=r"[0-9a-f]{16}", what="a run id (16 hex digits)"),
+}
+
+
+def domain(name: str) -> Domain:
+    """The declared domain of the option ``name`` (KeyError names an undeclared option)."""
+    try:
+        return DOMAINS[name]
+    except KeyError:
+        raise KeyError(f"option {name!r} has no declared domain in topowire.checks.DOMAINS") from None
+
+
+def check(name: str, value: Any) -> Any:
+    """``value`` checked against the domain of the option ``name``."""
+    return domain(name).check(name, value)
+
+
+def validate(config: Any, skip: Iterable[str] = ()) -> None:
+    """Check every field of a frozen config dataclass against its domain, in place (values
+    become their canonical types). Fields named in ``skip`` are checked by the caller."""
+    import dataclasses
+
+    for f in dataclasses.fields(config):
+        if f.name not in skip:
+            object.__setattr__(config, f.name, check(f.name, getattr(config, f.name)))
+
+
+def click_type(name: str):
+    """The command-line type of the option ``name``: its text parsed and checked by its domain,
+    a bad value reported by click as one line naming the flag (exit status 2)."""
+    import click
+
+    from topowire.errors import TopowireError
+
+    class Checked(click.ParamType):
+        def __init__(self) -> None:
+            self.domain = domain(name)
+            self.name = self.domain.kind
+
+        def convert(self, value, param, ctx):
+            try:
+                value = self.domain.parse(param.name if param else name, value) if isinstance(value, str) else value
+            except TopowireError as exc:
+                self.fail(str(exc), param, ctx)
+            return pathlib.Path(value) if self.domain.kind == "path" and value is not None else value
+
+        def get_metavar(self, param, ctx=None):
+            if self.domain.choices is not None:
+                extra = ["INTEGER"] if self.name == "int" else []
+                return "[" + "|".join([*map(str, self.domain.options()), *extra]) + "]"
+            return {"int": "INTEGER", "float": "FLOAT", "path": "PATH"}.get(self.name, "TEXT")
+
+    return Checked()

@@ -17,29 +17,24 @@ from pathlib import Path
 
 import click
 
-from topowire import __version__, pipeline, topology
-from topowire._io import check_output, check_table_path, read_table, write_table
-from topowire.compiler.arch import RESIDUALS, TARGETS, Arch
+from topowire import __version__, checks, pipeline, topology
+from topowire._io import check_output, check_output_folder, check_table_path, read_table, write_table
+from topowire.compiler.arch import Arch
 from topowire.compiler.export import export_onnx, export_torchscript, load, save_models
-from topowire.compiler.functional import ACTIVATIONS
-from topowire.compiler.wiring import ORIENTATIONS, OUTPUT_ROLES
 from topowire.console import console, print_frame, print_scores, print_summary, progress
-from topowire.data.tasks import TASKS, make_task
-from topowire.dynamics.prune import ON, SCOPES, prune_model
+from topowire.data.tasks import make_task
+from topowire.dynamics.prune import prune_model
 from topowire.errors import ParameterError, TopowireError
 from topowire.features import feature_table, list_features
 from topowire.predict import load_predictor, prediction_notes, save_predictor
 from topowire.report import draw_topology
-from topowire.store import Store, open_existing
-from topowire.topology.generators import FAMILIES
+from topowire.store import open_existing
 from topowire.train import results_line, train_population
-from topowire.train.config import OPTIMIZERS, TrainConfig, check_device
-from topowire.train.executors import EXECUTORS, connect_executor
+from topowire.train.config import TrainConfig, check_device
+from topowire.train.executors import connect_executor
 
+Checked = checks.click_type
 _path = click.Path(path_type=Path)
-_CHOICES = {"kind": TARGETS, "orientation": ORIENTATIONS, "outputs": OUTPUT_ROLES, "activation": ACTIVATIONS,
-            "residual": RESIDUALS, "optimizer": OPTIMIZERS, "task": TASKS, "on": ON, "scope": SCOPES,
-            "executor": EXECUTORS}
 _FLAGS = {"kind": "--arch", "r": "--radius", "n_estimators": "--trees", "topology_out": "--topology",
           "size": "--size-columns", "id_": "--id", "directed": "--directed/--undirected", "output": ("-o", "--output")}
 
@@ -73,8 +68,7 @@ def _fields(source, *names: str):
                 kw["is_flag"] = True
             else:
                 kw["show_default"] = default is not None
-                kw["type"] = (click.Choice(list(_CHOICES[name])) if name in _CHOICES else _path if "Path" in annotation
-                              else {"int": int, "float": float}.get(annotation.split(" | ")[0]))
+                kw["type"] = Checked(name)
             flags = _FLAGS.get(name, "--" + name.replace("_", "-"))
             command = click.option(*(flags if isinstance(flags, tuple) else (flags,)), name, **kw)(command)
         return command
@@ -89,6 +83,8 @@ def _given(cls, options: dict, make=None):
 
 _STUDY, _TRAIN, _ARCH = pipeline.StudyConfig(), TrainConfig(), Arch()
 _WIRING, _EXECUTOR = ("orientation", "inputs", "outputs"), ("executor", "address", "workers", "threads")
+_RUN = click.option("--run", "run_id", type=Checked("run_id"), help="Run id (when the database holds several).")
+_DB = click.option("--db", type=_path, required=True, help="Results database of a training run.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -118,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 @app.command()
 @click.argument("recipe", type=_path, required=False)
 @click.option("-o", "--output", type=_path, required=True, help="Population JSONL to write.")
-@click.option("--seed", type=int, help="Seed (default: the recipe's).")
-@click.option("--family", type=click.Choice(list(FAMILIES)), help="One family to draw, instead of a RECIPE file.")
+@click.option("--seed", type=Checked("seed"), help="Seed (default: the recipe's).")
+@click.option("--family", type=Checked("family"), help="One family to draw, instead of a RECIPE file.")
 @_fields(topology.family_recipe, "count", "n", "k", "p", "m", "d", "directed", "sizes")
 def generate(recipe, output, seed, family, count, **params) -> None:
     """Sample a population of random graphs from a recipe file, or from one --family, into JSONL.
@@ -140,8 +136,8 @@ def generate(recipe, output, seed, family, count, **params) -> None:
 @app.command()
 @click.argument("population", type=_path, required=False)
 @click.option("-o", "--output", type=_path, help="Table to write (.csv or .parquet).")
-@click.option("--names", help="Comma-separated features or groups (default: all; see --list).")
-@click.option("-j", "--jobs", type=int, default=-1, show_default=True, help="Worker processes (-1: every core).")
+@click.option("--names", type=Checked("names"), help="Comma-separated features or groups (default: all; see --list).")
+@click.option("-j", "--jobs", type=Checked("jobs"), help="Worker processes (default: one per core).")
 @click.option("--list", "list_", is_flag=True, help="Print the feature registry and exit.")
 def features(population, output, names, jobs, list_) -> None:
     """Compute the graph features of every topology into a table."""
@@ -153,7 +149,7 @@ def features(population, output, names, jobs, list_) -> None:
     check_table_path(output)
     pop = topology.read_population(population)
     with progress() as update:
-        df = feature_table(pop, names, n_jobs=jobs, progress=lambda d, t: update("features", d, t))
+        df = feature_table(pop, names, n_jobs=jobs or -1, progress=lambda d, t: update("features", d, t))
     write_table(df, output)
     repeated = f" ({len(pop) - len(df)} repeated topologies counted once)" if len(pop) > len(df) else ""
     console.print(f"wrote {df.shape[1]} features of {df.shape[0]} topologies to {output}{repeated}")
@@ -161,7 +157,7 @@ def features(population, output, names, jobs, list_) -> None:
 
 @app.command()
 @click.argument("population", type=_path)
-@click.option("--id", "id_", help="Show one topology.")
+@click.option("--id", "id_", type=Checked("id_"), help="Show one topology.")
 @click.option("--png", type=_path, help="Draw the topology (the first, or --id) to a PNG.")
 def show(population, id_, png) -> None:
     """Summarise a population; optionally draw one of its graphs."""
@@ -188,7 +184,7 @@ def convert(inputs, output, id_, directed) -> None:
 @app.command("compile")
 @click.argument("population", type=_path)
 @_fields(_ARCH, "kind", *_WIRING, "d_in", "d_out", "activation", "iterations")
-@click.option("--seed", type=int, default=0, show_default=True, help="Initialisation seed of every model.")
+@click.option("--seed", type=Checked("seed"), default=0, show_default=True, help="Initialisation seed of every model.")
 @click.option("-o", "--output", type=_path, required=True, help="New directory for the models and index.csv.")
 def compile_(population, seed, output, **o):
     """Compile every topology of a population into a saved model (safetensors + spec)."""
@@ -199,7 +195,7 @@ def compile_(population, seed, output, **o):
 
 @app.command("export")
 @click.argument("model", type=_path)
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True, help="Program format.")
+@click.option("--format", "fmt", type=Checked("fmt"), required=True, help="Program format.")
 @click.option("-o", "--output", type=_path, required=True, help="File to write.")
 @_fields(export_torchscript, "seq_len", "batch")
 def export_(model, fmt, output, seq_len, batch):
@@ -226,8 +222,8 @@ def train(population, task, n_train, n_test, db, data_dir, thesis_csv, **o) -> N
     executor = connect_executor(**{k: o.pop(k) for k in _EXECUTOR}, device=check_device(config.device))
     pop = list(topology.read_population(population))
     data = make_task(task, seed=config.seed, n_train=n_train, n_test=n_test, data_dir=data_dir, thesis_csv=thesis_csv)
-    with Store(db) as store, progress() as update:
-        frame = train_population(pop, arch, data, config, store=store, executor=executor,
+    with progress() as update:
+        frame = train_population(pop, arch, data, config, store=db, executor=executor,
                                  progress=lambda d, t: update("training", d, t))
     console.print(f"{results_line(frame)}; results in {db}")
 
@@ -248,9 +244,9 @@ def prune(model, output, rate, on, scope, retrain, **o):
 
 
 @app.command()
-@click.option("--db", type=_path, required=True, help="Results database.")
+@_DB
 @click.option("-o", "--output", type=_path, required=True, help="Table to write (.csv or .parquet).")
-@click.option("--run", "run_id", help="Only this run id.")
+@_RUN
 def results(db, output, run_id) -> None:
     """Export trained models' results as a flat table (one row per model)."""
     check_output(output, db)
@@ -260,19 +256,15 @@ def results(db, output, run_id) -> None:
 
 @app.command()
 @click.option("--db", type=_path, help="Results database of a training run.")
-@click.option("--run", "run_id", help="Run id (when the database holds several).")
+@_RUN
 @click.option("--features", "features_path", type=_path, help="Feature table (default: computed from the topologies).")
 @click.option("--table", "table_path", type=_path, help="Fit from any table of features and a target instead.")
 @_fields(pipeline.fit_table, "target", "columns", "group", "size")
 @_fields(pipeline.fit_study, "seed", "n_estimators", "dynamics")
 @click.option("-o", "--output", type=_path, required=True, help="Predictor file (.skops; metadata in .skops.json).")
-def fit(db, run_id, features_path, table_path, target, columns, group, size, seed, n_estimators, dynamics,
-        output) -> None:
-    """Fit a random-forest predictor of trained performance, cross-validated beside baselines.
-
-    From a training run (--db), or from any table of features and a target (--table, with
-    --target, --columns, --group and --size-columns).
-    """
+def fit(db, run_id, features_path, table_path, target, columns, group, size, seed, n_estimators, dynamics, output):
+    """Fit a random-forest predictor of trained performance, cross-validated beside baselines, from a training
+    run (--db), or from any table of features and a target (--table, --target, --columns, --group, --size-columns)."""
     for written in (output, f"{output}.json"):
         check_output(written, db, features_path, table_path)
     if dynamics and db is None:
@@ -306,13 +298,13 @@ def predict(predictor_path, source, output) -> None:
 
 
 @app.command()
-@click.option("--db", type=_path, required=True, help="Results database of a training run.")
-@click.option("--run", "run_id", help="Run id (when the database holds several).")
+@_DB
+@_RUN
 @_fields(pipeline.report_study, "seed", "n_estimators")
 @click.option("-o", "--output", type=_path, required=True, help="Report folder (index.html + figures).")
 def report(db, run_id, seed, n_estimators, output) -> None:
     """Write the HTML report of a training run."""
-    check_output(output, db, replaced_folder=True)
+    check_output_folder(output, db, kind="report")
     study = pipeline.load_study(db, run_id)
     console.print(f"wrote {pipeline.report_study(study, output, seed=seed, n_estimators=n_estimators)}")
 
@@ -322,8 +314,8 @@ def report(db, run_id, seed, n_estimators, output) -> None:
 @_fields(_STUDY.arch, "kind", *_WIRING)
 @_fields(_STUDY, "task", "n_train", "n_test")
 @_fields(_STUDY.train, "epochs", "batch_size", "lr", "replicates")
-@click.option("--seed", type=int, help="Seed of the study: its population, folds and forest (unset: the recipe's) "
-                                       "and its training (unset: 0).")
+@click.option("--seed", type=Checked("seed"), help="Seed of the study: its population, folds and forest (unset: "
+                                                      "the recipe's) and its training (unset: 0).")
 @_fields(_STUDY, "n_estimators")
 @_fields(connect_executor, *_EXECUTOR)
 @click.option("-o", "--output", type=_path, default=Path("topowire-study"), show_default=True, help="Study folder.")
@@ -332,8 +324,7 @@ def run(recipe, output, **o) -> None:
 
     RECIPE (default: the quick study, graphs/quick.toml) is drawn as `generate` draws it; running again resumes.
     """
-    check_output(output, recipe)
-    check_output(Path(output) / "report", recipe, replaced_folder=True)
+    check_output_folder(output, recipe, kind="study")
     executor = connect_executor(**{k: o.pop(k) for k in _EXECUTOR})
     arch, train = _given(Arch, o), _given(TrainConfig, o, make=_STUDY.train.replace)
     config = _given(type(_STUDY), o, make=lambda **kw: dataclasses.replace(_STUDY, **kw, arch=arch, train=train))

@@ -12,6 +12,9 @@ graphs              ``TOPOWIRE_MAX_GRAPHS``  1,000,000 graphs in one recipe
 memory              ``TOPOWIRE_MAX_MEMORY_MB``  1,024 MiB for one allocation estimated
                                              up front (an ER graph's candidate pairs,
                                              a model rebuilt from a file, an export)
+examples            ``TOPOWIRE_MAX_EXAMPLES``   1,000,000 examples in one data set split
+models              ``TOPOWIRE_MAX_MODELS``     1,000,000 models in one run
+trees               ``TOPOWIRE_MAX_TREES``      100,000 trees in one forest
 ==================  =======================  ==========================================
 """
 
@@ -28,6 +31,9 @@ LIMITS = {
     "nodes": ("TOPOWIRE_MAX_NODES", 100_000, "nodes in one graph"),
     "graphs": ("TOPOWIRE_MAX_GRAPHS", 1_000_000, "graphs in one recipe"),
     "memory": ("TOPOWIRE_MAX_MEMORY_MB", 1024, "MiB for one allocation"),
+    "examples": ("TOPOWIRE_MAX_EXAMPLES", 1_000_000, "examples in one data set split"),
+    "models": ("TOPOWIRE_MAX_MODELS", 1_000_000, "models in one run (topologies x replicates)"),
+    "trees": ("TOPOWIRE_MAX_TREES", 100_000, "trees in one forest"),
 }
 
 
@@ -41,7 +47,7 @@ def limit(name: str) -> int:
     raw = os.environ.get(env)
     if raw is None:
         return default
-    if not raw.strip().isdigit() or int(raw) < 1:
+    if not (raw.strip().isascii() and raw.strip().isdigit()) or not 1 <= int(raw) <= 2**62:
         raise ParameterError(f"{env} must be a positive integer, got {env} = {raw!r}")
     return int(raw)
 
@@ -60,4 +66,5 @@ def check(name: str, value: int, what: str) -> int:
 
 def check_memory(n_bytes: float, what: str) -> None:
     """Refuse an allocation estimated at ``n_bytes`` over the memory limit."""
-    check("memory", int(n_bytes // 2**20), what)
+    mib = n_bytes / 2**20
+    check("memory", int(mib) if mib < 2**62 else 2**62, what)

@@ -22,7 +22,7 @@ from topowire import checks
 from topowire._io import read_table, write_table
 from topowire.compiler import Arch
 from topowire.data import Task, make_task
-from topowire.data.tasks import CHANCE, TASKS
+from topowire.data.tasks import CHANCE
 from topowire.errors import DataError, ParameterError
 from topowire.seeds import init_seed
 from topowire.topology import Population, Recipe, Topology, parse_recipe, sample_population, write_population
@@ -30,6 +30,11 @@ from topowire.train import TrainConfig, results_line
 
 __all__ = ["StudyConfig", "Study", "default_recipe", "load_study", "model_features", "fit_study", "fit_table",
            "predict_population", "report_study", "run_study", "study_table"]
+
+#: What :func:`run_study` writes into its folder (and nothing else: other files there are left alone).
+STUDY_FILES = ("population.jsonl", "features.csv", "runs.db", "runs.db-wal", "runs.db-shm", "results.csv",
+               "scores.csv", "importances.csv", "predictor.skops", "predictor.skops.json", "unseen_population.jsonl",
+               "predictions.csv", "report", "best_model.safetensors", "best_model.onnx")
 
 #: ``progress(stage, done, total)``: how long work reports itself.
 Progress = Callable[[str, int, int], None]
@@ -85,11 +90,8 @@ class StudyConfig:
     export_onnx: bool = True
 
     def __post_init__(self) -> None:
-        checks.choice("task", self.task, TASKS, noun="task")
-        checks.integer("n_train", self.n_train, 1, none=True)
-        checks.integer("n_test", self.n_test, 1, none=True)
-        checks.integer("seed", self.seed, 0, none=True)
-        checks.integer("n_estimators", self.n_estimators, 1)
+        checks.validate(self, skip=("arch", "train", "seed"))
+        checks.check("seed", self.seed if self.seed is not None else 0)
 
 
 @dataclass
@@ -362,6 +364,7 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     ``predictor.skops`` (+ ``.json``), ``unseen_population.jsonl``, ``predictions.csv``,
     ``report/index.html``, ``best_model.safetensors`` (and ``best_model.onnx`` with the onnx extra).
     """
+    from topowire._io import check_output_folder, mark_folder
     from topowire.compiler.export import export_onnx, save
     from topowire.compiler.pack import pack
     from topowire.store import Store
@@ -370,7 +373,9 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     t_start = time.perf_counter()
     task, arch = validate(recipe, config)
     out = Path(out)
+    check_output_folder(out, kind="study")
     out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, "study", STUDY_FILES)
     pop = sample_population(recipe, config.seed)  # None: the recipe's seed
     write_population(pop, out / "population.jsonl")
     log(f"sampled {len(pop)} topologies ({', '.join(f'{k}: {v}' for k, v in pop.summary()['graphs'].items())})")

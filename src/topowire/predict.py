@@ -32,7 +32,7 @@ import pandas as pd
 
 from topowire import checks
 from topowire._io import atomic_open, atomic_path
-from topowire.errors import DataError, FileFormatError, ParameterError
+from topowire.errors import DataError, FileFormatError, ParameterError, TopowireError
 
 __all__ = ["SIZE_FEATURES", "MODELS", "make_model", "noise_ceiling", "check_target", "cross_validate", "fit_predictor",
            "Predictor", "save_predictor", "load_predictor", "predict", "TRUSTED_TYPES", "conformal_half_width",
@@ -75,8 +75,12 @@ def _file_types(path: Path) -> set[str]:
     """Every ``module.Class`` a skops file would construct, read from its schema.json."""
     import zipfile
 
+    from topowire._io import check_nesting
+
     with zipfile.ZipFile(path) as z:
-        schema = json.loads(z.read("schema.json"))
+        text = z.read("schema.json").decode("utf-8")
+    check_nesting(text, f"{path.name}/schema.json")
+    schema = json.loads(text)
     found: set[str] = set()
     stack = [schema]
     while stack:
@@ -513,15 +517,62 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse a predictor archive that would unpack to more than the memory limit (a zip bomb)."""
+    from topowire import limits
+
+    with zipfile.ZipFile(path) as z:
+        total = sum(info.file_size for info in z.infolist())
+    limits.check_memory(total, f"the predictor archive {path.name} unpacked")
+
+
+def _check_meta(meta: Any, path: Path) -> dict[str, Any]:
+    """The predictor metadata, checked against its schema before any of it is used."""
+    def bad(what: str):
+        return FileFormatError(f"{path}: {what} (not the metadata topowire writes beside a predictor)")
+
+    if not isinstance(meta, dict) or meta.get("format") != "topowire-predictor":
+        raise bad("not a topowire predictor's metadata")
+    features = meta.get("features")
+    if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
+        raise bad("'features' must be a non-empty list of names")
+    if not isinstance(meta.get("target"), str):
+        raise bad("'target' must be a column name")
+
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+    ranges = meta.get("training_ranges", {})
+    if not isinstance(ranges, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and len(v) == 2 and all(map(number, v)) and v[0] <= v[1]
+            for k, v in ranges.items()):
+        raise bad("'training_ranges' must map feature names to [min, max]")
+    interval = meta.get("interval")
+    if interval is not None and not (isinstance(interval, dict) and number(interval.get("half_width"))):
+        raise bad("'interval' must hold a finite half_width")
+    for key, kind in (("arch", dict), ("task", (str, dict)), ("run", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise bad(f"'{key}' has the wrong type")
+    if "train_seed" in meta:
+        checks.check("train_seed", meta["train_seed"])
+    return meta
+
+
 def load_predictor(path: str | Path) -> Predictor:
     """Load a predictor, refusing any type outside :data:`TRUSTED_TYPES`.
+
+    Its metadata are validated against their schema and the archive's unpacked size
+    against the memory limit before anything is built.
 
     Raises
     ------
     FileFormatError
-        Missing files, an untrusted type, or metadata that do not describe a predictor.
+        Missing files, an untrusted type, an archive that is not a predictor or is too
+        large, or metadata that do not describe a predictor.
     """
     import skops.io as sio
+
+    from topowire._io import check_nesting
 
     path = Path(path)
     meta_path = Path(str(path) + ".json")
@@ -530,20 +581,29 @@ def load_predictor(path: str | Path) -> Predictor:
     if not meta_path.is_file():
         raise FileFormatError(f"predictor metadata {str(meta_path)!r} does not exist")
     try:
+        text = meta_path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{meta_path} is not valid UTF-8 (byte {exc.start})") from None
+    check_nesting(text, str(meta_path))
+    try:
+        meta = _check_meta(json.loads(text), meta_path)
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{meta_path} is not valid JSON ({exc.msg})") from None
+    try:
+        _check_archive(path)
         types = _file_types(path)
         untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # UnicodeDecodeError too
+        if isinstance(exc, TopowireError):
+            raise
         raise FileFormatError(f"{path} is not a skops file: {exc}") from None
     refused = sorted(t for t in types | set(untrusted) if t not in TRUSTED_TYPES)
     if refused:
         raise FileFormatError(f"{path} holds type(s) topowire does not trust: {', '.join(refused)}")
-    model = sio.load(path, trusted=untrusted)
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{meta_path} is not valid JSON ({exc.msg})") from None
-    if meta.get("format") != "topowire-predictor" or not isinstance(meta.get("features"), list):
-        raise FileFormatError(f"{meta_path} does not describe a topowire predictor")
+        model = sio.load(path, trusted=untrusted)
+    except Exception as exc:  # skops raises many types on a member it will not read (pickled arrays, ...)
+        raise FileFormatError(f"{path}: skops cannot load it: {type(exc).__name__}: {exc}") from None
     if type(model).__name__ != "Pipeline":
         raise FileFormatError(f"{path} holds a {type(model).__name__}, not a predictor pipeline")
     return Predictor(model, list(meta["features"]), meta["target"], meta)

@@ -40,6 +40,10 @@ def draw_topology(topology: Topology, path: str | Path, *, seed: int = 0) -> Non
     """
     import networkx as nx
 
+    from topowire import limits
+
+    # the spring layout holds n x n x 2 displacements (float64) and their norms
+    limits.check_memory(24.0 * topology.n * topology.n, f"a drawing of a graph of {topology.n:,} nodes")
     plt = _plt()
     g = topology.to_networkx()
     pos = nx.spring_layout(g, seed=seed)
@@ -98,7 +102,7 @@ def write_report(out: str | Path, results: pd.DataFrame, features: pd.DataFrame,
 
     plt = _plt()
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "report") as tmp:
         figs: list[tuple[str, str]] = []
         ok = results[results["status"] == "ok"].copy()
         ok = ok.join(features[["density"]] if "density" in features else None, on="topology_id") \

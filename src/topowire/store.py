@@ -82,6 +82,23 @@ class StoreError(TopowireError):
     """The database cannot be opened, written, or is of another schema."""
 
 
+def _reads(method):
+    """A reading method whose SQLite errors (a corrupt page met mid-query) are one StoreError."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read database {str(self.path)!r}: {exc}") from None
+        except (ValueError, TypeError) as exc:  # a JSON column or a type edited by hand
+            if isinstance(exc, TopowireError):
+                raise
+            raise StoreError(f"database {str(self.path)!r} holds a record topowire cannot read: {exc}") from None
+    return wrapper
+
+
 class Store:
     """A results database.
 
@@ -96,10 +113,41 @@ class Store:
         Not a SQLite database, a newer schema, or a path that cannot be written.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         if self.path.is_dir():
             raise StoreError(f"database path {str(self.path)!r} is a directory")
+        if readonly:
+            self._open_readonly()
+        else:
+            self._open_writable()
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+    def _open_readonly(self) -> None:
+        """Open an existing store for reading only: its bytes and its folder stay as they are.
+
+        SQLite opens a WAL database read-only by creating its ``-wal`` and ``-shm`` files when
+        they are absent, and leaves them behind. When they are absent no writer has the store
+        open, so it is opened ``immutable``; a store being written (its ``-wal`` present) is
+        read through the writer's files.
+        """
+        if not self.path.is_file():
+            raise FileFormatError(f"database {str(self.path)!r} does not exist")
+        live = Path(f"{self.path}-wal").exists()
+        uri = self.path.resolve().as_uri() + ("?mode=ro" if live else "?mode=ro&immutable=1")
+        try:
+            self.conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            version = self._version()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read database {str(self.path)!r}: {exc}") from None
+        if version is None:
+            raise StoreError(f"{str(self.path)!r} is not a topowire store (an empty file or database)")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"database {str(self.path)!r} has schema version {version}, newer than this "
+                             f"topowire's {SCHEMA_VERSION}; upgrade topowire to read it")
+
+    def _open_writable(self) -> None:
         existed = self.path.exists()
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
@@ -119,7 +167,6 @@ class Store:
                     self.conn.execute("ALTER TABLE results ADD COLUMN error TEXT")  # stores before failed packs
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use database {str(self.path)!r}: {exc}") from None
-        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
     def _version(self) -> int | None:
         try:
@@ -192,6 +239,7 @@ class Store:
             raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
         return chosen
 
+    @_reads
     def claimed(self, run_id: str) -> set[tuple[str, int]]:
         """(topology id, replicate) pairs this owner holds claims on (its packs in flight)."""
         return set(self.conn.execute("SELECT topology_id, replicate FROM claims WHERE run_id = ? AND owner = ?",
@@ -240,17 +288,20 @@ class Store:
             raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
 
     # -- reading ------------------------------------------------------------------------
+    @_reads
     def done(self, run_id: str) -> set[tuple[str, int]]:
         """(topology id, replicate) pairs with a result in this run (a ``failed`` one is not
         done: the next run of the same command tries it again)."""
         return set(self.conn.execute("SELECT topology_id, replicate FROM results WHERE run_id = ? "
                                      "AND status != 'failed'", (run_id,)))
 
+    @_reads
     def runs(self):
         import pandas as pd
 
         return pd.read_sql_query("SELECT run_id, task, arch, config, created FROM runs ORDER BY created", self.conn)
 
+    @_reads
     def results(self, run_id: str | None = None):
         """One row per trained model, joined with its topology's family, parameters and size."""
         import pandas as pd
@@ -267,6 +318,7 @@ class Store:
         frame["curves"] = frame["curves"].map(json.loads)
         return frame
 
+    @_reads
     def topologies(self, ids=None) -> dict:
         """Stored topologies by id (all, or those of ``ids``)."""
         from topowire.topology import Topology
@@ -276,6 +328,7 @@ class Store:
         return {r[0]: Topology(r[4], json.loads(r[6]), bool(r[5]), family=r[1], params=json.loads(r[2]), seed=r[3])
                 for r in rows if wanted is None or r[0] in wanted}
 
+    @_reads
     def run(self, run_id: str | None = None) -> dict[str, Any]:
         """One run's record: ``run_id``, ``arch`` and ``config`` (dicts), ``task``.
 
@@ -299,6 +352,7 @@ class Store:
             raise StoreError(f"no results in {self.path} for run {run_id!r}")
         return {"run_id": run_id, "arch": json.loads(row[0]), "task": row[1], "config": json.loads(row[2])}
 
+    @_reads
     def export_results(self, path: str | Path, run_id: str | None = None) -> int:
         """Write the results (one row per model, curves as JSON) to a CSV or Parquet table."""
         from topowire._io import write_table
@@ -320,7 +374,5 @@ def _real(x: Any) -> float | None:
 
 
 def open_existing(path: str | Path) -> Store:
-    """A store that must already exist (for reading)."""
-    if not Path(path).is_file():
-        raise FileFormatError(f"database {str(path)!r} does not exist")
-    return Store(path)
+    """A store that must already exist, opened for reading only (see :class:`Store`)."""
+    return Store(path, readonly=True)

@@ -173,12 +173,12 @@ def test_cli_compile_and_export(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["compile", "{pop}", "--arch", "transformer", "-o", "{out}"], "'transformer' is not one of 'iterative'"),
-    (["compile", "{pop}", "--orientation", "sideways", "-o", "{out}"], "'sideways' is not one of 'dag'"),
+    (["compile", "{pop}", "--arch", "transformer", "-o", "{out}"], "unknown arch 'transformer': expected one of iterative"),
+    (["compile", "{pop}", "--orientation", "sideways", "-o", "{out}"], "unknown orientation 'sideways': expected one of dag"),
     (["compile", "{cyclic}", "--arch", "iterative", "--orientation", "as-is", "--inputs", "all",
       "--outputs", "all", "-o", "{out}"], "has the cycle"),
     (["export", "{bad}", "--format", "onnx", "-o", "{out}.onnx"], "is not a safetensors file"),
-    (["export", "{model}", "--format", "onnx", "--seq-len", "0", "-o", "{out}.onnx"], "seq_len must be an integer >= 1, got seq_len = 0"),
+    (["export", "{model}", "--format", "onnx", "--seq-len", "0", "-o", "{out}.onnx"], "seq_len must be an integer with 1 <= seq_len <= 1000000, got seq_len = 0"),
 ])
 def test_cli_compile_export_bad_input(argv, message, tmp_path, capsys):
     from topowire.topology import Topology

@@ -110,7 +110,7 @@ def test_wiring_round_trips_through_dict():
 def test_bad_arch():
     with pytest.raises(ParameterError, match="unknown arch 'transformer'"):
         Arch("transformer")
-    with pytest.raises(ParameterError, match="d_in must be an integer >= 1"):
+    with pytest.raises(ParameterError, match="d_in must be an integer with 1 <= d_in"):
         Arch("gru", d_in=0)
     with pytest.raises(ParameterError, match="unknown activation"):
         Arch("iterative", activation="gelu2")

@@ -104,7 +104,7 @@ def test_cli_prune_retrain_and_topology(tmp_path, capsys):
     pruned = load(out)
     assert int(pruned.mask.sum()) == 24 and read_population(topo)[0].n_edges == 24
     assert evaluate_module(pruned, task)["test_acc"] >= 0
-    for argv, msg in ((["--rate", "2"], "rate must"), (["--rate", "0.5", "--on", "x"], "'x' is not one of 'ih'"),
+    for argv, msg in ((["--rate", "2"], "rate must"), (["--rate", "0.5", "--on", "x"], "unknown on 'x': expected one of ih"),
                       (["--rate", "0.5", "--task", "mnist", "--n-train", "10", "--n-test", "10"], "reads 7 features")):
         capsys.readouterr()
         bad = tmp_path / "bad.safetensors"

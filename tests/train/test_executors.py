@@ -56,5 +56,6 @@ def test_bad_threads_are_one_line_before_anything_is_written(tmp_path, capsys):
         LocalExecutor(threads=0)
     (tmp_path / "p.jsonl").write_text("")
     assert main(["train", str(tmp_path / "p.jsonl"), "--db", str(tmp_path / "r.db"), "--threads", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "error: threads must be an integer >= 1 or None, got threads = 0"
+    assert capsys.readouterr().err.strip() == ("error: Invalid value for '--threads': threads must be an integer with "
+                                               "1 <= threads <= 1024 (torch threads), got threads = 0")
     assert not (tmp_path / "r.db").exists()

@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from topowire import checks
-from topowire.compiler.functional import ACTIVATIONS, GATES, TORCH_CELLS
-from topowire.compiler.wiring import ORIENTATIONS
+from topowire.compiler.functional import GATES
 from topowire.errors import ParameterError
 
 __all__ = ["Arch", "TARGETS"]
@@ -99,40 +98,15 @@ class Arch:
     r_spread: float = 0.0
 
     def __post_init__(self) -> None:
-        checks.choice("arch", self.kind, TARGETS, noun="arch")
+        checks.check("kind", self.kind)
         natural = NATURAL_WIRING["cell" if self.masked_cell else "dag"]
         for name, value in zip(("orientation", "inputs", "outputs"), natural):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        if isinstance(self.inputs, str) and self.inputs.isdigit():  # "3" from a command line or a config file
+        if isinstance(self.inputs, str) and self.inputs.isascii() and self.inputs.isdigit():  # "3" from a file
             object.__setattr__(self, "inputs", int(self.inputs))
-        if self.orientation not in ORIENTATIONS:
-            raise ParameterError(
-                f"unknown orientation {self.orientation!r}: expected one of {', '.join(ORIENTATIONS)}"
-            )
-        for name in ("d_in", "d_out"):
-            checks.integer(name, getattr(self, name), 1)
-        if self.activation not in ACTIVATIONS:
-            raise ParameterError(
-                f"unknown activation {self.activation!r}: expected one of {', '.join(ACTIVATIONS)}"
-            )
-        checks.integer("iterations", self.iterations, 1, none=True)
-
-        from topowire.compiler.backends import BACKENDS
-
-        if self.backend not in BACKENDS:
-            raise ParameterError(f"unknown backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
-        if self.cell not in TORCH_CELLS:
-            raise ParameterError(f"unknown cell {self.cell!r}: expected one of {', '.join(TORCH_CELLS)}")
-        if self.recurrence not in ("dense", "none"):
-            raise ParameterError(f"recurrence must be 'dense' or 'none', got {self.recurrence!r}")
-        if self.input_width not in ("fixed", "sources"):
-            raise ParameterError(f"input_width must be 'fixed' or 'sources', got {self.input_width!r}")
-        if self.residual not in RESIDUALS:
-            raise ParameterError(f"unknown residual {self.residual!r}: expected one of {', '.join(RESIDUALS)}")
-        for name in ("r", "phi", "gamma", "r_spread"):
-            checks.number(name, getattr(self, name))
-        if self.r_spread < 0 or self.r_spread > abs(self.r):
+        checks.validate(self)
+        if self.r_spread > abs(self.r):
             raise ParameterError(f"r_spread must be in [0, |r|] = [0, {abs(self.r)}], got {self.r_spread!r}")
         if self.kind == "layered" and self.backend not in ("dense", "auto"):
             raise ParameterError("the layered form uses the dense backend")

@@ -72,10 +72,13 @@ def check_model_memory(n_neurons: int, n_edges: int, arch: Arch) -> None:
     """Refuse a model whose tensors would exceed the memory limit, before building it.
 
     Dense: the masked weights, mask and initial draw are ~(gates + 2) float32 N x N
-    matrices; sparse backends hold ~3 floats per edge and gate.
+    matrices; sparse backends hold ~3 floats per edge and gate; the input projection and
+    the readout (their draw, mask and weight) ~3 floats per neuron, gate and data column.
     """
     from topowire import limits
 
     gates = GATES[arch.cell] if arch.kind == "layered" else arch.gates
     per_entry = n_neurons * n_neurons if arch.backend in ("dense", "auto") else n_edges
-    limits.check_memory(4.0 * per_entry * (gates + 2), f"a {arch.kind} model of {n_neurons:,} neurons")
+    interface = n_neurons * (gates * arch.d_in + arch.d_out)  # the input projection (and its mask), the readout
+    limits.check_memory(4.0 * (per_entry * (gates + 2) + 3 * interface),
+                        f"a {arch.kind} model of {n_neurons:,} neurons (d_in {arch.d_in:,}, d_out {arch.d_out:,})")

@@ -86,6 +86,9 @@ def read_spec(path: str | Path) -> dict[str, Any]:
         raise FileFormatError(f"{path} is not a safetensors file: {exc}") from None
     if _SPEC_KEY not in meta:
         raise FileFormatError(f"{path} has no topowire spec in its header (not saved by topowire.save)")
+    from topowire._io import check_nesting
+
+    check_nesting(meta[_SPEC_KEY], f"{path}: the spec")
     try:
         spec = json.loads(meta[_SPEC_KEY])
     except json.JSONDecodeError as exc:
@@ -124,9 +127,10 @@ def _check_spec_against_tensors(spec: dict[str, Any], path: Path) -> None:
             shape = f.get_slice("readout").get_shape() if "readout" in f.keys() else None
     except (KeyError, TypeError, ValueError) as exc:
         raise FileFormatError(f"{path}: the spec cannot rebuild a model: {exc}") from None
-    if shape is None or len(shape) != 2 or shape[1] != n:
-        raise FileFormatError(f"{path}: the spec describes {n:,} neurons but the file's readout tensor has shape "
-                              f"{shape}: a spec and tensors that do not match")
+    d_out = spec.get("arch", {}).get("d_out") if isinstance(spec.get("arch"), dict) else None
+    if shape is None or len(shape) != 2 or shape[1] != n or shape[0] != (d_out if isinstance(d_out, int) else shape[0]):
+        raise FileFormatError(f"{path}: the spec describes {n:,} neurons and d_out = {d_out} but the file's readout "
+                              f"tensor has shape {shape}: a spec and tensors that do not match")
 
 
 def _build(spec: dict[str, Any], path: Path) -> nn.Module:
@@ -359,27 +363,37 @@ def export_onnx(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len:
 def save_models(topologies, arch, out: str | Path, *, seed: int = 0) -> int:
     """Compile every topology and save one model per file, with ``index.csv``, into a new folder.
 
-    Every model is compiled before anything is written (a bad topology leaves nothing),
-    and the folder appears complete or not at all. ``out`` must not exist or be empty.
-    Returns the number of models.
+    Models are compiled and written one at a time (one model in memory) into a temporary
+    folder that replaces ``out`` only when every model is written, so a bad topology or a
+    crash leaves nothing. ``out`` must not exist, be empty, or be a folder of models
+    topowire wrote (it is then replaced). Returns the number of models.
+
+    Parameters
+    ----------
+    topologies : iterable of Topology
+        The graphs.
+    arch : Arch
+        The compile target.
+    out : str or Path
+        The folder to write.
+    seed : int
+        Initialisation seed of every model.
     """
     import pandas as pd
 
-    from topowire._io import atomic_dir
+    from topowire._io import atomic_dir, check_output_folder
     from topowire.compiler import compile
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ParameterError(f"output {str(out)!r} exists and is not an empty directory")
-    topologies = list(topologies)
-    models = [compile(t, arch, seed=seed) for t in topologies]
-    with atomic_dir(out) as tmp:
-        rows = []
-        for i, (t, m) in enumerate(zip(topologies, models)):
+    check_output_folder(out, kind="models")
+    rows = []
+    with atomic_dir(out, "models") as tmp:
+        for i, t in enumerate(topologies):
+            m = compile(t, arch, seed=seed)
             name = f"{i:05d}_{t.id}.safetensors"
             save(m, tmp / name, topology=t)
             rows.append({"index": i, "id": t.id, "family": t.family, "n": t.n, "edges": t.n_edges,
                          "off_path": m.wiring.n_off_path,
                          **{f"params_{k}": v for k, v in m.parameter_counts().items()}, "file": name})
         pd.DataFrame(rows).to_csv(tmp / "index.csv", index=False)
-    return len(models)
+    return len(rows)

@@ -56,6 +56,9 @@ class Wiring:
     def __post_init__(self) -> None:
         n = self.n_neurons
         edges = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
+        if edges.size and (edges.min() < 0 or edges.max() >= n):
+            bad = int(edges.min() if edges.min() < 0 else edges.max())
+            raise ParameterError(f"edge endpoint {bad} is out of range 0..{n - 1}")
         for name in ("inputs", "outputs"):
             idx = np.unique(np.asarray(getattr(self, name), dtype=np.int64))
             if idx.size == 0:
@@ -122,6 +125,13 @@ class Wiring:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Wiring:
+        from topowire import checks, limits
+
+        n = limits.check("nodes", checks.integer("n_neurons", d["n_neurons"], 1), "n_neurons")
+        for name in ("edges", "inputs", "outputs"):
+            values = np.asarray(d[name], dtype=object).ravel().tolist()
+            for v in values:
+                checks.integer(f"a wiring's {name[:-1]}", v, 0, n - 1)
         edges = np.asarray(d["edges"], dtype=np.int64).reshape(-1, 2)
         return cls(int(d["n_neurons"]), edges, np.asarray(d["inputs"]), np.asarray(d["outputs"]),
                    orientation=d.get("orientation", "as-is"), layer=_layers_or_none(int(d["n_neurons"]), edges),

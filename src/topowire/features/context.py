@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from topowire import limits
 from topowire.topology.dag import longest_path_heights, longest_path_layers, orient_upper
 from topowire.topology.topology import Topology
 
@@ -77,8 +78,14 @@ class GraphContext:
 
     @cached_property
     def distances(self) -> np.ndarray:
-        """All-pairs hop distances (``inf`` between components), by BFS."""
-        return np.array(self.igraph.distances(), dtype=np.float64).reshape(self.n, self.n)
+        """All-pairs hop distances (``inf`` between components), by BFS, a block of rows at a
+        time (this matrix and its largest component's are the n x n allocations; checked first)."""
+        limits.check_memory(16.0 * self.n * self.n, f"the distance matrix of a graph of {self.n:,} nodes")
+        out = np.empty((self.n, self.n))
+        block = max(1, 2**20 // max(self.n, 1))
+        for lo in range(0, self.n, block):
+            out[lo:lo + block] = self.igraph.distances(source=range(lo, min(self.n, lo + block)))
+        return out
 
     @cached_property
     def lcc_distances(self) -> np.ndarray:
@@ -109,15 +116,21 @@ class GraphContext:
         b = np.asarray(self.igraph.edge_betweenness(directed=False), dtype=np.float64)
         return b * (2.0 / (self.n * (self.n - 1))) if self.n > 1 else b
 
+    def _dense(self) -> np.ndarray:
+        """The adjacency as a dense matrix, for a full eigendecomposition (which needs about
+        three such matrices; checked first)."""
+        limits.check_memory(24.0 * self.n * self.n, f"the spectrum of a graph of {self.n:,} nodes")
+        return self.csr.toarray()
+
     @cached_property
     def adjacency_eigenvalues(self) -> np.ndarray:
         """Eigenvalues of the adjacency matrix, ascending."""
-        return np.linalg.eigvalsh(self.csr.toarray())
+        return np.linalg.eigvalsh(self._dense())
 
     @cached_property
     def laplacian_eigenvalues(self) -> np.ndarray:
         """Eigenvalues of the combinatorial Laplacian ``D - A``, ascending."""
-        lap = np.diag(self.degrees) - self.csr.toarray()
+        lap = np.diag(self.degrees) - self._dense()
         return np.linalg.eigvalsh(lap)
 
     @cached_property

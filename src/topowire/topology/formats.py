@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from topowire import limits
 from topowire._io import atomic_open, atomic_path
 from topowire.errors import FileFormatError, ParameterError
 from topowire.topology.topology import Topology
@@ -92,7 +93,13 @@ def _read_networkx(path: Path, fmt: str) -> Topology:
 
 def _read_npy(path: Path) -> Topology:
     try:
-        a = np.load(path, allow_pickle=False)
+        head = np.load(path, mmap_mode="r", allow_pickle=False)  # the header alone, before the data
+        if head.ndim == 2:
+            limits.check("nodes", head.shape[0], "n")
+        limits.check_memory(float(head.nbytes) * 3, f"a dense adjacency of shape {head.shape}")
+        a = np.array(head)
+    except ParameterError:
+        raise
     except Exception as exc:
         raise FileFormatError(f"{path} is not a valid .npy array: {exc}") from None
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
@@ -130,7 +137,10 @@ def _read_edgelist(path: Path, directed: bool | None) -> Topology:
         pairs.append((u, v))
     if n_header is None and not pairs:
         raise FileFormatError(f"graph file {str(path)!r} holds no edges")
-    n = n_header if n_header is not None else max(max(p) for p in pairs) + 1
+    lo, hi = min((min(p) for p in pairs), default=0), max((max(p) for p in pairs), default=-1)
+    n = limits.check("nodes", n_header if n_header is not None else hi + 1, "n")
+    if lo < 0 or hi >= n:
+        raise FileFormatError(f"{path}: node id {lo if lo < 0 else hi} is out of range: expected 0 <= id < n = {n}")
     edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     return Topology(n, edges, bool(directed), family="file", params={"source": path.name})
 
@@ -147,6 +157,7 @@ def write_graph(topology: Topology, path: str | Path) -> None:
         with atomic_path(path) as tmp:
             (nx.write_graphml if fmt == "graphml" else nx.write_gml)(g, tmp)
     elif fmt == "npy":
+        limits.check_memory(float(topology.n) ** 2, f"a dense adjacency of {topology.n:,} nodes")
         with atomic_open(path, "wb") as fh:
             np.save(fh, topology.adjacency(np.uint8), allow_pickle=False)
     else:

@@ -268,6 +268,9 @@ def mlp_graph(sizes: Sequence[int], *, seed: SeedLike = None) -> Topology:
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
         raise ParameterError(f"sizes must be a list of at least two layer widths, got {sizes!r}")
     sizes = [checks.integer("sizes[i]", s, 1) for s in sizes]
+    limits.check("nodes", sum(sizes), "sum(sizes)")
+    n_edges = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    limits.check_memory(64.0 * n_edges, f"an MLP graph of {n_edges:,} edges")  # meshgrids, pairs, sorting
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     blocks = []
     for lo, mid, hi in zip(offsets[:-2], offsets[1:-1], offsets[2:]):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from topowire import checks
-from topowire._io import atomic_open
+from topowire._io import atomic_open, check_nesting
 from topowire.errors import FileFormatError, ParameterError
 from topowire.seeds import spawn
 from topowire.topology.recipe import Recipe, parse_recipe, sample_family_graph
@@ -172,6 +172,7 @@ def read_population(path: str | Path) -> Population:
                 raise FileFormatError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start} of the line)") from None
             if not line.strip():
                 continue
+            check_nesting(line, f"{path}:{lineno}")
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from topowire import checks, limits
+from topowire._io import check_nesting
 from topowire.errors import FileFormatError, ParameterError
 from topowire.topology.generators import FAMILIES, check_parameter_names, generate
 
@@ -52,7 +53,6 @@ _BINOPS = {
     ast.Pow: operator.pow,
 }
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
-_CALLS = {"min": min, "max": max, "round": round, "int": int}
 
 
 def _check_power(text: str, base: Any, exponent: Any) -> None:
@@ -68,7 +68,25 @@ def _check_power(text: str, base: Any, exponent: Any) -> None:
                             "and exponents up to 64)")
 
 
+#: The longest recipe expression: bounded before parsing, so no expression can exhaust
+#: the parser (a chain of 10,000 terms or unary minuses) or nest calls without end.
+MAX_EXPRESSION = 200
+
+
+def _round(x, ndigits=None):
+    """``round`` with ``|ndigits| <= 18`` (``round(5, -10**17)`` would compute 10**(10**17))."""
+    if ndigits is not None and abs(ndigits) > 18:
+        raise ValueError(f"round() takes at most 18 digits, got ndigits = {ndigits}")
+    return round(x, ndigits)
+
+
+_CALLS = {"min": min, "max": max, "round": _round, "int": int}
+
+
 def _check_expression(text: str) -> ast.Expression:
+    if len(text) > MAX_EXPRESSION:
+        raise ParameterError(f"expression {text[:40]!r}... has {len(text):,} characters; recipe expressions are "
+                             f"at most {MAX_EXPRESSION}")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
@@ -326,9 +344,13 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"recipe file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"recipe file {str(path)!r} is not valid UTF-8 (byte {exc.start})") from None
     if not text.strip():
         raise FileFormatError(f"recipe file {str(path)!r} is empty")
+    check_nesting(text, f"recipe file {str(path)!r}", comments=True)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

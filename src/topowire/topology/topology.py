@@ -46,6 +46,9 @@ def canonical_edges(n: int, edges: Any, directed: bool) -> np.ndarray:
         return np.zeros((0, 2), dtype=np.int64)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ParameterError(f"edges must have shape (E, 2), got {arr.shape}")
+    if arr.dtype == object and all(isinstance(x, int) and not isinstance(x, bool) for x in arr.ravel().tolist()):
+        bad = max(arr.ravel().tolist(), key=abs)  # integers beyond int64
+        raise ParameterError(f"node id {bad} is out of range: expected 0 <= id < n = {n}")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
@@ -239,8 +242,7 @@ class Topology:
         unknown = set(record) - {"id", "family", "params", "seed", "n", "directed", "edges"}
         if unknown:
             raise ParameterError(f"unknown key(s) in topology record: {', '.join(sorted(unknown))}")
-        n = record["n"]
-        checks.integer("n", n, 1)
+        n = limits.check("nodes", checks.integer("n", record["n"], 1), "n")
         edges = record["edges"]
         if not isinstance(edges, list) or any(not isinstance(e, list) or len(e) != 2 for e in edges):
             raise ParameterError("edges must be a list of [u, v] pairs")
@@ -252,8 +254,8 @@ class Topology:
         if not isinstance(params, dict):
             raise ParameterError(f"params must be an object, got {params!r}")
         seed = record.get("seed")
-        checks.integer("seed", seed, none=True)
-        topo = cls(n, np.array(edges, dtype=np.int64).reshape(-1, 2), directed,
+        checks.integer("seed", seed, 0, checks.SEED_MAX, none=True)
+        topo = cls(n, np.array(edges).reshape(-1, 2), directed,  # ids beyond int64 stay objects, refused there
                    family=str(record.get("family", "custom")), params=params, seed=seed)
         stored = record.get("id")
         if stored is not None and stored != topo.id:

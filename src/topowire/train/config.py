@@ -45,7 +45,8 @@ class TrainConfig:
         bf16 autocast for the forward pass (CUDA only).
     memory_mb : int
         Budget (MiB) for one pack's parameters, optimizer state and activations; the
-        population is cut into packs that fit.
+        population is cut into packs that fit. At most the memory limit
+        (``TOPOWIRE_MAX_MEMORY_MB``, see :mod:`topowire.limits`).
     chunk_size : int or None
         Fixed models per pack (overrides the memory budget).
     diverge_loss : float
@@ -70,29 +71,16 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     bf16: bool = False
-    memory_mb: int = 2048
+    memory_mb: int = 1024
     chunk_size: int | None = None
     diverge_loss: float = 1e6
     stability: float | None = None
     fused: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "replicates", "memory_mb"):
-            checks.integer(name, getattr(self, name), 1)
-        checks.integer("seed", self.seed, 0)
-        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
-        checks.number("lr", self.lr, 0, lo_open=True)
-        checks.number("momentum", self.momentum, 0, 1, hi_open=True)
-        if checks.number("clip", self.clip, 0, none=True) == 0:
+        checks.validate(self)
+        if self.clip == 0:
             object.__setattr__(self, "clip", None)
-        checks.integer("chunk_size", self.chunk_size, 1, none=True)
-        checks.number("diverge_loss", self.diverge_loss, 0, lo_open=True)
-        if self.stability is not None:
-            from topowire.dynamics.stability import check_stability
-
-            check_stability(self.stability)
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ParameterError(f"device must be 'cpu' or 'cuda[:i]', got {self.device!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -300,6 +301,11 @@ def _chunks(specs: list[ModelSpec], arch: Arch, config: TrainConfig, steps: int)
     """Cut width-sorted models into packs: ``chunk_size`` each, or as many as fit the memory
     budget (the last model added is the widest, so it sets the pack's padded width) while
     the widest stays within ``MAX_PADDING`` times the narrowest (padding is wasted work)."""
+    from topowire import limits
+
+    for s in specs[-1:]:  # the widest model (sorted): one alone must fit the memory limit
+        limits.check_memory(estimate_model_bytes(s.topology.n, arch, config.batch_size, steps),
+                            f"training a {arch.kind} model of {s.topology.n:,} neurons at batch {config.batch_size}")
     if config.chunk_size is not None:
         return [specs[i:i + config.chunk_size] for i in range(0, len(specs), config.chunk_size)]
     budget = config.memory_mb * 2**20
@@ -393,9 +399,10 @@ def train_population(
         The data, or a task name built with ``make_task(name, seed=config.seed, **task_options)``.
     config : TrainConfig
         Options.
-    store : topowire.store.Store, optional
+    store : topowire.store.Store or path, optional
         Results are committed there pack by pack, and models already done for this run
-        are skipped (resume).
+        are skipped (resume). A path is opened (or created) only once the arch, the task
+        and the config are known to go together.
     progress : callable, optional
         ``progress(done, total)`` after every pack.
     executor : str or Executor, default "local"
@@ -410,13 +417,21 @@ def train_population(
     """
     import pandas as pd
 
+    from topowire import limits
+    from topowire.store import Store, claim_ttl
+
     check_device(config.device)
     if isinstance(task, str):
         task = make_task(task, seed=config.seed, **(task_options or {}))
     arch = prepare_arch(arch, task, config)
     topologies = list(topologies)
     rid = run_id(arch, task, config)
-    total = len({t.id for t in topologies}) * config.replicates
+    total = limits.check("models", len({t.id for t in topologies}) * config.replicates, "topologies x replicates")
+    if isinstance(store, (str, os.PathLike)):  # opened once the whole configuration is valid
+        claim_ttl()
+        with Store(store) as opened:
+            return train_population(topologies, arch, task, config, store=opened, progress=progress,
+                                    executor=executor)
     if store is None:
         jobs: Iterable[PackJob] = pack_jobs(topologies, arch, task, config)
         finished = 0
