@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 __all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_output_folder", "foreign_entries",
-           "mark_folder", "MARKER", "FOLDERS", "check_table_path", "process_alive",
+           "mark_folder", "MARKER", "FOLDERS", "write_failure", "check_nesting", "check_table_path", "process_alive",
            "read_table", "write_table"]
 
 
@@ -207,6 +207,25 @@ def _naming(target: Path, exc: OSError) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), str(target))
 
 
+_OS_ERROR = re.compile(r"os error (\d+)|\[Errno (\d+)\]|No space left on device|file write failed|Disk quota exceeded")
+
+
+def write_failure(exc: BaseException, target: str | os.PathLike[str]) -> OSError | None:
+    """An exception raised while writing ``target``, as an OSError naming it -- or None when
+    it is not a failure of the file system. Writers outside Python's I/O (safetensors,
+    torch's serialisers) report a full disk as their own exception types; their messages
+    carry the OS error."""
+    import errno as errnos
+
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or str(exc), str(target))
+    match = _OS_ERROR.search(str(exc)) if isinstance(exc, Exception) else None
+    if match is None:
+        return None
+    code = int(match[1] or match[2]) if (match[1] or match[2]) else errnos.ENOSPC
+    return OSError(code, os.strerror(code), str(target))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -232,8 +251,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_path, target)
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename in (str(tmp_path), tmp):
-            raise _naming(target, exc) from None
+        failure = write_failure(exc, target)
+        if failure is not None and getattr(exc, "filename", None) in (None, str(tmp_path), tmp):
+            raise failure from None
         raise
 
 
@@ -282,8 +302,11 @@ def atomic_dir(path: str | os.PathLike[str], kind: str) -> Iterator[Path]:
             check_output_folder(target, kind=kind)
             shutil.rmtree(target)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        failure = write_failure(exc, target)
+        if failure is not None and str(tmp) in str(getattr(exc, "filename", None) or tmp):
+            raise failure from None
         raise
 
 

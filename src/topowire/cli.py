@@ -271,9 +271,11 @@ def fit(db, run_id, features_path, table_path, target, columns, group, size, see
         raise ParameterError("--dynamics needs --db (the run's arch and task rebuild the networks)")
     if (db is None) == (table_path is None):
         raise ParameterError("give either --db (a training run) or --table (any feature table), not both or neither")
+    if db is not None and (columns is not None or target != "test_acc"):
+        raise ParameterError("--columns and --target go with --table; a run's predictor uses its features for test_acc")
     if db is not None:
         cv, predictor = pipeline.fit_study(pipeline.load_study(db, run_id, features_path), seed=seed,
-                                           n_estimators=n_estimators, dynamics=dynamics)
+                                           n_estimators=n_estimators, dynamics=dynamics, group=group, size=size)
     else:
         cv, predictor = pipeline.fit_table(read_table(table_path), target, columns, group=group, size=size, seed=seed,
                                            n_estimators=n_estimators)

@@ -9,6 +9,7 @@ predictors -> predictions for an unseen population -> report -> the best model e
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -153,7 +154,8 @@ def load_study(db: str | Path, run_id: str | None = None, features: str | Path |
     return Study(results, table[~table.index.duplicated()], topologies, arch, run["task"], train_seed, run["run_id"])
 
 
-def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics: bool = False):
+def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics: bool = False,
+              group: str | None = None, size: str | Sequence[str] | None = None):
     """Cross-validate and fit the forest of a study; returns ``(cv, predictor)``.
 
     Parameters
@@ -168,10 +170,14 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
         Add the dynamics features at initialisation (max Lyapunov exponent, spectral radius
         and norm of W_hh) and score a graph-only forest on the same folds: the R² they add
         in each CV scheme is reported (see ``cv.notes``).
+    group, size : optional
+        As :func:`fit_table`: the leave-one-group-out column (unset: ``family``) and the
+        size baselines' columns, which the study's table must have.
     """
     from topowire.predict import cross_validate, fit_predictor
 
     table = study.table
+    group, size = _check_columns(table, group, size)
     if table.empty:
         raise DataError(f"{results_line(study.results)}: there is nothing to fit")
     names = [c for c in study.features.columns if c != "params"] + ["params"]
@@ -189,7 +195,7 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
         table = table.join(dyn, on="topology_id")
         extra, names = {"forest-graph": names}, names + dyn_names
     cv = cross_validate(table, "test_acc", names, seed=seed, n_estimators=n_estimators, extra_forests=extra,
-                        chance=CHANCE.get(study.task))
+                        chance=CHANCE.get(study.task), groups=group or "family", size=size)
     predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators,
                               meta={**meta, **_cv_meta(cv)})
     if extra:
@@ -235,6 +241,17 @@ def select_features(table: pd.DataFrame, target: str, columns: Sequence[str] | N
     return used, ignored
 
 
+def _check_columns(table: pd.DataFrame, group: str | None, size: str | Sequence[str] | None):
+    """``(group, size)`` with ``size`` as a list, or ParameterError naming a column the table lacks."""
+    size = [x.strip() for x in size.split(",") if x.strip()] if isinstance(size, str) else size
+    for what, names in (("group", [group] if group is not None else []), ("size", size or [])):
+        for name in names:
+            if name not in table.columns:
+                raise ParameterError(f"{what} column {name!r} is not in the table (its columns: "
+                                     f"{', '.join(map(str, table))})")
+    return group, size
+
+
 def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequence[str] | None = None, *,
               group: str | None = None, size: str | Sequence[str] | None = None, seed: int = 0,
               n_estimators: int = 300):
@@ -263,13 +280,8 @@ def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequ
     """
     from topowire.predict import cross_validate, fit_predictor
 
-    columns, size = ([x.strip() for x in c.split(",") if x.strip()] if isinstance(c, str) else c
-                     for c in (columns, size))
-    for what, names in (("group", [group] if group is not None else []), ("size", size or [])):
-        for name in names:
-            if name not in table.columns:
-                raise ParameterError(f"{what} column {name!r} is not in the table (its columns: "
-                                     f"{', '.join(map(str, table))})")
+    columns = [x.strip() for x in columns.split(",") if x.strip()] if isinstance(columns, str) else columns
+    group, size = _check_columns(table, group, size)
     group = group if group is not None else ("family" if "family" in table.columns else None)
     names, ignored = select_features(table, target, columns, exclude=[group, "id", "topology_id"])
     cv = cross_validate(table, target, names, groups=group, size=size, seed=seed, n_estimators=n_estimators)
@@ -374,8 +386,14 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     task, arch = validate(recipe, config)
     out = Path(out)
     check_output_folder(out, kind="study")
-    out.mkdir(parents=True, exist_ok=True)
-    mark_folder(out, "study", STUDY_FILES)
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        mark_folder(out, "study", STUDY_FILES)
+    except OSError:
+        if made:  # a full disk leaves no empty study folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     pop = sample_population(recipe, config.seed)  # None: the recipe's seed
     write_population(pop, out / "population.jsonl")
     log(f"sampled {len(pop)} topologies ({', '.join(f'{k}: {v}' for k, v in pop.summary()['graphs'].items())})")

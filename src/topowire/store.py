@@ -166,6 +166,11 @@ class Store:
                 if "error" not in {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}:
                     self.conn.execute("ALTER TABLE results ADD COLUMN error TEXT")  # stores before failed packs
         except sqlite3.DatabaseError as exc:
+            if not existed:  # nothing half-made is left behind
+                if hasattr(self, "conn"):
+                    self.conn.close()
+                for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                    leftover.unlink(missing_ok=True)
             raise StoreError(f"cannot use database {str(self.path)!r}: {exc}") from None
 
     def _version(self) -> int | None:

@@ -110,22 +110,27 @@ def test_an_unreachable_address_and_a_missing_option_are_one_line(tmp_path):
         assert not (tmp_path / "r.db").exists()
 
 
-def _train_in_background(tmp_path, chunk: int, **popen):
+def _train_in_background(tmp_path, chunk: int, wide: int = 0, **popen):
     """``topowire train --executor ray`` on 8 GRUs in a subprocess, returned once it has
-    stored its first pack (and not its last); with the database path and the argv."""
-    pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8)]
+    stored its first pack and claimed the next one (the event: a pack has started), with
+    the database path and the argv. The ``wide`` last models have 400 neurons: packed
+    last (packs are sorted by width), they keep the run going for many seconds after
+    that event, however busy the machine."""
+    pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8 - wide)] + [er_graph(400, 0.05, seed=i) for i in range(wide)]
     write_population(Population(tuple(pop)), tmp_path / "p.jsonl")
     db = tmp_path / "r.db"
     argv = [sys.executable, "-m", "topowire.cli", "train", str(tmp_path / "p.jsonl"), "--db", str(db),
             "--arch", "gru", "--epochs", "4", "--n-train", "1000", "--n-test", "32", "--chunk-size", str(chunk),
             "--executor", "ray", "--workers", "1"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, **popen)
-    deadline, rows = time.time() + 240, 0
-    while time.time() < deadline and proc.poll() is None and rows < chunk:
+    rows = claims = 0
+    guard = time.time() + 900  # only against a hang: the event itself waits as long as the machine needs
+    while proc.poll() is None and not (rows >= chunk and claims) and time.time() < guard:
         time.sleep(0.2)
         try:
             with sqlite3.connect(db) as conn:
                 rows = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+                claims = conn.execute("SELECT count(*) FROM claims").fetchone()[0]
         except sqlite3.OperationalError:
             continue
     assert proc.poll() is None and chunk <= rows < 8, (rows, proc.poll())
@@ -133,7 +138,7 @@ def _train_in_background(tmp_path, chunk: int, **popen):
 
 
 def test_a_killed_driver_resumes_and_finishes(tmp_path):
-    first, db, argv = _train_in_background(tmp_path, 1, stderr=subprocess.DEVNULL, start_new_session=True)
+    first, db, argv = _train_in_background(tmp_path, 1, wide=2, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the cluster it started
     first.wait()
     second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -167,7 +172,7 @@ def test_a_whole_study_trains_on_ray(cluster, tmp_path):
 
 
 def test_ctrl_c_cancels_and_leaves_whole_packs(tmp_path):
-    proc, db, _ = _train_in_background(tmp_path, 2, stderr=subprocess.PIPE, text=True)
+    proc, db, _ = _train_in_background(tmp_path, 2, wide=6, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "error: aborted" in err

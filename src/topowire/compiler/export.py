@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from topowire import checks
-from topowire._io import atomic_path
+from topowire._io import atomic_open, atomic_path
 from topowire.compiler.arch import Arch
 from topowire.compiler.functional import GATES, _cell
 from topowire.compiler.layered import LayeredRecurrentNet
@@ -121,16 +121,22 @@ def _check_spec_against_tensors(spec: dict[str, Any], path: Path) -> None:
 
     if spec.get("module") != "compiled":
         return
+    arch = spec.get("arch") if isinstance(spec.get("arch"), dict) else {}
     try:
         n = int(spec["wiring"]["n_neurons"])
         with safe_open(str(path), framework="pt") as f:
             shape = f.get_slice("readout").get_shape() if "readout" in f.keys() else None
+            inputs = next((f.get_slice(k).get_shape() for k in ("w_ih", "w_in", "w_ih.0", "cells.0.w_ih")
+                           if k in f.keys()), None)
     except (KeyError, TypeError, ValueError) as exc:
         raise FileFormatError(f"{path}: the spec cannot rebuild a model: {exc}") from None
-    d_out = spec.get("arch", {}).get("d_out") if isinstance(spec.get("arch"), dict) else None
+    d_out, d_in = arch.get("d_out"), arch.get("d_in")
     if shape is None or len(shape) != 2 or shape[1] != n or shape[0] != (d_out if isinstance(d_out, int) else shape[0]):
         raise FileFormatError(f"{path}: the spec describes {n:,} neurons and d_out = {d_out} but the file's readout "
                               f"tensor has shape {shape}: a spec and tensors that do not match")
+    if inputs is not None and isinstance(d_in, int) and arch.get("input_width") != "sources" and inputs[-1] != d_in:
+        raise FileFormatError(f"{path}: the spec describes d_in = {d_in:,} but the file's input weights have shape "
+                              f"{inputs}: a spec and tensors that do not match")
 
 
 def _build(spec: dict[str, Any], path: Path) -> nn.Module:
@@ -309,7 +315,10 @@ def export_torchscript(module: nn.Module, path: str | Path, *, batch: int = 1, s
     """Save a TorchScript program of the module.
 
     A recurrent model becomes ``program(x [B, T, d_in], lengths [B]) -> [B, d_out]`` for any
-    B and T, read at each sequence's last real step (as ``module(x, lengths)``).
+    B and T, read at each sequence's last real step (as ``module(x, lengths)``). Exports of
+    one model by two processes are byte-identical; within one process TorchScript numbers
+    the classes of each new program (``___torch_mangle_N``), so a second export there
+    differs in those names only.
 
     Parameters
     ----------
@@ -322,11 +331,18 @@ def export_torchscript(module: nn.Module, path: str | Path, *, batch: int = 1, s
     seq_len : int
         Length of the example sequence (a recurrent model takes any length).
     """
+    import io
+
     program, example, _, _ = _program(module, batch, seq_len)
     if not isinstance(program, torch.jit.ScriptModule):
         program = torch.jit.trace(program, example)
-    with atomic_path(path) as tmp:
-        program.save(str(tmp))
+    # serialised in memory, then written by Python: torch's file writer names its archive
+    # after the (temporary) file, so two exports would differ, and it aborts the process
+    # on a full disk instead of raising
+    buffer = io.BytesIO()
+    torch.jit.save(program, buffer)
+    with atomic_open(path, "wb") as fh:
+        fh.write(buffer.getvalue())
 
 
 def export_onnx(module: nn.Module, path: str | Path, *, batch: int = 1, seq_len: int = 20) -> None:

@@ -230,6 +230,7 @@ def prune_model(model, output, *, rate: float, on: str = "both", scope: str = "g
     check_arguments(rate, on, scope)
     checks.integer("retrain", retrain, 0)
     net = load(model)
+    _targets(net)  # a model with nothing to prune (the iterative map) is refused before any work
     given = {"lr": lr, "batch_size": batch_size, "seed": seed}
     config = TrainConfig(epochs=max(1, retrain), **{k: v for k, v in given.items() if v is not None})
     data = make_task(task, seed=config.seed, n_train=n_train, n_test=n_test)

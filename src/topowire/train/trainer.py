@@ -301,11 +301,6 @@ def _chunks(specs: list[ModelSpec], arch: Arch, config: TrainConfig, steps: int)
     """Cut width-sorted models into packs: ``chunk_size`` each, or as many as fit the memory
     budget (the last model added is the widest, so it sets the pack's padded width) while
     the widest stays within ``MAX_PADDING`` times the narrowest (padding is wasted work)."""
-    from topowire import limits
-
-    for s in specs[-1:]:  # the widest model (sorted): one alone must fit the memory limit
-        limits.check_memory(estimate_model_bytes(s.topology.n, arch, config.batch_size, steps),
-                            f"training a {arch.kind} model of {s.topology.n:,} neurons at batch {config.batch_size}")
     if config.chunk_size is not None:
         return [specs[i:i + config.chunk_size] for i in range(0, len(specs), config.chunk_size)]
     budget = config.memory_mb * 2**20
@@ -427,6 +422,11 @@ def train_population(
     topologies = list(topologies)
     rid = run_id(arch, task, config)
     total = limits.check("models", len({t.id for t in topologies}) * config.replicates, "topologies x replicates")
+    widest = max(topologies, key=lambda t: t.n, default=None)
+    if widest is not None:  # one model alone must fit the memory limit
+        steps = task.x_train.shape[1] if task.sequence else 1
+        limits.check_memory(estimate_model_bytes(widest.n, arch, config.batch_size, steps),
+                            f"training a {arch.kind} model of {widest.n:,} neurons at batch {config.batch_size}")
     if isinstance(store, (str, os.PathLike)):  # opened once the whole configuration is valid
         claim_ttl()
         with Store(store) as opened:
