@@ -11,7 +11,7 @@ two modes:
 
 Training: by default the thesis's settings (Adam 1e-3, batch 128, clipping 5, 15 epochs);
 ``--lr``, ``--batch``, ``--n-train`` change them. The models of one (mode, cell) are
-trained together as a :class:`~topowire.compiler.layered.PackedLayered` (each exactly as
+trained together as a :class:`~topowire.compiler.targets.layered.PackedLayered` (each exactly as
 if alone); finished blocks are kept in ``results.partial.csv`` so a killed run resumes. Then a
 random forest predicts test accuracy from graph features, scored honestly (repeated
 5-fold and leave-one-family-out CV, beside the mean and size-only baselines) and by the
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from topowire.compiler import Arch, wire
-from topowire.compiler.layered import PackedLayered
+from topowire.compiler.targets.layered import PackedLayered
 from topowire.data import make_task
 from topowire.errors import DataError
 from topowire.features import feature_table
@@ -61,7 +61,7 @@ def thesis_split_r2(table: pd.DataFrame, features: list[str], seed: int) -> floa
     idx = rng.permutation(len(table))
     cut = int(0.8 * len(table))
     tr, te = table.iloc[idx[:cut]], table.iloc[idx[cut:]]
-    model = make_model("forest", seed).fit(tr[features], tr["test_acc"])
+    model = make_model("forest", features, seed).fit(tr[features], tr["test_acc"])
     return float(r2_score(te["test_acc"], model.predict(te[features])))
 
 

@@ -36,7 +36,9 @@ def test_run_writes_every_output(study):
     assert len(pd.read_csv(out / "results.csv")) == 24
     assert len(pd.read_csv(out / "predictions.csv")) == 12
     assert "outside_training" in pd.read_csv(out / "predictions.csv").columns
-    assert summary["predictions"].startswith("12 topologies of a new draw (seed 1) in predictions.csv")
+    from topowire.seeds import derive
+
+    assert summary["predictions"].startswith(f"12 topologies of a new draw (seed {derive(0, 'unseen')}) in predictions.csv")
     model = load(out / "best_model.safetensors")
     assert model.arch.kind == "rnn-tanh" and summary["best topology"].split()[0] == model.wiring.topology_id
     assert "forest" in summary["R² (5-fold CV)"] and summary["models"] == "24 (12 topologies x 2 replicates)"
@@ -212,3 +214,40 @@ def test_run_with_zero_trees_writes_nothing(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == ("error: Invalid value for '--trees': n_estimators must be an integer "
                                                ">= 1, got n_estimators = 0")
     assert not (tmp_path / "study").exists()
+
+
+def test_a_run_is_rebuilt_with_the_task_sizes_it_was_trained_with(tmp_path, monkeypatch):
+    """The run's record keeps the task's sizes: the dynamics features and the predictions of
+    new topologies draw the same data the run was trained on (release 0.1 drew the defaults)."""
+    from topowire.compiler import Arch
+    from topowire.data import make_task
+    from topowire.pipeline import fit_study, load_study, predict_population
+    from topowire.topology import Population, er_graph
+    from topowire.train import train_population
+
+    pop = [er_graph(8 + i, 0.15 + 0.05 * i, seed=i) for i in range(8)]
+    task = make_task("reber", seed=0, n_train=400, n_test=48)
+    train_population(pop, Arch("rnn-tanh"), task, TrainConfig(epochs=4, lr=0.05, replicates=2),
+                     store=tmp_path / "r.db")
+    calls = []
+    real = make_task
+    monkeypatch.setattr("topowire.data.tasks.make_task", lambda name, **kw: calls.append(kw) or real(name, **kw))
+    _, predictor = fit_study(load_study(tmp_path / "r.db"), dynamics=True, n_estimators=10)
+    predict_population(predictor, Population(tuple(er_graph(12, 0.3, seed=s) for s in range(20, 23))))
+    assert len(calls) == 2 and all((c["n_train"], c["n_test"], c["seed"]) == (400, 48, 0) for c in calls)
+
+
+def test_a_study_trains_each_model_once(tmp_path, monkeypatch):
+    from topowire.train import trainer
+
+    trained = []
+    real = trainer.train_pack
+    monkeypatch.setattr(trainer, "train_pack", lambda packed, *a, **k: trained.append(len(packed)) or real(packed, *a, **k))
+    config = StudyConfig(train=TrainConfig(epochs=2, batch_size=64, replicates=2), n_train=200, n_test=100,
+                         n_estimators=10, export_onnx=False)
+    summary = run_study(TINY, tmp_path / "s", config, log=lambda m: None)
+    assert sum(trained) == 24 and summary["models"].startswith("24 ")  # 12 topologies x 2 replicates
+    assert (tmp_path / "s" / "best_model.safetensors").is_file()
+    trained.clear()
+    run_study(TINY, tmp_path / "s", config, log=lambda m: None)  # resumed: nothing left to train
+    assert trained == []

@@ -252,11 +252,11 @@ def test_claims_expire_by_heartbeat_and_live_ones_are_respected(tmp_path, monkey
     task = make_task("reber", n_train=64, n_test=32, seed=0)
     config = TrainConfig(epochs=1, chunk_size=1)
     with Store(tmp_path / "r.db") as store:
-        from topowire.train.trainer import prepare_arch, run_id
+        from topowire.train.spec import RunSpec
 
-        arch = prepare_arch(ARCH, task, config)
-        rid = run_id(arch, task, config)
-        store.ensure_run(rid, arch, task.name, config, GRAPHS[:2])
+        spec = RunSpec.of(ARCH, task, config)
+        rid = spec.run_id(task)
+        store.ensure_run(rid, spec, GRAPHS[:2])
         other = "another-host/1/abcd"  # a process elsewhere: only its heartbeat tells if it lives
         store.conn.execute("INSERT INTO claims VALUES (?, ?, 0, ?, ?)", (rid, GRAPHS[0].id, other, time.time()))
         seen = []

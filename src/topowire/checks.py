@@ -115,7 +115,7 @@ class Domain:
 
     Attributes
     ----------
-    kind : {"int", "float", "choice", "bool", "str", "path"}
+    form : {"int", "float", "choice", "bool", "str", "path"}
         The value's type. ``int`` and ``float`` are bounded by ``lo``/``hi`` (floats are
         always finite); ``choice`` is one of ``choices``; an ``int`` with ``choices`` also
         takes one of them (``inputs``: ``all``, ``sources`` or a count).
@@ -135,7 +135,7 @@ class Domain:
         What a choice is called in messages (``unknown arch 'x'``); default: the name.
     """
 
-    kind: str
+    form: str
     lo: float | None = None
     hi: float | str | None = None
     lo_open: bool = False
@@ -161,21 +161,21 @@ class Domain:
 
         if value is None and self.none:
             return None
-        if self.choices is not None and (self.kind == "choice" or value in self.options()):
+        if self.choices is not None and (self.form == "choice" or value in self.options()):
             return choice(name, value, self.options(), noun=self.noun or name.replace("_", " "))
-        if self.kind == "int":
+        if self.form == "int":
             hi = limits.limit(self.hi) if isinstance(self.hi, str) else self.hi
             what = self.what + (f" or one of {', '.join(map(str, self.options()))}" if self.choices else "")
             value = integer(name, value, self.lo, None if isinstance(self.hi, str) else hi, what=what)
             if isinstance(self.hi, str):
                 limits.check(self.hi, value, name)
             return value
-        if self.kind == "float":
+        if self.form == "float":
             return number(name, value, self.lo, self.hi, lo_open=self.lo_open, hi_open=self.hi_open, what=self.what)
-        if self.kind == "bool":
+        if self.form == "bool":
             return boolean(name, value)
         if not isinstance(value, (str, os.PathLike)):
-            raise ArgumentTypeError(f"{name} must be a {'path' if self.kind == 'path' else 'string'}, "
+            raise ArgumentTypeError(f"{name} must be a {'path' if self.form == 'path' else 'string'}, "
                                     f"got {name} = {value!r}")
         if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
             raise ParameterError(f"{name} must be {self.what or 'of the form ' + self.pattern}, got {name} = {value!r}")
@@ -183,12 +183,12 @@ class Domain:
 
     def parse(self, name: str, text: str) -> Any:
         """A command-line value: ``text`` converted to the domain's type, then checked."""
-        if self.kind in ("int", "float") and text not in self.options():
+        if self.form in ("int", "float") and text not in self.options():
             try:
-                value = int(text) if self.kind == "int" else float(text)
+                value = int(text) if self.form == "int" else float(text)
             except ValueError:
-                kind = "an integer" if self.kind == "int" else "a number"
-                raise ParameterError(f"{name} must be {kind}, got {text!r}") from None
+                expected = "an integer" if self.form == "int" else "a number"
+                raise ParameterError(f"{name} must be {expected}, got {text!r}") from None
             return self.check(name, value)
         return self.check(name, text)
 
@@ -227,18 +227,18 @@ DOMAINS: dict[str, Domain] = {
     "executor": Domain("choice", choices="topowire.train.executors:EXECUTORS"),
     "address": Domain("str", none=True),
     # the arch
-    "kind": Domain("choice", choices="topowire.compiler.arch:TARGETS", noun="arch"),
+    "kind": Domain("choice", choices="topowire.compiler.targets:TARGETS", noun="arch"),
     "d_in": _i(1, 2**20), "d_out": _i(1, 2**20),
     "orientation": Domain("choice", choices="topowire.compiler.wiring:ORIENTATIONS", none=True),
     "inputs": _i(1, "nodes", none=True, choices=("all", "sources")),
     "outputs": Domain("choice", choices="topowire.compiler.wiring:OUTPUT_ROLES", none=True),
     "backend": Domain("choice", choices="topowire.compiler.backends:BACKENDS"),
-    "activation": Domain("choice", choices="topowire.compiler.functional:ACTIVATIONS"),
+    "activation": Domain("choice", choices="topowire.compiler.cells:ACTIVATIONS"),
     "iterations": _i(1, 10**4, none=True),
-    "cell": Domain("choice", choices="topowire.compiler.functional:TORCH_CELLS"),
+    "cell": Domain("choice", choices="topowire.compiler.cells:TORCH_CELLS"),
     "recurrence": Domain("choice", choices=("dense", "none")),
     "input_width": Domain("choice", choices=("fixed", "sources")),
-    "residual": Domain("choice", choices="topowire.compiler.arch:RESIDUALS"),
+    "residual": Domain("choice", choices="topowire.compiler.targets.cells:RESIDUALS"),
     "r": _f(-10, 10, what=" (the radius of R)"), "phi": _f(-2 * math.pi, 2 * math.pi, what=" (radians)"),
     "gamma": _f(0, 10), "r_spread": _f(0, 10),
     # the task
@@ -255,7 +255,8 @@ DOMAINS: dict[str, Domain] = {
     "scope": Domain("choice", choices=("global", "layer")),
     # predictors
     "target": Domain("str"), "columns": Domain("str", none=True), "group": Domain("str", none=True),
-    "size": Domain("str", none=True), "dynamics": Domain("bool"), "export_onnx": Domain("bool"),
+    "size": Domain("str", none=True), "dynamics": Domain("bool"),
+    "model": Domain("choice", choices="topowire.predict.models:PREDICTORS"), "export_onnx": Domain("bool"),
     # commands
     "fmt": Domain("choice", choices=("onnx", "torchscript"), noun="format"), "names": Domain("str", none=True),
     "output": Domain("path", none=True), "topology_out": Domain("path", none=True),
@@ -296,14 +297,14 @@ def click_type(name: str):
     class Checked(click.ParamType):
         def __init__(self) -> None:
             self.domain = domain(name)
-            self.name = self.domain.kind
+            self.name = self.domain.form
 
         def convert(self, value, param, ctx):
             try:
                 value = self.domain.parse(param.name if param else name, value) if isinstance(value, str) else value
             except TopowireError as exc:
                 self.fail(str(exc), param, ctx)
-            return pathlib.Path(value) if self.domain.kind == "path" and value is not None else value
+            return pathlib.Path(value) if self.domain.form == "path" and value is not None else value
 
         def get_metavar(self, param, ctx=None):
             if self.domain.choices is not None:

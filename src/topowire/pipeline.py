@@ -23,11 +23,12 @@ from topowire import checks
 from topowire._io import read_table, write_table
 from topowire.compiler import Arch
 from topowire.data import Task, make_task
-from topowire.data.tasks import CHANCE
+from topowire.data.tasks import TASKS
 from topowire.errors import DataError, ParameterError
-from topowire.seeds import init_seed
+from topowire.seeds import derive
 from topowire.topology import Population, Recipe, Topology, parse_recipe, sample_population, write_population
 from topowire.train import TrainConfig, results_line
+from topowire.train.spec import RunSpec
 
 __all__ = ["StudyConfig", "Study", "default_recipe", "load_study", "model_features", "fit_study", "fit_table",
            "predict_population", "report_study", "run_study", "study_table"]
@@ -72,9 +73,9 @@ class StudyConfig:
         Test examples. Unset: the task's (reber 400).
     seed : int, optional
         Seed of the population sample, the folds and the forest (the unseen population is
-        sampled with ``seed + 1``). Unset: the recipe's seed, so a study draws the population
-        that ``topowire generate`` draws from its recipe. Training has its own
-        (``train.seed``).
+        sampled with its ``unseen`` child, :func:`topowire.seeds.derive`). Unset: the
+        recipe's seed, so a study draws the population that ``topowire generate`` draws
+        from its recipe. Training has its own (``train.seed``).
     n_estimators : int
         Trees in the forest.
     export_onnx : bool
@@ -97,19 +98,43 @@ class StudyConfig:
 
 @dataclass
 class Study:
-    """One trained run and its topologies' features (see :func:`load_study`)."""
+    """One trained run and its topologies' features (see :func:`load_study`).
+
+    Attributes
+    ----------
+    results : DataFrame
+        One row per model (:meth:`topowire.store.Store.results`).
+    features : DataFrame
+        Features indexed by topology id.
+    topologies : dict of str to Topology
+        The trained topologies by id.
+    spec : RunSpec
+        The run: its arch, task (with its sizes) and training config.
+    run_id : str
+        Its id.
+    """
 
     results: pd.DataFrame
     features: pd.DataFrame
     topologies: dict[str, Topology]
-    arch: Arch
-    task: str
-    train_seed: int
+    spec: RunSpec
     run_id: str
 
     @property
     def table(self) -> pd.DataFrame:
         return study_table(self.results, self.features)
+
+    @property
+    def arch(self) -> Arch:
+        return self.spec.arch
+
+    @property
+    def task(self) -> str:
+        return self.spec.task.name
+
+    @property
+    def train_seed(self) -> int:
+        return self.spec.train.seed
 
 
 def study_table(results: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
@@ -140,22 +165,21 @@ def load_study(db: str | Path, run_id: str | None = None, features: str | Path |
         run = store.run(run_id)
         results = store.results(run["run_id"])
         topologies = store.topologies(results["topology_id"].unique())
-    arch = Arch.from_dict(run["arch"])
-    train_seed = int(run["config"].get("seed", 0))
+    spec = RunSpec.from_record(run)
     if features is not None:
         table = read_table(features)
         table = table.set_index("id") if "id" in table.columns else table
     else:
-        table = model_features([topologies[i] for i in dict.fromkeys(results["topology_id"])], None, arch,
-                               seed=train_seed, progress=progress)
+        table = model_features([topologies[i] for i in dict.fromkeys(results["topology_id"])], None, spec.arch,
+                               seed=spec.train.seed, progress=progress)
     missing = set(results["topology_id"]) - set(table.index)
     if missing:
         raise ParameterError(f"the feature table lacks {len(missing)} trained topologies (e.g. {sorted(missing)[0]})")
-    return Study(results, table[~table.index.duplicated()], topologies, arch, run["task"], train_seed, run["run_id"])
+    return Study(results, table[~table.index.duplicated()], topologies, spec, run["run_id"])
 
 
 def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics: bool = False,
-              group: str | None = None, size: str | Sequence[str] | None = None):
+              group: str | None = None, size: str | Sequence[str] | None = None, model: str = "forest"):
     """Cross-validate and fit the forest of a study; returns ``(cv, predictor)``.
 
     Parameters
@@ -173,6 +197,9 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
     group, size : optional
         As :func:`fit_table`: the leave-one-group-out column (unset: ``family``) and the
         size baselines' columns, which the study's table must have.
+    model : {"forest", "hgb"}
+        The predictor: a random forest, or histogram gradient boosting (scored beside the
+        forest).
     """
     from topowire.predict import cross_validate, fit_predictor
 
@@ -181,22 +208,20 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
     if table.empty:
         raise DataError(f"{results_line(study.results)}: there is nothing to fit")
     names = [c for c in study.features.columns if c != "params"] + ["params"]
-    extra, meta = None, {"run_id": study.run_id, "arch": study.arch.to_dict(), "task": study.task,
-                         "train_seed": study.train_seed}
+    extra, meta = None, {"run_id": study.run_id, "run": study.spec.to_dict()}
     if dynamics:
         from topowire.features import MODEL_REGISTRY
 
         dyn_names = list(MODEL_REGISTRY["dynamics"].docs)
         if not study.arch.masked_cell:
             raise ParameterError(f"--dynamics needs a masked recurrent run, this one is {study.arch.kind!r}")
-        task = make_task(study.task, seed=study.train_seed)
-        dyn = model_features(list(study.topologies.values()), dyn_names, study.arch, task=task,
+        dyn = model_features(list(study.topologies.values()), dyn_names, study.arch, task=study.spec.task.build(),
                              seed=study.train_seed)
         table = table.join(dyn, on="topology_id")
         extra, names = {"forest-graph": names}, names + dyn_names
     cv = cross_validate(table, "test_acc", names, seed=seed, n_estimators=n_estimators, extra_forests=extra,
-                        chance=CHANCE.get(study.task), groups=group or "family", size=size)
-    predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators,
+                        chance=TASKS[study.task].chance, groups=group or "family", size=size, model=model)
+    predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators, model=model,
                               meta={**meta, **_cv_meta(cv)})
     if extra:
         t = cv.table().set_index(["scheme", "model"])
@@ -254,7 +279,7 @@ def _check_columns(table: pd.DataFrame, group: str | None, size: str | Sequence[
 
 def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequence[str] | None = None, *,
               group: str | None = None, size: str | Sequence[str] | None = None, seed: int = 0,
-              n_estimators: int = 300):
+              n_estimators: int = 300, model: str = "forest"):
     """Cross-validate and fit a forest on any table; returns ``(cv, predictor)``.
 
     ``cv.notes`` names the features used and the columns left out.
@@ -277,6 +302,8 @@ def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequ
         Seed of the folds and the forest.
     n_estimators : int
         Trees in the forest.
+    model : {"forest", "hgb"}
+        The predictor (see :func:`fit_study`).
     """
     from topowire.predict import cross_validate, fit_predictor
 
@@ -284,12 +311,14 @@ def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequ
     group, size = _check_columns(table, group, size)
     group = group if group is not None else ("family" if "family" in table.columns else None)
     names, ignored = select_features(table, target, columns, exclude=[group, "id", "topology_id"])
-    cv = cross_validate(table, target, names, groups=group, size=size, seed=seed, n_estimators=n_estimators)
+    cv = cross_validate(table, target, names, groups=group, size=size, seed=seed, n_estimators=n_estimators,
+                        model=model)
     cv.notes.insert(0, f"features used ({len(names)}): {', '.join(map(str, names))}")
     if ignored:
         cv.notes.insert(1, f"columns ignored ({len(ignored)}; not known features -- name them with --columns): "
                            f"{', '.join(map(str, ignored))}")
-    return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv))
+    return cv, fit_predictor(table, target, names, seed=seed, n_estimators=n_estimators, meta=_cv_meta(cv),
+                             model=model)
 
 
 def predict_population(predictor, source: str | Path | Population | pd.DataFrame) -> pd.DataFrame:
@@ -301,17 +330,16 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".jsonl":
         source = read_population(source)
     if isinstance(source, Population):
-        meta = predictor.meta
         from topowire.features.registry import MODEL_REGISTRY, model_feature_group
 
         groups = {model_feature_group(f) for f in predictor.features} - {None}
-        needs_run = [f for f in predictor.features if model_feature_group(f)]
-        if needs_run and "arch" not in meta:
-            raise ParameterError(f"the predictor uses {', '.join(needs_run)} but records no arch to build the models")
-        arch = Arch.from_dict(meta["arch"]) if "arch" in meta else Arch()
-        seed = int(meta.get("train_seed", 0))
-        task = make_task(meta["task"], seed=seed) if any(MODEL_REGISTRY[g].needs_task for g in groups) else None
-        table = model_features(list(source), predictor.features, arch, task=task, seed=seed)
+        spec = _predictor_run(predictor)
+        if groups and spec is None:
+            needs_run = [f for f in predictor.features if model_feature_group(f)]
+            raise ParameterError(f"the predictor uses {', '.join(needs_run)} but records no run to build the models")
+        task = spec.task.build() if any(MODEL_REGISTRY[g].needs_task for g in groups) else None
+        table = model_features(list(source), predictor.features, spec.arch if spec else Arch(), task=task,
+                               seed=spec.train.seed if spec else 0)
     else:
         table = source if isinstance(source, pd.DataFrame) else read_table(source)
         table = table.set_index("id") if "id" in table.columns else table
@@ -324,6 +352,16 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
                             "features of the compiled networks; predict from the population's .jsonl instead, "
                             "which computes them with the predictor's arch)")
     return predict(predictor, table)
+
+
+def _predictor_run(predictor) -> RunSpec | None:
+    """The run a predictor was fitted on (None for one fitted on a table)."""
+    meta = predictor.meta
+    if "run" in meta:
+        return RunSpec.from_dict(meta["run"])
+    if "arch" in meta:  # a predictor of release 0.1
+        return RunSpec.from_release_0_1(meta["arch"], meta["task"], {"seed": int(meta.get("train_seed", 0))})
+    return None
 
 
 def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: int = 300, cv=None,
@@ -358,12 +396,10 @@ def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: 
                         summary=summary or {"run": study.run_id, "models": str(len(study.results))})
 
 
-def validate(recipe: Recipe, config: StudyConfig) -> tuple[Task, Arch]:
-    """The task and the prepared arch, or ParameterError -- before anything is written."""
-    from topowire.train.trainer import prepare_arch
-
+def validate(recipe: Recipe, config: StudyConfig) -> tuple[Task, RunSpec]:
+    """The task and the run, or ParameterError -- before anything is written."""
     task = make_task(config.task, seed=config.train.seed, n_train=config.n_train, n_test=config.n_test)
-    return task, prepare_arch(config.arch, task, config.train)
+    return task, RunSpec.of(config.arch, task, config.train)
 
 
 def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig(),
@@ -371,19 +407,41 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
               executor="local") -> dict[str, str]:
     """Run a whole study into ``out`` and return its summary.
 
+    Its stages, each taking what the one before made: sample the population, compute its
+    features, train every model (resumable, every model's weights kept), fit the predictor
+    beside its baselines, predict an unseen population, write the report, export the best
+    model (from its trained weights: nothing is trained twice).
+
     Files: ``population.jsonl``, ``features.csv`` (graph features and ``params``: a valid
     ``predict`` input), ``runs.db``, ``results.csv``, ``scores.csv``, ``importances.csv``,
     ``predictor.skops`` (+ ``.json``), ``unseen_population.jsonl``, ``predictions.csv``,
     ``report/index.html``, ``best_model.safetensors`` (and ``best_model.onnx`` with the onnx extra).
     """
-    from topowire._io import check_output_folder, mark_folder
-    from topowire.compiler.export import export_onnx, save
-    from topowire.compiler.pack import pack
-    from topowire.store import Store
-    from topowire.train import train_pack, train_population
-
     t_start = time.perf_counter()
-    task, arch = validate(recipe, config)
+    task, spec = validate(recipe, config)
+    out = _study_folder(out)
+    pop = _sample(recipe, config, out, log)
+    features = _features(pop, spec, out, log, progress)
+    study = _train(pop, features, spec, task, out, log, progress, executor)
+    summary = {"models": f"{len(study.results)} ({len(pop)} topologies x {config.train.replicates} replicates)",
+               **_accuracy_by_family(study.results)}
+    try:
+        cv, predictor = _fit(study, pop.seed, config, out)
+    except DataError as exc:  # a degenerate target is reported, never scored
+        summary = {"WARNING": f"{exc}; no predictor was fitted", **summary}
+        log(f"WARNING: {exc}")
+    else:
+        summary = {**_headline(cv), **summary, **_predict(predictor, recipe, pop.seed, out)}
+        summary["report"] = str(report_study(study, out / "report", cv=cv, title=f"topowire study: {recipe.name}",
+                                             summary=summary))
+    summary.update(_export_best(study, out, config, task, log))
+    return {**summary, "seconds": f"{time.perf_counter() - t_start:.0f}"}
+
+
+def _study_folder(out: str | Path) -> Path:
+    """The study folder, made and marked (none is left behind if even that fails)."""
+    from topowire._io import check_output_folder, mark_folder
+
     out = Path(out)
     check_output_folder(out, kind="study")
     made = not out.exists()
@@ -394,83 +452,119 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
         if made:  # a full disk leaves no empty study folder behind
             shutil.rmtree(out, ignore_errors=True)
         raise
+    return out
+
+
+def _sample(recipe: Recipe, config: StudyConfig, out: Path, log) -> Population:
     pop = sample_population(recipe, config.seed)  # None: the recipe's seed
     write_population(pop, out / "population.jsonl")
     log(f"sampled {len(pop)} topologies ({', '.join(f'{k}: {v}' for k, v in pop.summary()['graphs'].items())})")
-    features = model_features(list(pop), None, arch, seed=config.train.seed, progress=progress)
+    return pop
+
+
+def _features(pop: Population, spec: RunSpec, out: Path, log, progress) -> pd.DataFrame:
+    features = model_features(list(pop), None, spec.arch, seed=spec.train.seed, progress=progress)
     write_table(features.rename_axis("id"), out / "features.csv")
     log(f"computed {features.shape[1] - 1} graph features and the parameter counts")
+    return features
 
-    with Store(out / "runs.db") as store:
-        train_progress = (lambda d, t: progress("training", d, t)) if progress else None
-        results = train_population(list(pop), arch, task, config.train, store=store, progress=train_progress,
-                                   executor=executor)
+
+def _train(pop: Population, features: pd.DataFrame, spec: RunSpec, task: Task, out: Path, log, progress,
+           executor) -> Study:
+    from topowire.train import train_population
+
+    train_progress = (lambda d, t: progress("training", d, t)) if progress else None
+    results = train_population(list(pop), spec.arch, task, spec.train, store=out / "runs.db", progress=train_progress,
+                               executor=executor, keep_weights=True)
     write_table(results.drop(columns=["curves"]), out / "results.csv", index=False)
-    ok = results[results["status"] == "ok"]
     log(results_line(results))
-
-    study = Study(results, features, {t.id: t for t in pop}, arch, config.task, config.train.seed,
-                  results["run_id"].iloc[0])
-    summary = {
-        "models": f"{len(results)} ({len(pop)} topologies x {config.train.replicates} replicates)",
-        "mean test accuracy by family": ", ".join(f"{f}: {a:.3f}" for f, a in
-                                                  ok.groupby("family")["test_acc"].mean().items()),
-    }
-    try:
-        summary = {**_fit_and_predict(study, recipe, pop.seed, config, out), **summary}
-    except DataError as exc:  # a degenerate target is reported, never scored
-        summary = {"WARNING": f"{exc}; no predictor was fitted", **summary}
-        log(f"WARNING: {exc}")
-
-    if ok.empty:
-        return {**summary, "exported": "nothing: no model trained ok",
-                "seconds": f"{time.perf_counter() - t_start:.0f}"}
-    best = ok.groupby("topology_id")["test_acc"].mean().idxmax()
-    packed = pack([study.topologies[best]], arch, [init_seed(config.train.seed, best, 0)])
-    train_pack(packed, task, config.train)
-    model = packed.unpack(0)
-    save(model, out / "best_model.safetensors", topology=study.topologies[best])
-    exported = ["best_model.safetensors"]
-    if config.export_onnx:
-        try:
-            export_onnx(model, out / "best_model.onnx", seq_len=int(task.x_train.shape[1]))
-            exported.append("best_model.onnx")
-        except Exception as exc:  # the onnx extra is optional
-            log(f"ONNX export skipped: {exc}")
-    summary.update({"best topology": f"{best} ({study.topologies[best].family})",
-                    "exported": ", ".join(str(out / e) for e in exported),
-                    "seconds": f"{time.perf_counter() - t_start:.0f}"})
-    return summary
+    return Study(results, features, {t.id: t for t in pop}, spec, results["run_id"].iloc[0])
 
 
-def _fit_and_predict(study: Study, recipe: Recipe, seed: int, config: StudyConfig, out: Path) -> dict[str, str]:
-    """The study's predictor: scores, importances, predictor, predictions on an unseen
-    population (drawn with ``seed + 1``) and the report, into ``out``; returns the headline
-    and scores. ``seed`` is the study's population seed; it also seeds the folds and forest."""
+def _accuracy_by_family(results: pd.DataFrame) -> dict[str, str]:
+    ok = results[results["status"] == "ok"]
+    return {"mean test accuracy by family": ", ".join(f"{f}: {a:.3f}" for f, a in
+                                                      ok.groupby("family")["test_acc"].mean().items())}
+
+
+def _fit(study: Study, seed: int, config: StudyConfig, out: Path):
+    """The study's predictor, its scores and importances, into ``out``. ``seed`` is the
+    study's population seed; it also seeds the folds and forest."""
     from topowire.predict import save_predictor
 
     cv, predictor = fit_study(study, seed=seed, n_estimators=config.n_estimators)
-    scores = cv.table()
-    write_table(scores, out / "scores.csv", index=False)
+    write_table(cv.table(), out / "scores.csv", index=False)
     write_table(cv.importances, out / "importances.csv", index=False)
     save_predictor(predictor, out / "predictor.skops")
-    unseen = sample_population(recipe, seed + 1)
+    return cv, predictor
+
+
+def _headline(cv) -> dict[str, str]:
+    kfold = cv.table()
+    kfold = kfold[kfold["scheme"] == "kfold"].set_index("model")
+    return {**cv.headline(), "R² (5-fold CV)": ", ".join(f"{m}: {kfold.loc[m, 'r2']:.3f}" for m in kfold.index),
+            "top features": ", ".join(cv.importances["feature"].head(5)),
+            **{f"note {i + 1}": n for i, n in enumerate(cv.notes)}}
+
+
+def _predict(predictor, recipe: Recipe, seed: int, out: Path) -> dict[str, str]:
+    """Predictions for a new draw of the recipe (the seed's ``unseen`` child), into ``out``."""
+    unseen_seed = derive(seed, "unseen")
+    unseen = sample_population(recipe, unseen_seed)
     write_population(unseen, out / "unseen_population.jsonl")
     predicted = predict_population(predictor, unseen)
     families = {t.id: t.family for t in unseen}
     write_table(predicted.assign(family=[families[i] for i in predicted.index]).rename_axis("id"),
                 out / "predictions.csv")
     outside = int((predicted["outside_training"] != "").sum())
-    kfold = scores[scores["scheme"] == "kfold"].set_index("model")
-    summary = {
-        **cv.headline(),
-        "R² (5-fold CV)": ", ".join(f"{m}: {kfold.loc[m, 'r2']:.3f}" for m in kfold.index),
-        "top features": ", ".join(cv.importances["feature"].head(5)),
-        "predictions": f"{len(predicted)} topologies of a new draw (seed {seed + 1}) in predictions.csv"
-                       + (f"; {outside} of them outside the training range (its outside_training column)"
-                          if outside else ""),
-        **{f"note {i + 1}": n for i, n in enumerate(cv.notes)},
-        "report": str(out / "report" / "index.html"),
-    }
-    report_study(study, out / "report", cv=cv, title=f"topowire study: {recipe.name}", summary=summary)
-    return summary
+    return {"predictions": f"{len(predicted)} topologies of a new draw (seed {unseen_seed}) in predictions.csv"
+                           + (f"; {outside} of them outside the training range (its outside_training column)"
+                              if outside else "")}
+
+
+def _export_best(study: Study, out: Path, config: StudyConfig, task: Task, log) -> dict[str, str]:
+    """The best topology's first replicate, with its trained weights, as ``best_model.*``."""
+    from topowire.compiler.export import export_onnx, save
+
+    ok = study.results[study.results["status"] == "ok"]
+    if ok.empty:
+        return {"exported": "nothing: no model trained ok"}
+    best = ok.groupby("topology_id")["test_acc"].mean().idxmax()
+    model = trained_model(out / "runs.db", study.run_id, study.topologies[best], 0)
+    save(model, out / "best_model.safetensors", topology=study.topologies[best], run=study.spec)
+    exported = ["best_model.safetensors"]
+    if config.export_onnx:
+        try:
+            export_onnx(model, out / "best_model.onnx", seq_len=int(task.x_train.shape[1]) if task.sequence else 20)
+            exported.append("best_model.onnx")
+        except Exception as exc:  # the onnx extra is optional
+            log(f"ONNX export skipped: {exc}")
+    return {"best topology": f"{best} ({study.topologies[best].family})",
+            "exported": ", ".join(str(out / e) for e in exported)}
+
+
+def trained_model(db: str | Path, run_id: str, topology: Topology, replicate: int = 0):
+    """A model of a run with its final weights, as the store kept them (``keep_weights``).
+
+    Raises
+    ------
+    DataError
+        The store did not keep this model's weights (a run trained without keeping them,
+        or by release 0.1).
+    """
+    from safetensors.torch import load
+
+    from topowire.compiler import compile
+    from topowire.store import open_existing
+
+    with open_existing(db) as store:
+        spec = RunSpec.from_record(store.run(run_id))
+        weights = store.weights(run_id, topology.id, replicate)
+        rows = store.results(run_id)
+    if weights is None:
+        raise DataError(f"the store kept no weights of topology {topology.id} replicate {replicate} in run {run_id} "
+                        "(train with keep_weights to export a trained model)")
+    row = rows[(rows["topology_id"] == topology.id) & (rows["replicate"] == replicate)].iloc[0]
+    model = compile(topology, spec.arch, seed=int(row["init_seed"]))
+    model.load_state_dict(load(weights))
+    return model

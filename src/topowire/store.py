@@ -42,13 +42,13 @@ CREATE TABLE IF NOT EXISTS topologies (
     n INTEGER NOT NULL, n_edges INTEGER NOT NULL, directed INTEGER NOT NULL, edges TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, arch TEXT NOT NULL, task TEXT NOT NULL, config TEXT NOT NULL,
-    created TEXT NOT NULL DEFAULT (datetime('now')));
+    created TEXT NOT NULL DEFAULT (datetime('now')), spec TEXT);
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(run_id), topology_id TEXT NOT NULL REFERENCES topologies(id),
     replicate INTEGER NOT NULL, init_seed INTEGER NOT NULL, status TEXT NOT NULL,
     train_loss REAL, test_loss REAL, test_acc REAL, diverged_epoch INTEGER,
     params INTEGER NOT NULL, params_graph INTEGER NOT NULL, seconds REAL NOT NULL, curves TEXT NOT NULL,
-    error TEXT, UNIQUE (run_id, topology_id, replicate));
+    error TEXT, weights BLOB, UNIQUE (run_id, topology_id, replicate));
 CREATE TABLE IF NOT EXISTS claims (
     run_id TEXT NOT NULL, topology_id TEXT NOT NULL, replicate INTEGER NOT NULL,
     owner TEXT NOT NULL, heartbeat REAL NOT NULL, PRIMARY KEY (run_id, topology_id, replicate));
@@ -163,8 +163,13 @@ class Store:
                     if stmt.strip():
                         self.conn.execute(stmt)
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                if "error" not in {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}:
+                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}
+                if "error" not in columns:
                     self.conn.execute("ALTER TABLE results ADD COLUMN error TEXT")  # stores before failed packs
+                if "weights" not in columns:
+                    self.conn.execute("ALTER TABLE results ADD COLUMN weights BLOB")  # stores of release 0.1
+                if "spec" not in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}:
+                    self.conn.execute("ALTER TABLE runs ADD COLUMN spec TEXT")  # stores of release 0.1
         except sqlite3.DatabaseError as exc:
             if not existed:  # nothing half-made is left behind
                 if hasattr(self, "conn"):
@@ -206,12 +211,17 @@ class Store:
         self.close()
 
     # -- writing ------------------------------------------------------------------------
-    def ensure_run(self, run_id: str, arch, task: str, config, topologies: Iterable) -> None:
-        """Record a run and its topologies (idempotent)."""
+    def ensure_run(self, run_id: str, spec, topologies: Iterable) -> None:
+        """Record a run (its :class:`~topowire.train.spec.RunSpec`) and its topologies
+        (idempotent; a run of release 0.1 gains its record)."""
+        record = spec.to_dict()
         try:
             with self._tx():
-                self.conn.execute("INSERT OR IGNORE INTO runs (run_id, arch, task, config) VALUES (?, ?, ?, ?)",
-                                  (run_id, json.dumps(arch.to_dict()), task, json.dumps(config.to_dict())))
+                self.conn.execute("INSERT OR IGNORE INTO runs (run_id, arch, task, config, spec) "
+                                  "VALUES (?, ?, ?, ?, ?)", (run_id, json.dumps(record["arch"]), spec.task.name,
+                                                             json.dumps(record["train"]), json.dumps(record)))
+                self.conn.execute("UPDATE runs SET spec = ? WHERE run_id = ? AND spec IS NULL",
+                                  (json.dumps(record), run_id))
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO topologies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [(t.id, t.family, json.dumps(dict(t.params)), t.seed, t.n, t.n_edges, int(t.directed),
@@ -284,11 +294,12 @@ class Store:
                     [(run_id, r["topology_id"], r["replicate"]) for r in rows])
                 self.conn.executemany(
                     "INSERT INTO results (run_id, topology_id, replicate, init_seed, status, train_loss,"
-                    " test_loss, test_acc, diverged_epoch, params, params_graph, seconds, curves, error)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " test_loss, test_acc, diverged_epoch, params, params_graph, seconds, curves, error, weights)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(run_id, r["topology_id"], r["replicate"], r["init_seed"], r["status"], _real(r["train_loss"]),
                       _real(r["test_loss"]), _real(r["test_acc"]), r["diverged_epoch"], r["params"],
-                      r["params_graph"], r["seconds"], json.dumps(r["curves"]), r.get("error")) for r in rows])
+                      r["params_graph"], r["seconds"], json.dumps(r["curves"]), r.get("error"), r.get("weights"))
+                     for r in rows])
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
 
@@ -334,8 +345,16 @@ class Store:
                 for r in rows if wanted is None or r[0] in wanted}
 
     @_reads
+    def weights(self, run_id: str, topology_id: str, replicate: int) -> bytes | None:
+        """A model's final weights (safetensors bytes), when its run kept them."""
+        row = self.conn.execute("SELECT weights FROM results WHERE run_id = ? AND topology_id = ? AND replicate = ?",
+                                (run_id, topology_id, replicate)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    @_reads
     def run(self, run_id: str | None = None) -> dict[str, Any]:
-        """One run's record: ``run_id``, ``arch`` and ``config`` (dicts), ``task``.
+        """One run's record: ``run_id``, ``spec`` (its RunSpec as a dict), ``arch`` and
+        ``config`` (dicts), ``task`` (the name).
 
         Without ``run_id`` the store must hold exactly one run with results.
 
@@ -352,10 +371,13 @@ class Store:
                 raise StoreError(f"{self.path} holds {len(set(ids))} runs ({', '.join(dict.fromkeys(ids))}): "
                                  "choose one with --run")
             run_id = ids[0]
-        row = self.conn.execute("SELECT arch, task, config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        has_spec = "spec" in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        row = self.conn.execute(f"SELECT arch, task, config, {'spec' if has_spec else 'NULL'} FROM runs "
+                                "WHERE run_id = ?", (run_id,)).fetchone()
         if row is None or run_id not in ids:
             raise StoreError(f"no results in {self.path} for run {run_id!r}")
-        return {"run_id": run_id, "arch": json.loads(row[0]), "task": row[1], "config": json.loads(row[2])}
+        return {"run_id": run_id, "arch": json.loads(row[0]), "task": row[1], "config": json.loads(row[2]),
+                "spec": None if row[3] is None else json.loads(row[3])}
 
     @_reads
     def export_results(self, path: str | Path, run_id: str | None = None) -> int:

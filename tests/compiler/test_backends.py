@@ -24,8 +24,8 @@ def _x(kind):
 
 
 def _pair(kind, backend):
-    arch = Arch(kind, d_in=5, d_out=3, orientation="both", inputs=6, outputs="all", activation="tanh",
-                iterations=4 if kind == "iterative" else None)
+    options = {"activation": "tanh", "iterations": 4} if kind == "iterative" else {}
+    arch = Arch(kind, d_in=5, d_out=3, orientation="both", inputs=6, outputs="all", **options)
     dense = compile(GRAPH, arch, seed=1)
     sparse = compile(GRAPH, arch.replace(backend=backend), seed=1)
     with torch.no_grad():

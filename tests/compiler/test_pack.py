@@ -12,6 +12,10 @@ GRAPHS = [ws_graph(20, 4, 0.3, seed=1), ba_graph(13, 2, seed=1), er_graph(25, 0.
 SEEDS = [11, 12, 13, 14]
 
 
+def _options(kind):
+    return {"activation": "tanh"} if kind == "iterative" else {}
+
+
 def _x(kind, b=5, t=6, d=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, d, generator=g) if kind == "iterative" else torch.randn(b, t, d, generator=g)
@@ -19,12 +23,12 @@ def _x(kind, b=5, t=6, d=5, seed=0):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_pack_initialises_every_model_like_compile(kind):
-    packed = pack(GRAPHS, kind, seeds=SEEDS, d_in=5, d_out=3, activation="tanh")
+    packed = pack(GRAPHS, kind, seeds=SEEDS, d_in=5, d_out=3, **_options(kind))
     x = _x(kind)
     y = packed(x)
     assert y.shape == (4, 5, 3)
     for p, (t, s) in enumerate(zip(GRAPHS, SEEDS)):
-        alone = compile(t, kind, seed=s, d_in=5, d_out=3, activation="tanh")
+        alone = compile(t, kind, seed=s, d_in=5, d_out=3, **_options(kind))
         for (name, a), b in zip(alone.named_parameters(), packed.model_tensors(p).values()):
             assert torch.equal(a.detach(), b), (p, name)
         torch.testing.assert_close(y[p], alone(x), rtol=1e-6, atol=1e-6)
@@ -32,19 +36,19 @@ def test_pack_initialises_every_model_like_compile(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_gradients_are_per_model_and_padding_is_never_touched(kind):
-    packed = pack(GRAPHS, kind, seeds=SEEDS, d_in=5, d_out=3, activation="tanh")
+    packed = pack(GRAPHS, kind, seeds=SEEDS, d_in=5, d_out=3, **_options(kind))
     x, target = _x(kind), torch.randn(5, 3)
     loss = ((packed(x) - target) ** 2).mean(dim=(1, 2)).sum()  # sum of per-model mean losses
     loss.backward()
     for p, (t, s) in enumerate(zip(GRAPHS, SEEDS)):
-        alone = compile(t, kind, seed=s, d_in=5, d_out=3, activation="tanh")
+        alone = compile(t, kind, seed=s, d_in=5, d_out=3, **_options(kind))
         ((alone(x) - target) ** 2).mean().backward()
         n = t.n
         for name, param in alone.named_parameters():
             full = getattr(packed, name).grad[p]
-            from topowire.compiler.pack import _LAYOUT, _padded_view
+            from topowire.compiler.pack import padded_view
 
-            view = _padded_view(full, _LAYOUT[name], n, packed.n_max, packed.arch.gates)
+            view = padded_view(full, packed.arch.target.layout[name], n, packed.n_max, packed.arch.gates)
             torch.testing.assert_close(view, param.grad.view(view.shape), rtol=1e-5, atol=1e-6)
             # everything outside the model's true size is padding: exactly zero gradient
             assert full.abs().sum().item() == pytest.approx(view.abs().sum().item(), rel=1e-6, abs=1e-7)

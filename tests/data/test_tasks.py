@@ -42,3 +42,30 @@ def test_mnist_subsets_are_random_not_the_first_digits():
     again = make_task("smnist-rows", n_train=200, n_test=100, seed=0)
     assert torch.equal(task.x_train, again.x_train)
     assert not torch.equal(task.y_train, make_task("smnist-rows", n_train=200, n_test=100, seed=1).y_train)
+
+
+def test_a_task_of_one_spec_registers_and_trains():
+    """A task is a spec and a builder, registered from anywhere (here a test)."""
+    import torch
+
+    from topowire.compiler import Arch
+    from topowire.data import TASKS, Task, TaskSpec, register_task
+    from topowire.topology import er_graph
+    from topowire.train import TrainConfig, train_population
+
+    def build(spec, *, seed, n_train, n_test):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(n_train + n_test, 6, generator=g)
+        y = (x[:, :3].sum(1) > 0).long()  # which half-space the first three inputs fall in
+        return Task(spec.name, spec.objective, x[:n_train], y[:n_train], None, x[n_train:], y[n_train:], None, 6, 2)
+
+    register_task(TaskSpec("toy-halfspace", "the sign of a sum", "classification", False, build, chance=0.5,
+                           sizes=(512, 256)))
+    try:
+        task = make_task("toy-halfspace", seed=3)
+        assert (len(task.y_train), len(task.y_test)) == (512, 256) and task.ref.n_train == 512
+        frame = train_population([er_graph(12, 0.3, seed=s) for s in range(3)], Arch("iterative"), "toy-halfspace",
+                                 TrainConfig(epochs=5, lr=0.02))
+        assert (frame["status"] == "ok").all() and frame["test_acc"].min() > 0.8
+    finally:
+        del TASKS["toy-halfspace"]

@@ -9,8 +9,8 @@ from topowire.data import make_task
 from topowire.dynamics import lyapunov_spectrum
 from topowire.dynamics.features import DYNAMICS_FEATURES, dynamics_features, dynamics_table
 from topowire.errors import ParameterError
+from topowire.seeds import init_seed
 from topowire.topology import ba_graph, er_graph, ws_graph
-from topowire.train.trainer import init_seed
 
 ARCH = Arch("rnn-tanh", orientation="both", inputs="all", outputs="all")
 TOPOS = [ws_graph(12, 4, 0.3, seed=1), er_graph(9, 0.4, seed=2), ba_graph(10, 2, seed=3)]

@@ -8,8 +8,8 @@ import click
 import pytest
 
 from topowire import checks
-from topowire.cli import app, main
-from topowire.compiler import Arch
+from topowire.cli import all_commands, main
+from topowire.compiler import TARGETS, Arch
 from topowire.pipeline import StudyConfig
 from topowire.train import TrainConfig
 
@@ -17,7 +17,7 @@ from .conftest import one_error_line
 
 
 def _options():
-    for name, command in app.commands.items():
+    for name, command in all_commands().items():
         for param in command.params:
             yield name, command, param
 
@@ -29,20 +29,23 @@ def test_every_option_of_every_command_has_a_declared_domain():
     assert undeclared == []
 
 
-@pytest.mark.parametrize("config", [TrainConfig, StudyConfig, Arch])
+OPTIONS = list(dict.fromkeys(t.options(k) for t in TARGETS.values() for k in t.kinds))
+
+
+@pytest.mark.parametrize("config", [TrainConfig, StudyConfig, Arch, *OPTIONS])
 def test_every_config_field_has_a_declared_domain(config):
-    fields = [f.name for f in dataclasses.fields(config) if f.name not in ("arch", "train")]
+    fields = [f.name for f in dataclasses.fields(config) if f.name not in ("arch", "train", "options")]
     assert [f for f in fields if f not in checks.DOMAINS] == []
 
 
 def _placeholder(param) -> str:
     """A value inside the parameter's domain ("x" for a path)."""
     domain = getattr(param.type, "domain", None)
-    if domain is None or domain.kind in ("str", "path"):
+    if domain is None or domain.form in ("str", "path"):
         return "x"
-    if domain.kind == "choice":
+    if domain.form == "choice":
         return str(domain.options()[0])
-    return str((domain.lo + domain.hi) / 2 if domain.kind == "float" else domain.lo)
+    return str((domain.lo + domain.hi) / 2 if domain.form == "float" else domain.lo)
 
 
 def _required(command, param):
@@ -56,14 +59,14 @@ def _required(command, param):
 
 
 NUMERIC = [(name, param.opts[0]) for name, _, param in _options()
-           if hasattr(param.type, "domain") and param.type.domain.kind in ("int", "float")]
+           if hasattr(param.type, "domain") and param.type.domain.form in ("int", "float")]
 
 
 @pytest.mark.parametrize("name, flag", NUMERIC)
 @pytest.mark.parametrize("text", ["-1", str(10**30), "nan", "inf"])
 def test_each_numeric_option_refuses_values_outside_its_domain(name, flag, text, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    command = app.commands[name]
+    command = all_commands()[name]
     param = next(p for p in command.params if p.opts[0] == flag)
     domain = param.type.domain
     try:
@@ -71,7 +74,7 @@ def test_each_numeric_option_refuses_values_outside_its_domain(name, flag, text,
     except checks.ParameterError:
         pass
     else:  # inside the domain (a negative angle): it is declared so, and nothing else is accepted
-        assert text == "-1" and domain.kind == "float" and domain.lo <= -1 and math.isfinite(domain.hi)
+        assert text == "-1" and domain.form == "float" and domain.lo <= -1 and math.isfinite(domain.hi)
         return
     assert main([name, *_required(command, param), flag, text]) == 2
     line = one_error_line(capsys)

@@ -26,7 +26,7 @@ def test_init_proxies_are_those_of_each_model_alone(task):
     for t in POP:
         net = compile(t, arch, seed=init_seed(5, t.id, 0))
         x, y, lengths = task.x_train[:64], task.y_train[:64], task.len_train[:64]
-        loss = per_model_loss(net(x[:, :int(lengths.max())], lengths)[None], y, task.kind)[0]
+        loss = per_model_loss(net(x[:, :int(lengths.max())], lengths)[None], y, task.objective)[0]
         loss.backward()
         norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in net.parameters()))
         np.testing.assert_allclose(packed.loc[t.id], [float(loss), float(norm)], rtol=1e-5)

@@ -86,11 +86,11 @@ def test_a_pack_that_keeps_failing_is_stored_failed_with_its_error(cluster, task
     assert len(rows) == len(jobs[0].specs) and {r["status"] for r in rows} == {"failed"}
     assert all("died" in r["error"].lower() or "crash" in r["error"].lower() for r in rows), rows[0]["error"]
     with Store(tmp_path / "r.db") as store:
-        arch = prepare_arch(Arch("rnn-tanh"), task, CONFIG)
-        from topowire.train.trainer import run_id
+        from topowire.train.spec import RunSpec
 
-        rid = run_id(arch, task, CONFIG)
-        store.ensure_run(rid, arch, task.name, CONFIG, POP[:3])
+        spec = RunSpec.of(Arch("rnn-tanh"), task, CONFIG)
+        rid = spec.run_id(task)
+        store.ensure_run(rid, spec, POP[:3])
         store.write_results(rid, rows)
         assert store.done(rid) == set()  # failed is stored, and tried again by the next run
         assert set(store.results(rid)["error"]) == {rows[0]["error"]}

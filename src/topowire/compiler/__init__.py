@@ -1,10 +1,16 @@
-"""The compiler: wirings, masked networks, packed populations, export."""
+"""The compiler: wirings, targets (as plug-ins), masked networks, packed populations, export."""
 
-from topowire.compiler.arch import TARGETS, Arch
+from topowire.compiler.arch import Arch
 from topowire.compiler.compile import compile
-from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
+from topowire.compiler.modules import CompiledNet
+from topowire.compiler.pack import PackedPopulation, pack, unpack
 from topowire.compiler.sequential2d import MaskedLinear, Sequential2D
+from topowire.compiler.targets import TARGETS, Target, register_target
+from topowire.compiler.targets.cells import MaskedRecurrentNet
+from topowire.compiler.targets.iterative import IterativeNet
+from topowire.compiler.targets.layered import LayeredRecurrentNet, PackedLayered
 from topowire.compiler.wiring import ORIENTATIONS, Wiring, wire
 
-__all__ = ["Arch", "TARGETS", "ORIENTATIONS", "Wiring", "wire", "compile", "CompiledNet",
-           "IterativeNet", "MaskedRecurrentNet", "MaskedLinear", "Sequential2D"]
+__all__ = ["Arch", "TARGETS", "Target", "register_target", "ORIENTATIONS", "Wiring", "wire", "compile", "pack",
+           "unpack", "CompiledNet", "IterativeNet", "MaskedRecurrentNet", "LayeredRecurrentNet", "PackedPopulation",
+           "PackedLayered", "MaskedLinear", "Sequential2D"]

@@ -1,36 +1,36 @@
-"""Architecture configs: what a wiring compiles into."""
+"""Architecture configs: a compile target (``kind``), the fields every target shares, and
+the target's own options."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from topowire import checks
-from topowire.compiler.functional import GATES
 from topowire.errors import ParameterError
 
-__all__ = ["Arch", "TARGETS"]
+__all__ = ["Arch", "SHARED"]
 
-#: Compile targets: the neuron-level iterative map and the masked recurrent cells.
-TARGETS = ("iterative", *GATES, "layered")
+#: The fields every target has (the rest of an arch are its target's options).
+SHARED = ("kind", "d_in", "d_out", "orientation", "inputs", "outputs", "backend")
 
-#: The natural wiring (orientation, inputs, outputs) of masked cells and of DAG targets.
-NATURAL_WIRING = {"cell": ("both", "all", "all"), "dag": ("dag", "sources", "sinks")}
+#: Every option of the targets of release 0.1 with its default: a run id hashes an arch with
+#: all of them, so the ids of stores written then stay the ids of the same runs now.
+_RELEASE_0_1 = {"activation": "relu", "iterations": None, "cell": "gru", "recurrence": "dense",
+                "input_width": "fixed", "residual": "homogeneous", "r": 0.9, "phi": 0.0, "gamma": 0.1,
+                "r_spread": 0.0}
 
-#: Residual matrices of the ``wcrnn`` cell.
-RESIDUALS = ("homogeneous", "rotational", "heterogeneous")
 
-
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Arch:
     """A frozen architecture config (round-trips through JSON; its hash names runs).
 
-    The natural wiring of a masked recurrent cell runs over the graph as symmetric
-    recurrence with every neuron reading the data and read out (``both``, ``all``, ``all``);
-    the feed-forward targets (``iterative``, ``layered``) orient it as a DAG from its sources
-    to its sinks (``dag``, ``sources``, ``sinks``).
+    ``Arch(kind, **fields)``: the fields every target shares below, and the options of the
+    target ``kind`` names (:mod:`topowire.compiler.targets`), given by name as well --
+    ``Arch("wcrnn", r=0.9)``, ``Arch("iterative", activation="tanh")``. They are read as
+    attributes (``arch.r``) and live in ``arch.options``.
 
     Parameters
     ----------
@@ -51,65 +51,63 @@ class Arch:
     outputs : {"all", "sinks"}, optional
         Neurons read out: ``all`` or ``sinks`` (no outgoing edge). Unset: the target's natural
         wiring.
-    activation : str
-        Neuron activation of the iterative map (``relu``, ``tanh``, ``sigmoid``, ``identity``).
-    iterations : int, optional
-        K of the iterative map. Unset: depth + 1 (exact feed-forward on a DAG).
     backend : {"dense", "sparse", "torch_sparse", "auto"}
         How graph weights are stored and multiplied (see :mod:`topowire.compiler.backends`).
-    cell : str
-        ``layered`` only: the cell of every layer (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``).
-    recurrence : {"dense", "none"}
-        ``layered`` only: hidden-to-hidden inside a layer.
-    input_width : {"fixed", "sources"}
-        ``layered`` only: a d_in-wide trainable projection onto the sources (corrected), or
-        the thesis's input width = number of sources (see :mod:`topowire.compiler.layered`).
-    residual : {"homogeneous", "rotational", "heterogeneous"}
-        ``wcrnn`` only (arXiv 2307.14823): the fixed residual matrix R of
-        ``h <- R h + gamma tanh(W h + U x + b)``: ``r I``; 2 x 2 rotation blocks of radius
-        ``r`` and angle ``phi`` on neuron pairs (2i, 2i+1); or a diagonal of ``r_i`` drawn
-        uniformly from ``[r - r_spread, r + r_spread]`` with the model's seed.
-    r : float
-        ``wcrnn`` only: the radius r of R.
-    phi : float
-        ``wcrnn`` only: the rotation angle of R (radians).
-    gamma : float
-        ``wcrnn`` only: the coupling strength.
-    r_spread : float
-        ``wcrnn`` only: the spread of the heterogeneous ``r_i``.
     """
 
-    kind: str = "gru"
-    d_in: int = 7
-    d_out: int = 2
-    orientation: str | None = None
-    inputs: str | int | None = None
-    outputs: str | None = None
-    activation: str = "relu"
-    iterations: int | None = None
-    backend: str = "dense"
-    cell: str = "gru"
-    recurrence: str = "dense"
-    input_width: str = "fixed"
-    residual: str = "homogeneous"
-    r: float = 0.9
-    phi: float = 0.0
-    gamma: float = 0.1
-    r_spread: float = 0.0
+    kind: str
+    d_in: int
+    d_out: int
+    orientation: str
+    inputs: str | int
+    outputs: str
+    backend: str
+    options: Any
 
-    def __post_init__(self) -> None:
-        checks.check("kind", self.kind)
-        natural = NATURAL_WIRING["cell" if self.masked_cell else "dag"]
-        for name, value in zip(("orientation", "inputs", "outputs"), natural):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        if isinstance(self.inputs, str) and self.inputs.isascii() and self.inputs.isdigit():  # "3" from a file
-            object.__setattr__(self, "inputs", int(self.inputs))
-        checks.validate(self)
-        if self.r_spread > abs(self.r):
-            raise ParameterError(f"r_spread must be in [0, |r|] = [0, {abs(self.r)}], got {self.r_spread!r}")
-        if self.kind == "layered" and self.backend not in ("dense", "auto"):
-            raise ParameterError("the layered form uses the dense backend")
+    def __init__(self, kind: str = "gru", d_in: int = 7, d_out: int = 2, orientation: str | None = None,
+                 inputs: str | int | None = None, outputs: str | None = None, backend: str = "dense",
+                 options: Any = None, **fields: Any) -> None:
+        from topowire.compiler.targets import get_target
+
+        target = get_target(checks.check("kind", kind))
+        cls = target.options(kind)
+        if options is None:
+            names = {f.name for f in dataclasses.fields(cls)}
+            stray = sorted(set(fields) - names)
+            if stray:
+                raise ParameterError(f"arch {kind!r} has no option {', '.join(map(repr, stray))} (its options: "
+                                     f"{', '.join(sorted(names)) or 'none'})")
+            options = cls(**fields)
+        elif fields or not isinstance(options, cls):
+            raise ParameterError(f"arch {kind!r} takes its options as a {cls.__name__} or as fields, not both")
+        natural = dict(zip(("orientation", "inputs", "outputs"), target.natural_wiring))
+        if isinstance(inputs, str) and inputs.isascii() and inputs.isdigit():  # "3" from a file
+            inputs = int(inputs)
+        values = {"kind": kind, "d_in": d_in, "d_out": d_out, "orientation": orientation, "inputs": inputs,
+                  "outputs": outputs, "backend": backend}
+        for name in SHARED:
+            value = values[name] if values[name] is not None else natural.get(name)
+            object.__setattr__(self, name, checks.check(name, value))
+        object.__setattr__(self, "options", options)
+        target.check_arch(self)
+
+    def __getattr__(self, name: str) -> Any:  # the target's options, as attributes
+        if name.startswith("__") or name == "options":
+            raise AttributeError(name)
+        try:
+            return getattr(self.options, name)
+        except AttributeError:
+            raise AttributeError(f"arch {self.kind!r} has no field {name!r}") from None
+
+    def __reduce__(self):  # pickled as its fields (Ray ships archs to its workers)
+        return (_rebuild, (self.to_dict(),))
+
+    @property
+    def target(self):
+        """The :class:`~topowire.compiler.targets.Target` this arch compiles with."""
+        from topowire.compiler.targets import get_target
+
+        return get_target(self.kind)
 
     @classmethod
     def thesis(cls, cell: str = "gru", **changes: Any) -> Arch:
@@ -122,34 +120,55 @@ class Arch:
     @property
     def gates(self) -> int:
         """Gate blocks stacked in the recurrent weights (1 for the iterative map)."""
-        return GATES.get(self.cell if self.kind == "layered" else self.kind, 1)
+        return self.target.gates(self)
 
     @property
     def recurrent(self) -> bool:
-        """Runs over time steps (every target but the iterative map)."""
-        return self.kind != "iterative"
+        """Runs over time steps (a sequence model), not a static input."""
+        return self.target.over_time
 
     @property
     def masked_cell(self) -> bool:
-        """A masked recurrent cell over all neurons (``rnn-*``, ``lstm``, ``gru``, ``wcrnn``):
+        """One masked recurrent weight over all neurons (``rnn-*``, ``lstm``, ``gru``, ``wcrnn``):
         one ``W_hh`` whose mask is the wiring (not the iterative map or the layered form)."""
-        return self.kind in GATES
+        return self.target.masked_recurrence
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The shared fields and the target's options, flat."""
+        return {**{name: getattr(self, name) for name in SHARED}, **dataclasses.asdict(self.options)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Arch:
-        known = {f.name for f in fields(cls)}
+        """An arch from :meth:`to_dict` (or from a file of release 0.1, which held every
+        target's options: those of other targets are ignored)."""
+        from topowire.compiler.targets import TARGETS, get_target
+
+        if not isinstance(d, dict):
+            raise ParameterError(f"an arch is a table of fields, got {type(d).__name__}")
+        kind = d.get("kind", "gru")
+        own = {f.name for f in dataclasses.fields(get_target(checks.check("kind", kind)).options(kind))}
+        known = set(SHARED) | set(_RELEASE_0_1) | {f.name for t in set(TARGETS.values()) for k in t.kinds
+                                                  for f in dataclasses.fields(t.options(k))}
         unknown = set(d) - known
         if unknown:
             raise ParameterError(f"unknown arch key(s) {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k in SHARED or k in own})
 
     def replace(self, **changes: Any) -> Arch:
-        return Arch(**{**self.to_dict(), **changes})
+        """A copy with ``changes``; a new ``kind`` keeps only the options that kind has."""
+        return Arch.from_dict({**self.to_dict(), **changes})
+
+    def run_key(self) -> dict[str, Any]:
+        """What a run id hashes: the fields, completed by release 0.1's defaults for the
+        targets of that release (see :data:`_RELEASE_0_1`)."""
+        d = self.to_dict()
+        return {**_RELEASE_0_1, **d} if set(d) - set(SHARED) <= set(_RELEASE_0_1) else d
 
     @property
     def hash(self) -> str:
         """Short content hash of the config."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self.run_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _rebuild(d: dict[str, Any]) -> Arch:
+    return Arch.from_dict(d)

@@ -1,17 +1,14 @@
-"""``compile(topology_or_wiring, arch)``: a graph becomes a network."""
+"""``compile(topology_or_wiring, arch)``: a graph becomes a network (through its target)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.functional import GATES
-from topowire.compiler.init import parameter_counts
-from topowire.compiler.modules import IterativeNet, MaskedRecurrentNet
 from topowire.compiler.wiring import Wiring, wire
 from topowire.topology.topology import Topology
 
-__all__ = ["compile", "as_wiring", "model_parameter_counts"]
+__all__ = ["compile", "as_wiring", "model_parameter_counts", "check_model_memory"]
 
 
 def as_wiring(source: Topology | Wiring, arch: Arch, seed: int = 0) -> Wiring:
@@ -38,13 +35,15 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
     Returns
     -------
     nn.Module
-        :class:`IterativeNet`, :class:`MaskedRecurrentNet` or
-        :class:`~topowire.compiler.layered.LayeredRecurrentNet`.
+        The target's model (:meth:`~topowire.compiler.targets.Target.build`): an
+        :class:`~topowire.compiler.targets.iterative.IterativeNet`, a
+        :class:`~topowire.compiler.targets.cells.MaskedRecurrentNet`, a
+        :class:`~topowire.compiler.targets.layered.LayeredRecurrentNet`, ...
 
     Raises
     ------
     NotADAGError
-        A cyclic wiring for the iterative map without an explicit ``iterations``.
+        A cyclic wiring for a feed-forward target without an explicit ``iterations``.
     """
     if isinstance(arch, str):
         arch = Arch(kind=arch, **arch_fields)
@@ -52,33 +51,19 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
         arch = arch.replace(**arch_fields)
     wiring = as_wiring(source, arch, seed)
     check_model_memory(wiring.n_neurons, wiring.n_edges, arch)
-    if arch.kind == "layered":
-        from topowire.compiler.layered import LayeredRecurrentNet
-
-        return LayeredRecurrentNet(wiring, arch, seed)
-    cls = MaskedRecurrentNet if arch.masked_cell else IterativeNet
-    return cls(wiring, arch, seed)
+    return arch.target.build(wiring, arch, seed)
 
 
 def model_parameter_counts(topology: Topology, arch: Arch, init_seed: int) -> dict[str, int]:
     """The effective parameter counts (graph, ..., total) of the model ``compile(topology,
     arch, seed=init_seed)`` builds, without building it where the wiring suffices."""
-    if arch.kind == "layered":  # its counts depend on the layer widths of the built model
-        return compile(topology, arch, seed=init_seed).parameter_counts()
-    return parameter_counts(as_wiring(topology, arch, init_seed), arch)
+    return arch.target.parameter_counts(as_wiring(topology, arch, init_seed), arch, init_seed)
 
 
 def check_model_memory(n_neurons: int, n_edges: int, arch: Arch) -> None:
-    """Refuse a model whose tensors would exceed the memory limit, before building it.
-
-    Dense: the masked weights, mask and initial draw are ~(gates + 2) float32 N x N
-    matrices; sparse backends hold ~3 floats per edge and gate; the input projection and
-    the readout (their draw, mask and weight) ~3 floats per neuron, gate and data column.
-    """
+    """Refuse a model whose tensors would exceed the memory limit, before building it
+    (the target's estimate, :meth:`~topowire.compiler.targets.Target.model_bytes`)."""
     from topowire import limits
 
-    gates = GATES[arch.cell] if arch.kind == "layered" else arch.gates
-    per_entry = n_neurons * n_neurons if arch.backend in ("dense", "auto") else n_edges
-    interface = n_neurons * (gates * arch.d_in + arch.d_out)  # the input projection (and its mask), the readout
-    limits.check_memory(4.0 * (per_entry * (gates + 2) + 3 * interface),
+    limits.check_memory(arch.target.model_bytes(n_neurons, n_edges, arch),
                         f"a {arch.kind} model of {n_neurons:,} neurons (d_in {arch.d_in:,}, d_out {arch.d_out:,})")

@@ -2,7 +2,7 @@
 
 A saved model is one ``.safetensors`` file: the tensors, and in its header a JSON spec
 (``format``, ``version``, the topowire version, the module kind, arch, wiring, seed and
-optionally the source topology) from which :func:`load` rebuilds the module before
+optionally the source topology and the run that trained it) from which :func:`load` rebuilds the module before
 loading the tensors, checking every name and shape.
 """
 
@@ -19,9 +19,7 @@ from torch import nn
 from topowire import checks
 from topowire._io import atomic_open, atomic_path
 from topowire.compiler.arch import Arch
-from topowire.compiler.functional import GATES, _cell
-from topowire.compiler.layered import LayeredRecurrentNet
-from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
+from topowire.compiler.cells import CELLS
 from topowire.compiler.sequential2d import MaskedLinear, Sequential2D
 from topowire.compiler.wiring import Wiring
 from topowire.errors import FileFormatError, ParameterError, TopowireError
@@ -34,11 +32,11 @@ VERSION = 1
 _SPEC_KEY = "topowire"
 
 
-def _spec(module: nn.Module, topology: Topology | None) -> dict[str, Any]:
+def _spec(module: nn.Module, topology: Topology | None, run=None) -> dict[str, Any]:
     from topowire import __version__
 
     spec: dict[str, Any] = {"format": FORMAT, "version": VERSION, "topowire_version": __version__}
-    if isinstance(module, (CompiledNet, LayeredRecurrentNet)):
+    if isinstance(getattr(module, "arch", None), Arch) and hasattr(module, "wiring"):  # a compiled model, any target
         spec.update(module="compiled", arch=module.arch.to_dict(), wiring=module.wiring.to_dict(),
                     seed=module.seed)
     elif isinstance(module, Sequential2D):
@@ -49,10 +47,12 @@ def _spec(module: nn.Module, topology: Topology | None) -> dict[str, Any]:
         raise TypeError(f"save() takes a compiled topowire module, got {type(module).__name__}")
     if topology is not None:
         spec["topology"] = topology.to_dict()
+    if run is not None:
+        spec["run"] = run.to_dict()
     return spec
 
 
-def save(module: nn.Module, path: str | Path, *, topology: Topology | None = None) -> None:
+def save(module: nn.Module, path: str | Path, *, topology: Topology | None = None, run=None) -> None:
     """Write a compiled module (weights + JSON spec) to one safetensors file, atomically.
 
     Parameters
@@ -63,10 +63,12 @@ def save(module: nn.Module, path: str | Path, *, topology: Topology | None = Non
         Destination, conventionally ``*.safetensors``.
     topology : Topology, optional
         The source graph, stored in the spec for provenance.
+    run : RunSpec, optional
+        The run that trained it (:class:`~topowire.train.spec.RunSpec`), stored in the spec.
     """
     from safetensors.torch import save_file
 
-    spec = _spec(module, topology)
+    spec = _spec(module, topology, run)
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_SPEC_KEY: json.dumps(spec)})
@@ -150,9 +152,9 @@ def _build(spec: dict[str, Any], path: Path) -> nn.Module:
             sizes = spec["sizes"]
             L = len(sizes) - 1
             grid: list[list[nn.Module | None]] = [[None] * (L + 1) for _ in range(L + 1)]
-            for key, kind in spec["blocks"].items():
+            for key, block in spec["blocks"].items():
                 i, j = (int(x) for x in key.split("_"))
-                grid[i][j] = (MaskedLinear(torch.zeros(sizes[i], sizes[j])) if kind == "masked"
+                grid[i][j] = (MaskedLinear(torch.zeros(sizes[i], sizes[j])) if block == "masked"
                               else nn.Linear(sizes[j], sizes[i], bias=False))
             return Sequential2D(grid, sizes, spec["activations"], spec["iterations"], bias=spec["bias"])
     except (KeyError, TypeError, ValueError, TopowireError) as exc:
@@ -201,28 +203,29 @@ def example_input(module: nn.Module, *, batch: int = 1, seq_len: int = 20) -> to
     """A zero input of the module's shape: [batch, d_in] or [batch, seq_len, d_in]."""
     checks.integer("batch", batch, 1)
     checks.integer("seq_len", seq_len, 1)
-    if isinstance(module, (MaskedRecurrentNet, LayeredRecurrentNet)):
-        from topowire import limits
-
-        width = module.arch.d_in + 4 * module.arch.gates * module.wiring.n_neurons  # input, gates and states
-        limits.check_memory(4.0 * batch * seq_len * width, f"an export trace of batch {batch} x seq_len {seq_len:,}")
-        return torch.zeros(batch, seq_len, module.arch.d_in)
-    if isinstance(module, IterativeNet):
-        return torch.zeros(batch, module.arch.d_in)
     if isinstance(module, Sequential2D):
         return torch.zeros(batch, module.sizes[0])
-    raise TypeError(f"cannot export a {type(module).__name__}")
+    arch = getattr(module, "arch", None)
+    if not isinstance(arch, Arch):
+        raise TypeError(f"cannot export a {type(module).__name__}")
+    if not arch.recurrent:
+        return torch.zeros(batch, arch.d_in)
+    from topowire import limits
+
+    width = arch.d_in + 4 * arch.gates * module.wiring.n_neurons  # input, gates and states
+    limits.check_memory(4.0 * batch * seq_len * width, f"an export trace of batch {batch} x seq_len {seq_len:,}")
+    return torch.zeros(batch, seq_len, arch.d_in)
 
 
 class _Step(nn.Module):
     """One time step of a recurrent model on its effective (masked) weights, all layers in
-    order: ``(x_t [B, d0], h [B, N], c [B, N]) -> (h', c')``. Traced: the cell is the
-    functional core's ``_cell``, unrolled over the layers."""
+    order: ``(x_t [B, d0], h [B, N], c [B, N]) -> (h', c')``. Traced: the cell is
+    :data:`~topowire.compiler.cells.CELLS`'s, unrolled over the layers."""
 
     def __init__(self, kind: str, layers, residual: tuple[torch.Tensor, torch.Tensor] | None, gamma: float) -> None:
         super().__init__()
         self.kind, self.gamma, self.n_layers = kind, gamma, len(layers)
-        self.gates = GATES[kind]
+        self.gates = CELLS[kind].gates
         for li, (w_ih_t, b_ih, w_hh_t, b_hh) in enumerate(layers):
             for name, t in (("w_ih", w_ih_t), ("b_ih", b_ih), ("w_hh", w_hh_t), ("b_hh", b_hh)):
                 self.register_buffer(f"{name}{li}", None if t is None else t.detach().clone())
@@ -241,7 +244,7 @@ class _Step(nn.Module):
             h_l, c_l = h[:, lo:lo + width], c[:, lo:lo + width]
             gx = inp @ getattr(self, f"w_ih{li}") + getattr(self, f"b_ih{li}")
             gh = getattr(self, f"b_hh{li}") + (0 if w_hh is None else h_l @ w_hh)
-            h_l, c_new = _cell(self.kind, gx, gh, h_l, c_l, self.gates, residual, self.gamma)
+            h_l, c_new = CELLS[self.kind].step(gx, gh, h_l, c_l, residual, self.gamma)
             new_h.append(h_l)
             new_c.append(c_l if c_new is None else c_new)
             lo += width
@@ -274,26 +277,14 @@ class _Sequence(nn.Module):
 
 
 def _sequence_program(module: nn.Module) -> torch.jit.ScriptModule:
-    """A recurrent model as a TorchScript program with a dynamic batch and time axis."""
-    from topowire.compiler.functional import input_mask, masked_recurrent_weights
-    from topowire.compiler.layered import _readout, masked_layers
-    from topowire.compiler.wcrnn import residual_args
-
-    arch = module.arch
-    if isinstance(module, LayeredRecurrentNet):
-        layers = [tuple(None if t is None else t[0] for t in layer) for layer in masked_layers(module)]
-        kind, residual, gamma = arch.cell, None, 1.0
-        readout, bias = (t[0] for t in _readout(module))
-        d0 = module.mask_ih0.shape[1]
-    else:
-        in_mask = input_mask(module.in_mask[None], module.ih_mask[None], arch.d_in)
-        w_ih = masked_recurrent_weights(module.w_ih[None], in_mask)[0]
-        layers = [(w_ih.t(), module.b_ih, module.effective_weight().t(), module.b_hh)]
-        extra = residual_args(module)
-        kind, residual, gamma = arch.kind, extra.get("residual"), float(extra.get("gamma", 1.0))
-        readout, bias, d0 = module.readout * module.out_mask[None], module.readout_bias, arch.d_in
+    """A recurrent model as a TorchScript program with a dynamic batch and time axis, from
+    its target's layers (:meth:`~topowire.compiler.targets.Target.export_layers`)."""
+    layered = module.arch.target.export_layers(module)
+    if layered is None:
+        raise ParameterError(f"the {module.arch.kind} target exports no recurrent program")
+    kind, layers, residual, gamma, readout, bias, d0 = layered
     step = _Step(kind, layers, residual, gamma).eval()
-    n = sum(int(layer[1].shape[0]) // GATES[kind] for layer in layers)
+    n = sum(int(layer[1].shape[0]) // CELLS[kind].gates for layer in layers)
     with torch.no_grad():
         example = (torch.zeros(2, d0), torch.zeros(2, n), torch.zeros(2, n))
         traced = torch.jit.trace(step, example, check_trace=False)

@@ -3,7 +3,9 @@
 Every model keeps its own weights, masks and optimizer state; one input batch is shared.
 Padding neurons are masked out of every weight (rows, columns, input and readout), so they
 are never read and receive zero gradient: model p of a pack computes exactly what
-``compile(wiring_p, arch, seed=s_p)`` computes.
+``compile(wiring_p, arch, seed=s_p)`` computes. The target lays its tensors out
+(:attr:`~topowire.compiler.targets.Target.layout`) and runs them
+(:meth:`~topowire.compiler.targets.Target.forward`); this module pads, stacks and unpacks.
 """
 
 from __future__ import annotations
@@ -16,26 +18,14 @@ from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
 from topowire.compiler.compile import as_wiring
-from topowire.compiler.functional import iterative_forward, readout_all_steps, recurrent_forward
-from topowire.compiler.init import default_iterations, initial_tensors, parameter_counts
-from topowire.compiler.modules import CompiledNet, IterativeNet, MaskedRecurrentNet
-from topowire.compiler.wcrnn import register_residual, residual_args
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
 
-__all__ = ["PackedPopulation", "PackOfOne", "pack", "unpack"]
-
-# parameter name -> how its rows are laid out: "gates" = G blocks of N rows, "neurons" = N
-# rows, "cols" = N columns, "none" = no neuron axis
-_LAYOUT = {
-    "w_ih": "gates", "w_hh": "gates+cols", "b_ih": "gates", "b_hh": "gates",
-    "weight": "neurons+cols", "w_in": "neurons", "bias": "neurons",
-    "readout": "cols", "readout_bias": "none",
-}
+__all__ = ["PackedPopulation", "PackOfOne", "pack", "unpack", "padded_view"]
 
 
-def _padded_view(full: Tensor, layout: str, n: int, n_max: int, gates: int) -> Tensor:
+def padded_view(full: Tensor, layout: str, n: int, n_max: int, gates: int) -> Tensor:
     """The region of one model's padded tensor that holds its true-size (n) values."""
     if layout == "none":
         return full
@@ -86,12 +76,11 @@ class PackedPopulation(nn.Module):
             raise ParameterError("pack() needs at least one wiring")
         if len(seeds) != len(wirings):
             raise ParameterError(f"got {len(seeds)} seeds for {len(wirings)} wirings")
-        if arch.kind == "layered":
-            raise ParameterError("the layered form is packed by PackedLayered (topowire.compiler.layered)")
         if arch.backend not in ("dense", "auto"):
             raise ParameterError(f"packed populations use the dense backend, got backend {arch.backend!r}")
         arch = arch.replace(backend="dense")
         self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
+        target = arch.target
         self.sizes = np.array([w.n_neurons for w in wirings])
         n_max, p = int(self.sizes.max()), len(wirings)
         self.n_max = n_max
@@ -106,64 +95,52 @@ class PackedPopulation(nn.Module):
             idx = [getattr(w, attr) for w in wirings]
             rows = np.repeat(np.arange(p), [len(i) for i in idx])
             buf[torch.from_numpy(rows), torch.from_numpy(np.concatenate(idx))] = 1.0
-        if arch.masked_cell:  # per-connection input mask: all ones until pruned
-            self.register_buffer("ih_mask", torch.ones(p, n_max, arch.d_in))
-        register_residual(self, self.sizes, arch, self.seeds, n_max)
-        self.iterations = (
-            max(default_iterations(w, arch) for w in wirings) if not arch.masked_cell else None
-        )
+        for name, t in target.buffers(self.wirings, arch, self.seeds, n_max).items():
+            self.register_buffer(name, t)
+        counts = [target.iterations(w, arch) for w in wirings]
+        self.iterations = None if counts[0] is None else max(counts)
+        gates = arch.gates
         for p_, (w, s) in enumerate(zip(wirings, self.seeds)):
-            for name, t in initial_tensors(w, arch, s).items():
-                layout, n = _LAYOUT[name], w.n_neurons
+            for name, t in target.initial_tensors(w, arch, s).items():
+                layout, n = target.layout[name], w.n_neurons
                 if p_ == 0:
-                    shape = _padded_shape(t, layout, n, n_max, arch.gates)
+                    shape = _padded_shape(t, layout, n, n_max, gates)
                     self.register_parameter(name, nn.Parameter(torch.zeros(p, *shape)))
-                target = _padded_view(getattr(self, name).data[p_], layout, n, n_max, arch.gates)
-                target.copy_(t.view(target.shape))
+                view = padded_view(getattr(self, name).data[p_], layout, n, n_max, gates)
+                view.copy_(t.view(view.shape))
 
     def __len__(self) -> int:
         return len(self.wirings)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
-        """``[P, B, d_out]``, or ``[P, B, T, d_out]`` with ``all_steps`` (recurrent targets)."""
-        if self.arch.masked_cell:
-            out = recurrent_forward(self.arch.kind, x, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-                                    self.mask, self.in_mask, self.readout, self.out_mask,
-                                    self.readout_bias, lengths=lengths, return_states=all_steps,
-                                    **residual_args(self), ih_mask=self.ih_mask)
-            return readout_all_steps(out[1], self.readout, self.out_mask, self.readout_bias) if all_steps else out
-        if all_steps:
-            raise ParameterError("the iterative map has no steps to read out")
-        if lengths is not None:
-            raise ParameterError("the iterative map takes static inputs [B, d_in], not sequences")
-        return iterative_forward(x, self.weight, self.mask, self.w_in, self.in_mask, self.bias,
-                                 self.readout, self.out_mask, self.readout_bias, self.iterations,
-                                 self.arch.activation)
+        """``[P, B, d_out]``, or ``[P, B, T, d_out]`` with ``all_steps`` (targets that run over time)."""
+        return self.arch.target.forward(self, x, lengths, all_steps)
+
+    def graph_args(self, name: str) -> dict:
+        """The dense graph weight ``name`` and its mask, as the functional core takes them."""
+        return {"w": getattr(self, name), "mask": self.mask, "graph_op": None}
 
     def model_tensors(self, p: int) -> dict[str, Tensor]:
         """Model p's parameters at its true size (detached copies)."""
         if not 0 <= p < len(self):
             raise IndexError(f"model index {p} out of range for a pack of {len(self)}")
-        n = int(self.sizes[p])
-        return {name: _unpad(param.detach()[p], _LAYOUT[name], n, self.n_max, self.arch.gates).clone()
+        n, layout = int(self.sizes[p]), self.arch.target.layout
+        return {name: _unpad(param.detach()[p], layout[name], n, self.n_max, self.arch.gates).clone()
                 for name, param in self.named_parameters()}
 
-    def unpack(self, p: int) -> CompiledNet:
-        """A standalone module with model p's current weights."""
-        cls = MaskedRecurrentNet if self.arch.masked_cell else IterativeNet
-        net = cls(self.wirings[p], self.arch, self.seeds[p])
-        n = int(self.sizes[p])
+    def unpack(self, p: int) -> nn.Module:
+        """A standalone module with model p's current weights and masks (a pruned model stays pruned)."""
+        net = self.arch.target.build(self.wirings[p], self.arch, self.seeds[p])
         with torch.no_grad():
             for name, t in self.model_tensors(p).items():
                 getattr(net, name).copy_(t)
-            net.mask.copy_(self.mask[p, :n, :n])  # masks too: a pruned model stays pruned
-            if self.arch.masked_cell:
-                net.ih_mask.copy_(self.ih_mask[p, :n])
+            for name, buf in net.named_buffers():  # its true-size corner of the padded buffer
+                buf.copy_(getattr(self, name)[p][tuple(slice(0, d) for d in buf.shape)])
         return net
 
     def parameter_counts(self) -> list[dict[str, int]]:
         """Effective parameter counts of every model."""
-        return [parameter_counts(w, self.arch) for w in self.wirings]
+        return [self.arch.target.parameter_counts(w, self.arch, s) for w, s in zip(self.wirings, self.seeds)]
 
     def extra_repr(self) -> str:
         return (f"kind={self.arch.kind!r}, models={len(self)}, n_max={self.n_max}, "
@@ -223,7 +200,7 @@ def pack(sources: Sequence[Topology | Wiring], arch: Arch | str, seeds: Sequence
 
     Returns
     -------
-    PackedPopulation, or :class:`~topowire.compiler.layered.PackedLayered` for ``layered``.
+    The target's pack (:class:`PackedPopulation` for the targets built from their tensors).
     """
     if isinstance(arch, str):
         arch = Arch(kind=arch, **arch_fields)
@@ -233,11 +210,7 @@ def pack(sources: Sequence[Topology | Wiring], arch: Arch | str, seeds: Sequence
     if len(seeds) != len(sources):
         raise ParameterError(f"got {len(seeds)} seeds for {len(sources)} wirings")
     wirings = [as_wiring(s, arch, seed) for s, seed in zip(sources, seeds)]
-    if arch.kind == "layered":
-        from topowire.compiler.layered import PackedLayered
-
-        return PackedLayered(wirings, arch, seeds)
-    return PackedPopulation(wirings, arch, seeds)
+    return arch.target.pack(wirings, arch, seeds)
 
 
 def unpack(packed: nn.Module, p: int) -> nn.Module:

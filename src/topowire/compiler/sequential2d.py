@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from topowire import checks
-from topowire.compiler.functional import ACTIVATIONS
+from topowire.compiler.cells import ACTIVATIONS
 from topowire.errors import ParameterError
 
 __all__ = ["MaskedLinear", "Sequential2D"]

@@ -196,28 +196,28 @@ def _orient(topology: Topology, orientation: str, rng: np.random.Generator) -> n
     raise ParameterError(f"unknown orientation {orientation!r}: expected one of {', '.join(ORIENTATIONS)}")
 
 
-def _roles(kind: str | int, n: int, edges: np.ndarray, what: str, orientation: str) -> np.ndarray:
+def _roles(role: str | int, n: int, edges: np.ndarray, what: str, orientation: str) -> np.ndarray:
     indeg = np.bincount(edges[:, 1], minlength=n)
     outdeg = np.bincount(edges[:, 0], minlength=n)
-    if kind == "all":
+    if role == "all":
         return np.arange(n)
-    if what == "inputs" and kind == "sources":
+    if what == "inputs" and role == "sources":
         idx = np.flatnonzero(indeg == 0)
-    elif what == "outputs" and kind == "sinks":
+    elif what == "outputs" and role == "sinks":
         idx = np.flatnonzero(outdeg == 0)
-    elif what == "inputs" and isinstance(kind, (int, np.integer)) and not isinstance(kind, bool):
-        if not 1 <= kind <= n:
-            raise ParameterError(f"inputs = {kind}: the top-k input count must satisfy 1 <= k <= n = {n}")
+    elif what == "inputs" and isinstance(role, (int, np.integer)) and not isinstance(role, bool):
+        if not 1 <= role <= n:
+            raise ParameterError(f"inputs = {role}: the top-k input count must satisfy 1 <= k <= n = {n}")
         deg = indeg + outdeg
-        idx = np.sort(np.argsort(-deg, kind="stable")[: int(kind)])  # ties: lower id first
+        idx = np.sort(np.argsort(-deg, kind="stable")[: int(role)])  # ties: lower id first
     else:
         allowed = "'all', 'sources' or an int k (top-k by degree)" if what == "inputs" else \
             " or ".join(map(repr, OUTPUT_ROLES))
-        raise ParameterError(f"{what} = {kind!r}: expected {allowed}")
+        raise ParameterError(f"{what} = {role!r}: expected {allowed}")
     if idx.size == 0:
         role = "source" if what == "inputs" else "sink"
         raise ParameterError(
-            f"{what} = {kind!r} found no {role} neuron under orientation {orientation!r} "
+            f"{what} = {role!r} found no {role} neuron under orientation {orientation!r} "
             f"(every neuron has an {'incoming' if what == 'inputs' else 'outgoing'} edge): use 'all'"
             + (" or a top-k count" if what == "inputs" else "")
         )

@@ -108,14 +108,14 @@ def next_symbol_sets(s: str) -> np.ndarray:
 
 
 def _edit(s: str, rng: np.random.Generator) -> str:
-    kind = int(rng.integers(4))
+    edit = int(rng.integers(4))
     i = int(rng.integers(len(s)))
     c = ALPHABET[int(rng.integers(len(ALPHABET)))]
-    if kind == 0:
+    if edit == 0:
         return s[:i] + c + s[i + 1:]       # substitute
-    if kind == 1:
+    if edit == 1:
         return s[:i] + c + s[i:]           # insert
-    if kind == 2:
+    if edit == 2:
         return s[:i] + s[i + 1:]           # delete
     j = min(i + 1, len(s) - 1)             # swap neighbours
     return s[:i] + s[j] + s[i] + s[j + 1:] if j != i else s

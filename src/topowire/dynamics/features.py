@@ -25,10 +25,10 @@ from topowire.compiler.arch import Arch
 from topowire.compiler.pack import pack
 from topowire.data.tasks import Task
 from topowire.dynamics.lyapunov import max_lyapunov
-from topowire.dynamics.stability import recurrent_blocks
 from topowire.errors import ParameterError
-from topowire.seeds import init_seed
+from topowire.seeds import model_seeds
 from topowire.topology.topology import Topology
+from topowire.train.stability import recurrent_blocks
 
 __all__ = ["DYNAMICS_FEATURES", "dynamics_features", "dynamics_table"]
 
@@ -86,7 +86,7 @@ def dynamics_table(topologies: Sequence[Topology], arch: Arch, task: Task, *, se
     frames = []
     for start in range(0, len(unique), chunk):
         part = unique[start:start + chunk]
-        packed = pack(part, arch, [init_seed(seed, t.id, 0) for t in part])
+        packed = pack(part, arch, [s for _, _, s in model_seeds(seed, [t.id for t in part])])
         frames.append(dynamics_features(packed, x, lengths).set_index(pd.Index([t.id for t in part], name="id")))
         if progress is not None:
             progress(min(start + chunk, len(unique)), len(unique))

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from topowire import checks
-from topowire.compiler.functional import _cell, input_mask, masked_recurrent_weights
+from topowire.compiler.cells import CELLS
+from topowire.compiler.functional import input_mask, masked_recurrent_weights
 from topowire.compiler.modules import stacked
 from topowire.errors import ParameterError
 
@@ -44,24 +45,26 @@ def _model_tensors(module: nn.Module, dtype: torch.dtype) -> tuple[dict[str, Ten
         "w_hh": masked_recurrent_weights(lead("w_hh"), lead("mask")),
         "b_ih": lead("b_ih"), "b_hh": lead("b_hh"),
     }
-    if arch.kind == "wcrnn":
+    if hasattr(module, "res_diag"):  # the residual matrix R of a wcrnn
         t["res_diag"], t["res_pair"] = lead("res_diag"), lead("res_pair")
     t = {k: v.to(dtype) for k, v in t.items()}
     sizes = torch.tensor([int(module.sizes[i]) for i in range(p)] if hasattr(module, "sizes") else [n])
     return t, sizes
 
 
-def _step_fn(kind: str, gates: int, gamma: float):
-    """One step of one model on one sequence: ``(tensors, x_t [d_in], s [S]) -> s' [S]``."""
+def _step_fn(kind: str, gamma: float):
+    """One step of one model on one sequence: ``(tensors, x_t [d_in], s [S]) -> s' [S]``;
+    the state of a cell with a memory (the LSTM) is ``[h; c]``."""
+    cell = CELLS[kind]
 
     def step(t: dict[str, Tensor], x: Tensor, s: Tensor) -> Tensor:
         n = t["w_hh"].shape[1]
         h = s[:n]
         gx = t["w_ih"] @ x + t["b_ih"]
         gh = t["w_hh"] @ h + t["b_hh"]
-        residual = (t["res_diag"], t["res_pair"]) if kind == "wcrnn" else None
-        h_new, c_new = _cell(kind, gx, gh, h, s[n:] if kind == "lstm" else None, gates, residual, gamma)
-        return torch.cat([h_new, c_new]) if kind == "lstm" else h_new
+        residual = (t["res_diag"], t["res_pair"]) if cell.residual else None
+        h_new, c_new = cell.step(gx, gh, h, s[n:] if cell.memory else None, residual, gamma)
+        return torch.cat([h_new, c_new]) if cell.memory else h_new
 
     return step
 
@@ -157,7 +160,7 @@ def lyapunov_spectrum(module: nn.Module, inputs: Tensor, k: int | None = None, *
     t, sizes = _model_tensors(module, dtype)
     arch = module.arch
     p, n = t["w_hh"].shape[0], t["w_hh"].shape[2]
-    factor = 2 if arch.kind == "lstm" else 1
+    factor = 2 if CELLS[arch.kind].memory else 1  # the state [h; c] of an LSTM
     state_dim = factor * n
     k_max = factor * int(sizes.min())
     if k is None:
@@ -168,7 +171,7 @@ def lyapunov_spectrum(module: nn.Module, inputs: Tensor, k: int | None = None, *
     b, steps = inputs.shape[:2]
     warmup = checks.integer("warmup", warmup, 0, steps - 1)
     x = inputs.to(dtype)
-    step = _step_fn(arch.kind, arch.gates, float(arch.gamma))
+    step = _step_fn(arch.kind, float(getattr(arch, "gamma", 1.0)))
 
     def advance(tp, xt, s, q):
         f = lambda state: step(tp, xt, state)  # noqa: E731

@@ -25,9 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from topowire import checks
-from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
-from topowire.compiler.modules import MaskedRecurrentNet, stacked
+from topowire.compiler.modules import stacked
 from topowire.compiler.pack import PackedPopulation
+from topowire.compiler.targets.cells import MaskedRecurrentNet
+from topowire.compiler.targets.layered import LayeredRecurrentNet, PackedLayered
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
 
@@ -42,7 +43,7 @@ class _Target:
     """One prunable weight tensor: weights ``[P, G, R, C]`` and the mask buffer it obeys."""
 
     name: str
-    kind: str  # "ih" or "hh"
+    side: str  # "ih" or "hh"
     weight: Tensor
     mask: Tensor  # [P, R, C], written in place
     exists: Tensor  # [P, R, C] bool: connections present before pruning
@@ -123,7 +124,7 @@ def prune(module: nn.Module, rate: float, on: str = "both", scope: str = "global
         Per model: ``{tensor name: connections remaining}`` and ``{name}_before``.
     """
     rate = check_arguments(rate, on, scope)
-    targets = [t for t in _targets(module) if on in ("both", t.kind)]
+    targets = [t for t in _targets(module) if on in ("both", t.side)]
     n_models = targets[0].mask.shape[0]
     before = [{t.name: int(t.exists[p].sum()) for t in targets} for p in range(n_models)]
     groups = [targets] if scope == "global" else [[t] for t in targets]
@@ -163,7 +164,7 @@ def network_topology(module: nn.Module, p: int = 0) -> Topology:
         n = module.wiring.n_neurons
     else:
         targets = _targets(module)
-        hh = next(t for t in targets if t.kind == "hh")
+        hh = next(t for t in targets if t.side == "hh")
         if not 0 <= p < hh.mask.shape[0]:
             raise IndexError(f"model index {p} out of range for {hh.mask.shape[0]} models")
         n = int(module.sizes[p]) if isinstance(module, PackedPopulation) else module.wiring.n_neurons

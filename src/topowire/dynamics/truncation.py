@@ -13,14 +13,15 @@ import torch
 from torch import Tensor, nn
 
 from topowire import checks
-from topowire.compiler.modules import MaskedRecurrentNet
+from topowire.compiler.cells import CELLS
 from topowire.compiler.sequential2d import Sequential2D
+from topowire.compiler.targets.cells import MaskedRecurrentNet
 from topowire.errors import ParameterError
 
 __all__ = ["last_inputs", "truncated_forward", "unroll", "UNROLLABLE"]
 
 #: Cells whose step is one activation of a weighted sum (an iterative-map row).
-UNROLLABLE = ("rnn-tanh", "rnn-relu")
+UNROLLABLE = tuple(name for name, cell in CELLS.items() if cell.activation is not None)
 
 
 def _check_k(k) -> int:
@@ -111,7 +112,7 @@ class _Unrolled(Sequential2D):
             if j > 1:
                 grid[j][j - 1] = _TiedRecurrent(net)
         grid[k + 1][k] = _TiedReadout(net)
-        act = "tanh" if net.arch.kind == "rnn-tanh" else "relu"
+        act = CELLS[net.arch.kind].activation
         super().__init__(grid, sizes, [act] * k + ["identity"], iterations=k + 1, bias=False)
         self.recurrent = net  # the shared parameters: one copy, trained through either module
 
@@ -134,7 +135,7 @@ def unroll(net: MaskedRecurrentNet, k: int) -> Sequential2D:
         Depth.
     """
     k = _check_k(k)
-    if not isinstance(net, MaskedRecurrentNet) or net.arch.kind not in UNROLLABLE:
+    if not isinstance(net, MaskedRecurrentNet) or CELLS[net.arch.kind].activation is None:
         kind = getattr(getattr(net, "arch", None), "kind", type(net).__name__)
         raise ParameterError(f"unroll() takes an {' or '.join(UNROLLABLE)} MaskedRecurrentNet, got {kind!r}")
     return _Unrolled(net, k)

@@ -5,7 +5,7 @@ See :mod:`topowire.features.context` for what graph each feature sees (the undir
 skeleton; the largest component for distances; the ``u < v`` orientation for ``dag``).
 """
 
-from topowire.features import builtin, model  # noqa: F401  (register the built-in features)
+from topowire.features import builtin  # noqa: F401  (registers the built-in graph features)
 from topowire.features.context import GraphContext
 from topowire.features.registry import (
     GROUPS,

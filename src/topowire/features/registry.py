@@ -73,6 +73,10 @@ class ModelGroup:
     needs_task: bool = False
 
 
+#: Modules that register model feature groups when imported (the built-in ``params``,
+#: ``dynamics`` and ``init`` live beside the study, above the compiler and the trainer).
+MODEL_FEATURE_MODULES = ["topowire.model_features"]
+
 #: Every registered graph feature by name, in registration order.
 REGISTRY: dict[str, Feature] = {}
 #: Every model feature group by group name.
@@ -113,8 +117,10 @@ def resolve_names(names: Sequence[str] | str | None) -> list[str]:
     ParameterError
         A name that is neither a feature nor a group.
     """
-    import topowire.features.builtin  # noqa: F401  (registers the built-in features)
-    import topowire.features.model  # noqa: F401  (registers the model feature groups)
+    import importlib
+
+    for module in MODEL_FEATURE_MODULES:  # above the features (they build models): imported by name
+        importlib.import_module(module)
 
     if names is None:
         return list(REGISTRY)

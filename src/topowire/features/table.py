@@ -1,11 +1,9 @@
-"""Feature tables: every requested feature of every topology (graph features in parallel)."""
+"""Feature tables: every requested feature of every topology (graph features in parallel, with joblib)."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,15 +43,7 @@ def _row(n: int, edges: np.ndarray, names: Sequence[str]) -> np.ndarray:
 
 
 def _rows(chunk: list[tuple[int, np.ndarray]], names: list[str]) -> np.ndarray:
-    resolve_names(None)  # registers built-ins in a fresh worker process
     return np.stack([_row(n, e, names) for n, e in chunk])
-
-
-def _worker_init() -> None:
-    """One BLAS thread per worker: the pool already uses every core."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
 
 
 def _jobs(n_jobs: int | None) -> int:
@@ -132,21 +122,13 @@ def _graph_table(topologies: list[Topology], names: list[str], n_jobs, progress)
     bounds = np.linspace(0, len(items), n_chunks + 1).astype(int)
     chunks = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
+    from joblib import Parallel, delayed, parallel_config
+
     results: list[np.ndarray] = []
-    if jobs == 1:
-        mapped = (_rows(c, names) for c in chunks)
-        executor = None
-    else:
-        ctx = multiprocessing.get_context("forkserver")
-        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init)
-        mapped = executor.map(_rows, chunks, [names] * len(chunks))
-    try:
-        for block in mapped:
+    with parallel_config(backend="loky", inner_max_num_threads=1):  # the pool already uses every core
+        for block in Parallel(n_jobs=jobs, return_as="generator")(delayed(_rows)(c, names) for c in chunks):
             results.append(block)
             if progress is not None:
                 progress(sum(len(r) for r in results), len(items))
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
     data = np.concatenate(results) if results else np.zeros((0, len(names)))
     return pd.DataFrame(data, index=index, columns=names)

@@ -162,12 +162,12 @@ class ParamSpec:
 
     Attributes
     ----------
-    kind : {"fixed", "int-range", "float-range", "choice", "expr"}
+    form : {"fixed", "int-range", "float-range", "choice", "expr"}
     value : Any
         The fixed value, ``(lo, hi)``, the tuple of choices, or the expression text.
     """
 
-    kind: str
+    form: str
     value: Any
 
     @classmethod
@@ -202,24 +202,24 @@ class ParamSpec:
 
     def sample(self, rng: np.random.Generator, env: Mapping[str, Any]) -> Any:
         """Draw one value with ``rng``; expressions see ``env``."""
-        if self.kind == "fixed":
+        if self.form == "fixed":
             return list(self.value) if isinstance(self.value, tuple) else self.value
-        if self.kind == "int-range":
+        if self.form == "int-range":
             return int(rng.integers(self.value[0], self.value[1], endpoint=True))
-        if self.kind == "float-range":
+        if self.form == "float-range":
             return float(rng.uniform(self.value[0], self.value[1]))
-        if self.kind == "choice":
+        if self.form == "choice":
             c = self.value[int(rng.integers(len(self.value)))]
             return list(c) if isinstance(c, tuple) else c
         return evaluate_expression(self.value, env)
 
     def to_toml_value(self) -> Any:
         """The recipe value this spec was parsed from."""
-        if self.kind == "fixed":
+        if self.form == "fixed":
             return list(self.value) if isinstance(self.value, tuple) else self.value
-        if self.kind in ("int-range", "float-range"):
+        if self.form in ("int-range", "float-range"):
             return list(self.value)
-        if self.kind == "choice":
+        if self.form == "choice":
             return {"choices": [list(c) if isinstance(c, tuple) else c for c in self.value]}
         return self.value
 

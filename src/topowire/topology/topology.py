@@ -50,7 +50,7 @@ def canonical_edges(n: int, edges: Any, directed: bool) -> np.ndarray:
         bad = max(arr.ravel().tolist(), key=abs)  # integers beyond int64
         raise ParameterError(f"node id {bad} is out of range: expected 0 <= id < n = {n}")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
             bad = next(

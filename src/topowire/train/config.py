@@ -58,7 +58,7 @@ class TrainConfig:
     stability : float or None
         Miller & Hardt's stable models: after initialisation and after every optimizer
         step, each model's masked ``W_hh`` (every gate block of it) is rescaled to spectral
-        norm <= ``stability`` (see :mod:`topowire.dynamics.stability`). Recurrent archs only.
+        norm <= ``stability`` (see :mod:`topowire.train.stability`). Recurrent archs only.
     """
 
     epochs: int = 5

@@ -23,7 +23,7 @@ import torch
 from topowire.compiler.arch import Arch
 from topowire.compiler.pack import pack
 from topowire.data.tasks import Task
-from topowire.seeds import init_seed
+from topowire.seeds import model_seeds
 from topowire.topology.topology import Topology
 from topowire.train.config import TrainConfig
 from topowire.train.losses import per_model_loss
@@ -38,7 +38,7 @@ def _packs(topologies: Sequence[Topology], arch: Arch, task: Task, seed: int, ch
     unique = list({t.id: t for t in topologies}.values())
     for start in range(0, len(unique), chunk):
         part = unique[start:start + chunk]
-        packed = pack(part, arch, [init_seed(seed, t.id, 0) for t in part])
+        packed = pack(part, arch, [s for _, _, s in model_seeds(seed, [t.id for t in part])])
         yield part, packed, (min(start + chunk, len(unique)), len(unique))
 
 
@@ -49,12 +49,12 @@ def init_proxies(topologies: Sequence[Topology], arch: Arch, task: Task, *, seed
     The batch is the first ``batch`` training examples; the gradient norm is over all the
     model's parameters (padding contributes nothing: its gradients are zero).
     """
-    from topowire.train.trainer import _batch, _forward
+    from topowire.train.trainer import task_batch, task_forward
 
-    xb, yb, lb, mask = _batch(task, "train", torch.arange(min(batch, len(task.y_train))), torch.device("cpu"))
+    xb, yb, lb, mask = task_batch(task, "train", torch.arange(min(batch, len(task.y_train))), torch.device("cpu"))
     frames = []
     for part, packed, done in _packs(topologies, arch, task, seed, chunk):
-        losses = per_model_loss(_forward(packed, task, xb, lb), yb, task.kind, mask)
+        losses = per_model_loss(task_forward(packed, task, xb, lb), yb, task.objective, mask)
         losses.sum().backward()
         p = len(packed)
         sq = sum(t.grad.reshape(p, -1).pow(2).sum(1) for t in packed.parameters() if t.grad is not None)

@@ -10,7 +10,7 @@ flagged ``diverged``; the others are untouched.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import math
 import os
 import time
@@ -27,14 +27,14 @@ from topowire.compiler.compile import model_parameter_counts
 from topowire.compiler.functional import fused_steps
 from topowire.compiler.pack import PackOfOne, pack
 from topowire.data.tasks import Task, make_task
-from topowire.dynamics.stability import project_stable
-from topowire.errors import ParameterError
-from topowire.seeds import init_seed
+from topowire.seeds import model_seeds
 from topowire.topology.topology import Topology
 from topowire.train.config import TrainConfig, check_device
 from topowire.train.executors import Executor, get_executor
 from topowire.train.losses import per_model_correct, per_model_loss, step_mask
 from topowire.train.optim import StackedAdam, StackedSGD, clip_per_model
+from topowire.train.spec import RunSpec, prepare_arch
+from topowire.train.stability import project_stable
 
 __all__ = [
     "ModelSpec",
@@ -67,11 +67,16 @@ MAX_PADDING = 1.2
 @dataclass(frozen=True)
 class PackJob:
     """One pack to train: its models, the arch and the training config -- everything a
-    worker needs besides the task's data. ``run(task)`` trains it and returns its rows."""
+    worker needs besides the task's data. ``run(task)`` trains it and returns its rows.
+
+    With ``keep_weights`` every row also holds the model's final weights (``weights``: its
+    state dict as safetensors bytes), so a model can be exported without training it again.
+    """
 
     specs: tuple[ModelSpec, ...]
     arch: Arch
     config: TrainConfig
+    keep_weights: bool = False
 
     def run(self, task: Task) -> list[dict[str, Any]]:
         """Build the pack (model p exactly as ``compile(topology, arch, seed=init_seed)``),
@@ -80,10 +85,16 @@ class PackJob:
         packed = pack([s.topology for s in self.specs], self.arch, [s.init_seed for s in self.specs])
         results = train_pack(packed, task, self.config)
         seconds = (time.perf_counter() - t0) / len(self.specs)
-        return [{"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed, **res,
+        rows = [{"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed, **res,
                  "params": counts["total"], "params_graph": counts["graph"], "seconds": seconds}
                 for s, res, counts in zip(self.specs, results, packed.parameter_counts())]
+        if self.keep_weights:
+            from safetensors.torch import save
 
+            for p, row in enumerate(rows):
+                state = packed.unpack(p).state_dict()
+                row["weights"] = save({k: v.detach().contiguous().cpu() for k, v in state.items()})
+        return rows
 
     def failed_rows(self, error: str) -> list[dict[str, Any]]:
         """One ``failed`` row per model, with the error (a pack that could not be trained)."""
@@ -97,35 +108,23 @@ class PackJob:
         return rows
 
 
-def model_specs(topologies: Sequence[Topology], config: TrainConfig) -> list[ModelSpec]:
-    """Every (topology, replicate) of a population with its seed (a repeated topology once)."""
-    unique = {t.id: t for t in topologies}.values()
-    return [ModelSpec(t, r, init_seed(config.seed, t.id, r)) for t in unique for r in range(config.replicates)]
-
-
-def _task_hash(task: Task) -> str:
-    h = hashlib.sha256(task.name.encode())
-    for t in (task.x_train, task.y_train, task.len_train, task.x_test, task.y_test, task.len_test):
-        if t is not None:
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
+def model_specs(topologies: Sequence[Topology], config: TrainConfig, replicates: int | None = None) -> list[ModelSpec]:
+    """Every (topology, replicate) of a population with its seed (a repeated topology once):
+    ``config.replicates`` of each, or the first ``replicates`` (1: the model features describe)."""
+    by_id = {t.id: t for t in topologies}
+    return [ModelSpec(by_id[t], r, seed)
+            for t, r, seed in model_seeds(config.seed, by_id, config.replicates if replicates is None else replicates)]
 
 
 def run_id(arch: Arch, task: Task, config: TrainConfig) -> str:
-    """The name of a run: a hash of the arch, the task's data and the result-changing options."""
-    import json
-
-    key = {"arch": arch.to_dict(), "task": task.name, "data": _task_hash(task), "train": config.run_key()}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    """The name of a run (:meth:`~topowire.train.spec.RunSpec.run_id`)."""
+    return RunSpec.of(arch, task, config).run_id(task)
 
 
 def estimate_model_bytes(n: int, arch: Arch, batch: int, steps: int) -> int:
-    """Rough bytes one padded model of width n needs in a pack while training."""
-    g = arch.gates
-    params = g * n * n + g * n * arch.d_in + 2 * g * n + arch.d_out * (n + 1)
-    state = 4 * params * 4 + 4 * n * n          # parameter, gradient, two moments; the mask
-    activations = 4 * (3 * g + 4) * n * batch * max(1, steps)
-    return int(state + activations)
+    """Rough bytes one padded model of width n needs in a pack while training (its target's
+    estimate, :meth:`~topowire.compiler.targets.Target.train_bytes`)."""
+    return arch.target.train_bytes(n, arch, batch, steps)
 
 
 def _autocast(config: TrainConfig):
@@ -134,13 +133,13 @@ def _autocast(config: TrainConfig):
     return contextlib.nullcontext()
 
 
-def _forward(packed: nn.Module, task: Task, x: Tensor, lengths: Tensor | None) -> Tensor:
+def task_forward(packed: nn.Module, task: Task, x: Tensor, lengths: Tensor | None) -> Tensor:
     if not task.sequence:
         return packed(x)
     return packed(x, lengths, all_steps=task.per_step)
 
 
-def _batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+def task_batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     x, y, lengths = (task.x_train, task.y_train, task.len_train) if split == "train" else \
         (task.x_test, task.y_test, task.len_test)
     xb, yb = x[idx].to(device), y[idx].to(device)
@@ -163,11 +162,11 @@ def _evaluate(packed: nn.Module, task: Task, config: TrainConfig, device) -> tup
     step = max(config.batch_size, 512)
     for start in range(0, n, step):
         idx = torch.arange(start, min(n, start + step))
-        xb, yb, lb, mask = _batch(task, "test", idx, device)
+        xb, yb, lb, mask = task_batch(task, "test", idx, device)
         with _autocast(config):
-            out = _forward(packed, task, xb, lb)
-        loss_sum += per_model_loss(out, yb, task.kind, mask) * len(idx)
-        correct += per_model_correct(out, yb, task.kind, mask)
+            out = task_forward(packed, task, xb, lb)
+        loss_sum += per_model_loss(out, yb, task.objective, mask) * len(idx)
+        correct += per_model_correct(out, yb, task.objective, mask)
     return loss_sum / n, correct / n
 
 
@@ -215,10 +214,10 @@ def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> l
         loss_sum = torch.zeros(p, device=device)
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
-            xb, yb, lb, mask = _batch(task, "train", idx, device)
+            xb, yb, lb, mask = task_batch(task, "train", idx, device)
             with _autocast(config):
-                out = _forward(packed, task, xb, lb)
-            losses = per_model_loss(out, yb, task.kind, mask)
+                out = task_forward(packed, task, xb, lb)
+            losses = per_model_loss(out, yb, task.objective, mask)
             bad = (~torch.isfinite(losses) | (losses > config.diverge_loss)) & alive
             if bad.any():
                 for name, t in packed.named_parameters():
@@ -281,20 +280,6 @@ def evaluate_module(module: nn.Module, task: Task, config: TrainConfig | None = 
     device = torch.device(config.device)
     loss, acc = _evaluate(PackOfOne(module).to(device), task, config, device)
     return {"test_loss": float(loss[0]), "test_acc": float(acc[0])}
-
-
-def prepare_arch(arch: Arch, task: Task, config: TrainConfig | None = None) -> Arch:
-    """The arch with the task's widths, or ParameterError if the two do not go together."""
-    if arch.recurrent and not task.sequence:
-        raise ParameterError(f"task {task.name!r} gives static inputs; a recurrent arch needs a sequence task "
-                             "(e.g. smnist-rows)")
-    if config is not None and config.stability is not None and not arch.masked_cell:
-        raise ParameterError(f"stability applies to recurrent archs, not {arch.kind!r}")
-    if arch.kind == "iterative" and task.sequence:
-        raise ParameterError(f"task {task.name!r} gives sequences; the iterative map needs a static task (e.g. mnist)")
-    if arch.kind == "layered" and task.per_step:
-        raise ParameterError(f"task {task.name!r} is scored at every step; the layered form reads out at the last")
-    return arch.replace(d_in=task.d_in, d_out=task.d_out)
 
 
 def _chunks(specs: list[ModelSpec], arch: Arch, config: TrainConfig, steps: int) -> list[list[ModelSpec]]:
@@ -374,6 +359,7 @@ def train_population(
     progress: Callable[[int, int], None] | None = None,
     task_options: dict[str, Any] | None = None,
     executor: str | Executor = "local",
+    keep_weights: bool = False,
 ):
     """Train every (topology, replicate) and return one row per model (pandas).
 
@@ -402,6 +388,9 @@ def train_population(
         ``progress(done, total)`` after every pack.
     executor : str or Executor, default "local"
         Where packs run (see :mod:`topowire.train.executors`).
+    keep_weights : bool, default False
+        Keep every model's final weights: in the store (``Store.weights``), or in the
+        frame's ``weights`` column (safetensors bytes) without one.
 
     Returns
     -------
@@ -418,9 +407,9 @@ def train_population(
     check_device(config.device)
     if isinstance(task, str):
         task = make_task(task, seed=config.seed, **(task_options or {}))
-    arch = prepare_arch(arch, task, config)
+    spec = RunSpec.of(arch, task, config)
+    arch, rid = spec.arch, spec.run_id(task)
     topologies = list(topologies)
-    rid = run_id(arch, task, config)
     total = limits.check("models", len({t.id for t in topologies}) * config.replicates, "topologies x replicates")
     widest = max(topologies, key=lambda t: t.n, default=None)
     if widest is not None:  # one model alone must fit the memory limit
@@ -431,14 +420,16 @@ def train_population(
         claim_ttl()
         with Store(store) as opened:
             return train_population(topologies, arch, task, config, store=opened, progress=progress,
-                                    executor=executor)
+                                    executor=executor, keep_weights=keep_weights)
     if store is None:
         jobs: Iterable[PackJob] = pack_jobs(topologies, arch, task, config)
         finished = 0
     else:
-        store.ensure_run(rid, arch, task.name, config, topologies)
+        store.ensure_run(rid, spec, topologies)
         jobs = _claimed_jobs(store, rid, topologies, arch, task, config)
         finished = len(store.done(rid))
+    if keep_weights:
+        jobs = (dataclasses.replace(job, keep_weights=True) for job in jobs)
     if progress is not None:
         progress(finished, total)
     rows: list[dict[str, Any]] = []

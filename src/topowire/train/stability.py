@@ -31,7 +31,7 @@ __all__ = ["recurrent_blocks", "spectral_norms", "project_stable", "check_stabil
 
 def check_stability(lam) -> float:
     """``lam`` as a float, or ParameterError unless it is a finite number in (0, 1]."""
-    return checks.number("stability", lam, 0, 1, lo_open=True, what=" (the bound on ||W_hh||_2)")
+    return checks.check("stability", lam)
 
 
 def _stacked(module: nn.Module) -> tuple[Tensor, Tensor]:

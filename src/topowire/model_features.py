@@ -1,5 +1,7 @@
 """The model feature groups (registered on import): ``params``, ``dynamics`` and ``init``.
 
+They live beside the study, not among the graph features: they build the networks.
+
 Both describe the network the trainer builds for a topology's replicate 0 under the
 training seed (:func:`~topowire.seeds.init_seed`), so they belong to the model that was
 trained, and all need the arch; ``dynamics`` and ``init`` also need the task, whose data
@@ -21,11 +23,12 @@ __all__ = ["params_table"]
 def params_table(topologies: Sequence[Topology], arch, task=None, seed: int = 0, progress=None) -> pd.DataFrame:
     """``params``: the effective parameter count (mask non-zeros) of every topology's model."""
     from topowire.compiler.compile import model_parameter_counts
-    from topowire.seeds import init_seed
+    from topowire.seeds import model_seeds
 
     out = []
+    seeds = {t: s for t, _, s in model_seeds(seed, [t.id for t in topologies])}
     for i, t in enumerate(topologies):
-        out.append(model_parameter_counts(t, arch, init_seed(seed, t.id, 0))["total"])
+        out.append(model_parameter_counts(t, arch, seeds[t.id])["total"])
         if progress is not None and (i + 1) % 64 == 0:
             progress(i + 1, len(topologies))
     return pd.DataFrame({"params": out}, index=pd.Index([t.id for t in topologies], name="id"))

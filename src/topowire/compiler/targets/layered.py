@@ -21,18 +21,47 @@ available to check this against; treat the preset as a hypothesis about its set-
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.functional import GATES, _cell, masked_recurrent_weights
+from topowire.compiler.cells import CELLS
+from topowire.compiler.functional import masked_recurrent_weights
 from topowire.compiler.modules import stacked
+from topowire.compiler.targets import Target, register_target
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 
-__all__ = ["LayeredRecurrentNet", "PackedLayered", "layered_forward", "masked_layers"]
+__all__ = ["LayeredRecurrentNet", "PackedLayered", "LayeredOptions", "layered_forward", "masked_layers",
+           "LayeredTarget"]
+
+
+@dataclass(frozen=True)
+class LayeredOptions:
+    """The options of the layered form.
+
+    Parameters
+    ----------
+    cell : str
+        The cell of every layer (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``).
+    recurrence : {"dense", "none"}
+        Hidden-to-hidden inside a layer.
+    input_width : {"fixed", "sources"}
+        A d_in-wide trainable projection onto the sources (corrected), or the thesis's input
+        width = number of sources (see :mod:`topowire.compiler.targets.layered`).
+    """
+
+    cell: str = "gru"
+    recurrence: str = "dense"
+    input_width: str = "fixed"
+
+    def __post_init__(self) -> None:
+        from topowire import checks
+
+        checks.validate(self)
 
 
 def layered_forward(kind: str, x: Tensor, layers, readout: Tensor, readout_bias: Tensor,
@@ -59,10 +88,11 @@ def layered_forward(kind: str, x: Tensor, layers, readout: Tensor, readout_bias:
     Tensor [P, B, O]
     """
     b, t_steps, d0 = x.shape
-    p, g = readout.shape[0], GATES[kind]
+    cell = CELLS[kind]
+    p, g = readout.shape[0], cell.gates
     widths = [b_ih.shape[1] // g for _, b_ih, _, _ in layers]
     h = [x.new_zeros(p, b, s) for s in widths]
-    c = [x.new_zeros(p, b, s) for s in widths] if kind == "lstm" else None
+    c = [x.new_zeros(p, b, s) for s in widths] if cell.memory else None
     for t in range(t_steps):
         new_h, new_c = [], []
         xt = x[:, t].expand(p, b, d0)
@@ -70,7 +100,7 @@ def layered_forward(kind: str, x: Tensor, layers, readout: Tensor, readout_bias:
             inp = xt if li == 0 else torch.cat(new_h, dim=2)
             gx = torch.baddbmm(b_ih[:, None, :], inp, w_ih)
             gh = b_hh[:, None, :].expand(p, b, -1) if w_hh is None else torch.baddbmm(b_hh[:, None, :], h[li], w_hh)
-            h_l, c_l = _cell(kind, gx, gh, h[li], None if c is None else c[li], g)
+            h_l, c_l = cell.step(gx, gh, h[li], None if c is None else c[li], None, 1.0)
             if lengths is not None:
                 alive = (t < lengths).view(1, b, 1)
                 h_l = torch.where(alive, h_l, h[li])
@@ -103,7 +133,7 @@ def masked_layers(module: nn.Module) -> list[tuple[Tensor, Tensor, Tensor | None
     return layers
 
 
-def _readout(module: nn.Module) -> tuple[Tensor, Tensor]:
+def masked_readout(module: nn.Module) -> tuple[Tensor, Tensor]:
     r, mask, bias = (stacked(module, k) for k in ("readout", "out_mask", "readout_bias"))
     return r * mask[:, None, :], bias
 
@@ -123,12 +153,12 @@ class LayeredRecurrentNet(nn.Module):
 
     def __init__(self, wiring: Wiring, arch: Arch, seed: int = 0) -> None:
         super().__init__()
-        if arch.kind != "layered":
+        if not isinstance(arch.target, LayeredTarget):
             raise ParameterError(f"LayeredRecurrentNet needs arch kind 'layered', got {arch.kind!r}")
         wiring.require_dag()
         self.wiring, self.arch, self.seed = wiring, arch, int(seed)
         self.backend = "dense"
-        n, g = wiring.n_neurons, GATES[arch.cell]
+        n, g = wiring.n_neurons, CELLS[arch.cell].gates
         layer = wiring.layer
         order = np.argsort(layer, kind="stable")
         rank = np.empty(n, dtype=np.int64)
@@ -169,7 +199,7 @@ class LayeredRecurrentNet(nn.Module):
 
     def reset_parameters(self) -> None:
         gen = torch.Generator().manual_seed(self.seed)
-        g = GATES[self.arch.cell]
+        g = CELLS[self.arch.cell].gates
 
         def uniform(shape, bound):
             return (torch.rand(shape, generator=gen) * 2 - 1) * bound
@@ -196,11 +226,11 @@ class LayeredRecurrentNet(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``x [B, T, d_in] -> [B, d_out]``, read at the last real step of each sequence."""
-        return layered_forward(self.arch.cell, self._inputs(x), masked_layers(self), *_readout(self), lengths)[0]
+        return layered_forward(self.arch.cell, self._inputs(x), masked_layers(self), *masked_readout(self), lengths)[0]
 
     def parameter_counts(self) -> dict[str, int]:
         """graph (edges between layers, per gate), recurrent (intra-layer), interface, bias."""
-        g = GATES[self.arch.cell]
+        g = CELLS[self.arch.cell].gates
         graph = g * self.wiring.n_edges
         recurrent = g * sum(s * s for s in self.sizes) if self.arch.recurrence == "dense" else 0
         d0 = self.mask_ih0.shape[1]
@@ -246,7 +276,7 @@ class PackedLayered(nn.Module):
         self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
         models = [LayeredRecurrentNet(w, arch, s) for w, s in zip(self.wirings, self.seeds)]
         self._counts = [m.parameter_counts() for m in models]
-        p, g = len(models), GATES[arch.cell]
+        p, g = len(models), CELLS[arch.cell].gates
         self.sizes = np.array([w.n_neurons for w in self.wirings])
         depth = max(len(m.sizes) for m in models)
         widths = [max(m.sizes[li] if li < len(m.sizes) else 0 for m in models) for li in range(depth)]
@@ -282,7 +312,7 @@ class PackedLayered(nn.Module):
     def _slots(self, m: LayeredRecurrentNet, i: int) -> list[tuple[Tensor, tuple, Tensor]]:
         """Where model i's tensors live in the padded ones: ``(padded view, index, standalone)``;
         ``view[index]`` holds the standalone tensor (the index may gather columns)."""
-        g = GATES[self.arch.cell]
+        g = CELLS[self.arch.cell].gates
         pos = self._positions(m)
         every = slice(None)
         slots = []
@@ -315,7 +345,7 @@ class PackedLayered(nn.Module):
             raise ParameterError("the layered form reads out at the last step only")
         d = x.shape[-1]
         x = x[..., : self.d0] if d >= self.d0 else nn.functional.pad(x, (0, self.d0 - d))
-        return layered_forward(self.arch.cell, x, masked_layers(self), *_readout(self), lengths)
+        return layered_forward(self.arch.cell, x, masked_layers(self), *masked_readout(self), lengths)
 
     def unpack(self, i: int) -> LayeredRecurrentNet:
         """Model i as a standalone :class:`LayeredRecurrentNet` with its current weights."""
@@ -331,3 +361,40 @@ class PackedLayered(nn.Module):
         """Effective parameter counts of every model (as :meth:`LayeredRecurrentNet.parameter_counts`)."""
         return [dict(c) for c in self._counts]
 
+
+
+class LayeredTarget(Target):
+    """The layered form (see the module docstring): its own modules, packed by :class:`PackedLayered`."""
+
+    kinds = ("layered",)
+    doc = "the graph's DAG layers as stacked recurrent layers (arXiv 2407.20601)"
+    over_time = True
+
+    def options(self, kind: str) -> type:
+        return LayeredOptions
+
+    def check_arch(self, arch) -> None:
+        if arch.backend not in ("dense", "auto"):
+            raise ParameterError("the layered form uses the dense backend")
+
+    def check_task(self, arch, task) -> None:
+        super().check_task(arch, task)
+        if task.per_step:
+            raise ParameterError(f"task {task.name!r} is scored at every step; the layered form reads out at the last")
+
+    def gates(self, arch) -> int:
+        return CELLS[arch.cell].gates
+
+    def build(self, wiring, arch, seed):
+        return LayeredRecurrentNet(wiring, arch, seed)
+
+    def pack(self, wirings, arch, seeds):
+        return PackedLayered(wirings, arch, seeds)
+
+    def export_layers(self, module):
+        layers = [tuple(None if t is None else t[0] for t in layer) for layer in masked_layers(module)]
+        readout, bias = (t[0] for t in masked_readout(module))
+        return module.arch.cell, layers, None, 1.0, readout, bias, module.mask_ih0.shape[1]
+
+
+register_target(LayeredTarget())

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from topowire.compiler import Arch, Wiring, compile, wire
+from topowire.compiler.cells import CELLS as EQUATIONS
 from topowire.compiler.export import load, save
-from topowire.compiler.functional import GATES, _cell
-from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
+from topowire.compiler.targets.layered import LayeredRecurrentNet, PackedLayered
 from topowire.errors import NotADAGError, ParameterError
 from topowire.topology import Topology, ba_graph, er_graph, mlp_graph, ws_graph
 
@@ -15,7 +15,7 @@ CELLS = ["rnn-tanh", "rnn-relu", "lstm", "gru"]
 def _reference(net, x):
     """Per-neuron evaluation in the original node ids (an independent reading of the spec)."""
     w = net.wiring
-    g = GATES[net.arch.cell]
+    g = EQUATIONS[net.arch.cell].gates
     rank = np.empty(w.n_neurons, dtype=int)
     rank[net.order.numpy()] = np.arange(w.n_neurons)
     layer_of = w.layer
@@ -43,7 +43,7 @@ def _reference(net, x):
                     for k in range(g):
                         for u in members:
                             gh[:, k] = gh[:, k] + net.w_hh[li][k * (hi - lo) + r, rank[u] - lo] * h[u]
-                hv, cv = _cell(net.arch.cell, gx, gh, h[v][:, None], c[v][:, None], g)
+                hv, cv = EQUATIONS[net.arch.cell].step(gx, gh, h[v][:, None], c[v][:, None], None, 1.0)
                 new_h[v] = hv[:, 0]
                 new_c[v] = cv[:, 0] if cv is not None else c[v]
         h, c = new_h, new_c
@@ -74,7 +74,7 @@ def test_skip_edges_reach_later_layers_within_one_step():
 @pytest.mark.parametrize("cell", CELLS)
 def test_layered_invariants(cell):
     net = compile(ws_graph(24, 4, 0.5, seed=3), Arch("layered", cell=cell, d_in=4, d_out=2), seed=0)
-    zero = [(w.detach() == 0) & (getattr(net, f"mask_ih{li}").repeat(GATES[cell], 1) == 0)
+    zero = [(w.detach() == 0) & (getattr(net, f"mask_ih{li}").repeat(EQUATIONS[cell].gates, 1) == 0)
             for li, w in enumerate(net.w_ih)]
     assert any(z.any() for z in zero)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -146,7 +146,7 @@ def test_layered_save_load_and_errors(tmp_path):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("input_width, recurrence", [("sources", "dense"), ("fixed", "dense"), ("fixed", "none")])
 def test_packed_layered_equals_each_model_alone(cell, input_width, recurrence):
-    from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
+    from topowire.compiler.targets.layered import LayeredRecurrentNet, PackedLayered
 
     graphs = [ba_graph(14, 2, seed=1), ws_graph(12, 4, 1.0, seed=2), er_graph(10, 0.3, seed=3), mlp_graph([3, 4, 2])]
     arch = Arch.thesis(cell, input_width=input_width, recurrence=recurrence, d_in=5, d_out=3)
@@ -164,7 +164,7 @@ def test_packed_layered_equals_each_model_alone(cell, input_width, recurrence):
 
 
 def test_packed_layered_trains_like_the_models_alone():
-    from topowire.compiler.layered import LayeredRecurrentNet, PackedLayered
+    from topowire.compiler.targets.layered import LayeredRecurrentNet, PackedLayered
     from topowire.data import make_task
     from topowire.train import TrainConfig, train_module, train_pack
 
@@ -188,7 +188,7 @@ def test_packed_layered_trains_like_the_models_alone():
 
 
 def test_train_population_packs_the_layered_form():
-    from topowire.compiler.layered import LayeredRecurrentNet
+    from topowire.compiler.targets.layered import LayeredRecurrentNet
     from topowire.data import make_task
     from topowire.train import TrainConfig, train_population
 

@@ -1,0 +1,96 @@
+"""Recurrent cell equations, by name: one step from the gate pre-activations.
+
+Every cell computes its new state from ``gx = W_ih x + b_ih`` and ``gh = W_hh h + b_hh``
+(``[..., G*N]``, gates stacked like torch: LSTM i, f, g, o; GRU r, z, n) and the previous
+state. The masked cells (:mod:`topowire.compiler.targets.cells`), the layered form, the
+exported programs and the Lyapunov spectra all step through :data:`CELLS`, so a cell's
+equations are written once. With a full mask and copied weights they reproduce
+``torch.nn.RNN`` / ``LSTM`` / ``GRU``.
+
+``wcrnn`` is the weakly coupled residual cell of arXiv 2307.14823,
+``h <- R h + gamma tanh(gx + gh)``, with R fixed and held as two vectors: its diagonal and
+its pair coupling (``R[v, v] = diag[v]``, ``R[v, v ^ 1] = pair[v]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["Cell", "CELLS", "TORCH_CELLS", "ACTIVATIONS", "residual_apply"]
+
+#: Neuron activations, by name (the iterative map, unrolled cells, Sequential2D rows).
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": lambda x: x,
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell's equations.
+
+    Attributes
+    ----------
+    gates : int
+        Gate blocks G stacked in its weights.
+    step : callable
+        ``step(gx, gh, h, c, residual, gamma) -> (h', c')``; ``c`` is None but for cells
+        with a memory cell (``memory``); ``residual`` and ``gamma`` are wcrnn's.
+    memory : bool
+        Carries a cell state ``c`` beside ``h`` (the LSTM).
+    activation : str, optional
+        For a cell that is one activation of a weighted sum (``rnn-*``): its name in
+        :data:`ACTIVATIONS` (such a cell unrolls into an iterative map).
+    residual : bool
+        Needs the fixed residual matrix R and the coupling gamma (wcrnn).
+    """
+
+    gates: int
+    step: Callable[..., tuple[Tensor, Tensor | None]]
+    memory: bool = False
+    activation: str | None = None
+    residual: bool = False
+
+
+def residual_apply(h: Tensor, diag: Tensor, pair: Tensor) -> Tensor:
+    """``R h`` for h ``[..., N]`` and diag, pair broadcasting against it (``[P, 1, N]`` for a
+    batch of states ``[P, B, N]``). Neuron v's partner is ``v ^ 1``; an odd last neuron has
+    none (its ``pair`` is 0), so it reads itself."""
+    n = h.shape[-1]
+    v = torch.arange(n, device=h.device)
+    partner = (v + 1 - 2 * (v % 2)).clamp_max(n - 1)  # v ^ 1, in ops every exporter knows
+    return diag * h + pair * h.index_select(-1, partner)
+
+
+def _lstm(gx, gh, h, c, residual, gamma):
+    i, f, g, o = (gx + gh).chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _gru(gx, gh, h, c, residual, gamma):
+    xr, xz, xn = gx.chunk(3, dim=-1)
+    hr, hz, hn = gh.chunk(3, dim=-1)
+    rg = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    return (1 - z) * torch.tanh(xn + rg * hn) + z * h, None
+
+
+#: Every cell by name.
+CELLS: dict[str, Cell] = {
+    "rnn-tanh": Cell(1, lambda gx, gh, h, c, residual, gamma: (torch.tanh(gx + gh), None), activation="tanh"),
+    "rnn-relu": Cell(1, lambda gx, gh, h, c, residual, gamma: (torch.relu(gx + gh), None), activation="relu"),
+    "lstm": Cell(4, _lstm, memory=True),
+    "gru": Cell(3, _gru),
+    "wcrnn": Cell(1, lambda gx, gh, h, c, residual, gamma: (residual_apply(h, *residual) + gamma * torch.tanh(gx + gh),
+                                                          None), residual=True),
+}
+
+#: The cells of torch.nn (usable inside the layered form).
+TORCH_CELLS = ("rnn-tanh", "rnn-relu", "lstm", "gru")

@@ -1,0 +1,312 @@
+"""The masked recurrent cells: ``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru`` and ``wcrnn``.
+
+N hidden neurons; ``W_hh`` is masked by the wiring (``mask[v, u] = 1`` iff ``u -> v``), tiled
+per gate as whole blocks; the input projection reaches the input neurons and the readout
+reads the output neurons. Torch's cell equations (:data:`~topowire.compiler.cells.CELLS`):
+with a full mask and copied weights a cell reproduces ``torch.nn.RNN`` / ``LSTM`` / ``GRU``.
+
+``wcrnn`` is the weakly coupled residual cell of arXiv 2307.14823,
+``h <- R h + gamma tanh(W_ih x + b_ih + (W_hh*M) h + b_hh)``, with R fixed: homogeneous
+``r I``, rotational ``r [[cos phi, -sin phi], [sin phi, cos phi]]`` on neuron pairs, or
+heterogeneous ``r_i``. R is held as two vectors, its diagonal and its pair coupling
+(``R[v, v] = diag[v]``, ``R[v, v ^ 1] = pair[v]``), the buffers ``res_diag`` and
+``res_pair`` of a model (``[N]``) or a pack (``[P, N_max]``, zero on padding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from topowire.compiler.cells import CELLS
+from topowire.compiler.functional import (
+    fused_program,
+    graph_step,
+    input_mask,
+    masked_recurrent_weights,
+    readout,
+    readout_all_steps,
+)
+from topowire.compiler.modules import CompiledNet, stacked, wiring_masks
+from topowire.compiler.targets import NoOptions, Target, register_target
+from topowire.errors import ParameterError
+
+__all__ = ["MaskedRecurrentNet", "ResidualOptions", "RESIDUALS", "recurrent_forward", "residual_vectors",
+           "residual_matrix", "CellTarget"]
+
+#: Residual matrices of the ``wcrnn`` cell.
+RESIDUALS = ("homogeneous", "rotational", "heterogeneous")
+
+
+@dataclass(frozen=True)
+class ResidualOptions:
+    """The options of ``wcrnn`` (arXiv 2307.14823).
+
+    Parameters
+    ----------
+    residual : {"homogeneous", "rotational", "heterogeneous"}
+        The fixed residual matrix R of ``h <- R h + gamma tanh(W h + U x + b)``: ``r I``;
+        2 x 2 rotation blocks of radius ``r`` and angle ``phi`` on neuron pairs (2i, 2i+1);
+        or a diagonal of ``r_i`` drawn uniformly from ``[r - r_spread, r + r_spread]`` with
+        the model's seed.
+    r : float
+        The radius r of R.
+    phi : float
+        The rotation angle of R (radians).
+    gamma : float
+        The coupling strength.
+    r_spread : float
+        The spread of the heterogeneous ``r_i``.
+    """
+
+    residual: str = "homogeneous"
+    r: float = 0.9
+    phi: float = 0.0
+    gamma: float = 0.1
+    r_spread: float = 0.0
+
+    def __post_init__(self) -> None:
+        from topowire import checks
+
+        checks.validate(self)
+        if self.r_spread > abs(self.r):
+            raise ParameterError(f"r_spread must be in [0, |r|] = [0, {abs(self.r)}], got {self.r_spread!r}")
+
+
+def residual_vectors(n: int, arch, seed: int) -> tuple[Tensor, Tensor]:
+    """The fixed residual matrix R of one model as (diagonal, pair coupling), [N] each.
+
+    An odd last neuron of a rotational R gets ``r``. Heterogeneous radii
+    ``r_i ~ U(r - r_spread, r + r_spread)`` are drawn from
+    ``numpy.random.default_rng([seed, 0x7E5])``, a stream apart from the parameters'.
+    """
+    diag = torch.full((n,), float(arch.r))
+    pair = torch.zeros(n)
+    if arch.residual == "rotational":
+        paired = n - n % 2
+        diag[:paired] = arch.r * math.cos(arch.phi)
+        sin = arch.r * math.sin(arch.phi)
+        pair[0:paired:2] = -sin  # row 2i reads neuron 2i+1 with -r sin(phi)
+        pair[1:paired:2] = sin
+    elif arch.residual == "heterogeneous":
+        rng = np.random.default_rng([int(seed), 0x7E5])
+        diag = torch.from_numpy(rng.uniform(arch.r - arch.r_spread, arch.r + arch.r_spread, n).astype(np.float32))
+    return diag, pair
+
+
+def residual_matrix(n: int, arch, seed: int) -> Tensor:
+    """R as a dense ``[N, N]`` matrix (for analysis; the forward pass uses the vectors)."""
+    diag, pair = residual_vectors(n, arch, seed)
+    r = torch.diag(diag)
+    idx = torch.arange(n - n % 2)
+    r[idx, idx ^ 1] = pair[idx]
+    return r
+
+
+def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound: Tensor | float) -> Tensor:
+    return (torch.rand(shape, generator=gen, dtype=torch.float32) * 2 - 1) * bound
+
+
+def recurrent_forward(
+    kind: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+    mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
+    lengths: Tensor | None = None, return_states: bool = False, graph_op=None,
+    residual: tuple[Tensor, Tensor] | None = None, gamma: float = 1.0, ih_mask: Tensor | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Masked recurrent cells over a shared sequence batch, read out at the last real step.
+
+    Parameters
+    ----------
+    kind : {"rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn"}
+        The cell (:data:`~topowire.compiler.cells.CELLS`).
+    x : Tensor [B, T, d_in]
+        Input sequences, shared by all P models (padded after each length).
+    w_ih : Tensor [P, G*N, d_in]; w_hh : Tensor [P, G*N, N]; b_ih, b_hh : Tensor [P, G*N]
+        Gate-stacked weights and biases.
+    mask : Tensor [P, N, N]; in_mask : Tensor [P, N]
+        Recurrent mask (``mask[p, v, u] = 1`` iff ``u -> v``) and the input neurons.
+    r : Tensor [P, O, N]; out_mask : Tensor [P, N]; b_out : Tensor [P, O]
+        Readout from the output neurons.
+    lengths : Tensor [B], optional
+        Real length of every sequence; the state stops updating after it, so the readout
+        sees the last real step, never a padding step.
+    return_states : bool, default False
+        Also return every hidden state, ``[P, B, T, N]``.
+    graph_op : callable, optional
+        For a single model on a sparse backend: ``h [B, N] -> h @ W_hh.T`` (``w_hh`` and
+        ``mask`` are then ignored).
+    residual : (Tensor [P, N], Tensor [P, N]), optional
+        ``wcrnn`` only: R as its diagonal and pair coupling.
+    gamma : float, default 1.0
+        ``wcrnn`` only: the coupling strength.
+    ih_mask : Tensor [P, N, d_in], optional
+        Per-connection input mask (pruning), multiplied with ``in_mask``.
+
+    Returns
+    -------
+    Tensor [P, B, O] (and the states when asked)
+    """
+    p, gn, d_in = w_ih.shape
+    n = in_mask.shape[1]
+    gates = gn // n
+    cell = CELLS[kind]
+    b, t_steps, _ = x.shape
+    w_ih_eff = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in))
+    # The input projection is made step by step, straight in the [P, B, G*N] layout: a
+    # precomputed [P, T, B, G*N] tensor would cost a full-size zero-filled gradient per
+    # step in the backward pass (select's backward), O(T^2) memory traffic.
+    w_ih_t = w_ih_eff.transpose(1, 2)  # [P, d_in, G*N]
+    bias_ih = b_ih[:, None, :]
+    step = graph_step(w_hh, mask, graph_op, gates)  # masked, transposed weights hoisted (eager steps)
+    bias_hh = b_hh[:, None, :]
+    h = x.new_zeros(p, b, n)
+    c = x.new_zeros(p, b, n) if cell.memory else None
+    states = []
+    # before the shortest sequence ends every state updates: no masking needed
+    first_mask = int(lengths.min()) if lengths is not None else t_steps
+    residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
+    fused = fused_program() if graph_op is None else None
+    w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2) if fused is not None else None
+    for t in range(t_steps):
+        if fused is not None:
+            h_new, c_new = fused(kind, x[:, t], h, c, bias_ih, w_ih_t, bias_hh, w_hh_t, residual, gamma)
+        else:
+            gx = torch.baddbmm(bias_ih, x[:, t].expand(p, b, d_in), w_ih_t)  # [P, B, G*N], no transpose
+            gh = step(bias_hh, h)
+            h_new, c_new = cell.step(gx, gh, h, c, residual, gamma)
+        if t >= first_mask:
+            alive = (t < lengths).view(1, b, 1)
+            h_new = torch.where(alive, h_new, h)
+            if c is not None:
+                c_new = torch.where(alive, c_new, c)
+        h, c = h_new, c_new
+        if return_states:
+            states.append(h)
+    out = readout(h, r, out_mask, b_out)
+    if return_states:
+        return out, torch.stack(states, dim=2)
+    return out
+
+
+class MaskedRecurrentNet(CompiledNet):
+    """A recurrent net (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``) whose
+    hidden-to-hidden connectivity is the wiring: torch's cell equations with ``W_hh`` masked
+    per gate, or the weakly coupled residual cell ``h <- R h + gamma tanh(W h + U x + b)``
+    with R fixed (buffers ``res_diag``, ``res_pair``).
+
+    ``forward(x [B, T, d_in], lengths=None) -> [B, d_out]`` reads the output neurons at the
+    last real step of every sequence.
+    """
+
+    def hidden_states(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Every hidden state, ``[B, T, N]``."""
+        return _run(self, x, lengths, True)[1][0]
+
+
+def _residual_args(module: nn.Module) -> dict:
+    if not hasattr(module, "res_diag"):
+        return {}
+    return {"residual": (stacked(module, "res_diag"), stacked(module, "res_pair")), "gamma": module.arch.gamma}
+
+
+def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
+    g = module.graph_args("w_hh")
+    return recurrent_forward(
+        module.arch.kind, x, stacked(module, "w_ih"), g["w"], stacked(module, "b_ih"), stacked(module, "b_hh"),
+        g["mask"], stacked(module, "in_mask"), stacked(module, "readout"), stacked(module, "out_mask"),
+        stacked(module, "readout_bias"), lengths=lengths, return_states=states, graph_op=g["graph_op"],
+        **_residual_args(module), ih_mask=stacked(module, "ih_mask"),
+    )
+
+
+class CellTarget(Target):
+    """The masked recurrent cells (see the module docstring)."""
+
+    kinds = ("rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn")
+    doc = "a masked recurrent cell over all neurons (rnn-tanh, rnn-relu, lstm, gru, wcrnn)"
+    natural_wiring = ("both", "all", "all")
+    over_time = True
+    masked_recurrence = True
+    layout = {"w_ih": "gates", "w_hh": "gates+cols", "b_ih": "gates", "b_hh": "gates",
+              "readout": "cols", "readout_bias": "none"}
+
+    def options(self, kind: str) -> type:
+        return ResidualOptions if CELLS[kind].residual else NoOptions
+
+    def gates(self, arch) -> int:
+        return CELLS[arch.kind].gates
+
+    def initial_tensors(self, wiring, arch, seed, backend="dense"):
+        """torch's RNN/LSTM/GRU convention: every weight and bias ~ U(-1/sqrt(N), 1/sqrt(N));
+        the readout is nn.Linear's U(-1/sqrt(n_outputs), ...). Drawn from
+        ``torch.Generator().manual_seed(seed)`` in a fixed order. With a sparse ``backend``
+        the graph weights are drawn per edge (``graph.values``, CSR order): the same seed
+        then gives a different draw than the dense backend."""
+        m = wiring_masks(wiring, dense=backend == "dense")
+        n, d_in, d_out, g = wiring.n_neurons, arch.d_in, arch.d_out, self.gates(arch)
+        gen = torch.Generator().manual_seed(int(seed))
+        k = 1.0 / math.sqrt(n)
+        out: dict[str, Tensor] = {}
+        w_ih = _uniform(gen, (g * n, d_in), k)
+        if backend == "dense":
+            w_hh = _uniform(gen, (g * n, n), k)
+            out["w_hh"] = masked_recurrent_weights(w_hh[None], m["mask"][None])[0]
+        else:
+            out["graph.values"] = _uniform(gen, (g * wiring.n_edges,), k)
+        out["b_ih"] = _uniform(gen, (g * n,), k)
+        out["b_hh"] = _uniform(gen, (g * n,), k)
+        out["w_ih"] = masked_recurrent_weights(w_ih[None], m["in_mask"][None, :, None].expand(1, n, d_in))[0]
+        ko = 1.0 / math.sqrt(len(wiring.outputs))
+        out["readout"] = _uniform(gen, (d_out, n), ko) * m["out_mask"][None, :]
+        out["readout_bias"] = _uniform(gen, (d_out,), ko)
+        return out
+
+    def buffers(self, wirings, arch, seeds, n_max):
+        """``ih_mask`` (per-connection input mask, all ones until pruned) and, for wcrnn,
+        R as ``res_diag`` and ``res_pair``."""
+        out = {"ih_mask": torch.ones(wirings[0].n_neurons, arch.d_in) if n_max is None
+               else torch.ones(len(wirings), n_max, arch.d_in)}
+        if CELLS[arch.kind].residual:
+            vectors = [residual_vectors(w.n_neurons, arch, s) for w, s in zip(wirings, seeds)]
+            if n_max is None:
+                out["res_diag"], out["res_pair"] = vectors[0]
+            else:
+                diag, pair = torch.zeros(len(vectors), n_max), torch.zeros(len(vectors), n_max)
+                for p, (d, q) in enumerate(vectors):
+                    diag[p, :len(d)], pair[p, :len(q)] = d, q
+                out["res_diag"], out["res_pair"] = diag, pair
+        return out
+
+    def forward(self, module, x, lengths=None, all_steps=False):
+        if not all_steps:
+            return _run(module, x, lengths, False)
+        states = _run(module, x, lengths, True)[1]
+        return readout_all_steps(states, stacked(module, "readout"), stacked(module, "out_mask"),
+                                 stacked(module, "readout_bias"))
+
+    def parameter_counts(self, wiring, arch, seed=0):
+        g = self.gates(arch)
+        graph = g * wiring.n_edges
+        interface = g * len(wiring.inputs) * arch.d_in + len(wiring.outputs) * arch.d_out
+        bias = 2 * g * wiring.n_neurons + arch.d_out
+        return {"graph": int(graph), "interface": int(interface), "bias": int(bias),
+                "total": int(graph + interface + bias)}
+
+    def build(self, wiring, arch, seed):
+        return MaskedRecurrentNet(wiring, arch, seed)
+
+    def export_layers(self, module):
+        in_mask = input_mask(module.in_mask[None], module.ih_mask[None], module.arch.d_in)
+        w_ih = masked_recurrent_weights(module.w_ih[None], in_mask)[0]
+        extra = _residual_args(module)
+        residual = None if not extra else tuple(v[0] for v in extra["residual"])
+        return (module.arch.kind, [(w_ih.t(), module.b_ih, module.effective_weight().t(), module.b_hh)], residual,
+                float(extra.get("gamma", 1.0)), module.readout * module.out_mask[None], module.readout_bias,
+                module.arch.d_in)
+
+
+register_target(CellTarget())

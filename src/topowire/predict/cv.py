@@ -1,0 +1,200 @@
+"""Cross-validation of the predictors beside their baselines (sklearn's ``cross_validate``).
+
+Every model is a Pipeline (:mod:`topowire.predict.models`) fitted inside each fold --
+the best-single-feature baseline chooses its feature there too -- so nothing is fitted
+outside a fold. Rows are averaged per topology first; with replicate seeds the noise
+ceiling bounds every score (:mod:`topowire.predict.ceiling`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from topowire.errors import DataError, ParameterError
+from topowire.predict.ceiling import conformal_half_width, interval_coverage
+from topowire.predict.models import MODELS, PREDICTORS, make_model
+from topowire.predict.table import SIZE_FEATURES, aggregate, check_table, check_target
+from topowire.seeds import derive
+
+__all__ = ["CVResult", "cross_validate", "scores"]
+
+
+@dataclass
+class CVResult:
+    """Cross-validation scores and what they rest on.
+
+    ``scores`` has one row per scheme, model and repetition, computed on the repetition's
+    pooled out-of-fold predictions; ``folds`` one row per scheme, model and fold (the
+    spreads are over folds). ``oof`` holds the predictor's (``model``: the forest, or
+    hgb) out-of-fold predictions, ``importances`` its held-out permutation importances, ``chosen`` the feature the
+    ``best-feature`` baseline picked in each training fold, and ``notes`` every scheme or
+    baseline that could not run, with the reason.
+    """
+
+    scores: pd.DataFrame
+    oof: pd.DataFrame
+    importances: pd.DataFrame
+    ceiling: dict[str, float] | None
+    n_rows: int
+    features: list[str] = field(default_factory=list)
+    folds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chosen: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    target: str = "test_acc"
+    model: str = "forest"
+
+    def table(self) -> pd.DataFrame:
+        """Per model and scheme: the pooled scores (mean over repeats), their spread over
+        folds (``*_fold_sd``) and R² as a fraction of the noise ceiling."""
+        t = self.scores.groupby(["scheme", "model"], sort=False).agg(
+            r2=("r2", "mean"), mae=("mae", "mean"), spearman=("spearman", "mean")).reset_index()
+        if not self.folds.empty:
+            sd = self.folds.groupby(["scheme", "model"], sort=False)[["r2", "spearman"]].std()
+            t = t.join(sd.add_suffix("_fold_sd"), on=["scheme", "model"])
+        if self.ceiling:
+            t["r2_of_ceiling"] = t["r2"] / self.ceiling["ceiling"]
+        return t
+
+    def interval(self, level: float = 0.9) -> dict[str, float]:
+        """The predictor's split-conformal interval: its half-width (from the first repeat's
+        out-of-fold residuals, every topology once) and its coverage of held-out folds."""
+        first = self.oof[(self.oof["scheme"] == "kfold") & (self.oof["repeat"] == 0)]
+        return {"level": level, "half_width": conformal_half_width(first["measured"] - first["predicted"], level),
+                "coverage": interval_coverage(self.oof, level)}
+
+    @property
+    def most_chosen(self) -> str:
+        """The feature the ``best-feature`` baseline picked most often ("?" if it never ran)."""
+        return pd.Series(self.chosen).value_counts().index[0] if self.chosen else "?"
+
+    def headline(self) -> dict[str, str]:
+        """What the study can say, in words, best first (see :func:`topowire.predict.headline.headline`)."""
+        from topowire.predict.headline import headline
+
+        return headline(self)
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """R², MAE and Spearman of predictions ``p`` of ``y``."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    rho = spearmanr(y, p).statistic if np.ptp(p) > 0 and np.ptp(y) > 0 else float("nan")
+    return {"r2": float(r2_score(y, p)), "mae": float(mean_absolute_error(y, p)), "spearman": float(rho)}
+
+
+def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *, groups: str | None = "family",
+                   n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
+                   importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None,
+                   size: Sequence[str] | None = None, chance: float | None = None, model: str = "forest") -> CVResult:
+    """Score the predictor and the baselines (see the module docstring).
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per model (or per topology); ``topology_id`` identifies replicates.
+    target : str
+        Column to predict.
+    features : sequence of str
+        Columns the predictor uses; the size baselines use :data:`SIZE_FEATURES` present.
+    groups : str or None
+        Column for leave-one-group-out CV (skipped with fewer than two groups).
+    extra_forests : dict of str to sequence of str, optional
+        More forests, by name, on other columns, scored on the same folds -- e.g.
+        ``{"forest-graph": graph_features}`` to measure what extra features add.
+    size : sequence of str, optional
+        Columns of the size baselines (default: those of :data:`SIZE_FEATURES` present).
+    chance : float, optional
+        The task's chance level: a target at chance everywhere is refused.
+    model : {"forest", "hgb"}
+        The predictor: the random forest, or histogram gradient boosting (scored beside
+        the forest).
+
+    Raises
+    ------
+    DataError
+        A missing or non-numeric column, too few topologies, or a target nothing can be
+        learnt from (see :func:`check_target`).
+    """
+    from sklearn.inspection import permutation_importance
+    from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
+    from sklearn.model_selection import cross_validate as sk_cross_validate
+
+    if model not in PREDICTORS:
+        raise ParameterError(f"unknown model {model!r}: expected one of {', '.join(PREDICTORS)}")
+    features = list(features)
+    check_table(table, target, features)
+    data, ceiling = aggregate(table, target, features)
+    if len(data) < n_splits:
+        raise DataError(f"need at least {n_splits} topologies for {n_splits}-fold CV, got {len(data)}")
+    notes = []
+    if size is None:
+        size = [c for c in SIZE_FEATURES if c in data.columns]
+        if not size:
+            notes.append(f"size baselines skipped: none of {', '.join(SIZE_FEATURES)} is a column "
+                         "(name the size columns with --size-columns)")
+    else:
+        size = list(size)
+        check_table(table, target, size)
+    check_target(data[target].to_numpy(dtype=float), target, chance)
+    if ceiling is None:
+        notes.append("noise ceiling skipped: one replicate per topology")
+    if len(features) < 2:
+        notes.append("best-feature skipped: the forest has a single feature")
+    extra = {k: list(v) for k, v in (extra_forests or {}).items()}
+    clash = set(extra) & set(MODELS)
+    if clash:
+        raise ParameterError(f"extra forest name(s) {', '.join(sorted(clash))} clash with the built-in models")
+    check_table(table, target, [c for v in extra.values() for c in v])
+    cols = {**{m: features for m in dict.fromkeys(["forest", model])}, "mean": features[:1] or size[:1],
+            "linear-size": size, "forest-size": size, "best-feature": features if len(features) > 1 else [], **extra}
+    used = list(dict.fromkeys(features + size + [c for v in extra.values() for c in v]))
+    x_all = data[used]
+    y = data[target].to_numpy(dtype=float)
+    schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed % 2**32)
+                              .split(x_all)))]
+    if groups and groups in data.columns and data[groups].nunique() >= 2:
+        schemes.append(("leave-one-family-out", list(LeaveOneGroupOut().split(x_all, y, data[groups]))))
+    elif groups:
+        notes.append(f"leave-one-{groups}-out skipped: " + (f"no column {groups!r}" if groups not in data.columns
+                                                              else f"a single {groups}"))
+    family = data[groups].to_numpy() if groups and groups in data.columns else None
+    oof, imps, fold_rows, chosen = [], [], [], []
+    pooled: dict[tuple[str, str, int], tuple[list, list]] = {}
+    for scheme, splits in schemes:
+        for name, columns in cols.items():
+            if not columns:
+                continue
+            fitted = sk_cross_validate(make_model("forest" if name in extra else name, columns, seed, n_estimators),
+                                       x_all, y, cv=splits, return_estimator=True, return_indices=True)
+            for fold, (estimator, te) in enumerate(zip(fitted["estimator"], fitted["indices"]["test"])):
+                repeat = fold // n_splits if scheme == "kfold" else 0
+                pred = estimator.predict(x_all.iloc[te])
+                ys, ps = pooled.setdefault((scheme, name, repeat), ([], []))
+                ys.append(y[te])
+                ps.append(pred)
+                if len(te) >= 2:
+                    fold_rows.append({"scheme": scheme, "model": name, "fold": fold, **scores(y[te], pred)})
+                if name == "best-feature" and scheme == "kfold":
+                    chosen.append(estimator.named_steps["select"].feature_)
+                if name == model:
+                    oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "repeat": repeat, "row": te,
+                                             "measured": y[te], "predicted": pred,
+                                             "family": family[te] if family is not None else ""}))
+                    # on the held-out folds of the first repeat: every row held out once
+                    if importances and scheme == "kfold" and fold < n_splits and len(te) >= 2:
+                        pi = permutation_importance(estimator, x_all.iloc[te][features], y[te], n_repeats=3,
+                                                    random_state=derive(seed, "importance", fold), scoring="r2")
+                        imps.append(pi.importances_mean)
+    # scores of the pooled out-of-fold predictions of each repetition: per-fold R² of small
+    # folds is unstable (a fold with little variance sends it towards minus infinity)
+    rows = [{"scheme": scheme, "model": name, "repeat": repeat, **scores(np.concatenate(ys), np.concatenate(ps))}
+            for (scheme, name, repeat), (ys, ps) in pooled.items()]
+    imp = pd.DataFrame({"feature": features, "importance": np.mean(imps, axis=0) if imps else np.nan,
+                        "std": np.std(imps, axis=0) if imps else np.nan}).sort_values("importance", ascending=False)
+    return CVResult(pd.DataFrame(rows), pd.concat(oof, ignore_index=True), imp.reset_index(drop=True), ceiling,
+                    len(data), features, pd.DataFrame(fold_rows), chosen, notes, target, model)

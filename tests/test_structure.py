@@ -1,0 +1,74 @@
+"""The house: no import cycle between its parts, no module reaching into another's private
+names, seeds derived in one place, and no kind string branched on outside the targets."""
+
+import ast
+import re
+from pathlib import Path
+
+SRC = Path(__file__).parents[1] / "src" / "topowire"
+
+
+def _modules():
+    for path in sorted(SRC.rglob("*.py")):
+        yield ".".join(("topowire", *path.relative_to(SRC).with_suffix("").parts)).removesuffix(".__init__"), path
+
+
+def _imports(tree: ast.AST, module: str):
+    """Every topowire module ``module`` imports (at any depth), but those only for type checking."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            yield from ((a.name, None) for a in node.names if a.name.startswith("topowire"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("topowire"):
+            for a in node.names:  # "from topowire import checks" imports the module topowire.checks
+                yield (f"topowire.{a.name}", None) if node.module == "topowire" else (node.module, a.name)
+
+
+def _part(module: str) -> str:
+    """The part of the house a module belongs to: its package below topowire, or itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle_between_the_parts_of_the_house():
+    edges: dict[str, set[str]] = {}
+    for module, path in _modules():
+        for target, _ in _imports(ast.parse(path.read_text()), module):
+            if _part(target) != _part(module):
+                edges.setdefault(_part(module), set()).add(_part(target))
+
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    cycles = sorted(p for p in edges if p in reach(p))
+    assert cycles == [], {p: sorted(edges[p]) for p in cycles}
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = [f"{module}: from {target} import {name}" for module, path in _modules()
+               for target, name in _imports(ast.parse(path.read_text()), module)
+               if name and name.startswith("_") and not name.startswith("__") and target != module]
+    assert private == []
+
+
+def test_seeds_are_derived_in_one_place():
+    calls = [module for module, path in _modules() for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "init_seed"]
+    assert calls == ["topowire.seeds"]
+    assert [m for m, path in _modules() if re.search(r"\bseed \+ ", path.read_text())] == []
+
+
+def test_no_kind_string_is_branched_on_outside_the_targets():
+    lines = [f"{path}:{i}" for module, path in _modules() if ".targets" not in module
+             for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"kind (==|!=|in) ", line)]
+    assert len(lines) <= 3, lines
