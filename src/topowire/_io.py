@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import IO
 
 __all__ = ["atomic_path", "atomic_open", "atomic_dir", "check_output", "check_output_folder", "foreign_entries",
-           "mark_folder", "MARKER", "FOLDERS", "write_failure", "check_nesting", "check_table_path", "process_alive",
-           "read_table", "write_table"]
+           "mark_folder", "MARKER", "FOLDERS", "write_failure", "check_nesting", "read_text", "check_table_path",
+           "process_alive", "read_table", "write_table"]
 
 
 def check_output(output: str | os.PathLike[str] | None, *inputs: str | os.PathLike[str] | None,
@@ -382,3 +382,24 @@ def check_nesting(text: str, what: str, *, comments: bool = False) -> None:
     depth = int(np.cumsum(step).max(initial=0))
     if depth > MAX_NESTING:
         raise FileFormatError(f"{what} nests brackets {depth} deep; topowire reads at most {MAX_NESTING} levels")
+
+
+def read_text(path: str | os.PathLike[str], what: str, *, comments: bool = False) -> str:
+    """A UTF-8 text file topowire parses (JSON, TOML), its nesting bounded (:func:`check_nesting`).
+
+    Raises
+    ------
+    FileFormatError
+        ``what`` and the path: missing, not UTF-8, or nested too deep.
+    """
+    from topowire.errors import FileFormatError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{what} {str(path)!r} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{what} {str(path)!r} is not valid UTF-8 (byte {exc.start})") from None
+    check_nesting(text, f"{what} {str(path)!r}", comments=comments)
+    return text

@@ -201,19 +201,13 @@ def load_predictor(path: str | Path) -> TopologyPredictor:
     """
     import skops.io as sio
 
-    from topowire._io import check_nesting
+    from topowire._io import read_text
 
     path = Path(path)
     meta_path = Path(str(path) + ".json")
     if not path.is_file():
         raise FileFormatError(f"predictor file {str(path)!r} does not exist")
-    if not meta_path.is_file():
-        raise FileFormatError(f"predictor metadata {str(meta_path)!r} does not exist")
-    try:
-        text = meta_path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"{meta_path} is not valid UTF-8 (byte {exc.start})") from None
-    check_nesting(text, str(meta_path))
+    text = read_text(meta_path, "predictor metadata")
     try:
         meta = _check_meta(json.loads(text), meta_path)
     except json.JSONDecodeError as exc:

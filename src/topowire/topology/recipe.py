@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from topowire import checks, limits
-from topowire._io import check_nesting
+from topowire._io import read_text
 from topowire.errors import FileFormatError, ParameterError
 from topowire.topology.generators import FAMILIES, check_parameter_names, generate
 
@@ -342,15 +342,9 @@ def load_recipe(path: str | Path) -> Recipe:
         The TOML is valid but the recipe is not.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"recipe file {str(path)!r} does not exist")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"recipe file {str(path)!r} is not valid UTF-8 (byte {exc.start})") from None
+    text = read_text(path, "recipe file", comments=True)
     if not text.strip():
         raise FileFormatError(f"recipe file {str(path)!r} is empty")
-    check_nesting(text, f"recipe file {str(path)!r}", comments=True)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
