@@ -87,6 +87,11 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {"r2": float(r2_score(y, p)), "mae": float(mean_absolute_error(y, p)), "spearman": float(rho)}
 
 
+def _held_out(estimator, x, y) -> float:
+    """The per-fold score sklearn asks for: the count held out (the scores are pooled here)."""
+    return float(len(y))
+
+
 def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *, groups: str | None = "family",
                    n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
                    importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None,
@@ -170,7 +175,8 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
             if not columns:
                 continue
             fitted = sk_cross_validate(make_model("forest" if name in extra else name, columns, seed, n_estimators),
-                                       x_all, y, cv=splits, return_estimator=True, return_indices=True)
+                                       x_all, y, cv=splits, return_estimator=True, return_indices=True,
+                                       scoring=_held_out)
             for fold, (estimator, te) in enumerate(zip(fitted["estimator"], fitted["indices"]["test"])):
                 repeat = fold // n_splits if scheme == "kfold" else 0
                 pred = estimator.predict(x_all.iloc[te])
