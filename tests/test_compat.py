@@ -45,3 +45,17 @@ def test_a_saved_predictor_predicts_what_it_predicted():
     got = predict(predictor, pd.read_csv(FIXTURES / "table.csv"))
     want = pd.read_csv(FIXTURES / "predictions.csv")
     np.testing.assert_allclose(got["predicted_test_loss"].to_numpy(), want["predicted_test_loss"].to_numpy())
+
+
+def test_a_run_of_the_previous_release_resumes_under_its_own_id(tmp_path, monkeypatch):
+    from topowire.compiler import Arch
+    from topowire.data import make_task
+    from topowire.topology import read_population
+    from topowire.train import TrainConfig, train_population, trainer
+
+    db = shutil.copy(FIXTURES / "store.db", tmp_path / "store.db")
+    monkeypatch.setattr(trainer, "train_pack", lambda *a, **k: pytest.fail("a model was trained again"))
+    frame = train_population(list(read_population(FIXTURES / "population.jsonl")), Arch("rnn-tanh"),
+                             make_task("reber", seed=0, n_train=96, n_test=48),
+                             TrainConfig(epochs=2, replicates=2, lr=0.05), store=db)
+    assert len(frame) == 12 and set(frame["run_id"]) == {pd.read_csv(FIXTURES / "results.csv")["run_id"].iloc[0]}
