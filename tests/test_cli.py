@@ -35,6 +35,7 @@ def test_generate_features_show(tmp_path, capsys):
     png = tmp_path / "g.png"
     code, out, _ = run(["show", pop, "--id", first.id, "--png", png], capsys)
     assert code == 0 and first.id in out
+    assert "clustering C and path length L drawn" in out and "avg_path_length max" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

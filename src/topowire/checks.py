@@ -238,6 +238,8 @@ DOMAINS: dict[str, Domain] = {
     "cell": Domain("choice", choices="topowire.compiler.cells:TORCH_CELLS"),
     "recurrence": Domain("choice", choices=("dense", "none")),
     "input_width": Domain("choice", choices=("fixed", "sources")),
+    "width": _i(1, 2**16), "depth": _i(1, 64), "batchnorm": Domain("bool"),
+    "match": Domain("choice", choices=("params", "none")),
     "residual": Domain("choice", choices="topowire.compiler.targets.cells:RESIDUALS"),
     "r": _f(-10, 10, what=" (the radius of R)"), "phi": _f(-2 * math.pi, 2 * math.pi, what=" (radians)"),
     "gamma": _f(0, 10), "r_spread": _f(0, 10),
@@ -246,7 +248,8 @@ DOMAINS: dict[str, Domain] = {
     "data_dir": Domain("path", none=True), "thesis_csv": Domain("path", none=True),
     # graphs
     "family": Domain("choice", choices="topowire.topology.generators:FAMILIES", none=True),
-    "n": _i(2, "nodes", none=True), "k": _i(0, "nodes", none=True), "m": _i(0, "nodes", none=True),
+    "n": _i(2, "nodes", none=True), "k": _f(0, 1e6, none=True, what=" (a degree: an integer but for wsflex)"),
+    "m": _i(0, "nodes", none=True),
     "d": _i(0, "nodes", none=True), "p": _f(0, 1, none=True), "directed": Domain("bool"),
     "sizes": Domain("str", none=True, pattern=r"\s*\d+(\s*,\s*\d+)+\s*", what="comma-separated layer sizes"),
     "id_": Domain("str", none=True),

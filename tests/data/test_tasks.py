@@ -7,7 +7,17 @@ from topowire.errors import ParameterError
 from topowire.topology import ws_graph
 
 
-def test_every_task_builds():
+@pytest.fixture
+def fake_fashion(tmp_path, monkeypatch):
+    """A tiny folder of Fashion-MNIST's IDX files, named by its environment variable."""
+    from tests.data.test_mnist import _write_mnist
+
+    images, labels = _write_mnist(tmp_path, n=60)
+    monkeypatch.setenv("TOPOWIRE_FASHION_MNIST_DIR", str(tmp_path))
+    return images, labels
+
+
+def test_every_task_builds(fake_fashion):
     for name in TASKS:
         t = make_task(name, n_train=40 if "mnist" in name else None, n_test=20 if "mnist" in name else None)
         assert t.x_train.shape[-1] == t.d_in and len(t.x_train) == len(t.y_train)
@@ -69,3 +79,47 @@ def test_a_task_of_one_spec_registers_and_trains():
         assert (frame["status"] == "ok").all() and frame["test_acc"].min() > 0.8
     finally:
         del TASKS["toy-halfspace"]
+
+
+def test_fashion_mnist_reads_its_folder_and_names_the_package_when_absent(fake_fashion, monkeypatch):
+    from topowire.errors import DataError
+
+    images, labels = fake_fashion
+    task = make_task("fashion-mnist")
+    assert task.x_train.shape == (60, 784) and task.d_out == 10 and TASKS["fashion-mnist"].chance == 0.1
+    torch.testing.assert_close(task.x_train, torch.from_numpy(images.reshape(60, 784) / 255).float())
+    assert task.y_test.tolist() == labels[:2].tolist()
+    monkeypatch.delenv("TOPOWIRE_FASHION_MNIST_DIR")
+    monkeypatch.setattr("shutil.which", lambda _: None)  # no dpkg to ask
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        make_task("fashion-mnist")
+
+
+def test_fashion_mnist_from_the_debian_package_is_whole():
+    from topowire.data.mnist import find_fashion_mnist
+    from topowire.errors import DataError
+
+    try:
+        find_fashion_mnist()
+    except DataError:
+        pytest.skip("the Debian package dataset-fashion-mnist is not installed")
+    task = make_task("fashion-mnist")
+    assert task.x_train.shape == (60000, 784) and task.x_test.shape == (10000, 784)
+    assert torch.bincount(task.y_train).tolist() == [6000] * 10
+
+
+def test_digits_split_is_seeded_disjoint_and_learnable():
+    from topowire.compiler import Arch
+    from topowire.topology import complete_graph
+    from topowire.train import TrainConfig, train_population
+
+    task = make_task("digits", seed=0)
+    assert task.x_train.shape == (1437, 64) and task.x_test.shape == (360, 64)
+    assert 0 <= float(task.x_train.min()) and float(task.x_train.max()) == 1.0
+    train_rows = {tuple(r) for r in task.x_train.tolist()}
+    assert sum(tuple(r) in train_rows for r in task.x_test.tolist()) < 10  # a few duplicate images in the data
+    assert torch.equal(make_task("digits", seed=0).y_test, task.y_test)
+    assert not torch.equal(make_task("digits", seed=1).y_test, task.y_test)
+    frame = train_population([complete_graph(8)], Arch("relational", width=32, depth=1), task,
+                             TrainConfig(epochs=2, lr=0.01))
+    assert float(frame["test_acc"].iloc[0]) > 0.8

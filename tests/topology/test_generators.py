@@ -126,3 +126,45 @@ def test_a_wrong_type_is_a_type_error_and_a_parameter_error():
         er_graph(2.5, 0.1)
     with pytest.raises(ParameterError):
         er_graph(10, "x")
+
+
+# -- WS-flex (graph2nn) ------------------------------------------------------------------
+from topowire.topology.generators import _even_lattice, wsflex_graph  # noqa: E402
+
+
+def test_the_even_lattice_has_its_edges_with_degrees_at_most_one_apart():
+    for n in range(3, 40):
+        for n_edges in range(n, n * (n - 1) // 2 + 1, max(1, n // 3)):
+            edges = _even_lattice(n, n_edges)
+            degree = np.bincount(np.array(edges).ravel(), minlength=n)
+            assert len(set(edges)) == n_edges and all(u < v for u, v in edges), (n, n_edges)
+            assert degree.max() - degree.min() <= 1, (n, n_edges, degree)
+
+
+def test_wsflex_has_round_kn_over_2_edges_and_is_seeded():
+    for n, k in ((32, 2.0), (32, 3.3), (32, 7.25), (10, 3.0), (32, 31.0)):
+        for p in (0.0, 0.4, 1.0):
+            g = wsflex_graph(n, k, p, seed=5)
+            assert g.n_edges == round(k * n / 2) and nx.is_connected(g.to_networkx()), (n, k, p)
+            assert g.edges.tolist() == wsflex_graph(n, k, p, seed=5).edges.tolist()
+    assert wsflex_graph(32, 5.0, 0.5, seed=1).edges.tolist() != wsflex_graph(32, 5.0, 0.5, seed=2).edges.tolist()
+
+
+def test_wsflex_of_even_integer_degree_unrewired_is_the_ring_lattice():
+    lattice = wsflex_graph(20, 4.0, 0.0, seed=0)
+    assert lattice.edges.tolist() == ring_lattice(20, 4).edges.tolist()
+    # rewiring shortens paths and lowers clustering, as in Watts-Strogatz
+    rewired = [wsflex_graph(20, 4.0, 1.0, seed=s).to_networkx() for s in range(5)]
+    g0 = lattice.to_networkx()
+    assert max(nx.average_clustering(g) for g in rewired) < nx.average_clustering(g0)
+    assert max(nx.average_shortest_path_length(g) for g in rewired) < nx.average_shortest_path_length(g0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n": 32, "k": 1.5, "p": 0.1}, "k must be"),
+    ({"n": 8, "k": 7.5, "p": 0.1}, "k must be"),
+    ({"n": 32, "k": 4.0, "p": 1.5}, "p must be"),
+])
+def test_wsflex_refuses_bad_parameters(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        wsflex_graph(**kwargs)

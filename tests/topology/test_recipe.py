@@ -124,3 +124,36 @@ def test_child_seeds_make_graphs_independent_of_count():
     b = parse_recipe({"family": [{"kind": "ws", "count": 10, "n": 20, "k": 4, "p": 0.5}]})
     assert sample_population(b, seed=1).ids[:10] != [] and len(a) == 40
     assert np.all([t.n == 20 for t in a])
+
+
+def test_a_population_of_fixed_size_sets_each_family_edge_parameter():
+    recipe = parse_recipe({"population": {"n": 16, "edges": 40}, "family": [
+        {"kind": "gnm", "count": 3}, {"kind": "wsflex", "count": 3, "p": [0.0, 1.0]}, {"kind": "regular", "count": 3}]})
+    pop = sample_population(recipe, seed=0)
+    assert {t.n for t in pop} == {16} and {t.n_edges for t in pop} == {40}
+    assert {t.family for t in pop} == {"gnm", "wsflex", "regular"}
+
+
+@pytest.mark.parametrize("head, fam, match", [
+    ({"n": 16, "edges": 40}, {"kind": "ba", "m": 2}, "cannot hold the edge count fixed"),
+    ({"edges": 40}, {"kind": "gnm"}, "needs n = "),
+    ({"n": 16, "edges": 40}, {"kind": "gnm", "n": 20}, "but \\[population\\] holds n = 16"),
+    ({"n": 16, "edges": 40}, {"kind": "wsflex", "k": 4.0}, "k is set by \\[population\\] edges"),
+    ({"n": 16, "edges": 500}, {"kind": "gnm"}, "edges must be"),
+    ({"n": 15, "edges": 40}, {"kind": "regular"}, "is no regular graph"),
+])
+def test_a_fixed_size_the_families_cannot_keep_is_refused(head, fam, match):
+    with pytest.raises(ParameterError, match=match):
+        parse_recipe({"population": head, "family": [{"count": 2, **fam}]})
+
+
+def test_the_graph2nn_recipe_spans_clustering_and_path_length_at_one_size():
+    from pathlib import Path
+
+    from topowire.features import feature_ranges
+
+    pop = sample_population(load_recipe(Path(__file__).parents[2] / "graphs" / "graph2nn.toml"))
+    assert len(pop) == 91 and {t.n for t in pop} == {32}
+    ranges = feature_ranges(pop)
+    assert ranges["avg_clustering min"].min() < 0.1 and ranges["avg_clustering max"].max() > 0.6
+    assert ranges["avg_path_length min"].min() == 1.0 and ranges["avg_path_length max"].max() > 4

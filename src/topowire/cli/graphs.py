@@ -10,6 +10,7 @@ from topowire.cli import app
 from topowire.cli.options import PATH, Checked, fields
 from topowire.console import console, print_frame, progress
 from topowire.errors import ParameterError
+from topowire.features import feature_ranges
 
 
 @app.command()
@@ -30,8 +31,7 @@ def generate(recipe, output, seed, family, count, **params) -> None:
     pop = topology.sample_population(recipe, seed)
     topology.write_population(pop, output)
     print_frame(pop.summary(), f"population ({len(pop)} graphs, seed {pop.seed})")
-    dup = sum(c - 1 for c in pop.duplicates().values())
-    console.print(f"wrote {len(pop)} topologies ({dup} duplicate(s)) to {output}")
+    console.print(f"wrote {len(pop)} topologies ({len(pop) - len(set(pop.ids))} duplicate(s)) to {output}")
 
 
 @app.command()
@@ -69,6 +69,7 @@ def show(population, id_, png) -> None:
     check_output(png, population)
     pop = topology.read_population(population)
     print_frame(pop.summary(), f"population ({len(pop)} graphs, seed {pop.seed})")
+    print_frame(feature_ranges(pop).T, "clustering C and path length L drawn")
     topo = pop.by_id(id_) if id_ is not None else pop[0]
     if id_ is not None:
         console.print(f"{topo!r}  params={dict(topo.params)}  seed={topo.seed}  density={topo.density:.4g}")

@@ -118,27 +118,27 @@ def _renamed(m: re.Match) -> str:
 
 def _check_spec_against_tensors(spec: dict[str, Any], path: Path) -> None:
     """The spec's network size must be the one its tensors have (read from the header, before
-    anything is built): a spec edited to a larger model is refused, not allocated."""
+    anything is built): its target names what does not match."""
     from safetensors import safe_open
+
+    from topowire.compiler.targets import TARGETS
 
     if spec.get("module") != "compiled":
         return
     arch = spec.get("arch") if isinstance(spec.get("arch"), dict) else {}
+    target = TARGETS.get(arch.get("kind"))
     try:
         n = int(spec["wiring"]["n_neurons"])
         with safe_open(str(path), framework="pt") as f:
-            shape = f.get_slice("readout").get_shape() if "readout" in f.keys() else None
-            inputs = next((f.get_slice(k).get_shape() for k in ("w_ih", "w_in", "w_ih.0", "cells.0.w_ih")
-                           if k in f.keys()), None)
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (KeyError, TypeError, ValueError) as exc:
         raise FileFormatError(f"{path}: the spec cannot rebuild a model: {exc}") from None
-    d_out, d_in = arch.get("d_out"), arch.get("d_in")
-    if shape is None or len(shape) != 2 or shape[1] != n or shape[0] != (d_out if isinstance(d_out, int) else shape[0]):
-        raise FileFormatError(f"{path}: the spec describes {n:,} neurons and d_out = {d_out} but the file's readout "
-                              f"tensor has shape {shape}: a spec and tensors that do not match")
-    if inputs is not None and isinstance(d_in, int) and arch.get("input_width") != "sources" and inputs[-1] != d_in:
-        raise FileFormatError(f"{path}: the spec describes d_in = {d_in:,} but the file's input weights have shape "
-                              f"{inputs}: a spec and tensors that do not match")
+    if target is None:
+        raise FileFormatError(f"{path}: the spec names arch kind {arch.get('kind')!r}, which no registered target "
+                              f"compiles (known: {', '.join(sorted(TARGETS))})")
+    problem = target.check_saved(n, arch, shapes)
+    if problem:
+        raise FileFormatError(f"{path}: {problem}: a spec and tensors that do not match")
 
 
 def _build(spec: dict[str, Any], path: Path) -> nn.Module:

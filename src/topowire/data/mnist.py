@@ -24,9 +24,11 @@ import torch
 
 from topowire.errors import DataError, FileFormatError, ParameterError
 
-__all__ = ["read_idx", "load_mnist", "mnist_view", "VIEWS", "ENV_VAR"]
+__all__ = ["read_idx", "read_idx_folder", "load_mnist", "find_fashion_mnist", "mnist_view", "VIEWS", "ENV_VAR",
+           "FASHION_ENV_VAR"]
 
 ENV_VAR = "TOPOWIRE_MNIST_DIR"
+FASHION_ENV_VAR = "TOPOWIRE_FASHION_MNIST_DIR"
 VIEWS = ("flat", "resized", "rows", "pixels", "permuted")
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -67,11 +69,50 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _find(folder: Path, stem: str) -> Path:
+def _find(folder: Path, stem: str, what: str = "MNIST") -> Path:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         if (folder / name).is_file():
             return folder / name
-    raise FileFormatError(f"MNIST folder {str(folder)!r} has no {stem}[.gz]")
+    raise FileFormatError(f"{what} folder {str(folder)!r} has no {stem}[.gz]")
+
+
+def read_idx_folder(folder: str | Path, split: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``[N, 28, 28]`` images and ``[N]`` labels (0-9) of a split from a folder of the
+    standard IDX files (MNIST's names, each optionally ``.gz``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileFormatError(f"{what} folder {str(folder)!r} does not exist")
+    images = read_idx(_find(folder, _FILES[split][0], what))
+    labels = read_idx(_find(folder, _FILES[split][1], what))
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{what} {split} files do not match: images {images.shape}, labels {labels.shape}")
+    if labels.max(initial=0) > 9:
+        raise DataError(f"{what} labels must be 0-9, found {int(labels.max())}")
+    return images, labels
+
+
+def find_fashion_mnist(data_dir: str | Path | None = None) -> Path:
+    """The folder of the Fashion-MNIST IDX files: ``data_dir``, ``$TOPOWIRE_FASHION_MNIST_DIR``,
+    or where the Debian package ``dataset-fashion-mnist`` installed them (asked of dpkg).
+
+    Raises
+    ------
+    DataError
+        None of them holds the files: the message names the install command.
+    """
+    import shutil
+    import subprocess
+
+    folder = data_dir if data_dir is not None else os.environ.get(FASHION_ENV_VAR)
+    if folder:
+        return Path(folder)
+    if shutil.which("dpkg-query"):
+        listed = subprocess.run(["dpkg-query", "-L", "dataset-fashion-mnist"], capture_output=True, text=True)
+        for line in listed.stdout.splitlines():
+            if Path(line).name.startswith(_FILES["train"][0]) and Path(line).is_file():
+                return Path(line).parent
+    raise DataError("Fashion-MNIST's files were not found: install them with `apt-get install dataset-fashion-mnist`, "
+                    f"or name their folder with --data-dir or ${FASHION_ENV_VAR} (the four standard IDX files)")
 
 
 def load_mnist(split: str = "train", data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -88,16 +129,7 @@ def load_mnist(split: str = "train", data_dir: str | Path | None = None) -> tupl
         raise ParameterError(f"split must be 'train' or 'test', got {split!r}")
     folder = data_dir if data_dir is not None else os.environ.get(ENV_VAR)
     if folder:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileFormatError(f"MNIST folder {str(folder)!r} does not exist")
-        images = read_idx(_find(folder, _FILES[split][0]))
-        labels = read_idx(_find(folder, _FILES[split][1]))
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(labels) != len(images):
-            raise DataError(f"MNIST {split} files do not match: images {images.shape}, labels {labels.shape}")
-        if labels.max(initial=0) > 9:
-            raise DataError(f"MNIST labels must be 0-9, found {int(labels.max())}")
-        return images, labels
+        return read_idx_folder(folder, split, "MNIST")
     with resources.files("topowire.data").joinpath("mnist_5k.npz").open("rb") as fh:
         data = np.load(fh, allow_pickle=False)
         images, labels = data["images"], data["labels"]
@@ -111,7 +143,7 @@ def load_mnist(split: str = "train", data_dir: str | Path | None = None) -> tupl
 
 def mnist_view(images: np.ndarray, view: str = "flat", *, seed: int = 0) -> torch.Tensor:
     """A float32 view of ``[N, 28, 28]`` uint8 images (see the module docstring)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0
+    x = torch.from_numpy(np.array(images, dtype=np.float32)) / 255.0  # a copy: IDX data are read-only
     n = x.shape[0]
     if view == "flat":
         return x.reshape(n, 784)

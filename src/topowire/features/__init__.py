@@ -18,8 +18,8 @@ from topowire.features.registry import (
     register,
     resolve_names,
 )
-from topowire.features.table import compute_features, feature_table
+from topowire.features.table import compute_features, feature_ranges, feature_table
 
 __all__ = ["GROUPS", "MODEL_GROUPS", "REGISTRY", "MODEL_REGISTRY", "Feature", "ModelGroup", "GraphContext",
-           "compute_features", "feature_table",
+           "compute_features", "feature_table", "feature_ranges",
            "list_features", "register", "resolve_names"]

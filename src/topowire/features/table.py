@@ -17,7 +17,7 @@ from topowire.topology.topology import Topology
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["compute_features", "feature_table"]
+__all__ = ["compute_features", "feature_table", "feature_ranges"]
 
 # Below this many graphs a process pool costs more than it saves.
 _MIN_PARALLEL = 64
@@ -132,3 +132,15 @@ def _graph_table(topologies: list[Topology], names: list[str], n_jobs, progress)
                 progress(sum(len(r) for r in results), len(items))
     data = np.concatenate(results) if results else np.zeros((0, len(names)))
     return pd.DataFrame(data, index=index, columns=names)
+
+
+def feature_ranges(population: Iterable[Topology], names: Sequence[str] = ("avg_clustering", "avg_path_length")
+                   ) -> pd.DataFrame:
+    """The range (min and max) of features per family of a population: what part of the
+    feature space a recipe covers (by default clustering C and average path length L, the
+    plane of graph2nn's study)."""
+    unique = list({t.id: t for t in population}.values())
+    table = feature_table(unique, list(names)).assign(family=[t.family for t in unique])
+    ranges = table.groupby("family")[list(names)].agg(["min", "max"])
+    ranges.columns = [f"{name} {stat}" for name, stat in ranges.columns]
+    return ranges

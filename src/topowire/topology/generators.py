@@ -24,6 +24,7 @@ __all__ = [
     "er_graph",
     "gnm_graph",
     "ws_graph",
+    "wsflex_graph",
     "ba_graph",
     "ring_lattice",
     "regular_graph",
@@ -161,6 +162,94 @@ def ws_graph(n: int, k: int, p: float, *, connected: bool = False, tries: int = 
     return Topology.from_networkx(g, family="ws", params=params, seed=s)
 
 
+def _even_lattice(n: int, n_edges: int) -> list[tuple[int, int]]:
+    """``n_edges`` edges on a ring of n nodes, spread as evenly as possible: every node
+    joined to its d = n_edges // n next neighbours, then the remaining edges added as
+    matchings among the nodes of lowest degree, nearest on the ring first -- so degrees
+    differ by at most one (graph2nn's own code gives the remaining reach to the first nodes,
+    which can leave degrees two apart, e.g. n = 10, k = 3)."""
+    import itertools
+
+    import networkx as nx
+
+    def ring(u: int, v: int) -> int:
+        return min((u - v) % n, (v - u) % n)
+
+    d = n_edges // n
+    edges = {tuple(sorted((i, (i + j) % n))) for i in range(n) for j in range(1, d + 1)}
+    degree = np.full(n, 2 * d)
+    while len(edges) < n_edges:
+        low = [v for v in range(n) if degree[v] == degree.min()]
+        h = nx.Graph()
+        h.add_weighted_edges_from((u, v, n - ring(u, v)) for u, v in itertools.combinations(low, 2)
+                                  if (u, v) not in edges)
+        take = sorted((tuple(sorted(e)) for e in nx.max_weight_matching(h, maxcardinality=True)),
+                      key=lambda e: (ring(*e), e))[:n_edges - len(edges)]
+        if not take:  # one node of lowest degree left: joined to its nearest free neighbour
+            u = low[0]
+            take = [tuple(sorted((u, min((v for v in range(n) if v != u and tuple(sorted((u, v))) not in edges),
+                                         key=lambda v: (degree[v], ring(u, v), v)))))]
+        for u, v in take:
+            edges.add((u, v))
+            degree[[u, v]] += 1
+    return sorted(edges)
+
+
+def wsflex_graph(n: int, k: float, p: float, *, connected: bool = True, tries: int = 100,
+                 seed: SeedLike = None) -> Topology:
+    """WS-flex: a Watts–Strogatz graph of real-valued mean degree (graph2nn, You et al. 2020).
+
+    ``round(k n / 2)`` edges spread as evenly as possible on a ring (degrees differ by at
+    most one), then every edge, taken from its lower ring end, rewired with probability p to
+    a uniformly chosen node (no self-loop, no repeated edge; skipped when its node already
+    reaches every other). With ``connected`` it is drawn again until connected.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, ``n >= 3``.
+    k : float
+        Mean degree, ``2 <= k <= n - 1`` (a real number: ``round(k n / 2)`` edges).
+    p : float
+        Rewiring probability in [0, 1].
+    connected : bool, default True
+        Redraw (up to ``tries`` times) until the graph is connected, as graph2nn does.
+    tries : int, default 100
+        Attempts for the connected variant.
+    seed : int, Generator or None
+        Random seed.
+
+    References
+    ----------
+    .. [1] J. You, J. Leskovec, K. He and S. Xie, "Graph Structure of Neural Networks",
+       ICML 2020 (arXiv 2007.06559).
+    """
+    n = limits.check("nodes", checks.integer("n", n, 3), "n")
+    k = checks.number("k", k, 2.0, n - 1.0, what=f" for n = {n}")
+    p = checks.number("p", p, 0.0, 1.0)
+    connected = checks.boolean("connected", connected)
+    tries = checks.integer("tries", tries, 1)
+    s = resolve_seed(seed)
+    limits.check_memory(16.0 * n * n, f"a WS-flex graph of n = {n:,}")
+    lattice = _even_lattice(n, int(round(k * n / 2)))
+    rng = np.random.default_rng(s)
+    for _ in range(tries):
+        adjacent = np.zeros((n, n), dtype=bool)
+        for u, v in lattice:
+            adjacent[u, v] = adjacent[v, u] = True
+        for u, v in lattice:  # rewire the far end of each edge, in lattice order
+            if rng.random() < p and adjacent[u].sum() < n - 1:
+                free = np.flatnonzero(~adjacent[u])
+                w = int(rng.choice(free[free != u]))
+                adjacent[u, v] = adjacent[v, u] = False
+                adjacent[u, w] = adjacent[w, u] = True
+        edges = np.argwhere(np.triu(adjacent, 1))
+        topo = Topology(n, edges, False, family="wsflex", params={"n": n, "k": k, "p": p}, seed=s)
+        if not connected or topo.to_igraph().is_connected():
+            return topo
+    raise ParameterError(f"no connected WS-flex graph in {tries} tries for n = {n}, k = {k}, p = {p}")
+
+
 def ba_graph(n: int, m: int, *, seed: SeedLike = None) -> Topology:
     """Barabási–Albert preferential-attachment graph.
 
@@ -286,6 +375,7 @@ FAMILIES: dict[str, Callable[..., Topology]] = {
     "er": er_graph,
     "gnm": gnm_graph,
     "ws": ws_graph,
+    "wsflex": wsflex_graph,
     "ba": ba_graph,
     "ring": ring_lattice,
     "regular": regular_graph,

@@ -292,9 +292,10 @@ def parse_recipe(data: Mapping[str, Any]) -> Recipe:
     head = data.get("population", {})
     if not isinstance(head, dict):
         raise ParameterError("[population] must be a table")
-    bad = set(head) - {"name", "seed"}
+    bad = set(head) - {"name", "seed", "n", "edges"}
     if bad:
-        raise ParameterError(f"unknown key(s) in [population]: {', '.join(sorted(bad))}; expected name, seed")
+        raise ParameterError(f"unknown key(s) in [population]: {', '.join(sorted(bad))}; expected name, seed, n, "
+                             "edges")
     name = head.get("name", "population")
     seed = head.get("seed", 0)
     if not isinstance(name, str):
@@ -307,9 +308,39 @@ def parse_recipe(data: Mapping[str, Any]) -> Recipe:
     for i, fam in enumerate(fams, 1):
         if not isinstance(fam, dict):
             raise ParameterError(f"family {i}: must be a table")
-        families.append(_parse_family(i, fam))
+        families.append(_parse_family(i, _held_size(i, fam, head) if "edges" in head or "n" in head else fam))
     limits.check("graphs", sum(f.count for f in families), "the recipe's count")
     return Recipe(tuple(families), name=name, seed=seed)
+
+
+#: The families whose edge count can be set exactly, and how: the parameter that sets it
+#: for n nodes and E edges.
+EDGE_PARAMETERS = {"gnm": ("m", lambda n, e: e), "wsflex": ("k", lambda n, e: 2 * e / n),
+                   "regular": ("d", lambda n, e: 2 * e // n)}
+
+
+def _held_size(i: int, fam: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
+    """A family of a recipe whose ``[population]`` holds the size fixed (``n`` and, with
+    ``edges``, the edge count): its n and its edge parameter set to them."""
+    kind, fam = fam.get("kind"), dict(fam)
+    if "n" not in head:
+        raise ParameterError("[population] edges = ... needs n = ... beside it: an edge count of graphs of one size")
+    n = checks.integer("[population] n", head["n"], 2)
+    if "n" in fam and fam["n"] != n:
+        raise ParameterError(f"family {i} ({kind}): n = {fam['n']!r} but [population] holds n = {n}")
+    fam["n"] = n
+    if "edges" in head:
+        edges = checks.integer("[population] edges", head["edges"], 1, n * (n - 1) // 2, what=f" for n = {n}")
+        if kind not in EDGE_PARAMETERS:
+            raise ParameterError(f"family {i} ({kind}) cannot hold the edge count fixed: with [population] edges, "
+                                 f"use {', '.join(EDGE_PARAMETERS)}")
+        name, value = EDGE_PARAMETERS[kind]
+        if kind == "regular" and (2 * edges) % n:
+            raise ParameterError(f"family {i} (regular): {edges} edges on {n} nodes is no regular graph")
+        if name in fam:
+            raise ParameterError(f"family {i} ({kind}): {name} is set by [population] edges = {edges}")
+        fam[name] = value(n, edges)
+    return fam
 
 
 def _parse_family(i: int, fam: Mapping[str, Any]) -> FamilySpec:
@@ -366,7 +397,7 @@ def sample_family_graph(spec: FamilySpec, index: int, child: np.random.SeedSeque
         raise ParameterError(f"family {index} ({spec.kind}) with {params}: {exc}") from None
 
 
-def family_recipe(family: str, count: int = 1, *, n: int | None = None, k: int | None = None,
+def family_recipe(family: str, count: int = 1, *, n: int | None = None, k: float | None = None,
                   p: float | None = None, m: int | None = None, d: int | None = None, directed: bool | None = None,
                   sizes: str | Sequence[int] | None = None) -> Recipe:
     """A recipe of one family: the ``generate --family`` shortcut.
@@ -379,8 +410,8 @@ def family_recipe(family: str, count: int = 1, *, n: int | None = None, k: int |
         Graphs to draw.
     n : int, optional
         Nodes.
-    k : int, optional
-        WS / ring degree.
+    k : float, optional
+        WS / ring degree (an integer), or the real mean degree of WS-flex.
     p : float, optional
         ER edge / WS rewiring probability.
     m : int, optional
@@ -392,6 +423,8 @@ def family_recipe(family: str, count: int = 1, *, n: int | None = None, k: int |
     sizes : str or list of int, optional
         MLP layer widths, e.g. ``4,8,2``.
     """
+    if k is not None and float(k).is_integer():
+        k = int(k)
     params = {"n": n, "k": k, "p": p, "m": m, "d": d, "directed": directed, "sizes": sizes}
     fam = {"kind": family, "count": count, **{name: v for name, v in params.items() if v is not None}}
     if isinstance(fam.get("sizes"), str):

@@ -155,6 +155,16 @@ def task_batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Ten
 
 @torch.no_grad()
 def _evaluate(packed: nn.Module, task: Task, config: TrainConfig, device) -> tuple[Tensor, Tensor]:
+    """Test loss and accuracy of every model, in evaluation mode (BatchNorm's running statistics)."""
+    training = packed.training
+    packed.eval()
+    try:
+        return _test_scores(packed, task, config, device)
+    finally:
+        packed.train(training)
+
+
+def _test_scores(packed: nn.Module, task: Task, config: TrainConfig, device) -> tuple[Tensor, Tensor]:
     n = len(task.y_test)
     p = len(packed)
     loss_sum = torch.zeros(p, device=device)
@@ -209,6 +219,7 @@ def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> l
     curves = {"train_loss": [[] for _ in range(p)], "test_loss": [[] for _ in range(p)],
               "test_acc": [[] for _ in range(p)]}
     n = len(task.y_train)
+    packed.train()
     for epoch in range(config.epochs):
         order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n))
         loss_sum = torch.zeros(p, device=device)

@@ -146,6 +146,21 @@ class Target:
         """Iterations of an iterative map (None: the target is not one)."""
         return None
 
+    def check_saved(self, n_neurons: int, arch: dict, shapes: dict[str, tuple[int, ...]]) -> str | None:
+        """Why a saved file's tensors (their ``shapes``, read from its header) cannot be the
+        model its spec describes (``n_neurons``, the spec's ``arch`` dict), or None. Checked
+        before anything is built, so a spec edited to a larger model is refused, not
+        allocated. The default reads the ``readout [d_out, N]`` and the input weights."""
+        shape = shapes.get("readout")
+        inputs = next((shapes[k] for k in ("w_ih", "w_in", "w_ih.0", "cells.0.w_ih") if k in shapes), None)
+        d_out, d_in = arch.get("d_out"), arch.get("d_in")
+        if shape is None or len(shape) != 2 or shape[1] != n_neurons or (isinstance(d_out, int) and shape[0] != d_out):
+            return (f"the spec describes {n_neurons:,} neurons and d_out = {d_out} but the file's readout "
+                    f"tensor has shape {shape}")
+        if inputs is not None and isinstance(d_in, int) and arch.get("input_width") != "sources" and inputs[-1] != d_in:
+            return f"the spec describes d_in = {d_in:,} but the file's input weights have shape {inputs}"
+        return None
+
     def export_layers(self, module: nn.Module):
         """For a recurrent model: ``(cell, layers, residual, gamma, readout, readout_bias, d0)``
         on its effective (masked) weights, one model (see
@@ -188,4 +203,4 @@ def get_target(kind: str) -> Target:
 
 
 # the built-in targets register themselves
-from topowire.compiler.targets import iterative, cells, layered  # noqa: E402, F401, I001  (the order of --arch)
+from topowire.compiler.targets import iterative, cells, layered, relational  # noqa: E402, F401, I001  (the order of --arch)

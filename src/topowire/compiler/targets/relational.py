@@ -1,0 +1,327 @@
+"""The relational graph MLP of graph2nn (You, Leskovec, He & Xie, ICML 2020).
+
+A graph of n nodes; each node is a group of channels (the W channels of a layer split as
+evenly as possible, node i taking ``W // n`` or one more). In every relational layer node
+i's channels read the channels of ``N(i) + {i}`` from the layer before: a linear layer
+masked by ``(A + I) (x) 1`` -- the same graph in every layer -- then BatchNorm and ReLU.
+A dense stem (Linear, BatchNorm, ReLU) reads the data and a dense head reads the last
+layer out. Self-loops are added here; a topology stays a simple graph.
+
+Size held fixed by design: with ``match="params"`` the width W of every graph is searched
+so that its trainable parameters equal those of the complete graph's network of width
+``width`` (the dense MLP) within 1% -- sparser graphs get wider layers -- as graph2nn's
+AUTO_MATCH does (its compute, FLOPs ~ parameters, is matched with them). With
+``match="none"`` every graph has width ``width``.
+
+Packed, models of different widths are padded to the widest; a channel mask zeroes the
+padding after every BatchNorm, so padding is never read and model p computes what it
+computes alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from topowire.compiler.modules import stacked
+from topowire.compiler.targets import Target, register_target
+from topowire.compiler.wiring import Wiring
+from topowire.errors import ParameterError
+
+__all__ = ["RelationalOptions", "RelationalNet", "PackedRelational", "RelationalTarget", "channel_counts",
+           "relational_width", "relational_counts"]
+
+#: BatchNorm's running-average momentum and epsilon (torch's defaults).
+BN_MOMENTUM, BN_EPS = 0.1, 1e-5
+#: How far from the dense model's parameter count a matched width may land.
+MATCH_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class RelationalOptions:
+    """The options of the relational graph MLP.
+
+    Parameters
+    ----------
+    width : int
+        The width (channels per layer) of the complete graph's network, the dense MLP every
+        graph is matched to; with ``match="none"``, every graph's width.
+    depth : int
+        Relational layers between the stem and the head.
+    batchnorm : bool
+        BatchNorm after every linear layer but the head (without it the layers have biases).
+    match : {"params", "none"}
+        ``params``: each graph's width is searched so its trainable parameters equal the
+        dense model's within 1%; ``none``: every graph takes ``width``.
+    """
+
+    width: int = 64
+    depth: int = 3
+    batchnorm: bool = True
+    match: str = "params"
+
+    def __post_init__(self) -> None:
+        from topowire import checks
+
+        checks.validate(self)
+
+
+def channel_counts(width: int, n: int) -> np.ndarray:
+    """Channels of each of n nodes for a layer of ``width`` channels: as even as possible,
+    the first ``width % n`` nodes taking one more (graph2nn's split)."""
+    counts = np.full(n, width // n)
+    counts[: width % n] += 1
+    return counts
+
+
+def _block_nonzeros(counts: np.ndarray, edges: np.ndarray) -> int:
+    """Non-zeros of the ``(A + I) (x) 1`` mask: each node with itself and, per undirected
+    edge, both directions."""
+    both = 2 * int((counts[edges[:, 0]] * counts[edges[:, 1]]).sum()) if len(edges) else 0
+    return int((counts**2).sum()) + both
+
+
+def relational_counts(n: int, undirected: np.ndarray, width: int, arch) -> dict[str, int]:
+    """Trainable parameters of a relational network of ``width`` on a graph of n nodes with
+    these undirected edges: graph (the masked relational weights), interface (stem and
+    head), bias (biases, or BatchNorm's scale and shift), total."""
+    counts = channel_counts(width, n)
+    graph = arch.depth * _block_nonzeros(counts, undirected)
+    interface = width * arch.d_in + arch.d_out * width
+    bias = (arch.depth + 1) * width * (2 if arch.batchnorm else 1) + arch.d_out
+    return {"graph": graph, "interface": interface, "bias": bias, "total": graph + interface + bias}
+
+
+def _undirected(wiring: Wiring) -> np.ndarray:
+    e = np.sort(wiring.edges, axis=1)
+    return np.unique(e[e[:, 0] != e[:, 1]], axis=0) if len(e) else np.zeros((0, 2), dtype=np.int64)
+
+
+def relational_width(wiring: Wiring, arch) -> int:
+    """The width of this graph's network: ``arch.width``, or with ``match="params"`` the
+    width whose parameters are nearest the complete graph's at ``arch.width`` (within 1%).
+
+    Raises
+    ------
+    ParameterError
+        No width lands within 1% (a graph too small for the budget).
+    """
+    n = wiring.n_neurons
+    if arch.match == "none":
+        return arch.width
+    complete = np.array([(u, v) for u in range(n) for v in range(u + 1, n)], dtype=np.int64).reshape(-1, 2)
+    budget = relational_counts(n, complete, arch.width, arch)["total"]
+    edges = _undirected(wiring)
+    widths = np.arange(1, 16 * arch.width + n + 1)
+    totals = np.array([relational_counts(n, edges, w, arch)["total"] for w in widths])
+    best = int(widths[np.argmin(np.abs(totals - budget))])
+    off = abs(relational_counts(n, edges, best, arch)["total"] - budget) / budget
+    if off > MATCH_TOLERANCE:
+        raise ParameterError(f"no width of this {n}-node graph has {budget:,} parameters within "
+                             f"{MATCH_TOLERANCE:.0%} (the nearest, {best}, is {off:.1%} off): raise width")
+    return best
+
+
+def _mask(wiring: Wiring, width: int) -> Tensor:
+    """``(A + I) (x) 1``: channel a of node u reads channel b of node v iff u = v or u - v."""
+    node = np.repeat(np.arange(wiring.n_neurons), channel_counts(width, wiring.n_neurons))
+    adjacent = np.eye(wiring.n_neurons, dtype=bool)
+    edges = _undirected(wiring)
+    adjacent[edges[:, 0], edges[:, 1]] = adjacent[edges[:, 1], edges[:, 0]] = True
+    return torch.from_numpy(adjacent[node][:, node].astype(np.float32))
+
+
+def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound) -> Tensor:
+    return (torch.rand(shape, generator=gen, dtype=torch.float32) * 2 - 1) * bound
+
+
+def initial_tensors(wiring: Wiring, arch, seed: int) -> dict[str, Tensor]:
+    """One model's parameters, nn.Linear's draw (bound ``1/sqrt(fan_in)``, the fan-in of a
+    relational row being its mask's row count), masked entries zero; BatchNorm scale 1 and
+    shift 0. Drawn from ``torch.Generator().manual_seed(seed)`` in a fixed order."""
+    w = relational_width(wiring, arch)
+    gen = torch.Generator().manual_seed(int(seed))
+    mask = _mask(wiring, w)
+    fan = mask.sum(1, keepdim=True)
+    out = {"stem": _uniform(gen, (w, arch.d_in), 1 / math.sqrt(arch.d_in)),
+           "stem_bias": _uniform(gen, (w,), 1 / math.sqrt(arch.d_in))}
+    for layer in range(arch.depth):
+        out[f"weight{layer}"] = _uniform(gen, (w, w), 1 / torch.sqrt(fan)) * mask
+        out[f"bias{layer}"] = _uniform(gen, (w,), 1 / torch.sqrt(fan[:, 0]))
+    out["head"] = _uniform(gen, (arch.d_out, w), 1 / math.sqrt(w))
+    out["head_bias"] = _uniform(gen, (arch.d_out,), 1 / math.sqrt(w))
+    if arch.batchnorm:  # BatchNorm's shift replaces the biases (drawn all the same: one stream either way)
+        for layer in range(arch.depth + 1):
+            del out["stem_bias" if layer == 0 else f"bias{layer - 1}"]
+            out[f"bn_scale{layer}"], out[f"bn_shift{layer}"] = torch.ones(w), torch.zeros(w)
+    return out
+
+
+def relational_forward(module: nn.Module, x: Tensor) -> Tensor:
+    """The relational networks of ``module`` (one, seen as P = 1, or a pack) on a shared
+    batch ``x [B, d_in]`` -> ``[P, B, d_out]``; BatchNorm uses the batch (and updates its
+    running statistics) in training mode, its running statistics otherwise."""
+    arch, keep = module.arch, stacked(module, "channels")  # [P, W]: 1 on a model's own channels
+    p, w = keep.shape
+
+    def norm(h: Tensor, layer: int) -> Tensor:  # h [P, B, W]; the bias of a layer without BatchNorm
+        if not arch.batchnorm:
+            return h + stacked(module, "stem_bias" if layer == 0 else f"bias{layer - 1}")[:, None]
+        flat = h.transpose(0, 1).reshape(h.shape[1], p * w)  # per model and channel: P*W channels
+        flat = F.batch_norm(flat, stacked(module, f"bn_mean{layer}").reshape(-1),
+                            stacked(module, f"bn_var{layer}").reshape(-1),
+                            stacked(module, f"bn_scale{layer}").reshape(-1),
+                            stacked(module, f"bn_shift{layer}").reshape(-1), module.training, BN_MOMENTUM, BN_EPS)
+        return flat.view(h.shape[1], p, w).transpose(0, 1)
+
+    h = torch.einsum("bd,pwd->pbw", x, stacked(module, "stem"))
+    h = torch.relu(norm(h, 0)) * keep[:, None]
+    mask = stacked(module, "mask")
+    for layer in range(arch.depth):
+        h = torch.bmm(h, (stacked(module, f"weight{layer}") * mask).transpose(1, 2))
+        h = torch.relu(norm(h, layer + 1)) * keep[:, None]
+    return torch.baddbmm(stacked(module, "head_bias")[:, None], h, stacked(module, "head").transpose(1, 2))
+
+
+class RelationalNet(nn.Module):
+    """One relational graph MLP (see the module docstring); ``forward(x [B, d_in]) -> [B, d_out]``.
+
+    Parameters
+    ----------
+    wiring : Wiring
+        The graph (its edges are read as undirected).
+    arch : Arch
+        ``kind="relational"``.
+    seed : int, default 0
+        Initialisation seed.
+    """
+
+    def __init__(self, wiring: Wiring, arch, seed: int = 0) -> None:
+        super().__init__()
+        self.wiring, self.arch, self.seed = wiring, arch, int(seed)
+        self.backend = "dense"
+        self.width = relational_width(wiring, arch)
+        self.register_buffer("mask", _mask(wiring, self.width))
+        self.register_buffer("channels", torch.ones(self.width))
+        for layer in range(arch.depth + 1 if arch.batchnorm else 0):
+            self.register_buffer(f"bn_mean{layer}", torch.zeros(self.width))
+            self.register_buffer(f"bn_var{layer}", torch.ones(self.width))
+        for name, t in initial_tensors(wiring, arch, self.seed).items():
+            self.register_parameter(name, nn.Parameter(t))
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
+        if lengths is not None or all_steps or x.dim() != 2:
+            raise ParameterError("the relational MLP takes static inputs [B, d_in], not sequences")
+        return relational_forward(self, x)[0]
+
+    def parameter_counts(self) -> dict[str, int]:
+        return relational_counts(self.wiring.n_neurons, _undirected(self.wiring), self.width, self.arch)
+
+    def extra_repr(self) -> str:
+        c = self.parameter_counts()
+        return (f"n_nodes={self.wiring.n_neurons}, n_edges={len(_undirected(self.wiring))}, width={self.width}, "
+                f"depth={self.arch.depth}, params={c['total']}")
+
+
+class PackedRelational(nn.Module):
+    """P relational MLPs as one program, padded to the widest; ``forward(x) -> [P, B, d_out]``."""
+
+    stacked = True
+
+    def __init__(self, wirings, arch, seeds) -> None:
+        super().__init__()
+        self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
+        models = [RelationalNet(w, arch, s) for w, s in zip(self.wirings, self.seeds)]
+        self.widths = [m.width for m in models]
+        p, w_max = len(models), max(self.widths)
+        self.n_max = w_max
+        for name, t in {**dict(models[0].named_buffers()), **dict(models[0].named_parameters())}.items():
+            padded = torch.zeros(p, *([w_max] * t.dim()) if name not in ("stem", "head", "head_bias")
+                                 else _padded_shape(name, t, w_max))
+            for i, m in enumerate(models):
+                src = getattr(m, name).detach()
+                padded[i][tuple(slice(0, d) for d in src.shape)] = src
+            if isinstance(t, nn.Parameter):
+                self.register_parameter(name, nn.Parameter(padded))
+            else:
+                self.register_buffer(name, padded)
+
+    def __len__(self) -> int:
+        return len(self.wirings)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, all_steps: bool = False) -> Tensor:
+        if lengths is not None or all_steps:
+            raise ParameterError("the relational MLP takes static inputs [B, d_in], not sequences")
+        return relational_forward(self, x)
+
+    def unpack(self, p: int) -> RelationalNet:
+        """Model p as a standalone :class:`RelationalNet` with its current weights and statistics."""
+        net = RelationalNet(self.wirings[p], self.arch, self.seeds[p])
+        with torch.no_grad():
+            for name, t in [*net.named_parameters(), *net.named_buffers()]:
+                t.copy_(getattr(self, name)[p][tuple(slice(0, d) for d in t.shape)])
+        return net
+
+    def parameter_counts(self) -> list[dict[str, int]]:
+        return [relational_counts(w.n_neurons, _undirected(w), width, self.arch)
+                for w, width in zip(self.wirings, self.widths)]
+
+
+def _padded_shape(name: str, t: Tensor, w_max: int) -> tuple[int, ...]:
+    """The padded shape of the stem ``[W, d_in]`` and head ``[d_out, W]``, ``[d_out]``."""
+    if name == "stem":
+        return (w_max, t.shape[1])
+    return (t.shape[0], w_max) if name == "head" else tuple(t.shape)
+
+
+class RelationalTarget(Target):
+    """The relational graph MLP (see the module docstring)."""
+
+    kinds = ("relational",)
+    doc = "graph2nn's relational graph MLP: every layer masked by (A + I), width matched to a parameter budget"
+    natural_wiring = ("both", "all", "all")
+
+    def options(self, kind: str) -> type:
+        return RelationalOptions
+
+    def check_arch(self, arch) -> None:
+        if arch.backend not in ("dense", "auto"):
+            raise ParameterError("the relational target uses the dense backend")
+
+    def parameter_counts(self, wiring, arch, seed=0):
+        return relational_counts(wiring.n_neurons, _undirected(wiring), relational_width(wiring, arch), arch)
+
+    def model_bytes(self, n_neurons, n_edges, arch) -> float:
+        w = 4 * max(arch.width, n_neurons)  # a sparse graph's matched width: a few times the dense one
+        return 4.0 * (3 * arch.depth * w * w + 3 * w * (arch.d_in + arch.d_out))
+
+    def train_bytes(self, n, arch, batch, steps) -> int:
+        w = 4 * max(arch.width, n)
+        return int(4 * (4 * (arch.depth * w * w + w * (arch.d_in + arch.d_out)) + w * w + 4 * w * batch * arch.depth))
+
+    def check_saved(self, n_neurons, arch, shapes):
+        head, stem, mask = shapes.get("head"), shapes.get("stem"), shapes.get("mask")
+        width, d_in, d_out = arch.get("width"), arch.get("d_in"), arch.get("d_out")
+        if head is None or stem is None or mask is None or len(head) != 2 or len(stem) != 2:
+            return f"the file lacks the relational tensors head, stem and mask (it has {', '.join(sorted(shapes))})"
+        w = stem[0]
+        if not isinstance(width, int) or w > 16 * width + n_neurons or mask != (w, w) or head != (d_out, w) \
+                or stem[1] != d_in:
+            return (f"the spec describes a relational MLP of width {width} (matched widths up to "
+                    f"{16 * width + n_neurons if isinstance(width, int) else '?'}), d_in = {d_in}, d_out = {d_out} "
+                    f"but the file's stem, head and mask have shapes {stem}, {head}, {mask}")
+        return None
+
+    def build(self, wiring, arch, seed):
+        return RelationalNet(wiring, arch, seed)
+
+    def pack(self, wirings, arch, seeds):
+        return PackedRelational(wirings, arch, seeds)
+
+
+register_target(RelationalTarget())
