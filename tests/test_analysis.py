@@ -16,6 +16,7 @@ ROOT = Path(__file__).parents[1]
     ("stable_truncation.py", ["gaps.csv", "slopes.csv", "summary.md", "gap.png"]),
     ("wcrnn_smnist.py", ["results.csv", "summary.md", "heatmap.png"]),
     ("darji_pruning.py", ["results.csv", "summary.md", "accuracy.png"]),
+    ("graph2nn.py", ["graphs.csv", "summary.json", "cl_map.png", "runs.db"]),
 ])
 def test_smoke(script, files, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "analysis" / script), "--smoke", "--out", str(tmp_path)],
@@ -23,6 +24,12 @@ def test_smoke(script, files, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in files:
         assert (tmp_path / name).is_file(), name
+    if script == "graph2nn.py":
+        import json
+
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        assert summary["task"] == "digits" and summary["graphs"] == 10 and summary["size_design"]["matched"]
+        assert summary["params"]["spread"] <= 0.02 and summary["complete_graph"]["rank"] >= 1
     if script == "stable_truncation.py":
         slopes = pd.read_csv(tmp_path / "slopes.csv")
         assert set(slopes["regime"]) == {"stable", "unconstrained"} and set(slopes["family"]) == {"ws", "er", "ba"}

@@ -82,10 +82,12 @@ def test_what_cannot_run_is_announced_and_size_columns_can_be_named():
     assert set(cv.table()["model"]) == {"forest", "mean", "best-feature"}
     assert not any("best-feature" in n for n in cv.notes)
     assert any("size baselines skipped" in n and "--size-columns" in n for n in cv.notes)
+    assert "beyond-size skipped: no size columns to go beyond" in cv.notes
     assert any("leave-one-family-out" not in n and "noise ceiling skipped" in n for n in cv.notes)
     assert "leave-one-family-out" not in set(cv.table()["scheme"])
     cv, _ = fit_table(table, "test_acc", ["my_feature"], size=["my_feature"], n_estimators=10)
-    assert {"linear-size", "forest-size"} <= set(cv.table()["model"]) and not any("size" in n for n in cv.notes)
+    assert {"linear-size", "forest-size"} <= set(cv.table()["model"]) and not any("size base" in n for n in cv.notes)
+    assert "beyond-size" in set(cv.table()["model"])  # density and transitivity on what my_feature leaves
     same, _ = fit_table(table, "test_acc", " my_feature,", size="my_feature", n_estimators=10)  # as the CLI gives them
     pd.testing.assert_frame_equal(same.scores, cv.scores)
     assert cv.notes[0] == "features used (3): density, transitivity, my_feature"

@@ -41,10 +41,14 @@ def test_run_writes_every_output(study):
     assert summary["predictions"].startswith(f"12 topologies of a new draw (seed {derive(0, 'unseen')}) in predictions.csv")
     model = load(out / "best_model.safetensors")
     assert model.arch.kind == "rnn-tanh" and summary["best topology"].split()[0] == model.wiring.topology_id
-    assert "forest" in summary["R² (5-fold CV)"] and summary["models"] == "24 (12 topologies x 2 replicates)"
-    # the headline leads the summary; this tiny study's forest is below the mean, and it says so
-    assert list(summary)[:5] == ["WARNING", "noise ceiling", "forest", "size alone", "best single feature"]
-    assert "does not beat the mean" in summary["WARNING"]
+    label = "R² (5-fold CV; not findings: this design cannot detect a wiring effect)"
+    assert "forest" in summary[label] and summary["models"] == "24 (12 topologies x 2 replicates)"
+    assert summary["run"] == ("rnn-tanh (both/all/all) on reber (200 train / 100 test), 2 epochs, batch 64, lr 0.01, "
+                              "2 replicates, cpu")
+    # the headline leads the summary: this tiny study's topologies differ no more than its seeds, and it says so
+    assert list(summary)[:5] == ["CANNOT DETECT", "noise ceiling", "scores", "power", "90% interval"]
+    assert "spread no more than seed noise alone would make them" in summary["CANNOT DETECT"]
+    assert summary["power"].startswith("an effect of 2 x the seed sd")
 
 
 def test_report_images_exist(study):
@@ -55,9 +59,9 @@ def test_report_images_exist(study):
     for src in images:
         assert (out / "report" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
     assert "leave-one-family-out" in page and "Noise ceiling" in page
-    # the headline leads the page, its warning on top (this tiny study's forest loses to the mean)
-    assert page.index("WARNING") < page.index("noise ceiling") < page.index("How well do graph features")
-    assert "does not beat the mean" in page
+    # the headline leads the page, its "cannot detect" line on top, the power beside it
+    assert page.index("CANNOT DETECT") < page.index("noise ceiling") < page.index("How well do graph features")
+    assert "spread no more than seed noise alone would make them" in page and "planted on this study" in page
 
 
 def test_rerun_resumes_without_training(study, tmp_path):
@@ -134,6 +138,24 @@ def test_embedded_recipe_is_graphs_quick():
     from topowire.topology import load_recipe
 
     assert default_recipe() == load_recipe(root / "graphs" / "quick.toml")
+
+
+def test_the_beyond_size_study_is_graph2nns_design_in_small(tmp_path, capsys):
+    from topowire.pipeline import load_study, study_preset
+    from topowire.topology import load_recipe
+
+    recipe, config = study_preset("beyond-size")
+    assert recipe == load_recipe(Path(__file__).parents[1] / "graphs" / "beyond_size.toml")
+    assert config.arch.kind == "relational" and config.task == "digits" and config.train.replicates == 3
+    out = tmp_path / "bs"
+    code = main(["run", "--study", "beyond-size", "--epochs", "1", "--replicates", "2", "--trees", "10",
+                 "--width", "128", "-o", str(out)])
+    text = " ".join(capsys.readouterr().out.split())
+    assert code == 0 and "62 (31 topologies x 2 replicates)" in text
+    assert "held fixed by design: params vary by" in text and "power" in text
+    study = load_study(out / "runs.db")
+    assert study.arch.kind == "relational" and study.spec.train.epochs == 1 and study.spec.task.name == "digits"
+    assert {t.n for t in study.topologies.values()} == {16}
 
 
 def test_run_study_on_the_layered_form(tmp_path):

@@ -57,7 +57,8 @@ def print_frame(df, title: str) -> None:
 def print_scores(cv) -> None:
     """The headline first (warnings on top), then the table of scores, then what was skipped."""
     for key, line in cv.headline().items():
-        console.print(f"{key}: {line}", style="bold red" if key == "WARNING" else None, highlight=False)
+        red = key in ("WARNING", "CANNOT DETECT")
+        console.print(f"{key}: {line}", style="bold red" if red else None, highlight=False)
     print_frame(cv.table().set_index("scheme"), f"cross-validated scores ({cv.n_rows} topologies; r2, mae, "
                 "spearman pooled over folds, mean of 3 repeats; *_fold_sd: spread over folds)")
     for note in cv.notes:

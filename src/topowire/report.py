@@ -161,7 +161,7 @@ def _page(title, summary, figs, drawings, table, cv) -> str:
     esc = html.escape
     summary = {**cv.headline(), **summary}  # the headline first, a warning on top
     rows = "".join(f"<tr><th>{esc(k)}</th><td style='text-align:left'>"
-                   + (f"<b style='color:#b00'>{esc(str(v))}</b>" if k == "WARNING" else esc(str(v)))
+                   + (f"<b style='color:#b00'>{esc(str(v))}</b>" if k in ("WARNING", "CANNOT DETECT") else esc(str(v)))
                    + "</td></tr>" for k, v in summary.items())
     notes = "".join(f"<li>{esc(n)}</li>" for n in cv.notes)
     ceiling = (f"<p>Noise ceiling (share of the per-topology mean's variance that lies between topologies, "

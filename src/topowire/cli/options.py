@@ -79,12 +79,14 @@ def task_options(command):
     return command
 
 
-def arch_of(options: dict):
-    """The arch the options name: ``--arch`` and the wiring, d_in/d_out, the target's options."""
+def arch_of(options: dict, base=None):
+    """The arch the options name: ``--arch`` and the wiring, d_in/d_out, the target's options
+    (without ``--arch``, ``base`` with the options given)."""
     from topowire.compiler.arch import SHARED, Arch
     from topowire.compiler.targets import option_fields
 
-    return Arch(**{k: v for k, v in options.items() if k in {*SHARED, *option_fields()} and v is not None})
+    given_ = {k: v for k, v in options.items() if k in {*SHARED, *option_fields()} and v is not None}
+    return base.replace(**given_) if base is not None and "kind" not in given_ else Arch(**given_)
 
 
 def given(cls, options: dict, make=None):

@@ -96,25 +96,28 @@ def report(db, run_id, seed, n_estimators, output) -> None:
 
 @app.command()
 @click.argument("recipe", type=PATH, required=False)
-@fields(STUDY.arch, "kind", *WIRING)
+@click.option("--study", type=click.Choice(list(pipeline.STUDIES)), default="quick", show_default=True,
+              help="The embedded study: its recipe (unless RECIPE) and config (options given override it).")
+@fields(STUDY.arch, "kind", *WIRING, unset="(default: the study's)")
 @target_options
-@fields(STUDY, "task", "n_train", "n_test")
-@fields(STUDY.train, "epochs", "batch_size", "lr", "replicates")
+@fields(STUDY, "task", "n_train", "n_test", unset="(default: the study's)")
+@fields(STUDY.train, "epochs", "batch_size", "lr", "replicates", "device", unset="(default: the study's)")
 @click.option("--seed", type=Checked("seed"), help="Seed of the study: its population, folds and forest (unset: "
                                                       "the recipe's) and its training (unset: 0).")
 @fields(STUDY, "n_estimators")
 @fields(connect_executor, *EXECUTOR)
 @click.option("-o", "--output", type=PATH, default=Path("topowire-study"), show_default=True, help="Study folder.")
-def run(recipe, output, **o) -> None:
+def run(recipe, output, study, **o) -> None:
     """The main job: sample, featurise, train, fit, predict, report and export, into one folder.
 
-    RECIPE (default: the quick study, graphs/quick.toml) is drawn as `generate` draws it; running again resumes.
+    RECIPE (default: the study's own, e.g. graphs/quick.toml) is drawn as `generate` draws it; running again resumes.
     """
     check_output_folder(output, recipe, kind="study")
     executor = connect_executor(**{k: o.pop(k) for k in EXECUTOR})
-    arch, train = arch_of(o), given(TrainConfig, o, make=STUDY.train.replace)
-    config = given(type(STUDY), o, make=lambda **kw: dataclasses.replace(STUDY, **kw, arch=arch, train=train))
-    rec = topology.load_recipe(recipe) if recipe is not None else pipeline.default_recipe()
+    rec, base = pipeline.study_preset(study)
+    arch, train = arch_of(o, base.arch), given(TrainConfig, o, make=base.train.replace)
+    config = given(type(base), o, make=lambda **kw: dataclasses.replace(base, **kw, arch=arch, train=train))
+    rec = topology.load_recipe(recipe) if recipe is not None else rec
     with progress() as update:
         summary = pipeline.run_study(rec, output, config, log=console.print, progress=update, executor=executor)
     print_summary(summary, f"topowire run: {rec.name}")

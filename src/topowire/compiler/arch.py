@@ -36,8 +36,9 @@ class Arch:
     ----------
     kind : str
         The compile target: ``iterative`` (the Sequential2D neuron-level map), a masked
-        recurrent cell (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``) or
-        ``layered`` (the graph's DAG layers as stacked recurrent layers).
+        recurrent cell (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``),
+        ``layered`` (the graph's DAG layers as stacked recurrent layers) or ``relational``
+        (graph2nn's relational MLP, width matched to a parameter budget).
     d_in : int
         Width of the data (never depends on the graph).
     d_out : int

@@ -2,7 +2,9 @@
 
 :func:`cross_validate` (:mod:`~topowire.predict.cv`) scores a predictor -- a random forest,
 or histogram gradient boosting (``model="hgb"``) -- beside baselines: the mean, a linear
-model and a forest on size (effective parameters, nodes, edges), and a forest on the single
+model and a forest on size (effective parameters; nodes and edges only in a table without
+them), the graph features on what size leaves (:mod:`~topowire.predict.beyond`, with the
+design's power), a quadratic in clustering and path length, and a forest on the single
 feature chosen inside each training fold, with repeated K-fold and leave-one-family-out
 cross-validation through sklearn's ``cross_validate``. Every model is an sklearn Pipeline
 (:mod:`~topowire.predict.models`) fitted inside the fold, so nothing is fitted outside one.
@@ -19,6 +21,7 @@ outside its training range. Predictors are saved with skops
 on topowire's own explicit list, with a JSON file of metadata beside them. Nothing is pickled.
 """
 
+from topowire.predict.beyond import BeyondSize, design_power, detectable, size_columns, size_design
 from topowire.predict.ceiling import conformal_half_width, interval_coverage, noise_ceiling
 from topowire.predict.cv import CVResult, cross_validate
 from topowire.predict.estimator import (
@@ -33,9 +36,10 @@ from topowire.predict.estimator import (
 )
 from topowire.predict.models import MODELS, PREDICTORS, make_model
 from topowire.predict.persist import TRUSTED_TYPES, load_predictor, save_predictor
-from topowire.predict.table import SIZE_FEATURES, check_table, check_target
+from topowire.predict.table import check_table, check_target
 
-__all__ = ["SIZE_FEATURES", "MODELS", "PREDICTORS", "make_model", "noise_ceiling", "check_table", "check_target",
-           "cross_validate", "CVResult", "fit_predictor", "TopologyPredictor", "Predictor", "save_predictor",
-           "load_predictor", "predict", "TRUSTED_TYPES", "conformal_half_width", "interval_coverage",
-           "held_out_scores", "extrapolation_warning", "prediction_notes", "OUTSIDE_MARGIN"]
+__all__ = ["size_columns", "size_design", "design_power", "detectable", "BeyondSize", "MODELS", "PREDICTORS",
+           "make_model", "noise_ceiling", "check_table", "check_target", "cross_validate", "CVResult",
+           "fit_predictor", "TopologyPredictor", "Predictor", "save_predictor", "load_predictor", "predict",
+           "TRUSTED_TYPES", "conformal_half_width", "interval_coverage", "held_out_scores",
+           "extrapolation_warning", "prediction_notes", "OUTSIDE_MARGIN"]

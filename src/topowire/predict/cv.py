@@ -15,12 +15,16 @@ import numpy as np
 import pandas as pd
 
 from topowire.errors import DataError, ParameterError
+from topowire.predict.beyond import BeyondSize, design_power, residual_scores, size_columns, size_design
 from topowire.predict.ceiling import conformal_half_width, interval_coverage
-from topowire.predict.models import MODELS, PREDICTORS, make_model
-from topowire.predict.table import SIZE_FEATURES, aggregate, check_table, check_target
+from topowire.predict.models import MODELS, PREDICTORS, QUADRATIC, make_model
+from topowire.predict.table import aggregate, check_table, check_target
 from topowire.seeds import derive
 
 __all__ = ["CVResult", "cross_validate", "scores"]
+
+#: Trees of each of the beyond-size model's two forests (at most; fewer when the predictor has fewer).
+BEYOND_TREES = 100
 
 
 @dataclass
@@ -32,7 +36,10 @@ class CVResult:
     spreads are over folds). ``oof`` holds the predictor's (``model``: the forest, or
     hgb) out-of-fold predictions, ``importances`` its held-out permutation importances, ``chosen`` the feature the
     ``best-feature`` baseline picked in each training fold, and ``notes`` every scheme or
-    baseline that could not run, with the reason.
+    baseline that could not run, with the reason. ``size`` says how size was measured and
+    whether the design held it fixed (:func:`~topowire.predict.beyond.size_design`);
+    ``power`` is the design's power (:func:`~topowire.predict.beyond.design_power`). The
+    ``beyond-size`` rows score the R² of the residuals after size.
     """
 
     scores: pd.DataFrame
@@ -46,6 +53,8 @@ class CVResult:
     notes: list[str] = field(default_factory=list)
     target: str = "test_acc"
     model: str = "forest"
+    size: dict = field(default_factory=dict)
+    power: dict | None = None
 
     def table(self) -> pd.DataFrame:
         """Per model and scheme: the pooled scores (mean over repeats), their spread over
@@ -95,7 +104,8 @@ def _held_out(estimator, x, y) -> float:
 def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *, groups: str | None = "family",
                    n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
                    importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None,
-                   size: Sequence[str] | None = None, chance: float | None = None, model: str = "forest") -> CVResult:
+                   size: Sequence[str] | None = None, chance: float | None = None, model: str = "forest",
+                   power: bool = True) -> CVResult:
     """Score the predictor and the baselines (see the module docstring).
 
     Parameters
@@ -105,19 +115,23 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     target : str
         Column to predict.
     features : sequence of str
-        Columns the predictor uses; the size baselines use :data:`SIZE_FEATURES` present.
+        Columns the predictor uses.
     groups : str or None
         Column for leave-one-group-out CV (skipped with fewer than two groups).
     extra_forests : dict of str to sequence of str, optional
         More forests, by name, on other columns, scored on the same folds -- e.g.
         ``{"forest-graph": graph_features}`` to measure what extra features add.
     size : sequence of str, optional
-        Columns of the size baselines (default: those of :data:`SIZE_FEATURES` present).
+        Columns of the size baselines (default: ``params``, else ``n_nodes`` and ``n_edges``;
+        :func:`~topowire.predict.beyond.size_columns`). When they vary by no more than the
+        matching tolerance, size was held fixed by design and no size baseline is fitted.
     chance : float, optional
         The task's chance level: a target at chance everywhere is refused.
     model : {"forest", "hgb"}
         The predictor: the random forest, or histogram gradient boosting (scored beside
         the forest).
+    power : bool, default True
+        Measure the design's power (with replicates; a few cheap forests per planted effect).
 
     Raises
     ------
@@ -138,13 +152,17 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         raise DataError(f"need at least {n_splits} topologies for {n_splits}-fold CV, got {len(data)}")
     notes = []
     if size is None:
-        size = [c for c in SIZE_FEATURES if c in data.columns]
+        size = size_columns(data.columns)
         if not size:
-            notes.append(f"size baselines skipped: none of {', '.join(SIZE_FEATURES)} is a column "
+            notes.append("size baselines skipped: no params, n_nodes or n_edges column "
                          "(name the size columns with --size-columns)")
     else:
         size = list(size)
         check_table(table, target, size)
+    design = size_design(data, size)
+    if design["matched"]:
+        notes.append(f"size baselines not fitted: size held fixed by design ({', '.join(size)} within "
+                     f"{design['spread']:.1%} of each other)")
     check_target(data[target].to_numpy(dtype=float), target, chance)
     if ceiling is None:
         notes.append("noise ceiling skipped: one replicate per topology")
@@ -155,9 +173,19 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     if clash:
         raise ParameterError(f"extra forest name(s) {', '.join(sorted(clash))} clash with the built-in models")
     check_table(table, target, [c for v in extra.values() for c in v])
+    fixed = [] if design["matched"] else size
+    wiring = [c for c in features if c not in set(size)]
+    quadratic = list(QUADRATIC) if set(QUADRATIC) <= set(data.columns) else []
+    if not quadratic:
+        notes.append(f"quadratic-cl skipped: the table lacks {' or '.join(c for c in QUADRATIC if c not in data)}")
+    if not size or not wiring:
+        notes.append("beyond-size skipped: " + ("no size columns to go beyond" if not size else
+                                                "no feature beside the size columns"))
+        wiring = []
     cols = {**{m: features for m in dict.fromkeys(["forest", model])}, "mean": features[:1] or size[:1],
-            "linear-size": size, "forest-size": size, "best-feature": features if len(features) > 1 else [], **extra}
-    used = list(dict.fromkeys(features + size + [c for v in extra.values() for c in v]))
+            "linear-size": fixed, "forest-size": fixed, "beyond-size": wiring, "quadratic-cl": quadratic,
+            "best-feature": features if len(features) > 1 else [], **extra}
+    used = list(dict.fromkeys(features + size + quadratic + [c for v in extra.values() for c in v]))
     x_all = data[used]
     y = data[target].to_numpy(dtype=float)
     schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed % 2**32)
@@ -174,17 +202,22 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         for name, columns in cols.items():
             if not columns:
                 continue
-            fitted = sk_cross_validate(make_model("forest" if name in extra else name, columns, seed, n_estimators),
-                                       x_all, y, cv=splits, return_estimator=True, return_indices=True,
+            unfitted = (BeyondSize(size, features, design["matched"], seed, min(n_estimators, BEYOND_TREES))
+                        if name == "beyond-size"
+                        else make_model("forest" if name in extra else name, columns, seed, n_estimators))
+            fitted = sk_cross_validate(unfitted, x_all, y, cv=splits, return_estimator=True, return_indices=True,
                                        scoring=_held_out)
             for fold, (estimator, te) in enumerate(zip(fitted["estimator"], fitted["indices"]["test"])):
                 repeat = fold // n_splits if scheme == "kfold" else 0
                 pred = estimator.predict(x_all.iloc[te])
+                truth = y[te]
+                if name == "beyond-size":  # scored on what size leaves
+                    truth, pred = residual_scores(estimator, x_all.iloc[te], y[te])
                 ys, ps = pooled.setdefault((scheme, name, repeat), ([], []))
-                ys.append(y[te])
+                ys.append(truth)
                 ps.append(pred)
                 if len(te) >= 2:
-                    fold_rows.append({"scheme": scheme, "model": name, "fold": fold, **scores(y[te], pred)})
+                    fold_rows.append({"scheme": scheme, "model": name, "fold": fold, **scores(truth, pred)})
                 if name == "best-feature" and scheme == "kfold":
                     chosen.append(estimator.named_steps["select"].feature_)
                 if name == model:
@@ -202,5 +235,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
             for (scheme, name, repeat), (ys, ps) in pooled.items()]
     imp = pd.DataFrame({"feature": features, "importance": np.mean(imps, axis=0) if imps else np.nan,
                         "std": np.std(imps, axis=0) if imps else np.nan}).sort_values("importance", ascending=False)
+    strength = design_power(table, target, features, size, design["matched"], seed=seed,
+                            n_estimators=min(n_estimators, 50)) if power and ceiling else None
     return CVResult(pd.DataFrame(rows), pd.concat(oof, ignore_index=True), imp.reset_index(drop=True), ceiling,
-                    len(data), features, pd.DataFrame(fold_rows), chosen, notes, target, model)
+                    len(data), features, pd.DataFrame(fold_rows), chosen, notes, target, model, design, strength)

@@ -1,24 +1,44 @@
-"""The headline of a cross-validation: what a study can say about wiring, in words."""
+"""The headline of a cross-validation: what a study can say about wiring, in words.
+
+Every R² is the pooled out-of-fold R² (mean over repeats) and its ``±`` the spread over
+folds; an R² whose spread over folds exceeds 1 is called unstable, not printed as a number;
+a share of a noise ceiling below 0.05 is not printed. A design that cannot detect a wiring
+effect (:func:`~topowire.predict.beyond.detectable`) says so first, and its scores are not
+given as findings.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from topowire.predict.beyond import SIZE_TOLERANCE, detectable
+
 __all__ = ["headline"]
+
+#: A spread of R² over folds above this makes the R² no number to report.
+UNSTABLE_SD = 1.0
+#: Below this noise ceiling no share of it is printed.
+SHARE_FLOOR = 0.05
 
 
 def headline(cv) -> dict[str, str]:
-    """What the study can say, in words, best first (a warning, when there is one, on
-    top): the noise ceiling, the predictor against it, size alone, the best single feature."""
+    """What the study can say, in words, best first (a warning or a "cannot detect" line,
+    when there is one, on top): the noise ceiling, size (held fixed, or size alone), the
+    predictor, the graph features beyond size, the quadratic in C and L, the best single
+    feature, the design's power and the interval."""
     t = cv.table()
     t = t[t["scheme"] == "kfold"].set_index("model")
 
-    def score(model: str) -> str:
-        row = t.loc[model]
-        sd = row.get("r2_fold_sd", float("nan"))
-        return f"R² {row['r2']:.2f}" + (f" ± {sd:.2f} (sd over folds)" if np.isfinite(sd) else "")
+    def sd(model: str) -> float:
+        return float(t.loc[model].get("r2_fold_sd", float("nan")))
 
-    lines = {}
+    def score(model: str) -> str:
+        r2, spread = float(t.loc[model, "r2"]), sd(model)
+        if np.isfinite(spread) and spread > UNSTABLE_SD:
+            return f"R² unstable (its sd over folds, {spread:.1f}, exceeds {UNSTABLE_SD:g}: no number to report)"
+        return f"R² {r2:.2f} (pooled out-of-fold)" + (f" ± {spread:.2f} (sd over folds)" if np.isfinite(spread) else "")
+
+    lines: dict[str, str] = {}
     if cv.ceiling:
         c = cv.ceiling
         lines["noise ceiling"] = (f"{c['ceiling']:.2f} of the variance of mean {cv.target} lies between "
@@ -26,23 +46,55 @@ def headline(cv) -> dict[str, str]:
     else:
         lines["noise ceiling"] = ("unknown (one replicate per topology): seed noise and wiring cannot be told "
                                   "apart; train with --replicates 3")
-    name = cv.model  # the predictor: the forest, or hgb
-    forest = t.loc[name]
-    share = (f", {forest['r2'] / cv.ceiling['ceiling']:.0%} of the ceiling"
-             if cv.ceiling and cv.ceiling["ceiling"] > 0 else "")
-    lines[name] = f"{score(cv.model)}{share}; Spearman {forest['spearman']:.2f} (5-fold CV, all features)"
-    if cv.model != "forest" and "forest" in t.index:
-        lines["forest"] = f"{score('forest')}; Spearman {t.loc['forest', 'spearman']:.2f} (5-fold CV, all features)"
+    design = cv.size or {}
     size = [m for m in ("linear-size", "forest-size") if m in t.index]
     best_size = max(size, key=lambda m: t.loc[m, "r2"]) if size else None
-    if best_size:
-        lines["size alone"] = f"{score(best_size)} ({best_size})"
-    if "best-feature" in t.index:
-        lines["best single feature"] = (f"{score('best-feature')} (chosen inside each training fold; "
-                                        f"most often {cv.most_chosen})")
+    cannot = detectable(cv.ceiling)
+    if design.get("matched"):
+        lines["size"] = (f"held fixed by design: {', '.join(design['columns'])} vary by {design['spread']:.1%} "
+                         f"(within the ±{SIZE_TOLERANCE:.0%} matching tolerance), so no size baseline is fitted and "
+                         "edge count and density count as wiring")
+    elif best_size and not cannot:
+        lines["size alone"] = f"{score(best_size)} ({best_size} on {', '.join(design.get('columns', []))})"
+    name = cv.model  # the predictor: the forest, or hgb
+    forest = t.loc[name]
+    if cannot:
+        shown = [m for m in (name, best_size, "beyond-size", "quadratic-cl", "best-feature") if m in t.index]
+        lines["scores"] = (f"not findings ({', '.join(shown)} are in the full table): on this noise no predictor "
+                           "of the wiring has anything to find")
+    else:
+        share = (f", {forest['r2'] / cv.ceiling['ceiling']:.0%} of the ceiling"
+                 if cv.ceiling and cv.ceiling["ceiling"] >= SHARE_FLOOR and sd(name) <= UNSTABLE_SD else "")
+        lines[name] = f"{score(name)}{share}; Spearman {forest['spearman']:.2f} (5-fold CV, all features)"
+        if cv.model != "forest" and "forest" in t.index:
+            lines["forest"] = f"{score('forest')}; Spearman {t.loc['forest', 'spearman']:.2f} (5-fold CV, all features)"
+        if "beyond-size" in t.index:
+            what = ("of the variance, from the graph features (size held fixed)" if design.get("matched") else
+                    "of what size leaves, from the graph features (the size model fitted inside each fold)")
+            lines["beyond size"] = f"{score('beyond-size')} {what}"
+        if "quadratic-cl" in t.index:
+            lines["quadratic (C, L)"] = f"{score('quadratic-cl')} (graph2nn's baseline: clustering and path length)"
+        if "best-feature" in t.index:
+            close = abs(forest["r2"] - t.loc["best-feature", "r2"]) <= max(sd(name), sd("best-feature"))
+            lines["best single feature"] = (f"{score('best-feature')} (chosen inside each training fold; most often "
+                                            f"{cv.most_chosen})" + ("; indistinguishable from the "
+                                                                    f"{name} within the spread over folds"
+                                                                    if close else ""))
+    if cv.power:
+        p = cv.power
+        if p["detected"] is not None:
+            found = next(x for x in p["tried"] if x["multiple"] == p["detected"])
+            lines["power"] = (f"an effect of {p['detected']:g} x the seed sd ({p['seed_sd']:.3g}) along {p['along']}, "
+                              f"planted on this study's own seed noise, is detected (R² {found['r2']:.2f} recovered); "
+                              "smaller ones are not")
+        else:
+            lines["power"] = (f"no planted effect up to {p['tried'][-1]['multiple']:g} x the seed sd "
+                              f"({p['seed_sd']:.3g}) along {p['along']} is detected by this design")
     iv = cv.interval()
     lines["90% interval"] = (f"prediction ± {iv['half_width']:.3g} (split-conformal); it covered "
                              f"{iv['coverage']:.0%} of held-out topologies in CV")
+    if cannot:
+        return {"CANNOT DETECT": f"this design cannot detect a wiring effect: {cannot}", **lines}
     mean_r2 = t.loc["mean", "r2"] if "mean" in t.index else 0.0
     beaten = [m for m in (best_size, "best-feature") if m in t.index and forest["r2"] <= t.loc[m, "r2"]]
     if forest["r2"] <= max(0.0, mean_r2):
@@ -52,6 +104,9 @@ def headline(cv) -> dict[str, str]:
     elif best_size in beaten:
         warning = (f"the {name} does not beat size alone ({best_size}): nothing here shows an effect of wiring "
                    "beyond the size of the network")
+    elif "beyond-size" in t.index and t.loc["beyond-size", "r2"] <= 0 and not design.get("matched"):
+        warning = ("the graph features explain none of what size leaves (beyond-size R² not above 0): nothing "
+                   "here shows an effect of wiring beyond the size of the network")
     elif beaten:
         warning = (f"the {name} does not beat the best single feature (most often {cv.most_chosen}): one "
                    f"statistic of the wiring carries all that the {name} finds")

@@ -12,12 +12,16 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from topowire import checks
 from topowire.errors import ParameterError
 
-__all__ = ["MODELS", "PREDICTORS", "Columns", "BestFeature", "make_model"]
+__all__ = ["MODELS", "PREDICTORS", "QUADRATIC", "Columns", "BestFeature", "make_model"]
 
 #: The models :func:`~topowire.predict.cross_validate` scores, in report order:
-#: the predictors (``forest``, ``hgb``), the mean, two models of size alone, and a forest
-#: on the one feature with the largest |Spearman| on each training fold (``best-feature``).
-MODELS = ("forest", "hgb", "mean", "linear-size", "forest-size", "best-feature")
+#: the predictors (``forest``, ``hgb``), the mean, two models of size alone, the graph
+#: features on what size leaves (``beyond-size``, :mod:`topowire.predict.beyond`), graph2nn's
+#: quadratic in clustering C and path length L (``quadratic-cl``), and a forest on the one
+#: feature with the largest |Spearman| on each training fold (``best-feature``).
+MODELS = ("forest", "hgb", "mean", "linear-size", "forest-size", "beyond-size", "quadratic-cl", "best-feature")
+#: The columns of the quadratic baseline: clustering C and average path length L.
+QUADRATIC = ("avg_clustering", "avg_path_length")
 #: The models a predictor can be (``fit --model``).
 PREDICTORS = ("forest", "hgb")
 
@@ -60,7 +64,7 @@ def make_model(name: str, columns: Sequence[str], seed: int = 0, n_estimators: i
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
     checks.check("n_estimators", n_estimators)
     checks.check("seed", seed)
@@ -74,6 +78,8 @@ def make_model(name: str, columns: Sequence[str], seed: int = 0, n_estimators: i
                                                       random_state=seed % 2**32))],
         "linear-size": [("scale", StandardScaler()), ("linear", LinearRegression())],
         "mean": [("mean", DummyRegressor(strategy="mean"))],
+        "quadratic-cl": [("scale", StandardScaler()), ("quadratic", PolynomialFeatures(2)),
+                         ("linear", LinearRegression())],
     }
     if name not in steps:
         raise ParameterError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")

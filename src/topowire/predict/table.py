@@ -11,11 +11,7 @@ import pandas as pd
 from topowire.errors import DataError
 from topowire.predict.ceiling import noise_ceiling
 
-__all__ = ["SIZE_FEATURES", "check_table", "check_finite", "check_target", "aggregate"]
-
-#: The "size only" features of the baselines.
-SIZE_FEATURES = ("params", "n_nodes", "n_edges")
-
+__all__ = ["check_table", "check_finite", "check_target", "aggregate"]
 
 def check_table(table: pd.DataFrame, target: str, features: Sequence[str]) -> None:
     """Raise DataError unless the table has the target and the features, numeric."""

@@ -112,3 +112,15 @@ def test_a_saved_relational_spec_edited_to_a_wider_model_is_refused_before_build
     (tmp_path / "e.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + size:])
     with pytest.raises(FileFormatError, match="a spec and tensors that do not match"):
         load(tmp_path / "e.safetensors")
+
+
+def test_the_width_search_finds_the_nearest_width_of_an_exhaustive_scan():
+    from topowire.compiler import wire
+    from topowire.compiler.targets.relational import _undirected, relational_counts, relational_width
+
+    arch = Arch("relational", d_in=64, d_out=10, width=128, depth=3)
+    for i, (k, p) in enumerate([(2.0, 0.0), (3.7, 0.5), (9.0, 1.0), (15.0, 0.0)]):
+        w = wire(wsflex_graph(16, k, p, seed=i), "both", "all", "all")
+        budget = relational_counts(16, _undirected(wire(complete_graph(16), "both", "all", "all")), 128, arch)["total"]
+        totals = [relational_counts(16, _undirected(w), width, arch)["total"] for width in range(1, 16 * 128 + 17)]
+        assert relational_width(w, arch) == 1 + int(np.argmin(np.abs(np.array(totals) - budget)))

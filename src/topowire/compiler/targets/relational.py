@@ -117,10 +117,16 @@ def relational_width(wiring: Wiring, arch) -> int:
     complete = np.array([(u, v) for u in range(n) for v in range(u + 1, n)], dtype=np.int64).reshape(-1, 2)
     budget = relational_counts(n, complete, arch.width, arch)["total"]
     edges = _undirected(wiring)
-    widths = np.arange(1, 16 * arch.width + n + 1)
-    totals = np.array([relational_counts(n, edges, w, arch)["total"] for w in widths])
-    best = int(widths[np.argmin(np.abs(totals - budget))])
-    off = abs(relational_counts(n, edges, best, arch)["total"] - budget) / budget
+
+    def total(w: int) -> int:
+        return relational_counts(n, edges, w, arch)["total"]
+
+    low, high = 1, 16 * arch.width + n  # the count grows with the width: bisect for the first at the budget
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if total(mid) < budget else (low, mid)
+    best = min((w for w in (low - 1, low) if w >= 1), key=lambda w: (abs(total(w) - budget), w))
+    off = abs(total(best) - budget) / budget
     if off > MATCH_TOLERANCE:
         raise ParameterError(f"no width of this {n}-node graph has {budget:,} parameters within "
                              f"{MATCH_TOLERANCE:.0%} (the nearest, {best}, is {off:.1%} off): raise width")
