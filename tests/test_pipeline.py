@@ -59,6 +59,7 @@ def test_report_images_exist(study):
     for src in images:
         assert (out / "report" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
     assert "leave-one-family-out" in page and "Noise ceiling" in page
+    assert "rnn-tanh (both/all/all) on reber (200 train / 100 test), 2 epochs, batch 64" in page
     # the headline leads the page, its "cannot detect" line on top, the power beside it
     assert page.index("CANNOT DETECT") < page.index("noise ceiling") < page.index("How well do graph features")
     assert "spread no more than seed noise alone would make them" in page and "planted on this study" in page
@@ -169,6 +170,20 @@ def test_run_study_on_the_layered_form(tmp_path):
     assert type(model).__name__ == "LayeredRecurrentNet" and summary["models"].startswith("12 ")
     # one epoch leaves every model at chance: the study says so and scores nothing
     assert list(summary)[0] == "WARNING" and "is constant (0.5" in summary["WARNING"]
+    # report and fit keep the same guards: the run is refused, not reported
+    for command in (["fit", "--db", tmp_path / "s" / "runs.db", "-o", tmp_path / "p.skops"],
+                    ["report", "--db", tmp_path / "s" / "runs.db", "-o", tmp_path / "report"]):
+        assert main([str(a) for a in command]) == 2
+    assert not (tmp_path / "report").exists() and not (tmp_path / "p.skops").exists()
+    import numpy as np
+
+    from topowire.errors import DataError
+    from topowire.pipeline import load_study, report_study
+
+    study = load_study(tmp_path / "s" / "runs.db")  # at chance but not constant: refused all the same
+    study.results["test_acc"] = 0.5 + np.random.default_rng(0).uniform(-0.01, 0.01, len(study.results))
+    with pytest.raises(DataError, match="within 0.02 of chance"):
+        report_study(study, tmp_path / "report")
     assert len(pd.read_csv(tmp_path / "s" / "results.csv")) == 12
     assert not (tmp_path / "s" / "predictor.skops").exists() and not (tmp_path / "s" / "scores.csv").exists()
 

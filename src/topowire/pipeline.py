@@ -408,12 +408,14 @@ def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: 
     from topowire.predict import cross_validate
     from topowire.report import write_report
 
-    if cv is None:
+    if cv is None:  # fit's guards: a target at chance or constant is refused, not reported
         names = [c for c in study.features.columns if c != "params"] + ["params"]
-        cv = cross_validate(study.table, "test_acc", names, seed=seed, n_estimators=n_estimators)
+        cv = cross_validate(study.table, "test_acc", names, seed=seed, n_estimators=n_estimators,
+                            chance=TASKS[study.task].chance)
+    summary = summary or {"run id": study.run_id, "models": str(len(study.results))}
     return write_report(out, study.results, study.features, cv, topologies=study.topologies,
                         title=title or f"topowire study: run {study.run_id}",
-                        summary=summary or {"run": study.run_id, "models": str(len(study.results))})
+                        summary={"run": describe_run(study.spec), **summary})
 
 
 def validate(recipe: Recipe, config: StudyConfig) -> tuple[Task, RunSpec]:
@@ -443,7 +445,7 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     pop = _sample(recipe, config, out, log)
     features = _features(pop, spec, out, log, progress)
     study = _train(pop, features, spec, task, out, log, progress, executor)
-    summary = {"run": _describe(spec, task),
+    summary = {"run": describe_run(spec),
                "models": f"{len(study.results)} ({len(pop)} topologies x {config.train.replicates} replicates)",
                **_accuracy_by_family(study.results)}
     try:
@@ -459,14 +461,16 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     return {**summary, "seconds": f"{time.perf_counter() - t_start:.0f}"}
 
 
-def _describe(spec: RunSpec, task: Task) -> str:
-    """One line naming what a study trained: the arch and its options, the task and its
-    sizes, the training budget."""
-    a, t = spec.arch, spec.train
+def describe_run(spec: RunSpec) -> str:
+    """One line naming what a run trained: the arch and its options, the task and its sizes,
+    the training budget."""
+    a, t, ref = spec.arch, spec.train, spec.task
     options = ", ".join(f"{k} {v}" for k, v in vars(a.options).items()) if a.options is not None else ""
-    return (f"{a.kind} ({a.orientation}/{a.inputs}/{a.outputs}{', ' + options if options else ''}) on {task.name} "
-            f"({len(task.y_train):,} train / {len(task.y_test):,} test), {t.epochs} epochs, batch {t.batch_size}, "
-            f"lr {t.lr:g}, {t.replicates} replicates, {t.device}")
+    sizes = [n if n is not None else d for n, d in zip((ref.n_train, ref.n_test), ref.spec.sizes)]
+    train, test = (f"{n:,}" if n is not None else "all" for n in sizes)
+    return (f"{a.kind} ({a.orientation}/{a.inputs}/{a.outputs}{', ' + options if options else ''}) on {ref.name} "
+            f"({train} train / {test} test), {t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}, "
+            f"{t.replicates} replicates, {t.device}")
 
 
 def _study_folder(out: str | Path) -> Path:
