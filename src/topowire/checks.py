@@ -243,6 +243,7 @@ DOMAINS: dict[str, Domain] = {
     "residual": Domain("choice", choices="topowire.compiler.targets.cells:RESIDUALS"),
     "r": _f(-10, 10, what=" (the radius of R)"), "phi": _f(-2 * math.pi, 2 * math.pi, what=" (radians)"),
     "gamma": _f(0, 10), "r_spread": _f(0, 10),
+    "study": Domain("choice", choices="topowire.pipeline:STUDIES"),
     # the task
     "task": Domain("choice", choices="topowire.data.tasks:TASKS"),
     "data_dir": Domain("path", none=True), "thesis_csv": Domain("path", none=True),

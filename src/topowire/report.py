@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from topowire.predict import CVResult
 
-__all__ = ["draw_topology", "write_report"]
+__all__ = ["check_drawable", "draw_topology", "write_report"]
 
 
 def _plt():
@@ -24,6 +24,14 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def check_drawable(topology: Topology) -> None:
+    """Refuse, before any work, a drawing whose layout would exceed the memory limit."""
+    from topowire import limits
+
+    # the spring layout holds n x n x 2 displacements (float64) and their norms
+    limits.check_memory(24.0 * topology.n * topology.n, f"a drawing of a graph of {topology.n:,} nodes")
 
 
 def draw_topology(topology: Topology, path: str | Path, *, seed: int = 0) -> None:
@@ -40,10 +48,7 @@ def draw_topology(topology: Topology, path: str | Path, *, seed: int = 0) -> Non
     """
     import networkx as nx
 
-    from topowire import limits
-
-    # the spring layout holds n x n x 2 displacements (float64) and their norms
-    limits.check_memory(24.0 * topology.n * topology.n, f"a drawing of a graph of {topology.n:,} nodes")
+    check_drawable(topology)
     plt = _plt()
     g = topology.to_networkx()
     pos = nx.spring_layout(g, seed=seed)

@@ -43,6 +43,14 @@ def test_memory_hungry_work_is_refused_before_it_starts(argv, message, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_show_summarises_a_graph_too_large_for_its_path_lengths(tmp_path, capsys):
+    # the summary needs no distance matrix; C and L say why they are missing instead of failing
+    assert main(["show", str(_wide(tmp_path))]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "population (1 graphs" in out
+    assert "path length L not computed: the distance matrix of a graph of 20,000 nodes" in out
+
+
 def test_compile_holds_one_model_at_a_time(tmp_path, monkeypatch):
     pop = [er_graph(12, 0.3, seed=s) for s in range(4)]
     events = []

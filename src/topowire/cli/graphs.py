@@ -66,16 +66,22 @@ def features(population, output, names, jobs, list_) -> None:
 @click.option("--png", type=PATH, help="Draw the topology (the first, or --id) to a PNG.")
 def show(population, id_, png) -> None:
     """Summarise a population; optionally draw one of its graphs."""
+    from topowire.limits import LimitError
+    from topowire.report import check_drawable, draw_topology
+
     check_output(png, population)
     pop = topology.read_population(population)
-    print_frame(pop.summary(), f"population ({len(pop)} graphs, seed {pop.seed})")
-    print_frame(feature_ranges(pop).T, "clustering C and path length L drawn")
     topo = pop.by_id(id_) if id_ is not None else pop[0]
+    if png is not None:
+        check_drawable(topo)
+    print_frame(pop.summary(), f"population ({len(pop)} graphs, seed {pop.seed})")
+    try:
+        print_frame(feature_ranges(pop).T, "clustering C and path length L drawn")
+    except LimitError as exc:  # a summary of huge graphs still prints; only C and L are skipped
+        console.print(f"clustering C and path length L not computed: {exc}")
     if id_ is not None:
         console.print(f"{topo!r}  params={dict(topo.params)}  seed={topo.seed}  density={topo.density:.4g}")
     if png is not None:
-        from topowire.report import draw_topology
-
         draw_topology(topo, png)
         console.print(f"drew {topo.id} to {png}")
 

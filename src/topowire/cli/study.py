@@ -96,7 +96,7 @@ def report(db, run_id, seed, n_estimators, output) -> None:
 
 @app.command()
 @click.argument("recipe", type=PATH, required=False)
-@click.option("--study", type=click.Choice(list(pipeline.STUDIES)), default="quick", show_default=True,
+@click.option("--study", type=Checked("study"), default="quick", show_default=True,
               help="The embedded study: its recipe (unless RECIPE) and config (options given override it).")
 @fields(STUDY.arch, "kind", *WIRING, unset="(default: the study's)")
 @target_options

@@ -156,9 +156,9 @@ class Target:
         d_out, d_in = arch.get("d_out"), arch.get("d_in")
         if shape is None or len(shape) != 2 or shape[1] != n_neurons or (isinstance(d_out, int) and shape[0] != d_out):
             return (f"the spec describes {n_neurons:,} neurons and d_out = {d_out} but the file's readout "
-                    f"tensor has shape {shape}")
+                    f"tensor has shape {list(shape) if shape is not None else None}")
         if inputs is not None and isinstance(d_in, int) and arch.get("input_width") != "sources" and inputs[-1] != d_in:
-            return f"the spec describes d_in = {d_in:,} but the file's input weights have shape {inputs}"
+            return f"the spec describes d_in = {d_in:,} but the file's input weights have shape {list(inputs)}"
         return None
 
     def export_layers(self, module: nn.Module):

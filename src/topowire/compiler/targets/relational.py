@@ -320,7 +320,7 @@ class RelationalTarget(Target):
                 or stem[1] != d_in:
             return (f"the spec describes a relational MLP of width {width} (matched widths up to "
                     f"{16 * width + n_neurons if isinstance(width, int) else '?'}), d_in = {d_in}, d_out = {d_out} "
-                    f"but the file's stem, head and mask have shapes {stem}, {head}, {mask}")
+                    f"but the file's stem, head and mask have shapes {list(stem)}, {list(head)}, {list(mask)}")
         return None
 
     def build(self, wiring, arch, seed):
