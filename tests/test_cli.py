@@ -37,6 +37,18 @@ def test_generate_features_show(tmp_path, capsys):
     assert code == 0 and first.id in out
     assert "clustering C and path length L drawn" in out and "avg_path_length max" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, _ = run(["show", pop, "--ids"], capsys)
+    assert code == 0 and "the 75 topologies" in out and all(t.id in out for t in read_population(pop))
+
+
+def test_the_readme_show_example_names_a_topology_of_its_population(tmp_path, capsys):
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    seed = re.search(r"topowire generate graphs/quick.toml -o pop.jsonl --seed (\d+)", readme)[1]
+    shown = re.search(r"topowire show pop.jsonl --id ([0-9a-f]{16})", readme)[1]
+    assert run(["generate", QUICK, "-o", tmp_path / "pop.jsonl", "--seed", seed], capsys)[0] == 0
+    assert shown in read_population(tmp_path / "pop.jsonl").ids
 
 
 def test_family_shortcut(tmp_path, capsys):
@@ -64,6 +76,37 @@ def test_convert_both_ways(tmp_path, capsys):
     assert code == 0 and read_population(tmp_path / "p.jsonl").ids == [t.id, t.id]
     code, _, _ = run(["convert", tmp_path / "p.jsonl", "-o", tmp_path / "back.gml"], capsys)
     assert code == 0 and (tmp_path / "back.gml").exists()
+
+
+def test_population_commands_read_graph_files_and_folders(tmp_path, capsys):
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    made = [er_graph(10 + i, 0.3, seed=i) for i in range(6)]
+    for i, t in enumerate(made):
+        write_graph(t, graphs / f"g{i}.graphml")
+    (graphs / "notes.md").write_text("not a graph")  # files of other suffixes are left alone
+    one = graphs / "g0.graphml"
+    assert run(["features", one, "-o", tmp_path / "one.csv", "--names", "size"], capsys)[0] == 0
+    assert list(pd.read_csv(tmp_path / "one.csv", index_col="id").index) == [made[0].id]
+    assert run(["features", graphs, "-o", tmp_path / "f.csv", "--names", "size"], capsys)[0] == 0
+    assert list(pd.read_csv(tmp_path / "f.csv", index_col="id").index) == [t.id for t in made]
+    db = tmp_path / "r.db"
+    code, out, _ = run(["train", graphs, "--db", db, "--epochs", "1", "--replicates", "2", "--n-train", "64",
+                        "--n-test", "32", "--batch-size", "32"], capsys)
+    assert code == 0 and "12 models in run" in out
+    assert run(["train", one, "--db", tmp_path / "one.db", "--epochs", "1", "--n-train", "64", "--n-test", "32",
+                "--batch-size", "32"], capsys)[0] == 0
+    from topowire.pipeline import fit_table
+    from topowire.predict import save_predictor
+
+    table = pd.DataFrame({"n_nodes": range(10, 30), "density": [0.1 + 0.01 * i for i in range(20)],
+                          "test_acc": [0.5 + 0.01 * i for i in range(20)]})
+    save_predictor(fit_table(table, columns="n_nodes,density", n_estimators=10, group=None)[1], tmp_path / "p.skops")
+    assert run(["predict", tmp_path / "p.skops", one, "-o", tmp_path / "pred.csv"], capsys)[0] == 0
+    predicted = pd.read_csv(tmp_path / "pred.csv", index_col="id")
+    assert list(predicted.index) == [made[0].id] and list(predicted["source"]) == ["g0.graphml"]
+    assert run(["predict", tmp_path / "p.skops", graphs, "-o", tmp_path / "all.csv"], capsys)[0] == 0
+    assert list(pd.read_csv(tmp_path / "all.csv")["source"]) == [f"g{i}.graphml" for i in range(6)]
 
 
 def test_list_and_version(capsys):
@@ -159,3 +202,25 @@ def test_console_script_exit_code(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_the_training_bar_advances_inside_a_pack_on_a_terminal(tmp_path, monkeypatch):
+    import io
+
+    import rich.progress
+    from rich.console import Console
+
+    from topowire import console as console_module
+    from topowire.topology import Population, write_population
+
+    write_population(Population(tuple(er_graph(10, 0.3, seed=s) for s in range(4))), tmp_path / "p.jsonl")
+    monkeypatch.setattr(console_module, "console", Console(file=io.StringIO(), force_terminal=True))
+    shown = []
+    update = rich.progress.Progress.update
+    monkeypatch.setattr(rich.progress.Progress, "update",
+                        lambda self, task, **kw: shown.append(kw.get("completed")) or update(self, task, **kw))
+    assert main(["train", str(tmp_path / "p.jsonl"), "--db", str(tmp_path / "r.db"), "--epochs", "2",
+                 "--replicates", "1", "--chunk-size", "4", "--n-train", "128", "--n-test", "32",
+                 "--batch-size", "32"]) == 0
+    assert shown[0] == 0 and shown[-1] == 4
+    assert 0 < min(c for c in shown if c) < 4 and len([c for c in shown if 0 < c < 4]) >= 7  # each of 8 steps

@@ -1,5 +1,6 @@
 """`topowire run`, `fit`, `predict` and `report` end to end on a tiny study."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -73,9 +74,33 @@ def test_rerun_resumes_without_training(study, tmp_path):
     calls = []
     config = StudyConfig(train=TrainConfig(epochs=2, batch_size=64, lr=1e-2, replicates=2), n_train=200, n_test=100,
                          n_estimators=30)
-    run_study(TINY, out, config, log=lambda m: None, progress=lambda stage, d, t: calls.append((stage, d)))
-    assert [stage for stage, _ in calls].count("training") == 1  # only the resumed count, no pack
+    logs = []
+    run_study(TINY, out, config, log=logs.append, progress=lambda stage, d, t: calls.append((stage, d)))
+    assert "training" not in {stage for stage, _ in calls}  # no bar for what is not trained
     assert sqlite3.connect(out / "runs.db").execute("SELECT count(*) FROM results").fetchone()[0] == before
+    assert "nothing left to train: all 24 models of run " in "\n".join(logs)
+
+
+def test_a_resumed_study_with_nothing_to_do_keeps_its_fit(study, monkeypatch):
+    """Nothing trained and nothing changed: the fit, predictions, report and export are kept
+    (nothing is cross-validated again); a change to what the fit reads fits again."""
+    import topowire.pipeline as pipeline
+
+    out, summary = study
+    config = StudyConfig(train=TrainConfig(epochs=2, batch_size=64, lr=1e-2, replicates=2), n_train=200, n_test=100,
+                         n_estimators=30)
+    fitted = []
+    fit_study = pipeline.fit_study
+    monkeypatch.setattr(pipeline, "fit_study", lambda *a, **k: fitted.append(1) or fit_study(*a, **k))
+    logs = []
+    again = run_study(TINY, out, config, log=logs.append)
+    assert fitted == [] and "nothing changed since the last run" in "\n".join(logs)
+    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in summary.items() if k != "seconds"}
+    (out / "scores.csv").write_text("edited\n")  # an output touched: fitted again, and the file restored
+    run_study(TINY, out, config, log=logs.append)
+    assert fitted == [1] and (out / "scores.csv").read_text() != "edited\n"
+    run_study(TINY, out, dataclasses.replace(config, n_estimators=31), log=logs.append)  # another forest
+    assert fitted == [1, 1]
 
 
 def test_cli_fit_predict_report(study, tmp_path, capsys):
@@ -166,10 +191,11 @@ def test_run_study_on_the_layered_form(tmp_path):
     config = StudyConfig(arch=Arch("layered"), train=TrainConfig(epochs=1, batch_size=64), n_train=100, n_test=50,
                          n_estimators=10, export_onnx=False)
     summary = run_study(TINY, tmp_path / "s", config, log=lambda m: None)
-    model = load(tmp_path / "s" / "best_model.safetensors")
-    assert type(model).__name__ == "LayeredRecurrentNet" and summary["models"].startswith("12 ")
-    # one epoch leaves every model at chance: the study says so and scores nothing
+    assert summary["models"].startswith("12 ") and summary["run"].startswith("layered ")
+    # one epoch leaves every model at chance: the study says so, scores nothing and exports no "best" model
     assert list(summary)[0] == "WARNING" and "is constant (0.5" in summary["WARNING"]
+    assert summary["exported"].startswith("nothing: every topology's mean test accuracy is within 0.02 of chance (0.5")
+    assert not (tmp_path / "s" / "best_model.safetensors").exists()
     # report and fit keep the same guards: the run is refused, not reported
     for command in (["fit", "--db", tmp_path / "s" / "runs.db", "-o", tmp_path / "p.skops"],
                     ["report", "--db", tmp_path / "s" / "runs.db", "-o", tmp_path / "report"]):
@@ -190,8 +216,6 @@ def test_run_study_on_the_layered_form(tmp_path):
 
 def test_a_study_draws_the_population_its_recipe_draws(tmp_path):
     """Unless told otherwise, run_study samples with the recipe's own seed, as `generate` does."""
-    import dataclasses
-
     from topowire.topology import sample_population, write_population
 
     recipe = dataclasses.replace(TINY, seed=5)

@@ -42,3 +42,59 @@ def test_readme_python_api_snippet_runs(index, tmp_path, monkeypatch):
         study, net = scope["study"], scope["net"]
         assert study.spec.task.n_train == 400 and len(study.results) == 16
         assert sum(p.numel() for p in net.parameters()) > 0
+
+
+def _shell_commands() -> list[tuple[int, str]]:
+    """Every ``topowire`` command of the README's shell blocks: (block index, command line),
+    continuations joined, comments and leading environment assignments dropped."""
+    import shlex
+
+    commands = []
+    for index, block in enumerate(re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                words = shlex.split(part, comments=True)
+                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                    words = words[1:]
+                if words[:1] == ["topowire"]:
+                    commands.append((index, shlex.join(words[1:])))
+    return commands
+
+
+def test_every_readme_command_parses():
+    """Each command line of the README names options that exist, with values in their domains
+    (parsed as the command line would, without running it)."""
+    import shlex
+
+    import click
+
+    from topowire.cli import all_commands
+
+    commands = all_commands()
+    assert len(_shell_commands()) >= 25
+    for _, line in _shell_commands():
+        words = shlex.split(line)
+        if not words:  # `topowire run` alone
+            continue
+        command = commands[words[0]]
+        if "--help" in words:
+            with pytest.raises(click.exceptions.Exit):
+                command.make_context(words[0], words[1:])
+            continue
+        command.make_context(words[0], words[1:])
+
+
+def test_the_readme_command_line_block_runs_as_pasted(tmp_path, monkeypatch, capsys):
+    """The block of `generate`, `features` and `show` commands runs, in order, from a fresh folder."""
+    import shlex
+
+    from topowire.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "graphs").mkdir()
+    shutil.copy(ROOT / "graphs" / "quick.toml", tmp_path / "graphs" / "quick.toml")
+    block = [line for index, line in _shell_commands() if line.startswith(("generate", "features", "show"))]
+    assert len(block) == 8
+    for line in block:
+        assert main(shlex.split(line)) == 0, line
+    assert (tmp_path / "g.png").is_file() and (tmp_path / "features.csv").is_file()

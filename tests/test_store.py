@@ -42,10 +42,23 @@ def test_resume_trains_only_what_is_missing(tmp_path, task):
         calls = []
         again = train_population(GRAPHS, ARCH, task, config, store=store, progress=lambda d, t: calls.append((d, t)))
     assert len(first) == 5 and len(again) == 8
-    assert calls == [(5, 8), (8, 8)]  # the 5 done models were skipped, the other 3 are one pack
+    # the 5 done models were skipped, the other 3 are one pack of 2 steps (64 examples, batch 32)
+    assert calls == [(5, 8), (6.5, 8), (8, 8), (8, 8)]
     pd.testing.assert_frame_equal(again.iloc[:5].reset_index(drop=True), first.reset_index(drop=True))
     assert again.groupby(["topology_id", "replicate"]).size().max() == 1
     assert set(again["family"]) == {"ws", "ba"}
+
+
+def test_a_store_of_several_runs_lists_them_when_none_is_chosen(tmp_path, task):
+    with Store(tmp_path / "r.db") as store:
+        first = train_population(GRAPHS[:2], ARCH, task, TrainConfig(epochs=1), store=store)
+        second = train_population(GRAPHS[:3], Arch("rnn-tanh"), task, TrainConfig(epochs=2), store=store)
+        with pytest.raises(StoreError) as caught:
+            store.run()
+    message = str(caught.value)
+    assert "holds 2 runs: " in message and message.endswith("; choose one with --run")
+    assert f"{first['run_id'][0]} (gru on reber, 1 epochs, 2 models, " in message
+    assert f"{second['run_id'][0]} (rnn-tanh on reber, 2 epochs, 3 models, " in message
 
 
 def test_unique_rows(tmp_path, task):

@@ -24,13 +24,15 @@ def progress():
     """``update(stage, done, total)``: a rich bar per stage on a terminal, plain lines otherwise."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    start, tasks, last = time.perf_counter(), {}, {}
+    tasks, last = {}, {}
     if not console.is_terminal:
         def plain(stage: str, done: int, total: int) -> None:
-            if done == total or done - last.get(stage, -total) >= max(1, total // 10):
+            t0, first = tasks.setdefault(stage, (time.perf_counter(), done))  # the rate of this stage's own work
+            if (done == total and last.get(stage) != done) or done - last.get(stage, -total) >= max(1, total // 10):
                 last[stage] = done
-                rate = done / max(1e-9, time.perf_counter() - start)
-                console.print(f"{stage}: {done}/{total} ({rate:.2f}/s)", highlight=False)
+                rate = (done - first) / max(1e-9, time.perf_counter() - t0)
+                shown = f"{done:.1f}" if done != int(done) else f"{int(done)}"  # a pack counts in part
+                console.print(f"{stage}: {shown}/{total} ({rate:.2f}/s)", highlight=False)
         yield plain
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

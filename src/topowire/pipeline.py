@@ -36,7 +36,7 @@ __all__ = ["StudyConfig", "Study", "default_recipe", "load_study", "model_featur
 #: What :func:`run_study` writes into its folder (and nothing else: other files there are left alone).
 STUDY_FILES = ("population.jsonl", "features.csv", "runs.db", "runs.db-wal", "runs.db-shm", "results.csv",
                "scores.csv", "importances.csv", "predictor.skops", "predictor.skops.json", "unseen_population.jsonl",
-               "predictions.csv", "report", "best_model.safetensors", "best_model.onnx")
+               "predictions.csv", "report", "best_model.safetensors", "best_model.onnx", "summary.json")
 
 #: ``progress(stage, done, total)``: how long work reports itself.
 Progress = Callable[[str, int, int], None]
@@ -199,7 +199,8 @@ def load_study(db: str | Path, run_id: str | None = None, features: str | Path |
 
 
 def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics: bool = False,
-              group: str | None = None, size: str | Sequence[str] | None = None, model: str = "forest"):
+              group: str | None = None, size: str | Sequence[str] | None = None, model: str = "forest",
+              progress: Progress | None = None):
     """Cross-validate and fit the forest of a study; returns ``(cv, predictor)``.
 
     Parameters
@@ -220,6 +221,8 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
     model : {"forest", "hgb"}
         The predictor: a random forest, or histogram gradient boosting (scored beside the
         forest).
+    progress : callable, optional
+        ``progress("fit", done, total)`` as the cross-validations finish.
     """
     from topowire.predict import cross_validate, fit_predictor
 
@@ -240,7 +243,8 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
         table = table.join(dyn, on="topology_id")
         extra, names = {"forest-graph": names}, names + dyn_names
     cv = cross_validate(table, "test_acc", names, seed=seed, n_estimators=n_estimators, extra_forests=extra,
-                        chance=TASKS[study.task].chance, groups=group or "family", size=size, model=model)
+                        chance=TASKS[study.task].chance, groups=group or "family", size=size, model=model,
+                        progress=_stage(progress, "fit"))
     predictor = fit_predictor(table, "test_acc", names, seed=seed, n_estimators=n_estimators, model=model,
                               meta={**meta, **_cv_meta(cv)})
     if extra:
@@ -248,6 +252,11 @@ def fit_study(study: Study, *, seed: int = 0, n_estimators: int = 300, dynamics:
         cv.notes.extend(f"dynamics features add {t.loc[(s, 'forest'), 'r2'] - t.loc[(s, 'forest-graph'), 'r2']:+.3f} "
                         f"R² over graph features alone ({s})" for s in t.index.get_level_values(0).unique())
     return cv, predictor
+
+
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    """``progress`` for one stage: ``(done, total)`` reported as ``(stage, done, total)``."""
+    return None if progress is None else lambda done, total: progress(stage, done, total)
 
 
 def _cv_meta(cv) -> dict[str, Any]:
@@ -299,7 +308,7 @@ def _check_columns(table: pd.DataFrame, group: str | None, size: str | Sequence[
 
 def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequence[str] | None = None, *,
               group: str | None = None, size: str | Sequence[str] | None = None, seed: int = 0,
-              n_estimators: int = 300, model: str = "forest"):
+              n_estimators: int = 300, model: str = "forest", progress: Progress | None = None):
     """Cross-validate and fit a forest on any table; returns ``(cv, predictor)``.
 
     ``cv.notes`` names the features used and the columns left out.
@@ -332,7 +341,7 @@ def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequ
     group = group if group is not None else ("family" if "family" in table.columns else None)
     names, ignored = select_features(table, target, columns, exclude=[group, "id", "topology_id"])
     cv = cross_validate(table, target, names, groups=group, size=size, seed=seed, n_estimators=n_estimators,
-                        model=model)
+                        model=model, progress=_stage(progress, "fit"))
     cv.notes.insert(0, f"features used ({len(names)}): {', '.join(map(str, names))}")
     if ignored:
         cv.notes.insert(1, f"columns ignored ({len(ignored)}; not known features -- name them with --columns): "
@@ -343,11 +352,16 @@ def fit_table(table: pd.DataFrame, target: str = "test_acc", columns: str | Sequ
 
 def predict_population(predictor, source: str | Path | Population | pd.DataFrame) -> pd.DataFrame:
     """Predictions and intervals for a population (its features computed as the predictor
-    needs them) or a table (its other columns carried through); see :func:`topowire.predict.predict`."""
-    from topowire.predict import predict
-    from topowire.topology import read_population
+    needs them) or a table (its other columns carried through); see :func:`topowire.predict.predict`.
 
-    if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".jsonl":
+    A path is read as a population when it is a ``.jsonl`` file, a graph file or a folder
+    of them (:func:`~topowire.topology.read_population`), else as a table. The predictions
+    of graphs read from files keep the file's name (a ``source`` column beside the id)."""
+    from topowire.predict import predict
+    from topowire.topology import GRAPH_FORMATS, read_population
+
+    if isinstance(source, (str, Path)) and (Path(source).is_dir()
+                                            or Path(source).suffix.lower() in (".jsonl", *GRAPH_FORMATS)):
         source = read_population(source)
     if isinstance(source, Population):
         from topowire.features.registry import MODEL_REGISTRY, model_feature_group
@@ -360,6 +374,9 @@ def predict_population(predictor, source: str | Path | Population | pd.DataFrame
         task = spec.task.build() if any(MODEL_REGISTRY[g].needs_task for g in groups) else None
         table = model_features(list(source), predictor.features, spec.arch if spec else Arch(), task=task,
                                seed=spec.train.seed if spec else 0)
+        names = {t.id: t.params["source"] for t in source if "source" in t.params}
+        if names:
+            return predict(predictor, table).assign(source=lambda f: [names.get(i, "") for i in f.index])
     else:
         table = source if isinstance(source, pd.DataFrame) else read_table(source)
         table = table.set_index("id") if "id" in table.columns else table
@@ -385,7 +402,8 @@ def _predictor_run(predictor) -> RunSpec | None:
 
 
 def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: int = 300, cv=None,
-                 title: str | None = None, summary: dict[str, str] | None = None) -> Path:
+                 title: str | None = None, summary: dict[str, str] | None = None,
+                 progress: Progress | None = None) -> Path:
     """Write the HTML report of a study into the folder ``out``; returns its index.html.
 
     Parameters
@@ -404,6 +422,8 @@ def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: 
         The page's title.
     summary : dict, optional
         Lines shown above the scores.
+    progress : callable, optional
+        ``progress("fit", done, total)`` while the study is cross-validated here.
     """
     from topowire.predict import cross_validate
     from topowire.report import write_report
@@ -411,7 +431,7 @@ def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: 
     if cv is None:  # fit's guards: a target at chance or constant is refused, not reported
         names = [c for c in study.features.columns if c != "params"] + ["params"]
         cv = cross_validate(study.table, "test_acc", names, seed=seed, n_estimators=n_estimators,
-                            chance=TASKS[study.task].chance)
+                            chance=TASKS[study.task].chance, progress=_stage(progress, "fit"))
     summary = summary or {"run id": study.run_id, "models": str(len(study.results))}
     return write_report(out, study.results, study.features, cv, topologies=study.topologies,
                         title=title or f"topowire study: run {study.run_id}",
@@ -444,21 +464,73 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     out = _study_folder(out)
     pop = _sample(recipe, config, out, log)
     features = _features(pop, spec, out, log, progress)
-    study = _train(pop, features, spec, task, out, log, progress, executor)
+    study, trained = _train(pop, features, spec, task, out, log, progress, executor)
+    inputs = _fingerprint(out, config)
+    kept = None if trained else _kept_summary(out, inputs)
+    if kept is not None:
+        log("nothing changed since the last run: its fit, predictions, report and best model are kept "
+            "(summary.json)")
+        return {**kept, "seconds": f"{time.perf_counter() - t_start:.0f}"}
     summary = {"run": describe_run(spec),
                "models": f"{len(study.results)} ({len(pop)} topologies x {config.train.replicates} replicates)",
                **_accuracy_by_family(study.results)}
     try:
-        cv, predictor = _fit(study, pop.seed, config, out)
+        cv, predictor = _fit(study, pop.seed, config, out, progress)
     except DataError as exc:  # a degenerate target is reported, never scored
         summary = {"WARNING": f"{exc}; no predictor was fitted", **summary}
         log(f"WARNING: {exc}")
     else:
         summary = {**_headline(cv), **summary, **_predict(predictor, recipe, pop.seed, out)}
         summary["report"] = str(report_study(study, out / "report", cv=cv, title=f"topowire study: {recipe.name}",
-                                             summary=summary))
+                                             summary=summary, progress=progress))
     summary.update(_export_best(study, out, config, task, log))
+    _keep_summary(out, inputs, summary)
     return {**summary, "seconds": f"{time.perf_counter() - t_start:.0f}"}
+
+
+#: What a study's later stages read (their inputs) and write (their outputs), for :func:`_kept_summary`.
+_FIT_INPUTS = ("population.jsonl", "features.csv", "results.csv")
+_FIT_OUTPUTS = ("scores.csv", "importances.csv", "predictor.skops", "unseen_population.jsonl", "predictions.csv",
+                "report/index.html", "best_model.safetensors", "best_model.onnx")
+
+
+def _digest(path: Path) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _fingerprint(out: Path, config: StudyConfig) -> dict[str, Any]:
+    """What the fit and everything after it depend on: the study's config, topowire's
+    version, and the population, features and results files."""
+    from topowire import __version__
+
+    return {"config": repr(config), "version": __version__, **{name: _digest(out / name) for name in _FIT_INPUTS}}
+
+
+def _keep_summary(out: Path, inputs: dict[str, Any], summary: dict[str, str]) -> None:
+    """``summary.json``: the summary with the inputs it came from and its outputs' digests."""
+    import json
+
+    from topowire._io import atomic_open
+
+    outputs = {name: _digest(out / name) for name in _FIT_OUTPUTS}
+    with atomic_open(out / "summary.json") as fh:
+        json.dump({"inputs": inputs, "outputs": outputs, "summary": summary}, fh, indent=1)
+
+
+def _kept_summary(out: Path, inputs: dict[str, Any]) -> dict[str, str] | None:
+    """The summary of the last run into ``out`` if its inputs are these and its outputs are
+    untouched (else None: the fit and what follows run again)."""
+    import json
+
+    try:
+        kept = json.loads((out / "summary.json").read_text())
+        if kept["inputs"] != inputs or kept["outputs"] != {name: _digest(out / name) for name in _FIT_OUTPUTS}:
+            return None
+        return {str(k): str(v) for k, v in kept["summary"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def describe_run(spec: RunSpec) -> str:
@@ -506,14 +578,22 @@ def _features(pop: Population, spec: RunSpec, out: Path, log, progress) -> pd.Da
 
 def _train(pop: Population, features: pd.DataFrame, spec: RunSpec, task: Task, out: Path, log, progress,
            executor) -> Study:
+    from topowire.store import Store
     from topowire.train import train_population
 
-    train_progress = (lambda d, t: progress("training", d, t)) if progress else None
+    rid, total = spec.run_id(task), len({t.id for t in pop}) * spec.train.replicates
+    before = 0
+    if (out / "runs.db").is_file():
+        with Store(out / "runs.db", readonly=True) as store:
+            before = len(store.done(rid))
+    if before >= total:
+        log(f"nothing left to train: all {total} models of run {rid} are in runs.db")
+    train_progress = _stage(progress, "training") if before < total else None
     results = train_population(list(pop), spec.arch, task, spec.train, store=out / "runs.db", progress=train_progress,
                                executor=executor, keep_weights=True)
     write_table(results.drop(columns=["curves"]), out / "results.csv", index=False)
     log(results_line(results))
-    return Study(results, features, {t.id: t for t in pop}, spec, results["run_id"].iloc[0])
+    return Study(results, features, {t.id: t for t in pop}, spec, results["run_id"].iloc[0]), before < total
 
 
 def _accuracy_by_family(results: pd.DataFrame) -> dict[str, str]:
@@ -522,12 +602,12 @@ def _accuracy_by_family(results: pd.DataFrame) -> dict[str, str]:
                                                       ok.groupby("family")["test_acc"].mean().items())}
 
 
-def _fit(study: Study, seed: int, config: StudyConfig, out: Path):
+def _fit(study: Study, seed: int, config: StudyConfig, out: Path, progress: Progress | None = None):
     """The study's predictor, its scores and importances, into ``out``. ``seed`` is the
     study's population seed; it also seeds the folds and forest."""
     from topowire.predict import save_predictor
 
-    cv, predictor = fit_study(study, seed=seed, n_estimators=config.n_estimators)
+    cv, predictor = fit_study(study, seed=seed, n_estimators=config.n_estimators, progress=progress)
     write_table(cv.table(), out / "scores.csv", index=False)
     write_table(cv.importances, out / "importances.csv", index=False)
     save_predictor(predictor, out / "predictor.skops")
@@ -567,7 +647,11 @@ def _export_best(study: Study, out: Path, config: StudyConfig, task: Task, log) 
     ok = study.results[study.results["status"] == "ok"]
     if ok.empty:
         return {"exported": "nothing: no model trained ok"}
-    best = ok.groupby("topology_id")["test_acc"].mean().idxmax()
+    means = ok.groupby("topology_id")["test_acc"].mean()
+    best, chance = means.idxmax(), TASKS[study.task].chance
+    if chance is not None and (means - chance).abs().max() <= 0.02:  # fit's guard: no best among models at chance
+        return {"exported": f"nothing: every topology's mean test accuracy is within 0.02 of chance ({chance:g}; "
+                            f"the best {means.max():.3f}), so no model is better than another"}
     model = trained_model(out / "runs.db", study.run_id, study.topologies[best], 0)
     save(model, out / "best_model.safetensors", topology=study.topologies[best], run=study.spec)
     exported = ["best_model.safetensors"]

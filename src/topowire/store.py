@@ -352,6 +352,16 @@ class Store:
         return None if row is None or row[0] is None else bytes(row[0])
 
     @_reads
+    def _run_list(self) -> str:
+        """Each run with results: its id, arch, task, epochs, models and date."""
+        rows = self.conn.execute("SELECT r.run_id, r.arch, r.task, r.config, r.created, count(*) FROM runs r "
+                                 "JOIN results s ON s.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created, r.rowid")
+        described = []
+        for run_id, arch, task, config, created, models in rows:
+            kind, epochs = json.loads(arch).get("kind", "?"), json.loads(config).get("epochs", "?")
+            described.append(f"{run_id} ({kind} on {task}, {epochs} epochs, {models} models, {created[:16]})")
+        return ", ".join(described)
+
     def run(self, run_id: str | None = None) -> dict[str, Any]:
         """One run's record: ``run_id``, ``spec`` (its RunSpec as a dict), ``arch`` and
         ``config`` (dicts), ``task`` (the name).
@@ -368,8 +378,7 @@ class Store:
             if not ids:
                 raise StoreError(f"no results in {self.path}")
             if len(set(ids)) > 1:
-                raise StoreError(f"{self.path} holds {len(set(ids))} runs ({', '.join(dict.fromkeys(ids))}): "
-                                 "choose one with --run")
+                raise StoreError(f"{self.path} holds {len(set(ids))} runs: {self._run_list()}; choose one with --run")
             run_id = ids[0]
         has_spec = "spec" in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
         row = self.conn.execute(f"SELECT arch, task, config, {'spec' if has_spec else 'NULL'} FROM runs "

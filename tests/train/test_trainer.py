@@ -245,3 +245,13 @@ def test_results_line_counts_every_status():
     assert results_line(frame) == "4 models in run r1: 2 ok, 1 diverged, 1 failed; mean test accuracy 0.800"
     none_ok = frame.assign(status=["diverged", "failed", "diverged", "failed"])
     assert results_line(none_ok) == "4 models in run r1: 0 ok, 2 diverged, 2 failed; no model trained ok"
+
+
+def test_progress_moves_inside_a_pack(reber_small):
+    # one pack of 4 models, 2 epochs of 4 steps (128 examples, batch 32): each step moves 4/8 of a model
+    calls = []
+    config = TrainConfig(epochs=2, batch_size=32, replicates=1, chunk_size=4)
+    train_population(GRAPHS[:4], ARCH, reber_small, config, progress=lambda d, t: calls.append((d, t)))
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4)
+    inside = [d for d, _ in calls[1:-1]]
+    assert inside == [4 * s / 8 for s in range(1, 9)]  # every step, before the pack's rows arrive

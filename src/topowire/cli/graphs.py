@@ -64,8 +64,9 @@ def features(population, output, names, jobs, list_) -> None:
 @click.argument("population", type=PATH)
 @click.option("--id", "id_", type=Checked("id_"), help="Show one topology.")
 @click.option("--png", type=PATH, help="Draw the topology (the first, or --id) to a PNG.")
-def show(population, id_, png) -> None:
-    """Summarise a population; optionally draw one of its graphs."""
+@click.option("--ids", is_flag=True, help="List every topology: its id, family, nodes, edges and parameters.")
+def show(population, id_, png, ids) -> None:
+    """Summarise a population; optionally list its topologies or draw one of its graphs."""
     from topowire.limits import LimitError
     from topowire.report import check_drawable, draw_topology
 
@@ -79,6 +80,13 @@ def show(population, id_, png) -> None:
         print_frame(feature_ranges(pop).T, "clustering C and path length L drawn")
     except LimitError as exc:  # a summary of huge graphs still prints; only C and L are skipped
         console.print(f"clustering C and path length L not computed: {exc}")
+    if ids:
+        import pandas as pd
+
+        listed = pd.DataFrame([{"id": t.id, "family": t.family, "nodes": t.n, "edges": t.n_edges,
+                                "params": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                   for k, v in t.params.items())} for t in pop])
+        print_frame(listed.set_index("id"), f"the {len(pop)} topologies")
     if id_ is not None:
         console.print(f"{topo!r}  params={dict(topo.params)}  seed={topo.seed}  density={topo.density:.4g}")
     if png is not None:

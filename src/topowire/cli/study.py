@@ -55,13 +55,14 @@ def fit(db, run_id, features_path, table_path, target, columns, group, size, see
         raise ParameterError("give either --db (a training run) or --table (any feature table), not both or neither")
     if db is not None and (columns is not None or target != "test_acc"):
         raise ParameterError("--columns and --target go with --table; a run's predictor uses its features for test_acc")
-    if db is not None:
-        cv, predictor = pipeline.fit_study(pipeline.load_study(db, run_id, features_path), seed=seed,
-                                           n_estimators=n_estimators, dynamics=dynamics, group=group, size=size,
-                                           model=model)
-    else:
-        cv, predictor = pipeline.fit_table(read_table(table_path), target, columns, group=group, size=size, seed=seed,
-                                           n_estimators=n_estimators, model=model)
+    with progress() as update:
+        if db is not None:
+            cv, predictor = pipeline.fit_study(pipeline.load_study(db, run_id, features_path), seed=seed,
+                                               n_estimators=n_estimators, dynamics=dynamics, group=group, size=size,
+                                               model=model, progress=update)
+        else:
+            cv, predictor = pipeline.fit_table(read_table(table_path), target, columns, group=group, size=size,
+                                               seed=seed, n_estimators=n_estimators, model=model, progress=update)
     save_predictor(predictor, output)
     print_scores(cv)
     console.print(f"wrote {output} (+ {output}.json)")
@@ -91,7 +92,9 @@ def report(db, run_id, seed, n_estimators, output) -> None:
     """Write the HTML report of a training run."""
     check_output_folder(output, db, kind="report")
     study = pipeline.load_study(db, run_id)
-    console.print(f"wrote {pipeline.report_study(study, output, seed=seed, n_estimators=n_estimators)}")
+    with progress() as update:
+        index = pipeline.report_study(study, output, seed=seed, n_estimators=n_estimators, progress=update)
+    console.print(f"wrote {index}")
 
 
 @app.command()

@@ -8,7 +8,7 @@ ceiling bounds every score (:mod:`topowire.predict.ceiling`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,7 +105,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
                    n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
                    importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None,
                    size: Sequence[str] | None = None, chance: float | None = None, model: str = "forest",
-                   power: bool = True) -> CVResult:
+                   power: bool = True, progress: Callable[[int, int], None] | None = None) -> CVResult:
     """Score the predictor and the baselines (see the module docstring).
 
     Parameters
@@ -132,6 +132,9 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         the forest).
     power : bool, default True
         Measure the design's power (with replicates; a few cheap forests per planted effect).
+    progress : callable, optional
+        ``progress(done, total)`` in cross-validations (one model under one scheme, all its
+        folds), and the power measurement as one more.
 
     Raises
     ------
@@ -198,6 +201,11 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     family = data[groups].to_numpy() if groups and groups in data.columns else None
     oof, imps, fold_rows, chosen = [], [], [], []
     pooled: dict[tuple[str, str, int], tuple[list, list]] = {}
+    measure_power = power and ceiling is not None
+    steps = len(schemes) * sum(1 for c in cols.values() if c) + measure_power
+    done = 0
+    if progress is not None:
+        progress(done, steps)
     for scheme, splits in schemes:
         for name, columns in cols.items():
             if not columns:
@@ -229,6 +237,9 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
                         pi = permutation_importance(estimator, x_all.iloc[te][features], y[te], n_repeats=3,
                                                     random_state=derive(seed, "importance", fold), scoring="r2")
                         imps.append(pi.importances_mean)
+            done += 1
+            if progress is not None:
+                progress(done, steps)
     # scores of the pooled out-of-fold predictions of each repetition: per-fold R² of small
     # folds is unstable (a fold with little variance sends it towards minus infinity)
     rows = [{"scheme": scheme, "model": name, "repeat": repeat, **scores(np.concatenate(ys), np.concatenate(ps))}
@@ -236,6 +247,8 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     imp = pd.DataFrame({"feature": features, "importance": np.mean(imps, axis=0) if imps else np.nan,
                         "std": np.std(imps, axis=0) if imps else np.nan}).sort_values("importance", ascending=False)
     strength = design_power(table, target, features, size, design["matched"], seed=seed,
-                            n_estimators=min(n_estimators, 50)) if power and ceiling else None
+                            n_estimators=min(n_estimators, 50)) if measure_power else None
+    if progress is not None and measure_power:
+        progress(steps, steps)
     return CVResult(pd.DataFrame(rows), pd.concat(oof, ignore_index=True), imp.reset_index(drop=True), ceiling,
                     len(data), features, pd.DataFrame(fold_rows), chosen, notes, target, model, design, strength)

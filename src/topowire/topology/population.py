@@ -148,16 +148,29 @@ def write_population(population: Population, path: str | Path) -> None:
 
 
 def read_population(path: str | Path) -> Population:
-    """Read a population JSONL file (the header line is optional).
+    """Read a population: a JSONL file (the header line is optional), one graph file
+    (``.graphml``, ``.gml``, ``.edgelist``, ``.edges``, ``.txt``, ``.npy``: a population of
+    one), or a folder of graph files (every file with one of those suffixes, by name).
 
     Raises
     ------
     FileFormatError
         Missing or empty file, bytes that are not UTF-8, a line that is not JSON, an
         unsupported header, a topology record with bad content (the line number is
-        named), or fewer or more records than the header's ``count``.
+        named), or fewer or more records than the header's ``count``; a graph file that
+        :func:`~topowire.topology.read_graph` refuses; a folder without graph files.
     """
+    from topowire.topology.formats import GRAPH_FORMATS, read_graph
+
     path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in GRAPH_FORMATS)
+        if not files:
+            raise FileFormatError(f"folder {str(path)!r} holds no graph files (expected "
+                                  f"{', '.join(GRAPH_FORMATS)})")
+        return Population(tuple(read_graph(p) for p in files))
+    if path.suffix.lower() in GRAPH_FORMATS:
+        return Population((read_graph(path),))
     if not path.is_file():
         raise FileFormatError(f"population file {str(path)!r} does not exist")
     topologies: list[Topology] = []

@@ -10,12 +10,16 @@ The contract a new executor (a cluster, a process pool) keeps:
 - ``map(jobs, task)`` runs ``job.run(task)`` for every job, anywhere, and yields
   ``(job, rows)`` as results arrive; a job's result does not depend on where it ran
   (every model's seed is in the job);
-- it yields nothing twice and stops cleanly when the consumer stops iterating.
+- it yields nothing twice and stops cleanly when the consumer stops iterating;
+- ``on_step(job)``, when given, is called after each training step of a job the executor
+  runs in this process (it moves a progress bar inside a pack); an executor that runs jobs
+  elsewhere may ignore it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from topowire import checks
@@ -30,7 +34,8 @@ __all__ = ["Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "get_executo
 class Executor(Protocol):
     """Runs pack jobs; yields ``(job, rows)`` as each finishes."""
 
-    def map(self, jobs: Iterable[PackJob], task: Task) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]: ...
+    def map(self, jobs: Iterable[PackJob], task: Task, on_step: Callable[[PackJob], None] | None = None
+            ) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]: ...
 
 
 class LocalExecutor:
@@ -48,14 +53,15 @@ class LocalExecutor:
     def __init__(self, threads: int | None = None) -> None:
         self.threads = checks.integer("threads", threads, 1, none=True)
 
-    def map(self, jobs: Iterable[PackJob], task: Task) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]:
+    def map(self, jobs: Iterable[PackJob], task: Task, on_step: Callable[[PackJob], None] | None = None
+            ) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]:
         import torch
 
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads or before)
         try:
             for job in jobs:
-                yield job, job.run(task)
+                yield job, (job.run(task) if on_step is None else job.run(task, on_step=partial(on_step, job)))
         finally:
             torch.set_num_threads(before)
 
@@ -139,7 +145,9 @@ class RayExecutor:
                                      "head)") from None
         return ray
 
-    def map(self, jobs: Iterable[PackJob], task: Task) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]:
+    def map(self, jobs: Iterable[PackJob], task: Task, on_step: Callable[[PackJob], None] | None = None
+            ) -> Iterator[tuple[PackJob, list[dict[str, Any]]]]:
+        """Packs run on the cluster's workers: progress moves pack by pack (``on_step`` is not called)."""
         ray = self.connect()
         resources = ray.cluster_resources()
         workers = self.workers or max(1, int(resources.get("GPU", 0) // self.gpus) if self.gpus

@@ -78,12 +78,12 @@ class PackJob:
     config: TrainConfig
     keep_weights: bool = False
 
-    def run(self, task: Task) -> list[dict[str, Any]]:
+    def run(self, task: Task, on_step: Callable[[], None] | None = None) -> list[dict[str, Any]]:
         """Build the pack (model p exactly as ``compile(topology, arch, seed=init_seed)``),
-        train it and return one row per model."""
+        train it and return one row per model (``on_step()`` after each training step)."""
         t0 = time.perf_counter()
         packed = pack([s.topology for s in self.specs], self.arch, [s.init_seed for s in self.specs])
-        results = train_pack(packed, task, self.config)
+        results = train_pack(packed, task, self.config, on_step=on_step)
         seconds = (time.perf_counter() - t0) / len(self.specs)
         rows = [{"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed, **res,
                  "params": counts["total"], "params_graph": counts["graph"], "seconds": seconds}
@@ -396,7 +396,9 @@ def train_population(
         are skipped (resume). A path is opened (or created) only once the arch, the task
         and the config are known to go together.
     progress : callable, optional
-        ``progress(done, total)`` after every pack.
+        ``progress(done, total)`` in models: after every training step of a pack that runs in
+        this process (``done`` then counts the pack's models in part, by the steps taken), and
+        after every pack.
     executor : str or Executor, default "local"
         Where packs run (see :mod:`topowire.train.executors`).
     keep_weights : bool, default False
@@ -444,8 +446,16 @@ def train_population(
     if progress is not None:
         progress(finished, total)
     rows: list[dict[str, Any]] = []
+    steps = config.epochs * math.ceil(len(task.y_train) / config.batch_size)  # training steps of one pack
+    taken: dict[int, int] = {}  # steps taken by each pack in progress
+
+    def on_step(job: PackJob) -> None:
+        taken[id(job)] = t = taken.get(id(job), 0) + 1
+        progress(finished + len(job.specs) * min(t, steps) / steps, total)
+
     with store.heartbeat() if store is not None else contextlib.nullcontext():
-        for _job, job_rows in get_executor(executor).map(jobs, task):
+        for job, job_rows in get_executor(executor).map(jobs, task, on_step=on_step if progress else None):
+            taken.pop(id(job), None)
             if store is not None:
                 store.write_results(rid, job_rows)
                 finished = len(store.done(rid))
