@@ -126,7 +126,7 @@ def test_cli_fit_with_dynamics_features(study, tmp_path, capsys):
     pred = tmp_path / "d.skops"
     assert main(["fit", "--db", str(out / "runs.db"), "--dynamics", "--trees", "20", "-o", str(pred)]) == 0
     text = capsys.readouterr().out
-    assert "dynamics features add" in text
+    assert "dynamics features add" in text or "dynamics features: no gain can be measured" in text
     meta = __import__("json").loads((tmp_path / "d.skops.json").read_text())
     assert {"forest", "forest-graph"} <= {row["model"] for row in meta["scores"]}
     assert {"dyn_max_lyapunov", "dyn_spectral_radius", "dyn_spectral_norm"} <= set(meta["features"])
@@ -136,6 +136,17 @@ def test_cli_fit_with_dynamics_features(study, tmp_path, capsys):
     assert len(pd.read_csv(preds)) == 12
     assert main(["fit", "--table", str(out / "features.csv"), "--target", "density", "--dynamics",
                  "-o", str(tmp_path / "x.skops")]) == 2
+
+
+def test_what_dynamics_features_add_is_a_number_only_where_a_forest_beats_the_mean():
+    from topowire.pipeline import _dynamics_notes
+
+    table = pd.DataFrame({"scheme": ["kfold"] * 2 + ["leave-one-family-out"] * 2,
+                          "model": ["forest", "forest-graph"] * 2, "r2": [0.42, 0.40, -0.3, -0.5]})
+    assert _dynamics_notes(table.set_index(["scheme", "model"])) == [
+        "dynamics features add +0.020 R² over graph features alone (kfold)",
+        "dynamics features: no gain can be measured (leave-one-family-out): neither forest beats the mean "
+        "(R² -0.30 with them, -0.50 without)"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -63,6 +63,14 @@ def test_forest_beats_the_baselines_on_a_signal_the_size_cannot_see():
     assert (cv.oof[cv.oof["scheme"] == "kfold"].groupby("row").size() == 3).all()
 
 
+def test_cross_validation_counts_its_models_and_the_power_as_it_goes():
+    calls = []
+    cross_validate(_table(n=30, replicates=2), "test_acc", FEATURES, n_estimators=10, importances=False,
+                   progress=lambda done, total: calls.append((done, total)))
+    # 2 schemes x 6 models (forest, mean, linear-size, forest-size, beyond-size, best-feature), then the power
+    assert calls == [(done, 13) for done in range(14)]
+
+
 def test_replicates_are_averaged_and_bounded_by_the_ceiling():
     cv = cross_validate(_table(n=40, replicates=3, noise=0.05), "test_acc", FEATURES, n_estimators=60)
     assert cv.n_rows == 40 and cv.ceiling is not None and 0.5 < cv.ceiling["ceiling"] < 1.0
