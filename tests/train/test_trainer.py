@@ -255,3 +255,34 @@ def test_progress_moves_inside_a_pack(reber_small):
     assert calls[0] == (0, 4) and calls[-1] == (4, 4)
     inside = [d for d, _ in calls[1:-1]]
     assert inside == [4 * s / 8 for s in range(1, 9)]  # every step, before the pack's rows arrive
+
+
+def _reads_while_training(monkeypatch, n_train: int) -> int:
+    """Reads from tensors back to Python (what stalls a GPU) while a pack of 3 GRUs trains
+    2 epochs on ``n_train`` Reber strings at batch 32."""
+    import topowire.compiler.targets.cells as cells
+
+    task = make_task("reber", n_train=n_train, n_test=64, seed=0)
+    packed = _pack(GRAPHS[:3], [0, 1, 2], task=task)
+    # as on an accelerator: the forward does not read the shortest length back
+    monkeypatch.setattr(cells, "first_masked_step", lambda lengths, t: t if lengths is None else 0)
+    reads = []
+    for method in ("item", "tolist", "cpu", "__bool__", "__int__", "__float__", "__index__"):
+        original = getattr(torch.Tensor, method)
+        monkeypatch.setattr(torch.Tensor, method, lambda self, *a, _f=original, **k: reads.append(1) or _f(self, *a, **k))
+    train_pack(packed, task, TrainConfig(epochs=2, batch_size=32, lr=1e-2, clip=1.0))
+    monkeypatch.undo()
+    return len(reads)
+
+
+def test_no_step_reads_a_tensor_back(monkeypatch):
+    # 4 steps an epoch or 16: the same reads, once per epoch (losses, accuracies, who is alive)
+    few, many = _reads_while_training(monkeypatch, 128), _reads_while_training(monkeypatch, 512)
+    assert few == many and few <= 2 * 4 + 1
+
+
+def test_the_first_masked_step_is_read_on_the_host_only():
+    from topowire.compiler.targets.cells import first_masked_step
+
+    assert first_masked_step(torch.tensor([5, 3, 7]), 7) == 3 and first_masked_step(None, 7) == 7
+    assert first_masked_step(torch.tensor([5, 3, 7], device="meta"), 7) == 0  # a device tensor is not read

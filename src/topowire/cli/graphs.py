@@ -81,12 +81,7 @@ def show(population, id_, png, ids) -> None:
     except LimitError as exc:  # a summary of huge graphs still prints; only C and L are skipped
         console.print(f"clustering C and path length L not computed: {exc}")
     if ids:
-        import pandas as pd
-
-        listed = pd.DataFrame([{"id": t.id, "family": t.family, "nodes": t.n, "edges": t.n_edges,
-                                "params": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                   for k, v in t.params.items())} for t in pop])
-        print_frame(listed.set_index("id"), f"the {len(pop)} topologies")
+        print_frame(pop.listing(), f"the {len(pop)} topologies")
     if id_ is not None:
         console.print(f"{topo!r}  params={dict(topo.params)}  seed={topo.seed}  density={topo.density:.4g}")
     if png is not None:

@@ -102,6 +102,16 @@ class Population:
             })
         return pd.DataFrame(rows).set_index("family") if rows else pd.DataFrame()
 
+    def listing(self) -> pd.DataFrame:
+        """One row per topology, by id: family, nodes, edges and its generator's parameters."""
+        import pandas as pd
+
+        def params(t: Topology) -> str:
+            return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+
+        return pd.DataFrame([{"id": t.id, "family": t.family, "nodes": t.n, "edges": t.n_edges, "params": params(t)}
+                             for t in self.topologies]).set_index("id")
+
 
 def sample_population(recipe: Recipe, seed: int | None = None) -> Population:
     """Draw a population from a recipe.

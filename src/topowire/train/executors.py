@@ -13,7 +13,7 @@ The contract a new executor (a cluster, a process pool) keeps:
 - it yields nothing twice and stops cleanly when the consumer stops iterating;
 - ``on_step(job)``, when given, is called after each training step of a job the executor
   runs in this process (it moves a progress bar inside a pack); an executor that runs jobs
-  elsewhere may ignore it.
+  elsewhere may ignore it, and one whose ``map`` takes no ``on_step`` is never given it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
 import os
 import time
@@ -145,7 +146,7 @@ def task_batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Ten
     xb, yb = x[idx].to(device), y[idx].to(device)
     lb = lengths[idx].to(device) if lengths is not None else None
     if lb is not None:
-        t = int(lb.max())
+        t = int(lengths.numpy()[idx.numpy()].max())  # from the host's copy: no read from the device
         xb = xb[:, :t]
         if task.per_step:
             yb = yb[:, :t]
@@ -210,14 +211,26 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
         return _train_epochs(packed, task, config, opt, params, lead, device, on_step)
 
 
+def _per_model(mask: Tensor, like: Tensor) -> Tensor:
+    """A ``[P]`` mask shaped to broadcast over a ``[P, ...]`` tensor."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
 def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> list[dict[str, Any]]:
-    """The epochs of :func:`train_pack` (inside its fused-steps switch)."""
+    """The epochs of :func:`train_pack` (inside its fused-steps switch).
+
+    Nothing in a step reads a tensor back to Python (no host-device synchronisation on a
+    GPU): a model that diverges is masked out on the device -- its parameters are taken as
+    they were before the step that diverged and put back after every later step -- and the
+    losses, accuracies and epochs of divergence are read once per epoch.
+    """
     p = len(packed)
     alive = torch.ones(p, dtype=torch.bool, device=device)
-    frozen: dict[str, Tensor] = {}  # parameters of diverged models, taken when they diverge
-    diverged_at = [None] * p
-    curves = {"train_loss": [[] for _ in range(p)], "test_loss": [[] for _ in range(p)],
-              "test_acc": [[] for _ in range(p)]}
+    diverged = torch.full((p,), -1, dtype=torch.long, device=device)  # the epoch each model diverged in
+    weights = [t if lead else t[None] for t in packed.parameters()]  # [P, ...] views
+    frozen = [torch.empty_like(t) for t in weights]  # a diverged model's parameters, as they were
+    curves: dict[str, list[list[float]]] = {"train_loss": [[] for _ in range(p)], "test_loss": [[] for _ in range(p)],
+                                            "test_acc": [[] for _ in range(p)]}
     n = len(task.y_train)
     packed.train()
     for epoch in range(config.epochs):
@@ -230,13 +243,11 @@ def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> l
                 out = task_forward(packed, task, xb, lb)
             losses = per_model_loss(out, yb, task.objective, mask)
             bad = (~torch.isfinite(losses) | (losses > config.diverge_loss)) & alive
-            if bad.any():
-                for name, t in packed.named_parameters():
-                    t = t if lead else t[None]
-                    frozen.setdefault(name, torch.empty_like(t))[bad] = t.detach()[bad]
-                for i in torch.nonzero(bad).flatten().tolist():
-                    diverged_at[i] = epoch
-                alive &= ~bad
+            with torch.no_grad():
+                for t, f in zip(weights, frozen):
+                    f.copy_(torch.where(_per_model(bad, t), t, f))
+            diverged = torch.where(bad, epoch, diverged)
+            alive &= ~bad
             total = torch.where(alive, losses, torch.zeros_like(losses)).sum()
             opt.zero_grad()
             total.backward()
@@ -245,19 +256,19 @@ def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> l
             opt.step()
             if config.stability is not None:
                 project_stable(packed, config.stability, alive)
-            if not alive.all():
-                dead = ~alive
-                with torch.no_grad():
-                    for name, t in packed.named_parameters():
-                        (t if lead else t[None])[dead] = frozen[name][dead]
+            with torch.no_grad():
+                for t, f in zip(weights, frozen):
+                    t.copy_(torch.where(_per_model(alive, t), t, f))
             loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses)) * len(idx)
             if on_step is not None:
                 on_step()
         test_loss, test_acc = _evaluate(packed, task, config, device)
-        for i in range(p):
-            curves["train_loss"][i].append(float(loss_sum[i] / n) if alive[i] else float("nan"))
-            curves["test_loss"][i].append(float(test_loss[i]) if alive[i] else float("nan"))
-            curves["test_acc"][i].append(float(test_acc[i]) if alive[i] else float("nan"))
+        ok = alive.tolist()  # the epoch's reads from the device: four, whatever the steps
+        for name, values in (("train_loss", (loss_sum / n).tolist()), ("test_loss", test_loss.tolist()),
+                             ("test_acc", test_acc.tolist())):
+            for i in range(p):
+                curves[name][i].append(values[i] if ok[i] else float("nan"))
+    diverged_at = [None if e < 0 else e for e in diverged.tolist()]
     results = []
     for i in range(p):
         if diverged_at[i] is None and not math.isfinite(curves["test_loss"][i][-1]):
@@ -454,7 +465,9 @@ def train_population(
         progress(finished + len(job.specs) * min(t, steps) / steps, total)
 
     with store.heartbeat() if store is not None else contextlib.nullcontext():
-        for job, job_rows in get_executor(executor).map(jobs, task, on_step=on_step if progress else None):
+        runner = get_executor(executor)
+        steps_seen = progress is not None and "on_step" in inspect.signature(runner.map).parameters
+        for job, job_rows in runner.map(jobs, task, **({"on_step": on_step} if steps_seen else {})):
             taken.pop(id(job), None)
             if store is not None:
                 store.write_results(rid, job_rows)

@@ -111,6 +111,15 @@ def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound: Tensor | float
     return (torch.rand(shape, generator=gen, dtype=torch.float32) * 2 - 1) * bound
 
 
+def first_masked_step(lengths: Tensor | None, t_steps: int) -> int:
+    """The first time step whose update must be masked (a sequence may have ended): the
+    shortest length when ``lengths`` is on the host; 0 on an accelerator, where reading it
+    would stall the device (masking a step where every sequence is real changes nothing)."""
+    if lengths is None:
+        return t_steps
+    return int(lengths.min()) if lengths.device.type == "cpu" else 0
+
+
 def recurrent_forward(
     kind: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
     mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
@@ -166,8 +175,7 @@ def recurrent_forward(
     h = x.new_zeros(p, b, n)
     c = x.new_zeros(p, b, n) if cell.memory else None
     states = []
-    # before the shortest sequence ends every state updates: no masking needed
-    first_mask = int(lengths.min()) if lengths is not None else t_steps
+    first_mask = first_masked_step(lengths, t_steps)
     residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
     fused = fused_program() if graph_op is None else None
     w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2) if fused is not None else None
