@@ -115,7 +115,9 @@ def test_bad_combinations(reber_small):
         TrainConfig(optimizer="lbfgs")
 
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def cuda(test):
+    """A test that needs a CUDA GPU: marked (``pytest -m cuda``) and skipped without one."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
 
 
 @cuda

@@ -1,0 +1,33 @@
+"""The prepared device run cannot rot: its dry run (every step on the CPU, toy sizes) passes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_device_check_dry_run_passes_every_step(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "device_check.py"), "--dry-run", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    report = json.loads((tmp_path / "device_check.json").read_text())
+    assert list(report["steps"]) == ["cuda-tests", "agreement", "roofline", "packed-vs-loop", "scaling", "run",
+                                     "thesis-scale", "graph2nn"]
+    assert all(step["ok"] for step in report["steps"].values())
+    assert report["steps"]["agreement"]["max_abs_gap_fp32"] == 0.0  # the CPU against itself
+    assert [row["batch"] for row in report["steps"]["packed-vs-loop"]["rows"]] == [128, 32]
+    table = (tmp_path / "device_check.md").read_text()
+    assert table.startswith("# device check: cpu") and "| thesis-scale | True |" in table
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there: the full check would run")
+def test_without_a_gpu_the_full_check_is_refused_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "device_check.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == "error: no CUDA device; --dry-run runs every step on the CPU"
+    assert not (tmp_path / "device_check.json").exists()
