@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +189,7 @@ def scaling(ctx: dict) -> dict:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             packed = pack(topologies, arch, list(range(p)))
-            seconds = _timed(lambda: train_pack(packed, task, config), device)
+            seconds = _timed(partial(train_pack, packed, task, config), device)
         except torch.OutOfMemoryError:
             rows.append({"P": p, "out_of_memory": True})
             break
