@@ -222,7 +222,7 @@ DOMAINS: dict[str, Domain] = {
     "diverge_loss": _f(0, 1e12, lo_open=True), "stability": _f(0, 1, lo_open=True, none=True,
                                                              what=" (the bound on ||W_hh||_2)"),
     "optimizer": Domain("choice", choices="topowire.train.config:OPTIMIZERS"),
-    "device": Domain("str", pattern=r"cpu|cuda(:\d{1,3})?", what="'cpu' or 'cuda[:i]'"),
+    "device": Domain("str", pattern=r"auto|cpu|cuda(:\d{1,3})?", what="'auto', 'cpu' or 'cuda[:i]'"),
     "bf16": Domain("bool"), "fused": Domain("bool"),
     "executor": Domain("choice", choices="topowire.train.executors:EXECUTORS"),
     "address": Domain("str", none=True),

@@ -451,8 +451,10 @@ def report_study(study: Study, out: str | Path, *, seed: int = 0, n_estimators: 
 
 def validate(recipe: Recipe, config: StudyConfig) -> tuple[Task, RunSpec]:
     """The task and the run, or ParameterError -- before anything is written."""
+    from topowire.train.config import check_device
+
     task = make_task(config.task, seed=config.train.seed, n_train=config.n_train, n_test=config.n_test)
-    return task, RunSpec.of(config.arch, task, config.train)
+    return task, RunSpec.of(config.arch, task, config.train.replace(device=check_device(config.train.device)))
 
 
 def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig(),

@@ -288,3 +288,15 @@ def test_the_first_masked_step_is_read_on_the_host_only():
 
     assert first_masked_step(torch.tensor([5, 3, 7]), 7) == 3 and first_masked_step(None, 7) == 7
     assert first_masked_step(torch.tensor([5, 3, 7], device="meta"), 7) == 0  # a device tensor is not read
+
+
+def test_the_default_device_is_the_gpu_when_there_is_one_and_names_no_other_run(reber_small):
+    from topowire.train.config import check_device
+
+    assert TrainConfig().device == "auto"
+    assert check_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    auto = train_population(GRAPHS[:2], ARCH, reber_small, TrainConfig(epochs=1, batch_size=64))
+    cpu = train_population(GRAPHS[:2], ARCH, reber_small, TrainConfig(epochs=1, batch_size=64, device="cpu"))
+    assert auto["run_id"].iloc[0] == cpu["run_id"].iloc[0]  # where a run trains is not what it is
+    if not torch.cuda.is_available():
+        assert auto["test_acc"].tolist() == cpu["test_acc"].tolist()

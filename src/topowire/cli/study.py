@@ -16,6 +16,7 @@ from topowire.errors import ParameterError
 from topowire.predict import load_predictor, prediction_notes, save_predictor
 from topowire.store import open_existing
 from topowire.train import TrainConfig
+from topowire.train.config import check_device
 from topowire.train.executors import connect_executor
 
 STUDY = pipeline.StudyConfig()
@@ -116,10 +117,11 @@ def run(recipe, output, study, **o) -> None:
     RECIPE (default: the study's own, e.g. graphs/quick.toml) is drawn as `generate` draws it; running again resumes.
     """
     check_output_folder(output, recipe, kind="study")
-    executor = connect_executor(**{k: o.pop(k) for k in EXECUTOR})
+    where = {k: o.pop(k) for k in EXECUTOR}
     rec, base = pipeline.study_preset(study)
     arch, train = arch_of(o, base.arch), given(TrainConfig, o, make=base.train.replace)
     config = given(type(base), o, make=lambda **kw: dataclasses.replace(base, **kw, arch=arch, train=train))
+    executor = connect_executor(**where, device=check_device(config.train.device))  # Ray: a GPU per pack on CUDA
     rec = topology.load_recipe(recipe) if recipe is not None else rec
     with progress() as update:
         summary = pipeline.run_study(rec, output, config, log=console.print, progress=update, executor=executor)

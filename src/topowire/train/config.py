@@ -40,7 +40,8 @@ class TrainConfig:
     seed : int
         Root seed: data order, data sampling and every model's initialisation.
     device : str
-        ``cpu`` or ``cuda`` (``cuda:1``, ...).
+        ``auto`` (CUDA when this torch sees a GPU, else the CPU), ``cpu`` or ``cuda``
+        (``cuda:1``, ...). Not part of a run's identity: a run resumes on either.
     bf16 : bool
         bf16 autocast for the forward pass (CUDA only).
     memory_mb : int
@@ -69,7 +70,7 @@ class TrainConfig:
     clip: float | None = 5.0
     replicates: int = 1
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     bf16: bool = False
     memory_mb: int = 1024
     chunk_size: int | None = None
@@ -110,9 +111,12 @@ class TrainConfig:
 
 
 def check_device(device: str) -> str:
-    """``device`` if this torch can use it, else one ParameterError saying why."""
+    """``device`` if this torch can use it (``auto``: ``cuda`` when it sees a GPU, else
+    ``cpu``), else one ParameterError saying why."""
     import torch
 
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ParameterError(f"device {device!r} is not available: this torch ({torch.__version__}) sees no CUDA "

@@ -198,6 +198,8 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
     config : TrainConfig
         Options; ``lr`` may be overridden per model by ``lr`` (a ``[P]`` tensor).
     """
+    if config.device == "auto":
+        config = config.replace(device=check_device(config.device))
     device = torch.device(config.device)
     packed.to(device)
     lead = getattr(packed, "stacked", False)
@@ -299,7 +301,7 @@ def train_module(module: nn.Module, task: Task, config: TrainConfig) -> dict[str
 def evaluate_module(module: nn.Module, task: Task, config: TrainConfig | None = None) -> dict[str, float]:
     """Test loss and accuracy of one standalone module."""
     config = config or TrainConfig()
-    device = torch.device(config.device)
+    device = torch.device(check_device(config.device))
     loss, acc = _evaluate(PackOfOne(module).to(device), task, config, device)
     return {"test_loss": float(loss[0]), "test_acc": float(acc[0])}
 
@@ -428,7 +430,7 @@ def train_population(
     from topowire import limits
     from topowire.store import Store, claim_ttl
 
-    check_device(config.device)
+    config = config.replace(device=check_device(config.device))  # "auto" made concrete: the packs see one device
     if isinstance(task, str):
         task = make_task(task, seed=config.seed, **(task_options or {}))
     spec = RunSpec.of(arch, task, config)
