@@ -85,7 +85,8 @@ def test_every_readme_command_parses():
 
 
 def test_the_readme_command_line_block_runs_as_pasted(tmp_path, monkeypatch, capsys):
-    """The block of `generate`, `features` and `show` commands runs, in order, from a fresh folder."""
+    """The blocks of `generate`, `features` and `show`, then `compile` and `export`, run in order, as
+    pasted, from a fresh folder."""
     import shlex
 
     from topowire.cli import main
@@ -93,8 +94,11 @@ def test_the_readme_command_line_block_runs_as_pasted(tmp_path, monkeypatch, cap
     monkeypatch.chdir(tmp_path)
     (tmp_path / "graphs").mkdir()
     shutil.copy(ROOT / "graphs" / "quick.toml", tmp_path / "graphs" / "quick.toml")
-    block = [line for index, line in _shell_commands() if line.startswith(("generate", "features", "show"))]
-    assert len(block) == 8
-    for line in block:
-        assert main(shlex.split(line)) == 0, line
+    block = [line for index, line in _shell_commands() if line.startswith(("generate", "features", "show", "compile",
+                                                                           "export"))]
+    assert len(block) == 11
+    for line in block:  # the shell's glob, as pasted into one
+        words = [w for word in shlex.split(line) for w in (sorted(map(str, Path().glob(word))) or [word])]
+        assert main(words) == 0, line
     assert (tmp_path / "g.png").is_file() and (tmp_path / "features.csv").is_file()
+    assert (tmp_path / "model.onnx").is_file() and len(list((tmp_path / "mlp_like").glob("*.safetensors"))) == 75
