@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "get_executor", "connect_executor"]
 
 
+#: Seconds of one wait for a pack on Ray before Python looks at its signals again.
+WAIT_SECONDS = 0.5
+
+
 class Executor(Protocol):
     """Runs pack jobs; yields ``(job, rows)`` as each finishes."""
 
@@ -167,7 +171,13 @@ class RayExecutor:
             for _ in range(workers):
                 submit()
             while in_flight:
-                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+                # short waits: between them Python runs its signal handlers, so Ctrl-C is
+                # honoured even when it lands inside Ray's own wait (which, on a busy machine,
+                # was seen to swallow it and wait forever)
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=WAIT_SECONDS)
+                if not ready:
+                    continue
+                ref = ready[0]
                 job = in_flight.pop(ref)
                 try:
                     rows = ray.get(ref)
