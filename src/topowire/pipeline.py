@@ -656,15 +656,16 @@ def _predict(predictor, recipe: Recipe, seed: int, out: Path) -> dict[str, str]:
 def _export_best(study: Study, out: Path, config: StudyConfig, task: Task, log) -> dict[str, str]:
     """The best topology's first replicate, with its trained weights, as ``best_model.*``."""
     from topowire.compiler.export import export_onnx, save
+    from topowire.predict.table import CHANCE_MARGIN, at_chance
 
     ok = study.results[study.results["status"] == "ok"]
     if ok.empty:
         return {"exported": "nothing: no model trained ok"}
     means = ok.groupby("topology_id")["test_acc"].mean()
     best, chance = means.idxmax(), TASKS[study.task].chance
-    if chance is not None and (means - chance).abs().max() <= 0.02:  # fit's guard: no best among models at chance
-        return {"exported": f"nothing: every topology's mean test accuracy is within 0.02 of chance ({chance:g}; "
-                            f"the best {means.max():.3f}), so no model is better than another"}
+    if at_chance(means, chance):  # fit's guard: no best among models at chance
+        return {"exported": f"nothing: every topology's mean test accuracy is within {CHANCE_MARGIN} of chance "
+                            f"({chance:g}; the best {means.max():.3f}), so no model is better than another"}
     model = trained_model(out / "runs.db", study.run_id, study.topologies[best], 0)
     save(model, out / "best_model.safetensors", topology=study.topologies[best], run=study.spec)
     exported = ["best_model.safetensors"]

@@ -43,6 +43,15 @@ def check_finite(table: pd.DataFrame, columns: Sequence[str]) -> None:
                         f"{FLOAT32_MAX:.3g} in magnitude")
 
 
+#: A target within this of the task's chance level everywhere was not learnt.
+CHANCE_MARGIN = 0.02
+
+
+def at_chance(y, chance: float | None) -> bool:
+    """Whether every value of ``y`` lies within :data:`CHANCE_MARGIN` of ``chance``."""
+    return chance is not None and bool(np.abs(np.asarray(y, dtype=float) - chance).max() <= CHANCE_MARGIN)
+
+
 def check_target(y: np.ndarray, target: str, chance: float | None = None) -> None:
     """Refuse a target nothing can be learnt from: constant, near-constant, or at chance.
 
@@ -60,9 +69,9 @@ def check_target(y: np.ndarray, target: str, chance: float | None = None) -> Non
     if counts.max() >= 0.9 * len(y):
         raise DataError(f"target {target!r} is near-constant ({counts.max()} of {len(y)} topologies share the value "
                         f"{values[counts.argmax()]:.4g}): nothing to predict")
-    if chance is not None and np.abs(y - chance).max() <= 0.02:
-        raise DataError(f"every topology's {target} is within 0.02 of chance ({chance:g}): the models did not learn, "
-                        "so there is nothing to predict")
+    if at_chance(y, chance):
+        raise DataError(f"every topology's {target} is within {CHANCE_MARGIN} of chance ({chance:g}): the models did "
+                        "not learn, so there is nothing to predict")
 
 
 def aggregate(table: pd.DataFrame, target: str, features: Sequence[str]) -> tuple[pd.DataFrame, dict | None]:
