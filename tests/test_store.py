@@ -237,6 +237,36 @@ def test_concurrent_train_processes_share_one_store(tmp_path, n_procs):
     pd.testing.assert_frame_equal(shared, reference)
 
 
+_OPEN_WHEN_TOLD = """
+import sys
+from topowire.store import Store
+print("ready", flush=True)
+sys.stdin.read()  # every process blocks here until the test closes its stdin: then all open at once
+with Store(sys.argv[1]) as store:
+    store.conn.execute("SELECT count(*) FROM results").fetchone()
+"""
+
+
+def test_processes_creating_one_new_store_at_once_all_open_it(tmp_path):
+    """Eight processes open one store that does not exist yet, released together: each opens
+    it (none sees it half-made, locked, or deleted by another) and one whole store is left."""
+    for round_ in range(6):
+        path = tmp_path / f"r{round_}.db"
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_WHEN_TOLD, str(path)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+        assert [proc.stdout.readline() for proc in procs] == ["ready\n"] * 8
+        for proc in procs:
+            proc.stdin.close()
+        errors = [proc.stderr.read() for proc in procs]
+        for proc in procs:
+            proc.wait(timeout=300)
+        assert [proc.returncode for proc in procs] == [0] * 8, [e for e in errors if e]
+        con = sqlite3.connect(path)
+        assert con.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        con.close()
+    assert sorted(f.name for f in tmp_path.iterdir()) == [f"r{i}.db" for i in range(6)]  # no copies left
+
 def test_a_killed_process_claims_are_taken_over(tmp_path):
     pop = tmp_path / "p.jsonl"
     write_population(Population(tuple(GRAPHS)), pop)

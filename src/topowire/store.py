@@ -78,6 +78,30 @@ def _owner_alive(owner: str) -> bool:
     return host != socket.gethostname() or not pid.isdigit() or process_alive(int(pid))
 
 
+def _initialise(conn: sqlite3.Connection) -> None:
+    """Put the schema (and the migrations of earlier releases) into a store; idempotent."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for stmt in _SCHEMA.strip().split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
+        if "error" not in columns:
+            conn.execute("ALTER TABLE results ADD COLUMN error TEXT")  # stores before failed packs
+        if "weights" not in columns:
+            conn.execute("ALTER TABLE results ADD COLUMN weights BLOB")  # stores of release 0.1
+        if "spec" not in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}:
+            conn.execute("ALTER TABLE runs ADD COLUMN spec TEXT")  # stores of release 0.1
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class StoreError(TopowireError):
     """The database cannot be opened, written, or is of another schema."""
 
@@ -148,35 +172,44 @@ class Store:
                              f"topowire's {SCHEMA_VERSION}; upgrade topowire to read it")
 
     def _open_writable(self) -> None:
-        existed = self.path.exists()
         try:
+            if not self.path.exists():
+                self._create()
             self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-            version = self._version() if existed else None
+            version = self._version()
             if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(f"database {str(self.path)!r} has schema version {version}, newer than this "
                                  f"topowire's {SCHEMA_VERSION}; upgrade topowire to read it")
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            with self._tx():
-                for stmt in _SCHEMA.strip().split(";"):
-                    if stmt.strip():
-                        self.conn.execute(stmt)
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}
-                if "error" not in columns:
-                    self.conn.execute("ALTER TABLE results ADD COLUMN error TEXT")  # stores before failed packs
-                if "weights" not in columns:
-                    self.conn.execute("ALTER TABLE results ADD COLUMN weights BLOB")  # stores of release 0.1
-                if "spec" not in {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}:
-                    self.conn.execute("ALTER TABLE runs ADD COLUMN spec TEXT")  # stores of release 0.1
+            _initialise(self.conn)  # idempotent: an empty file, or a store of an earlier release
         except sqlite3.DatabaseError as exc:
-            if not existed:  # nothing half-made is left behind
-                if hasattr(self, "conn"):
-                    self.conn.close()
-                for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
-                    leftover.unlink(missing_ok=True)
+            if hasattr(self, "conn"):
+                self.conn.close()
             raise StoreError(f"cannot use database {str(self.path)!r}: {exc}") from None
+
+    def _create(self) -> None:
+        """Make a new store whole beside its path, then link it in: never replacing a file.
+
+        Processes that create one store at once each build their own copy; the first link
+        wins and the others open the winner's, so no process ever sees a half-made store
+        (nor deletes one another is using).
+        """
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            conn = sqlite3.connect(str(tmp), isolation_level=None)
+            try:
+                _initialise(conn)
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            except OSError:  # a file system without hard links
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                leftover.unlink(missing_ok=True)
 
     def _version(self) -> int | None:
         try:
