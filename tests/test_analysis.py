@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[1]
 ])
 def test_smoke(script, files, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "analysis" / script), "--smoke", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in files:
         assert (tmp_path / name).is_file(), name
@@ -57,7 +57,7 @@ def test_smoke(script, files, tmp_path):
 def test_the_wiring_beyond_size_population_is_matched_and_the_design_script_runs(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "analysis" / "wiring_beyond_size.py"), "--smoke",
                            "--cell-types", "rnn-tanh", "--out", str(tmp_path)], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = pd.read_csv(tmp_path / "results.csv")
     cells = results.groupby(["n", "n_edges"])["family"].agg(set)
@@ -66,6 +66,6 @@ def test_the_wiring_beyond_size_population_is_matched_and_the_design_script_runs
     assert {"ceiling", "r2_forest", "r2_best-feature"} <= set(pd.read_csv(tmp_path / "scores.csv").columns)
     proc = subprocess.run([sys.executable, str(ROOT / "analysis" / "default_study_design.py"), "--smoke",
                            "--designs", "small-reber-tanh-3ep", "--out", str(tmp_path)], capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"design": "small-reber-tanh-3ep"' in (tmp_path / "designs.jsonl").read_text()

@@ -133,7 +133,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
     snapshots = []
     for kill_after in (1, 3, 6):  # results committed before each kill
         proc = subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 120
+        deadline = time.time() + 900  # only against a hang
         while _rows(db) < kill_after and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
@@ -142,7 +142,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
         snapshots.append(pd.read_sql_query("SELECT * FROM results ORDER BY topology_id, replicate", con))
         con.close()
         assert len(snapshots[-1]) >= kill_after
-    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     con = sqlite3.connect(db)
     final = pd.read_sql_query("SELECT * FROM results ORDER BY topology_id, replicate", con)
@@ -223,11 +223,11 @@ def test_concurrent_train_processes_share_one_store(tmp_path, n_procs):
     pop = tmp_path / "p.jsonl"
     write_population(Population(tuple(GRAPHS)), pop)
     alone = tmp_path / "alone.db"
-    assert subprocess.run(_train_cmd(pop, alone), capture_output=True, timeout=300).returncode == 0
+    assert subprocess.run(_train_cmd(pop, alone), capture_output=True, timeout=900).returncode == 0
     db = tmp_path / "shared.db"
     procs = [subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(n_procs)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    outs = [p.communicate(timeout=900) for p in procs]
     for p, (out, err) in zip(procs, outs):  # every process exits 0 and sees the whole run
         assert p.returncode == 0, err
         assert f"{len(GRAPHS)} models in run" in out
@@ -259,7 +259,7 @@ def test_processes_creating_one_new_store_at_once_all_open_it(tmp_path):
             proc.stdin.close()
         errors = [proc.stderr.read() for proc in procs]
         for proc in procs:
-            proc.wait(timeout=300)
+            proc.wait(timeout=900)
         assert [proc.returncode for proc in procs] == [0] * 8, [e for e in errors if e]
         con = sqlite3.connect(path)
         assert con.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
@@ -267,12 +267,13 @@ def test_processes_creating_one_new_store_at_once_all_open_it(tmp_path):
         con.close()
     assert sorted(f.name for f in tmp_path.iterdir()) == [f"r{i}.db" for i in range(6)]  # no copies left
 
+
 def test_a_killed_process_claims_are_taken_over(tmp_path):
     pop = tmp_path / "p.jsonl"
     write_population(Population(tuple(GRAPHS)), pop)
     db = tmp_path / "runs.db"
     proc = subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 900  # only against a hang
     while time.time() < deadline:  # kill it while it holds a claim on a pack it is training
         try:
             con = sqlite3.connect(db, timeout=30)
@@ -283,9 +284,10 @@ def test_a_killed_process_claims_are_taken_over(tmp_path):
         if held:
             break
         time.sleep(0.01)
+    assert held, "the first process never claimed a pack"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     final, claims = _results(db)
     assert claims == 0 and len(final) == len(GRAPHS)

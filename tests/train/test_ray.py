@@ -104,7 +104,7 @@ def test_an_unreachable_address_and_a_missing_option_are_one_line(tmp_path):
     for extra, message in ((["--workers", "2"], "error: --address and --workers go with --executor ray"),
                            (["--executor", "ray", "--address", "127.0.0.1:1"],
                             "error: cannot reach the Ray cluster at '127.0.0.1:1'")):
-        done = subprocess.run(base + extra, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(base + extra, capture_output=True, text=True, timeout=900)
         err = [line for line in done.stderr.strip().splitlines() if line.startswith("error")]
         assert done.returncode == 2 and len(err) == 1 and err[0].startswith(message), done.stderr
         assert not (tmp_path / "r.db").exists()
@@ -141,7 +141,7 @@ def test_a_killed_driver_resumes_and_finishes(tmp_path):
     first, db, argv = _train_in_background(tmp_path, 1, wide=2, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the cluster it started
     first.wait()
-    second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr
     with sqlite3.connect(db) as conn:
         counts = conn.execute("SELECT topology_id, replicate, count(*) FROM results GROUP BY 1, 2").fetchall()
@@ -174,7 +174,7 @@ def test_a_whole_study_trains_on_ray(cluster, tmp_path):
 def test_ctrl_c_cancels_and_leaves_whole_packs(tmp_path):
     proc, db, _ = _train_in_background(tmp_path, 2, wide=6, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=900)
     assert proc.returncode == 130 and "error: aborted" in err
     with sqlite3.connect(db) as conn:
         per_pack = conn.execute("SELECT count(*) FROM results").fetchone()[0]
