@@ -186,7 +186,7 @@ class RayExecutor:
                 submit()
                 yield job, rows
         finally:
-            if in_flight and self._started:  # interrupted: stop the cluster this process started
+            if self._started:  # done or interrupted: stop the local cluster this run started
                 ray.shutdown()
                 self._started = False
             else:  # a cluster joined: cancel only this run's tasks
