@@ -83,8 +83,7 @@ def _initialise(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         for stmt in _SCHEMA.strip().split(";"):
             if stmt.strip():
                 conn.execute(stmt)
@@ -96,6 +95,14 @@ def _initialise(conn: sqlite3.Connection) -> None:
             conn.execute("ALTER TABLE results ADD COLUMN weights BLOB")  # stores of release 0.1
         if "spec" not in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}:
             conn.execute("ALTER TABLE runs ADD COLUMN spec TEXT")  # stores of release 0.1
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection):
+    """One immediate transaction: committed on success, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -223,16 +230,9 @@ class Store:
             raise
         return int(row[0]) if row else None
 
-    @contextlib.contextmanager
     def _tx(self):
-        """One immediate transaction: committed on success, rolled back on any exception."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        """One immediate transaction on this store's connection (:func:`_transaction`)."""
+        return _transaction(self.conn)
 
     def close(self) -> None:
         self.conn.close()
