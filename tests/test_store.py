@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from topowire.errors import ParameterError
 from topowire.store import SCHEMA_VERSION, Store, StoreError
 from topowire.topology import Population, ba_graph, write_population, ws_graph
 from topowire.train import TrainConfig, train_population
+
+from . import processes
 
 GRAPHS = [ws_graph(10 + i, 2, 0.3, seed=i) for i in range(4)] + [ba_graph(10 + i, 2, seed=i) for i in range(4)]
 ARCH = Arch("gru", orientation="both", inputs="all", outputs="all")
@@ -42,8 +43,9 @@ def test_resume_trains_only_what_is_missing(tmp_path, task):
         calls = []
         again = train_population(GRAPHS, ARCH, task, config, store=store, progress=lambda d, t: calls.append((d, t)))
     assert len(first) == 5 and len(again) == 8
-    # the 5 done models were skipped, the other 3 are one pack of 2 steps (64 examples, batch 32)
-    assert calls == [(5, 8), (6.5, 8), (8, 8), (8, 8)]
+    # the 5 done models were skipped, the other 3 are one pack of 2 steps (64 examples, batch 32),
+    # shown half done after its first step and whole only once its rows are stored
+    assert calls == [(5, 8), (6.5, 8), (8, 8)]
     pd.testing.assert_frame_equal(again.iloc[:5].reset_index(drop=True), first.reset_index(drop=True))
     assert again.groupby(["topology_id", "replicate"]).size().max() == 1
     assert set(again["family"]) == {"ws", "ba"}
@@ -108,22 +110,15 @@ def test_read_only_directory_is_refused_cleanly(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
 
 
-def _train_cmd(pop, db):
-    return [sys.executable, "-m", "topowire.cli", "train", str(pop), "--db", str(db), "--epochs", "3",
-            "--n-train", "96", "--n-test", "32", "--orientation", "both", "--inputs", "all", "--outputs", "all",
-            "--chunk-size", "1", "--batch-size", "32"]
+def _train_args(pop, db, chunk: int = 1):
+    return ["train", str(pop), "--db", str(db), "--epochs", "3", "--n-train", "96", "--n-test", "32",
+            "--orientation", "both", "--inputs", "all", "--outputs", "all", "--chunk-size", str(chunk),
+            "--batch-size", "32"]
 
 
-def _rows(db):
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(db, timeout=30)
-        n = con.execute("SELECT count(*) FROM results").fetchone()[0]
-        con.close()
-        return n
-    except sqlite3.OperationalError:
-        return 0
+def _train(pop, db):
+    return subprocess.run([sys.executable, "-m", "topowire.cli", *_train_args(pop, db)], capture_output=True,
+                          text=True, timeout=processes.HANG_GUARD)
 
 
 def test_sigkill_at_several_points_then_resume(tmp_path):
@@ -132,17 +127,15 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
     db = tmp_path / "runs.db"
     snapshots = []
     for kill_after in (1, 3, 6):  # results committed before each kill
-        proc = subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 900  # only against a hang
-        while _rows(db) < kill_after and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc = processes.topowire(_train_args(pop, db))
+        processes.wait_for_line(proc, processes.trained(kill_after))  # printed once they are stored
+        proc.kill()
+        proc.communicate()
         con = sqlite3.connect(db)
         snapshots.append(pd.read_sql_query("SELECT * FROM results ORDER BY topology_id, replicate", con))
         con.close()
-        assert len(snapshots[-1]) >= kill_after
-    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=900)
+        assert kill_after <= len(snapshots[-1]) < len(GRAPHS)
+    done = _train(pop, db)
     assert done.returncode == 0, done.stderr
     con = sqlite3.connect(db)
     final = pd.read_sql_query("SELECT * FROM results ORDER BY topology_id, replicate", con)
@@ -223,13 +216,12 @@ def test_concurrent_train_processes_share_one_store(tmp_path, n_procs):
     pop = tmp_path / "p.jsonl"
     write_population(Population(tuple(GRAPHS)), pop)
     alone = tmp_path / "alone.db"
-    assert subprocess.run(_train_cmd(pop, alone), capture_output=True, timeout=900).returncode == 0
+    assert _train(pop, alone).returncode == 0
     db = tmp_path / "shared.db"
-    procs = [subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(n_procs)]
-    outs = [p.communicate(timeout=900) for p in procs]
-    for p, (out, err) in zip(procs, outs):  # every process exits 0 and sees the whole run
-        assert p.returncode == 0, err
+    procs = [processes.topowire(_train_args(pop, db)) for _ in range(n_procs)]
+    outs = [p.communicate(timeout=processes.HANG_GUARD)[0] for p in procs]
+    for p, out in zip(procs, outs):  # every process exits 0 and sees the whole run
+        assert p.returncode == 0, out
         assert f"{len(GRAPHS)} models in run" in out
     shared, claims = _results(db)
     reference, _ = _results(alone)
@@ -272,22 +264,15 @@ def test_a_killed_process_claims_are_taken_over(tmp_path):
     pop = tmp_path / "p.jsonl"
     write_population(Population(tuple(GRAPHS)), pop)
     db = tmp_path / "runs.db"
-    proc = subprocess.Popen(_train_cmd(pop, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 900  # only against a hang
-    while time.time() < deadline:  # kill it while it holds a claim on a pack it is training
-        try:
-            con = sqlite3.connect(db, timeout=30)
-            held = con.execute("SELECT count(*) FROM claims").fetchone()[0]
-            con.close()
-        except sqlite3.OperationalError:
-            held = 0
-        if held:
-            break
-        time.sleep(0.01)
-    assert held, "the first process never claimed a pack"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = subprocess.run(_train_cmd(pop, db), capture_output=True, text=True, timeout=900)
+    proc = processes.topowire(_train_args(pop, db, chunk=2))
+    processes.wait_for_line(proc, processes.in_training)  # killed while it trains a pack it has claimed
+    proc.kill()
+    proc.communicate()
+    con = sqlite3.connect(db)
+    held = con.execute("SELECT count(*) FROM claims").fetchone()[0]
+    con.close()
+    assert held == 2, "the killed process held no claim"  # a pack of two models
+    done = _train(pop, db)
     assert done.returncode == 0, done.stderr
     final, claims = _results(db)
     assert claims == 0 and len(final) == len(GRAPHS)

@@ -6,7 +6,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,10 @@ from topowire.data import make_task  # noqa: E402
 from topowire.store import Store  # noqa: E402
 from topowire.topology import Population, er_graph, write_population  # noqa: E402
 from topowire.train import TrainConfig, train_population  # noqa: E402
-from topowire.train.executors import RayExecutor  # noqa: E402
+from topowire.train.executors import LOCAL_CLUSTER, RayExecutor  # noqa: E402
 from topowire.train.trainer import pack_jobs, prepare_arch  # noqa: E402
+
+from .. import processes  # noqa: E402
 
 POP = [er_graph(10 + i, 0.3, seed=i) for i in range(6)]
 CONFIG = TrainConfig(epochs=2, replicates=2, chunk_size=3)
@@ -28,7 +29,7 @@ CONFIG = TrainConfig(epochs=2, replicates=2, chunk_size=3)
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(num_cpus=2, logging_level="ERROR", log_to_driver=False, **LOCAL_CLUSTER)  # as the executor's
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's jobs reach the workers
     yield
     ray.shutdown()
@@ -110,38 +111,30 @@ def test_an_unreachable_address_and_a_missing_option_are_one_line(tmp_path):
         assert not (tmp_path / "r.db").exists()
 
 
-def _train_in_background(tmp_path, chunk: int, wide: int = 0, **popen):
+def _train_in_background(tmp_path, chunk: int, wide: int, **popen):
     """``topowire train --executor ray`` on 8 GRUs in a subprocess, returned once it has
-    stored its first pack and claimed the next one (the event: a pack has started), with
-    the database path and the argv. The ``wide`` last models have 400 neurons: packed
-    last (packs are sorted by width), they keep the run going for many seconds after
-    that event, however busy the machine."""
+    stored its first pack (its progress line says so), with the database path and the
+    arguments. The next pack is then claimed and running (the driver submits it before it
+    stores the last), and the ``wide`` last models have 400 neurons: packed last (packs are
+    sorted by width), they keep the run going for many seconds after that event, however
+    busy the machine."""
     pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8 - wide)] + [er_graph(400, 0.05, seed=i) for i in range(wide)]
     write_population(Population(tuple(pop)), tmp_path / "p.jsonl")
     db = tmp_path / "r.db"
-    argv = [sys.executable, "-m", "topowire.cli", "train", str(tmp_path / "p.jsonl"), "--db", str(db),
-            "--arch", "gru", "--epochs", "4", "--n-train", "1000", "--n-test", "32", "--chunk-size", str(chunk),
-            "--executor", "ray", "--workers", "1"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, **popen)
-    rows = claims = 0
-    guard = time.time() + 900  # only against a hang: the event itself waits as long as the machine needs
-    while proc.poll() is None and not (rows >= chunk and claims) and time.time() < guard:
-        time.sleep(0.2)
-        try:
-            with sqlite3.connect(db) as conn:
-                rows = conn.execute("SELECT count(*) FROM results").fetchone()[0]
-                claims = conn.execute("SELECT count(*) FROM claims").fetchone()[0]
-        except sqlite3.OperationalError:
-            continue
-    assert proc.poll() is None and chunk <= rows < 8, (rows, proc.poll())
-    return proc, db, argv
+    args = ["train", str(tmp_path / "p.jsonl"), "--db", str(db), "--arch", "gru", "--epochs", "4", "--n-train",
+            "1000", "--n-test", "32", "--chunk-size", str(chunk), "--executor", "ray", "--workers", "1"]
+    proc = processes.topowire(args, **popen)
+    processes.wait_for_line(proc, processes.trained(chunk))
+    assert proc.poll() is None
+    return proc, db, args
 
 
 def test_a_killed_driver_resumes_and_finishes(tmp_path):
-    first, db, argv = _train_in_background(tmp_path, 1, wide=2, stderr=subprocess.DEVNULL, start_new_session=True)
+    first, db, args = _train_in_background(tmp_path, 1, wide=2, start_new_session=True)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the cluster it started
-    first.wait()
-    second = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    first.communicate()
+    second = subprocess.run([sys.executable, "-m", "topowire.cli", *args], capture_output=True, text=True,
+                            timeout=processes.HANG_GUARD)
     assert second.returncode == 0, second.stderr
     with sqlite3.connect(db) as conn:
         counts = conn.execute("SELECT topology_id, replicate, count(*) FROM results GROUP BY 1, 2").fetchall()
@@ -172,10 +165,34 @@ def test_a_whole_study_trains_on_ray(cluster, tmp_path):
 
 
 def test_ctrl_c_cancels_and_leaves_whole_packs(tmp_path):
-    proc, db, _ = _train_in_background(tmp_path, 2, wide=6, stderr=subprocess.PIPE, text=True)
+    proc, db, _ = _train_in_background(tmp_path, 2, wide=6)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=900)
-    assert proc.returncode == 130 and "error: aborted" in err
+    out, _ = proc.communicate(timeout=processes.HANG_GUARD)
+    assert proc.returncode == 130 and "error: aborted" in out, out
     with sqlite3.connect(db) as conn:
         per_pack = conn.execute("SELECT count(*) FROM results").fetchone()[0]
     assert per_pack % 2 == 0 and per_pack < 8  # whole packs of 2, the rest cancelled
+
+
+def test_a_local_cluster_runs_its_packs_at_the_driver_priority():
+    """Ray renices its workers by 15 unless told otherwise: beside busy processes its packs
+    starved. A local cluster the executor starts keeps the driver's niceness (here 3)."""
+    done = subprocess.run([sys.executable, "-c", _NICENESS], capture_output=True, text=True,
+                          preexec_fn=lambda: os.nice(3), timeout=processes.HANG_GUARD)
+    assert done.returncode == 0, done.stderr
+    driver, worker = map(int, done.stdout.split())
+    assert driver == worker == os.nice(0) + 3
+
+
+_NICENESS = """
+import os
+from topowire.train.executors import RayExecutor
+
+class Job:
+    specs = ()
+    def run(self, task):
+        return [os.nice(0)]
+
+[(_, rows)] = RayExecutor(workers=1).map([Job()], task=None)
+print(os.nice(0), rows[0])
+"""

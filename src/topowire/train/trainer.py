@@ -409,9 +409,9 @@ def train_population(
         are skipped (resume). A path is opened (or created) only once the arch, the task
         and the config are known to go together.
     progress : callable, optional
-        ``progress(done, total)`` in models: after every training step of a pack that runs in
-        this process (``done`` then counts the pack's models in part, by the steps taken), and
-        after every pack.
+        ``progress(done, total)`` in models: after every training step but the last of a pack
+        that runs in this process (``done`` then counts the pack's models in part, by the steps
+        taken), and after every pack's rows are stored (only then is a pack counted whole).
     executor : str or Executor, default "local"
         Where packs run (see :mod:`topowire.train.executors`).
     keep_weights : bool, default False
@@ -464,7 +464,8 @@ def train_population(
 
     def on_step(job: PackJob) -> None:
         taken[id(job)] = t = taken.get(id(job), 0) + 1
-        progress(finished + len(job.specs) * min(t, steps) / steps, total)
+        if t < steps:  # a pack shows whole once its rows are stored, not at its last step
+            progress(finished + len(job.specs) * t / steps, total)
 
     with store.heartbeat() if store is not None else contextlib.nullcontext():
         runner = get_executor(executor)
