@@ -26,10 +26,19 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _argv(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "topowire.cli", *args]
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    """``python -m topowire.cli ARGS`` to its end, its output captured as text (hang guarded)."""
+    return subprocess.run(_argv(args), capture_output=True, text=True, timeout=HANG_GUARD)
+
+
 def topowire(args: list[str], **popen) -> subprocess.Popen:
     """``python -m topowire.cli ARGS`` in a subprocess, Ctrl-C-able, its stdout and stderr
     together one text pipe (``proc.stdout``; read it to the end, or the command may block)."""
-    return subprocess.Popen([sys.executable, "-m", "topowire.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen(_argv(args), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint, **popen)
 
 

@@ -117,8 +117,7 @@ def _train_args(pop, db, chunk: int = 1):
 
 
 def _train(pop, db):
-    return subprocess.run([sys.executable, "-m", "topowire.cli", *_train_args(pop, db)], capture_output=True,
-                          text=True, timeout=processes.HANG_GUARD)
+    return processes.run(_train_args(pop, db))
 
 
 def test_sigkill_at_several_points_then_resume(tmp_path):

@@ -133,8 +133,7 @@ def test_a_killed_driver_resumes_and_finishes(tmp_path):
     first, db, args = _train_in_background(tmp_path, 1, wide=2, start_new_session=True)
     os.killpg(first.pid, signal.SIGKILL)  # the driver and the cluster it started
     first.communicate()
-    second = subprocess.run([sys.executable, "-m", "topowire.cli", *args], capture_output=True, text=True,
-                            timeout=processes.HANG_GUARD)
+    second = processes.run(args)
     assert second.returncode == 0, second.stderr
     with sqlite3.connect(db) as conn:
         counts = conn.execute("SELECT topology_id, replicate, count(*) FROM results GROUP BY 1, 2").fetchall()
