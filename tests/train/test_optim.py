@@ -57,3 +57,16 @@ def test_clip_per_model_equals_clip_grad_norm_on_each_model():
         torch.testing.assert_close(norms[i], before)
         for p, s in zip(params, stacked):
             torch.testing.assert_close(s.grad[i], p.grad)
+
+
+def test_stacked_sgd_with_nesterov_and_weight_decay_equals_torch_sgd():
+    stacked, separate = _pairs(3)
+    refs = [torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4) for ps in separate]
+    opt = StackedSGD(stacked, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    _assert_same_trajectory(opt, refs, stacked, separate, 10, 1e-6)
+
+
+def test_stacked_adam_with_weight_decay_equals_torch_adam_l2():
+    stacked, separate = _pairs(4)
+    refs = [torch.optim.Adam(ps, lr=1e-2, weight_decay=1e-2) for ps in separate]
+    _assert_same_trajectory(StackedAdam(stacked, lr=1e-2, weight_decay=1e-2), refs, stacked, separate, 15, 1e-7)

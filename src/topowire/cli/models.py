@@ -61,8 +61,9 @@ def export_(model, fmt, output, seq_len, batch):
 @click.argument("population", type=PATH)
 @fields(ARCH, "kind", *WIRING)
 @fields(STUDY, "task", "n_train", "n_test")
-@fields(TRAIN, "epochs", "batch_size", "lr", "seed", "optimizer", "clip", "replicates", "device", "bf16", "fused",
-         "memory_mb", "chunk_size", "stability")
+@fields(TRAIN, "epochs", "batch_size", "lr", "seed", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
+         "standardize", "augment", "data_order", "clip", "replicates", "device", "bf16", "fused", "memory_mb",
+         "chunk_size", "stability")
 @target_options
 @click.option("--db", type=PATH, required=True, help="SQLite results database (created or resumed).")
 @task_options

@@ -105,7 +105,8 @@ def report(db, run_id, seed, n_estimators, output) -> None:
 @fields(STUDY.arch, "kind", *WIRING, unset="(default: the study's)")
 @target_options
 @fields(STUDY, "task", "n_train", "n_test", unset="(default: the study's)")
-@fields(STUDY.train, "epochs", "batch_size", "lr", "replicates", "device", unset="(default: the study's)")
+@fields(STUDY.train, "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
+        "standardize", "augment", "data_order", "replicates", "device", unset="(default: the study's)")
 @click.option("--seed", type=Checked("seed"), help="Seed of the study: its population, folds and forest (unset: "
                                                       "the recipe's) and its training (unset: 0).")
 @fields(STUDY, "n_estimators")

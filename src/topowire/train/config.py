@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from topowire import checks
 from topowire.errors import ParameterError
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "check_device"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DATA_ORDERS", "check_device"]
 
 #: Optimizers of :class:`TrainConfig` (one independent optimizer per model of a pack).
 OPTIMIZERS = ("adam", "sgd")
+#: Learning-rate schedules: constant, or a cosine from ``lr`` to zero over the epochs.
+SCHEDULES = ("constant", "cosine")
+#: Data orders: every model of a run sees one epoch order, or each replicate its own.
+DATA_ORDERS = ("shared", "replicate")
+#: The protocol options and their defaults: absent from a run's key when at the default, so
+#: the ids of runs made before they existed stay valid.
+PROTOCOL_DEFAULTS = {"nesterov": False, "weight_decay": 0.0, "schedule": "constant", "standardize": False,
+                     "augment": False, "data_order": "shared"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,27 @@ class TrainConfig:
         Adam (betas 0.9, 0.999, eps 1e-8) or SGD with ``momentum``.
     momentum : float
         SGD momentum.
+    nesterov : bool
+        SGD: Nesterov momentum (``torch.optim.SGD(nesterov=True)``).
+    weight_decay : float
+        L2 weight decay, coupled: ``weight_decay * w`` is added to every parameter's gradient
+        before the optimizer's step, as ``torch.optim.SGD`` and ``Adam`` do (not AdamW's
+        decoupled decay); 0: off.
+    schedule : {"constant", "cosine"}
+        The learning rate per epoch: constant, or ``lr * (1 + cos(pi * epoch / epochs)) / 2``
+        (``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch, graph2nn's schedule).
+    standardize : bool
+        Image tasks: standardise inputs per channel with the training set's mean and
+        standard deviation (graph2nn's input normalisation).
+    augment : bool
+        Image tasks: every training batch randomly cropped after zero padding by an eighth
+        of the side (4 pixels of 32, 3 of 28) and flipped left-right with probability 1/2,
+        drawn from the data stream's seed (graph2nn's CIFAR augmentation).
+    data_order : {"shared", "replicate"}
+        ``shared`` (the default): every model of a run sees the same epoch orders (and
+        augmentations), so replicates differ by their initialisation alone; ``replicate``:
+        each replicate has its own data stream (packs then hold one replicate each), as
+        graph2nn's seeds do.
     clip : float or None
         Per-model gradient-norm clipping (as ``torch.nn.utils.clip_grad_norm_`` on each
         model alone); 0 or None: off.
@@ -67,6 +97,12 @@ class TrainConfig:
     lr: float = 1e-2
     optimizer: str = "adam"
     momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    standardize: bool = False
+    augment: bool = False
+    data_order: str = "shared"
     clip: float | None = 5.0
     replicates: int = 1
     seed: int = 0
@@ -80,6 +116,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks.validate(self)
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ParameterError(f"nesterov needs optimizer sgd with momentum > 0, got optimizer {self.optimizer!r} "
+                                 f"and momentum {self.momentum:g}")
         if self.clip == 0:
             object.__setattr__(self, "clip", None)
 
@@ -103,7 +142,21 @@ class TrainConfig:
             d.pop(k)
         if d["stability"] is None:  # absent when unused: run ids from before the option stay valid
             d.pop("stability")
+        for name, default in PROTOCOL_DEFAULTS.items():
+            if d[name] == default:
+                d.pop(name)
         return d
+
+    def lr_factor(self, epoch: int) -> float:
+        """The schedule's multiple of ``lr`` in ``epoch`` (0-based)."""
+        if self.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+        return 1.0
+
+    def data_stream(self, replicate: int) -> tuple[int, ...]:
+        """The key of the data stream (epoch orders, augmentations) a replicate's models see:
+        ``(seed,)`` shared by all, or ``(seed, replicate)`` with ``data_order="replicate"``."""
+        return (self.seed,) if self.data_order == "shared" else (self.seed, int(replicate))
 
     @property
     def hash(self) -> str:

@@ -36,16 +36,17 @@ class StackedAdam:
         Stacked parameters ``[P, ...]``.
     lr : float or Tensor [P]
         Learning rate(s).
-    betas, eps
-        As ``torch.optim.Adam``.
+    betas, eps, weight_decay
+        As ``torch.optim.Adam`` (L2 decay added to the gradient).
     stacked : bool, default True
         False: the parameters of one model without a model axis (a pack of one).
     """
 
     def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *, stacked: bool = True) -> None:
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,
+                 stacked: bool = True) -> None:
         self.params = [p for p in params if p.requires_grad]
-        self.lr, self.betas, self.eps, self.stacked = lr, betas, eps, stacked
+        self.lr, self.betas, self.eps, self.weight_decay, self.stacked = lr, betas, eps, weight_decay, stacked
         self.m = [torch.zeros_like(_lead(p, stacked)) for p in self.params]
         self.v = [torch.zeros_like(_lead(p, stacked)) for p in self.params]
         self.t = 0
@@ -59,6 +60,8 @@ class StackedAdam:
             if param.grad is None:
                 continue
             p, g = _lead(param, self.stacked), _lead(param.grad, self.stacked)
+            if self.weight_decay:
+                g = g.add(p, alpha=self.weight_decay)
             m.mul_(b1).add_(g, alpha=1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = (v / c2).sqrt_().add_(self.eps)
@@ -70,12 +73,14 @@ class StackedAdam:
 
 
 class StackedSGD:
-    """SGD with momentum (``torch.optim.SGD`` semantics, dampening 0) and per-model lr."""
+    """SGD with momentum, Nesterov's or the heavy ball, and L2 weight decay
+    (``torch.optim.SGD`` semantics, dampening 0) and per-model lr."""
 
-    def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-2, momentum: float = 0.9, *,
-                 stacked: bool = True) -> None:
+    def __init__(self, params: Sequence[Tensor], lr: float | Tensor = 1e-2, momentum: float = 0.9,
+                 nesterov: bool = False, weight_decay: float = 0.0, *, stacked: bool = True) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.momentum, self.stacked = lr, momentum, stacked
+        self.nesterov, self.weight_decay = nesterov, weight_decay
         self.buf: list[Tensor | None] = [None] * len(self.params)
 
     @torch.no_grad()
@@ -84,9 +89,11 @@ class StackedSGD:
             if param.grad is None:
                 continue
             p, d = _lead(param, self.stacked), _lead(param.grad, self.stacked)
+            if self.weight_decay:
+                d = d.add(p, alpha=self.weight_decay)
             if self.momentum:
                 self.buf[i] = d.clone() if self.buf[i] is None else self.buf[i].mul_(self.momentum).add_(d)
-                d = self.buf[i]
+                d = d.add(self.buf[i], alpha=self.momentum) if self.nesterov else self.buf[i]
             p.sub_(_per_model(self.lr, p) * d)
 
     def zero_grad(self) -> None:

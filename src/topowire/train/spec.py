@@ -28,6 +28,10 @@ def prepare_arch(arch: Arch, task: Task, config: TrainConfig | None = None) -> A
     (the target decides, :meth:`~topowire.compiler.targets.Target.check_task`)."""
     if config is not None and config.stability is not None and not arch.masked_cell:
         raise ParameterError(f"stability applies to recurrent archs, not {arch.kind!r}")
+    if config is not None and (config.standardize or config.augment):
+        from topowire.data.transforms import check_image_task
+
+        check_image_task(task, "standardize" if config.standardize else "augment")
     arch.target.check_task(arch, task)
     return arch.replace(d_in=task.d_in, d_out=task.d_out)
 

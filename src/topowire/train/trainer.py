@@ -84,7 +84,8 @@ class PackJob:
         train it and return one row per model (``on_step()`` after each training step)."""
         t0 = time.perf_counter()
         packed = pack([s.topology for s in self.specs], self.arch, [s.init_seed for s in self.specs])
-        results = train_pack(packed, task, self.config, on_step=on_step)
+        results = train_pack(packed, task, self.config, on_step=on_step,
+                             stream=self.config.data_stream(self.specs[0].replicate))
         seconds = (time.perf_counter() - t0) / len(self.specs)
         rows = [{"topology_id": s.topology.id, "replicate": s.replicate, "init_seed": s.init_seed, **res,
                  "params": counts["total"], "params_graph": counts["graph"], "seconds": seconds}
@@ -181,8 +182,9 @@ def _test_scores(packed: nn.Module, task: Task, config: TrainConfig, device) -> 
     return loss_sum / n, correct / n
 
 
-def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
-               lr: float | Tensor | None = None, on_step: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *, lr: float | Tensor | None = None,
+               on_step: Callable[[], None] | None = None,
+               stream: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
     """Train one pack in place; return one result dict per model.
 
     The one training loop of topowire: a pack of P models (or one model as
@@ -197,6 +199,9 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
         The data.
     config : TrainConfig
         Options; ``lr`` may be overridden per model by ``lr`` (a ``[P]`` tensor).
+    stream : tuple of int, optional
+        The data stream's key (epoch orders, augmentations): every model of the pack sees
+        it. Default: replicate 0's, :meth:`TrainConfig.data_stream`.
     """
     if config.device == "auto":
         config = config.replace(device=check_device(config.device))
@@ -205,12 +210,22 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *,
     lead = getattr(packed, "stacked", False)
     params = [t for t in packed.parameters() if t.requires_grad]
     rate = config.lr if lr is None else lr
-    opt = (StackedAdam(params, rate, stacked=lead) if config.optimizer == "adam"
-           else StackedSGD(params, rate, config.momentum, stacked=lead))
+    opt = (StackedAdam(params, rate, weight_decay=config.weight_decay, stacked=lead) if config.optimizer == "adam"
+           else StackedSGD(params, rate, config.momentum, config.nesterov, config.weight_decay, stacked=lead))
     if config.stability is not None:
         project_stable(packed, config.stability)
     with fused_steps(config.fused):
-        return _train_epochs(packed, task, config, opt, params, lead, device, on_step)
+        return _train_epochs(packed, prepared_task(task, config), config, opt, rate, params, lead, device, on_step,
+                             config.data_stream(0) if stream is None else tuple(stream))
+
+
+def prepared_task(task: Task, config: TrainConfig) -> Task:
+    """The task as the models see it: standardised when ``config.standardize``."""
+    if config.standardize:
+        from topowire.data.transforms import standardized
+
+        return standardized(task)
+    return task
 
 
 def _per_model(mask: Tensor, like: Tensor) -> Tensor:
@@ -218,7 +233,7 @@ def _per_model(mask: Tensor, like: Tensor) -> Tensor:
     return mask.view(-1, *([1] * (like.dim() - 1)))
 
 
-def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> list[dict[str, Any]]:
+def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step, stream) -> list[dict[str, Any]]:
     """The epochs of :func:`train_pack` (inside its fused-steps switch).
 
     Nothing in a step reads a tensor back to Python (no host-device synchronisation on a
@@ -236,11 +251,17 @@ def _train_epochs(packed, task, config, opt, params, lead, device, on_step) -> l
     n = len(task.y_train)
     packed.train()
     for epoch in range(config.epochs):
-        order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n))
+        order = torch.from_numpy(np.random.default_rng([*stream, epoch]).permutation(n))
+        if config.schedule != "constant":
+            opt.lr = rate * config.lr_factor(epoch)
         loss_sum = torch.zeros(p, device=device)
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
             xb, yb, lb, mask = task_batch(task, "train", idx, device)
+            if config.augment:
+                from topowire.data.transforms import augment
+
+                xb = augment(xb, task.image, (*stream, epoch, start))
             with _autocast(config):
                 out = task_forward(packed, task, xb, lb)
             losses = per_model_loss(out, yb, task.objective, mask)
@@ -302,7 +323,7 @@ def evaluate_module(module: nn.Module, task: Task, config: TrainConfig | None = 
     """Test loss and accuracy of one standalone module."""
     config = config or TrainConfig()
     device = torch.device(check_device(config.device))
-    loss, acc = _evaluate(PackOfOne(module).to(device), task, config, device)
+    loss, acc = _evaluate(PackOfOne(module).to(device), prepared_task(task, config), config, device)
     return {"test_loss": float(loss[0]), "test_acc": float(acc[0])}
 
 
@@ -334,10 +355,13 @@ def pack_jobs(topologies: Sequence[Topology], arch: Arch, task: Task, config: Tr
 
 
 def pack_jobs_of(specs: Sequence[ModelSpec], arch: Arch, task: Task, config: TrainConfig) -> list[PackJob]:
-    """Models cut into pack jobs: sorted by width, in packs that fit the memory budget."""
-    specs = sorted(specs, key=lambda s: s.topology.n)
+    """Models cut into pack jobs: sorted by width, in packs that fit the memory budget; with
+    ``data_order="replicate"`` a pack holds one replicate (one data stream)."""
     steps = task.x_train.shape[1] if task.sequence else 1
-    return [PackJob(tuple(chunk), arch, config) for chunk in _chunks(specs, arch, config, steps)]
+    streams = sorted({config.data_stream(s.replicate) for s in specs})
+    return [PackJob(tuple(chunk), arch, config) for key in streams
+            for chunk in _chunks(sorted((s for s in specs if config.data_stream(s.replicate) == key),
+                                        key=lambda s: s.topology.n), arch, config, steps)]
 
 
 #: Seconds between looks at the store while other processes hold the last models of a run.

@@ -46,6 +46,9 @@ class Task:
         Targets at every step (next-symbol prediction), not one per sequence.
     ref : TaskRef, optional
         What built it (:func:`make_task` records it): enough to build it again.
+    image : (int, int, int), optional
+        Static image inputs: their (channels, height, width), channel-major when flattened
+        (what standardisation and augmentation need); None for other inputs.
     """
 
     name: str
@@ -60,6 +63,7 @@ class Task:
     d_out: int
     per_step: bool = False
     ref: TaskRef | None = None
+    image: tuple[int, int, int] | None = None
 
     @property
     def sequence(self) -> bool:

@@ -51,7 +51,9 @@ def _build(spec: TaskSpec, *, seed: int, n_train: int | None, n_test: int | None
         lengths = torch.full((x.shape[0],), x.shape[1]) if x.ndim == 3 else None
         out.append((x, torch.from_numpy(labels.astype(np.int64)), lengths))
     (x_tr, y_tr, l_tr), (x_te, y_te, l_te) = out
-    return Task(spec.name, spec.objective, x_tr, y_tr, l_tr, x_te, y_te, l_te, x_tr.shape[-1], 10)
+    side = int(round(x_tr.shape[-1] ** 0.5))
+    image = (1, side, side) if x_tr.ndim == 2 and side * side == x_tr.shape[-1] else None
+    return Task(spec.name, spec.objective, x_tr, y_tr, l_tr, x_te, y_te, l_te, x_tr.shape[-1], 10, image=image)
 
 
 for name, sequence, doc in (("mnist", False, "MNIST digits, flat 784 pixels"),
