@@ -189,7 +189,7 @@ def test_the_beyond_size_study_is_graph2nns_design_in_small(tmp_path, capsys):
                  "--width", "128", "-o", str(out)])
     text = " ".join(capsys.readouterr().out.split())
     assert code == 0 and "62 (31 topologies x 2 replicates)" in text
-    assert "held fixed by design: params vary by" in text and "power" in text
+    assert "held fixed by design: flops vary by" in text and "power" in text
     study = load_study(out / "runs.db")
     assert study.arch.kind == "relational" and study.spec.train.epochs == 1 and study.spec.task.name == "digits"
     assert {t.n for t in study.topologies.values()} == {16}

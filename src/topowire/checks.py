@@ -242,7 +242,7 @@ DOMAINS: dict[str, Domain] = {
     "recurrence": Domain("choice", choices=("dense", "none")),
     "input_width": Domain("choice", choices=("fixed", "sources")),
     "width": _i(1, 2**16), "depth": _i(1, 64), "batchnorm": Domain("bool"),
-    "match": Domain("choice", choices=("params", "none")),
+    "match": Domain("choice", choices=("flops", "params", "none")),
     "residual": Domain("choice", choices="topowire.compiler.targets.cells:RESIDUALS"),
     "r": _f(-10, 10, what=" (the radius of R)"), "phi": _f(-2 * math.pi, 2 * math.pi, what=" (radians)"),
     "gamma": _f(0, 10), "r_spread": _f(0, 10),

@@ -167,12 +167,15 @@ def study_table(results: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
 def model_features(topologies: Sequence[Topology], names: Sequence[str] | None, arch: Arch, *,
                    task: Task | None = None, seed: int = 0, progress: Progress | None = None) -> pd.DataFrame:
     """The features a study's predictor may use, one row per unique topology id: the named
-    ones (graph or model features), or every graph feature and ``params`` (``names=None``)."""
+    ones (graph or model features), or every graph feature, ``params`` and the size the arch
+    holds fixed where that is another count (``flops``) (``names=None``)."""
     from topowire.features import GROUPS, feature_table
 
     unique = list({t.id: t for t in topologies}.values())
     bar = (lambda d, t: progress("features", d, t)) if progress else None
-    return feature_table(unique, [*GROUPS, "params"] if names is None else names, n_jobs=-1, progress=bar,
+    size = arch.target.size_measure(arch)
+    every = [*GROUPS, "params", *([size] if size != "params" else [])]
+    return feature_table(unique, every if names is None else names, n_jobs=-1, progress=bar,
                          arch=arch, task=task, seed=seed)
 
 

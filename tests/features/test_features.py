@@ -104,7 +104,7 @@ def test_registry_is_documented_and_large_enough():
     table = list_features()
     assert len(table) >= 30
     assert table["name"].is_unique
-    assert set(table["group"]) == set(GROUPS) | {"params", "dynamics", "init"}
+    assert set(table["group"]) == set(GROUPS) | {"params", "flops", "dynamics", "init"}
     assert set(table.loc[table["group"] == "dynamics", "needs"]) == {"arch, task"}
     assert all(isinstance(d, str) and len(d) > 10 for d in table["doc"])
     thesis = ["n_nodes", "n_edges", "diameter", "density", "avg_path_length", "dag_n_layers",

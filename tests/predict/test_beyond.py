@@ -22,7 +22,7 @@ def _width_matched_features() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     graphs = [wsflex_graph(16, float(k), float(p), seed=i)
               for i, (k, p) in enumerate(zip(rng.uniform(2, 14, 32), rng.uniform(0, 1, 32)))] + [complete_graph(16)]
-    arch = Arch("relational", d_in=64, d_out=10, width=128, depth=3)
+    arch = Arch("relational", d_in=64, d_out=10, width=128, depth=3, match="params")
     params = {t.id: arch.target.parameter_counts(wire(t, *arch.target.natural_wiring), arch)["total"] for t in graphs}
     return feature_table(graphs).assign(params=pd.Series(params), family="wsflex")
 

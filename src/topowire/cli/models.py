@@ -26,7 +26,7 @@ from topowire.data.tasks import make_task
 from topowire.dynamics.prune import prune_model
 from topowire.pipeline import StudyConfig
 from topowire.train import TrainConfig, results_line, train_population
-from topowire.train.config import check_device
+from topowire.train.config import PROTOCOL_DEFAULTS, check_device
 from topowire.train.executors import connect_executor
 
 STUDY, TRAIN, ARCH = StudyConfig(), TrainConfig(), Arch()
@@ -61,9 +61,8 @@ def export_(model, fmt, output, seq_len, batch):
 @click.argument("population", type=PATH)
 @fields(ARCH, "kind", *WIRING)
 @fields(STUDY, "task", "n_train", "n_test")
-@fields(TRAIN, "epochs", "batch_size", "lr", "seed", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
-         "standardize", "augment", "data_order", "clip", "replicates", "device", "bf16", "fused", "memory_mb",
-         "chunk_size", "stability")
+@fields(TRAIN, "epochs", "batch_size", "lr", "seed", "optimizer", "momentum", *PROTOCOL_DEFAULTS, "clip", "replicates",
+         "device", "bf16", "fused", "memory_mb", "chunk_size", "stability")
 @target_options
 @click.option("--db", type=PATH, required=True, help="SQLite results database (created or resumed).")
 @task_options

@@ -16,7 +16,7 @@ from topowire.errors import ParameterError
 from topowire.predict import load_predictor, prediction_notes, save_predictor
 from topowire.store import open_existing
 from topowire.train import TrainConfig
-from topowire.train.config import check_device
+from topowire.train.config import PROTOCOL_DEFAULTS, check_device
 from topowire.train.executors import connect_executor
 
 STUDY = pipeline.StudyConfig()
@@ -105,8 +105,8 @@ def report(db, run_id, seed, n_estimators, output) -> None:
 @fields(STUDY.arch, "kind", *WIRING, unset="(default: the study's)")
 @target_options
 @fields(STUDY, "task", "n_train", "n_test", unset="(default: the study's)")
-@fields(STUDY.train, "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
-        "standardize", "augment", "data_order", "replicates", "device", unset="(default: the study's)")
+@fields(STUDY.train, "epochs", "batch_size", "lr", "optimizer", "momentum", *PROTOCOL_DEFAULTS, "replicates", "device",
+        unset="(default: the study's)")
 @click.option("--seed", type=Checked("seed"), help="Seed of the study: its population, folds and forest (unset: "
                                                       "the recipe's) and its training (unset: 0).")
 @fields(STUDY, "n_estimators")

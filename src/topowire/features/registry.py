@@ -24,7 +24,7 @@ __all__ = ["Feature", "ModelGroup", "GROUPS", "MODEL_GROUPS", "REGISTRY", "MODEL
 
 GROUPS = ("size", "degree", "components", "distance", "centrality", "clustering", "spectral",
           "community", "dag")
-MODEL_GROUPS = ("params", "dynamics", "init")
+MODEL_GROUPS = ("params", "flops", "dynamics", "init")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """Wiring beyond size: what graph features explain once the network's size is accounted for,
 whether the design held size fixed, and the smallest wiring effect the design can detect.
 
-*Size* is the network's size -- its effective parameters (``params``; every target here
-runs a number of operations proportional to them) -- or, in a table without parameters,
-the graph's nodes and edges. Never the edge count when parameters are present: in a design
-that holds parameters fixed (the relational MLP's width matching, or a recipe fixing n and
-the edge count) the edge count and density are wiring.
+*Size* is the network's size -- the quantity its design matched: FLOPs (``flops``, where
+a study's arch matches them, as graph2nn's relational MLP does), else its effective
+parameters (``params``; every other target runs a number of operations proportional to
+them) -- or, in a table without either, the graph's nodes and edges. Never the edge count
+when parameters are present: in a design that holds parameters fixed (the relational MLP's
+width matching, or a recipe fixing n and the edge count) the edge count and density are wiring.
 
 * :func:`size_design` -- whether size was held fixed by design: the parameters vary by no
   more than the matching tolerance (then a size baseline could only fit the rounding residue
@@ -48,10 +49,14 @@ DETECT_R2 = 0.1
 
 
 def size_columns(columns: Sequence[str]) -> list[str]:
-    """The columns that measure a network's size: ``params`` if present, else the graph's
-    ``n_nodes`` and ``n_edges`` that are."""
+    """The columns that measure a network's size: ``flops`` if present (a study whose arch
+    matches FLOPs carries it), else ``params``, else the graph's ``n_nodes`` and ``n_edges``
+    that are."""
     columns = list(columns)
-    return ["params"] if "params" in columns else [c for c in ("n_nodes", "n_edges") if c in columns]
+    for size in ("flops", "params"):
+        if size in columns:
+            return [size]
+    return [c for c in ("n_nodes", "n_edges") if c in columns]
 
 
 def size_design(data: pd.DataFrame, size: Sequence[str]) -> dict:

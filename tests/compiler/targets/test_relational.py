@@ -42,17 +42,24 @@ def test_the_complete_graph_is_the_dense_mlp_in_training_and_in_evaluation():
 def test_a_sparse_graph_masks_channels_by_its_edges_and_self_loops():
     g = generate("ring", n=6, k=2)
     net = compile(g, ARCH, seed=0)
-    node = np.repeat(np.arange(6), channel_counts(net.width, 6))
-    mask = net.mask.numpy().astype(bool)
+    assert net.stem_width == 96 < net.width  # graph2nn's rule: the stem keeps the dense width
     ring = {(i, j) for i in range(6) for j in range(6) if i == j or abs(i - j) in (1, 5)}
-    assert all(mask[a, b] == ((node[a], node[b]) in ring) for a in range(net.width) for b in range(net.width))
-    assert (net.weight0.detach().numpy()[~mask] == 0).all()
+    for name, weight, rows, cols in (("mask", net.weight1, net.width, net.width),
+                                     ("mask_in", net.weight0, net.width, net.stem_width)):
+        out_node = np.repeat(np.arange(6), channel_counts(rows, 6))
+        in_node = np.repeat(np.arange(6), channel_counts(cols, 6))
+        mask = getattr(net, name).numpy().astype(bool)
+        assert mask.shape == (rows, cols)
+        assert all(mask[a, b] == ((out_node[a], in_node[b]) in ring) for a in range(rows) for b in range(cols))
+        assert (weight.detach().numpy()[~mask] == 0).all()
 
 
-def test_each_model_of_a_pack_computes_and_learns_what_it_does_alone():
+@pytest.mark.parametrize("match", ["flops", "params"])
+def test_each_model_of_a_pack_computes_and_learns_what_it_does_alone(match):
+    arch = ARCH.replace(match=match)
     graphs = [wsflex_graph(8, k, 0.3, seed=i) for i, k in enumerate([2.0, 3.5, 5.0, 7.0])]
-    packed = pack(graphs, ARCH, seeds=[0, 1, 2, 3])
-    alone = [compile(g, ARCH, seed=s) for s, g in enumerate(graphs)]
+    packed = pack(graphs, arch, seeds=[0, 1, 2, 3])
+    alone = [compile(g, arch, seed=s) for s, g in enumerate(graphs)]
     assert len({m.width for m in alone}) > 1  # different widths, padded
     x = torch.randn(16, 12, generator=torch.Generator().manual_seed(2))
     y = packed(x)  # training mode: every forward updates BatchNorm's running statistics once
@@ -62,16 +69,17 @@ def test_each_model_of_a_pack_computes_and_learns_what_it_does_alone():
     y.pow(2).sum().backward()
     for p, (net, out) in enumerate(zip(alone, outs)):
         out.pow(2).sum().backward()
-        torch.testing.assert_close(packed.stem.grad[p, :net.width], net.stem.grad, rtol=1e-4, atol=1e-6)
-        assert (packed.stem.grad[p, net.width:] == 0).all()
+        torch.testing.assert_close(packed.stem.grad[p, :net.stem_width], net.stem.grad, rtol=1e-4, atol=1e-6)
+        assert (packed.stem.grad[p, net.stem_width:] == 0).all()
+        torch.testing.assert_close(packed.head.grad[p, :, :net.width], net.head.grad, rtol=1e-4, atol=1e-6)
     packed.eval()
     for p, net in enumerate(alone):
         torch.testing.assert_close(packed.unpack(p).eval()(x), net.eval()(x), rtol=1e-5, atol=1e-5)
 
 
-def test_widths_match_the_dense_budget_within_one_percent_on_the_graph2nn_recipe():
-    arch = Arch("relational", d_in=784, d_out=10, width=128, depth=3)
-    pop = sample_population(load_recipe("graphs/graph2nn.toml"))
+def test_widths_match_the_dense_parameters_within_one_percent_under_match_params():
+    arch = Arch("relational", d_in=784, d_out=10, width=128, depth=3, match="params")
+    pop = sample_population(load_recipe("graphs/graph2nn.toml"))[:20]
     budget = compile(complete_graph(32), arch).parameter_counts()["total"]
     totals = np.array([arch.target.parameter_counts(compile(t, arch).wiring, arch)["total"] for t in pop])
     assert np.abs(totals / budget - 1).max() <= 0.01
@@ -118,9 +126,37 @@ def test_the_width_search_finds_the_nearest_width_of_an_exhaustive_scan():
     from topowire.compiler import wire
     from topowire.compiler.targets.relational import _undirected, relational_counts, relational_width
 
-    arch = Arch("relational", d_in=64, d_out=10, width=128, depth=3)
-    for i, (k, p) in enumerate([(2.0, 0.0), (3.7, 0.5), (9.0, 1.0), (15.0, 0.0)]):
-        w = wire(wsflex_graph(16, k, p, seed=i), "both", "all", "all")
-        budget = relational_counts(16, _undirected(wire(complete_graph(16), "both", "all", "all")), 128, arch)["total"]
-        totals = [relational_counts(16, _undirected(w), width, arch)["total"] for width in range(1, 16 * 128 + 17)]
-        assert relational_width(w, arch) == 1 + int(np.argmin(np.abs(np.array(totals) - budget)))
+    for match, measure in (("params", "total"), ("flops", "flops")):
+        arch = Arch("relational", d_in=64, d_out=10, width=128, depth=3, match=match)
+        complete = _undirected(wire(complete_graph(16), "both", "all", "all"))
+        for i, (k, p) in enumerate([(2.0, 0.0), (3.7, 0.5), (9.0, 1.0), (15.0, 0.0)]):
+            w = wire(wsflex_graph(16, k, p, seed=i), "both", "all", "all")
+            budget = relational_counts(16, complete, 128, arch)[measure]
+            totals = [relational_counts(16, _undirected(w), width, arch)[measure] for width in range(1, 16 * 128 + 17)]
+            assert relational_width(w, arch) == 1 + int(np.argmin(np.abs(np.array(totals) - budget)))
+
+
+@pytest.mark.parametrize("width, flops", [(256, 985_600), (512, 2_364_416), (1024, 6_301_696)])
+def test_the_dense_mlp_has_graph2nns_published_flops(width, flops):
+    """graph2nn's tools/train_net.py: the FLOPs budget of its 5-layer CIFAR-10 MLP at each width."""
+    arch = Arch("relational", d_in=3072, d_out=10, width=width, depth=3)
+    assert arch.target.parameter_counts(compile(complete_graph(64), arch).wiring, arch)["flops"] == flops
+
+
+def test_under_match_flops_the_relational_stage_is_matched_and_sparse_graphs_are_wide():
+    from topowire.compiler import wire
+    from topowire.compiler.targets.relational import _undirected, relational_counts
+
+    arch = Arch("relational", d_in=784, d_out=10, width=512, depth=3)  # graph2nn's MLP, on 28 x 28 images
+    dense = relational_counts(64, _undirected(wire(complete_graph(64), "both", "all", "all")), 512, arch)
+    stage = dense["flops"] - 784 * 512
+    widths = []
+    for t in sample_population(load_recipe("graphs/graph2nn.toml")):
+        net = compile(t, arch)
+        c = net.parameter_counts()
+        assert net.stem_width == 512 and net.stem.shape == (512, 784)
+        assert abs((c["flops"] - 784 * 512) / stage - 1) <= 0.01, t.id
+        widths.append(net.width)
+    assert min(widths) == 512 and max(widths) > 2.5 * 512
+    ring = compile(generate("ring", n=64, k=8), arch)
+    assert ring.width >= 2.5 * 512

@@ -111,6 +111,12 @@ class Target:
         wiring suffices (the default builds it)."""
         return self.build(wiring, arch, seed).parameter_counts()
 
+    def size_measure(self, arch: Arch) -> str:
+        """What this arch holds fixed across graphs when it matches their size: ``params``
+        (the default), or another count of :meth:`parameter_counts` (``flops``) that the
+        model features then carry as a column of its own."""
+        return "params"
+
     def model_bytes(self, n_neurons: int, n_edges: int, arch: Arch) -> float:
         """Bytes building one model takes (checked against the memory limit first): the
         dense masked weights, mask and initial draw, ~(gates + 2) float32 N x N matrices

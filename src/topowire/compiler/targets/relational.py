@@ -7,11 +7,19 @@ masked by ``(A + I) (x) 1`` -- the same graph in every layer -- then BatchNorm a
 A dense stem (Linear, BatchNorm, ReLU) reads the data and a dense head reads the last
 layer out. Self-loops are added here; a topology stays a simple graph.
 
-Size held fixed by design: with ``match="params"`` the width W of every graph is searched
-so that its trainable parameters equal those of the complete graph's network of width
-``width`` (the dense MLP) within 1% -- sparser graphs get wider layers -- as graph2nn's
-AUTO_MATCH does (its compute, FLOPs ~ parameters, is matched with them). With
-``match="none"`` every graph has width ``width``.
+Size held fixed by design, by one of three rules:
+
+* ``match="flops"`` (graph2nn's AUTO_MATCH, the default): the stem keeps the dense MLP's
+  width ``width`` and the width W of the relational layers is searched so that the
+  network's FLOPs -- graph2nn's count: the multiply-accumulates of its linear layers, each
+  masked layer counted by its mask's non-zeros -- equal the dense MLP's within 1%. The stem
+  fixed, that matches the relational stage and the head: a sparse graph gets layers up to
+  ~3x wider (the first relational layer reads the stem's ``width`` channels, grouped by the
+  same graph).
+* ``match="params"``: W is searched so that the whole network's trainable parameters, the
+  ``d_in x W`` stem included, equal the dense MLP's within 1%. With a wide input the stem
+  dominates, so a sparser graph gets a *smaller* relational stage: not graph2nn's rule.
+* ``match="none"``: every graph has width ``width``.
 
 Packed, models of different widths are padded to the widest; a channel mask zeroes the
 padding after every BatchNorm, so padding is never read and model p computes what it
@@ -55,15 +63,17 @@ class RelationalOptions:
         Relational layers between the stem and the head.
     batchnorm : bool
         BatchNorm after every linear layer but the head (without it the layers have biases).
-    match : {"params", "none"}
-        ``params``: each graph's width is searched so its trainable parameters equal the
-        dense model's within 1%; ``none``: every graph takes ``width``.
+    match : {"flops", "params", "none"}
+        ``flops`` (graph2nn's rule): the stem keeps ``width`` and the relational layers' width
+        is searched so the network's FLOPs equal the dense model's within 1%; ``params``:
+        the width of every layer, stem included, is searched so the trainable parameters
+        equal the dense model's within 1%; ``none``: every graph takes ``width``.
     """
 
     width: int = 64
     depth: int = 3
     batchnorm: bool = True
-    match: str = "params"
+    match: str = "flops"
 
     def __post_init__(self) -> None:
         from topowire import checks
@@ -79,22 +89,32 @@ def channel_counts(width: int, n: int) -> np.ndarray:
     return counts
 
 
-def _block_nonzeros(counts: np.ndarray, edges: np.ndarray) -> int:
-    """Non-zeros of the ``(A + I) (x) 1`` mask: each node with itself and, per undirected
-    edge, both directions."""
-    both = 2 * int((counts[edges[:, 0]] * counts[edges[:, 1]]).sum()) if len(edges) else 0
-    return int((counts**2).sum()) + both
+def _block_nonzeros(rows: np.ndarray, cols: np.ndarray, edges: np.ndarray) -> int:
+    """Non-zeros of the ``(A + I) (x) 1`` mask of a layer whose nodes have ``rows`` output and
+    ``cols`` input channels: each node with itself and, per undirected edge, both directions."""
+    u, v = (edges[:, 0], edges[:, 1]) if len(edges) else (np.zeros(0, int), np.zeros(0, int))
+    both = int((rows[u] * cols[v]).sum() + (rows[v] * cols[u]).sum())
+    return int((rows * cols).sum()) + both
+
+
+def stem_width(arch, width: int) -> int:
+    """The stem's width: the dense MLP's (``arch.width``) under ``match="flops"``, else the
+    graph's ``width``."""
+    return arch.width if arch.match == "flops" else width
 
 
 def relational_counts(n: int, undirected: np.ndarray, width: int, arch) -> dict[str, int]:
     """Trainable parameters of a relational network of ``width`` on a graph of n nodes with
     these undirected edges: graph (the masked relational weights), interface (stem and
-    head), bias (biases, or BatchNorm's scale and shift), total."""
-    counts = channel_counts(width, n)
-    graph = arch.depth * _block_nonzeros(counts, undirected)
-    interface = width * arch.d_in + arch.d_out * width
-    bias = (arch.depth + 1) * width * (2 if arch.batchnorm else 1) + arch.d_out
-    return {"graph": graph, "interface": interface, "bias": bias, "total": graph + interface + bias}
+    head), bias (biases, or BatchNorm's scale and shift), total; and ``flops``, graph2nn's
+    count of its multiply-accumulates per example (stem, masked relational layers, head)."""
+    stem = stem_width(arch, width)
+    out_c, in_c = channel_counts(width, n), channel_counts(stem, n)
+    graph = _block_nonzeros(out_c, in_c, undirected) + (arch.depth - 1) * _block_nonzeros(out_c, out_c, undirected)
+    interface = stem * arch.d_in + arch.d_out * width
+    bias = (stem + arch.depth * width) * (2 if arch.batchnorm else 1) + arch.d_out
+    return {"graph": graph, "interface": interface, "bias": bias, "total": graph + interface + bias,
+            "flops": arch.d_in * stem + graph + width * arch.d_out, "width": width}
 
 
 def _undirected(wiring: Wiring) -> np.ndarray:
@@ -103,8 +123,9 @@ def _undirected(wiring: Wiring) -> np.ndarray:
 
 
 def relational_width(wiring: Wiring, arch) -> int:
-    """The width of this graph's network: ``arch.width``, or with ``match="params"`` the
-    width whose parameters are nearest the complete graph's at ``arch.width`` (within 1%).
+    """The width of this graph's relational layers: ``arch.width``, or the width whose FLOPs
+    (``match="flops"``) or parameters (``match="params"``) are nearest the complete graph's
+    at ``arch.width`` (within 1%).
 
     Raises
     ------
@@ -114,12 +135,13 @@ def relational_width(wiring: Wiring, arch) -> int:
     n = wiring.n_neurons
     if arch.match == "none":
         return arch.width
+    measure = "flops" if arch.match == "flops" else "total"
     complete = np.array([(u, v) for u in range(n) for v in range(u + 1, n)], dtype=np.int64).reshape(-1, 2)
-    budget = relational_counts(n, complete, arch.width, arch)["total"]
+    budget = relational_counts(n, complete, arch.width, arch)[measure]
     edges = _undirected(wiring)
 
     def total(w: int) -> int:
-        return relational_counts(n, edges, w, arch)["total"]
+        return relational_counts(n, edges, w, arch)[measure]
 
     low, high = 1, 16 * arch.width + n  # the count grows with the width: bisect for the first at the budget
     while low < high:
@@ -128,18 +150,22 @@ def relational_width(wiring: Wiring, arch) -> int:
     best = min((w for w in (low - 1, low) if w >= 1), key=lambda w: (abs(total(w) - budget), w))
     off = abs(total(best) - budget) / budget
     if off > MATCH_TOLERANCE:
-        raise ParameterError(f"no width of this {n}-node graph has {budget:,} parameters within "
+        raise ParameterError(f"no width of this {n}-node graph has {budget:,} "
+                             f"{'FLOPs' if measure == 'flops' else 'parameters'} within "
                              f"{MATCH_TOLERANCE:.0%} (the nearest, {best}, is {off:.1%} off): raise width")
     return best
 
 
-def _mask(wiring: Wiring, width: int) -> Tensor:
-    """``(A + I) (x) 1``: channel a of node u reads channel b of node v iff u = v or u - v."""
-    node = np.repeat(np.arange(wiring.n_neurons), channel_counts(width, wiring.n_neurons))
-    adjacent = np.eye(wiring.n_neurons, dtype=bool)
+def _mask(wiring: Wiring, width: int, inputs: int | None = None) -> Tensor:
+    """``(A + I) (x) 1`` of a layer from ``inputs`` (default ``width``) to ``width``
+    channels: channel a of node u reads channel b of node v iff u = v or u - v."""
+    n = wiring.n_neurons
+    rows = np.repeat(np.arange(n), channel_counts(width, n))
+    cols = np.repeat(np.arange(n), channel_counts(width if inputs is None else inputs, n))
+    adjacent = np.eye(n, dtype=bool)
     edges = _undirected(wiring)
     adjacent[edges[:, 0], edges[:, 1]] = adjacent[edges[:, 1], edges[:, 0]] = True
-    return torch.from_numpy(adjacent[node][:, node].astype(np.float32))
+    return torch.from_numpy(adjacent[rows][:, cols].astype(np.float32))
 
 
 def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound) -> Tensor:
@@ -151,20 +177,22 @@ def initial_tensors(wiring: Wiring, arch, seed: int) -> dict[str, Tensor]:
     relational row being its mask's row count), masked entries zero; BatchNorm scale 1 and
     shift 0. Drawn from ``torch.Generator().manual_seed(seed)`` in a fixed order."""
     w = relational_width(wiring, arch)
+    s = stem_width(arch, w)
     gen = torch.Generator().manual_seed(int(seed))
-    mask = _mask(wiring, w)
-    fan = mask.sum(1, keepdim=True)
-    out = {"stem": _uniform(gen, (w, arch.d_in), 1 / math.sqrt(arch.d_in)),
-           "stem_bias": _uniform(gen, (w,), 1 / math.sqrt(arch.d_in))}
-    for layer in range(arch.depth):
-        out[f"weight{layer}"] = _uniform(gen, (w, w), 1 / torch.sqrt(fan)) * mask
+    masks = [_mask(wiring, w, s)] + [_mask(wiring, w)] * (arch.depth - 1)
+    out = {"stem": _uniform(gen, (s, arch.d_in), 1 / math.sqrt(arch.d_in)),
+           "stem_bias": _uniform(gen, (s,), 1 / math.sqrt(arch.d_in))}
+    for layer, mask in enumerate(masks):
+        fan = mask.sum(1, keepdim=True)
+        out[f"weight{layer}"] = _uniform(gen, tuple(mask.shape), 1 / torch.sqrt(fan)) * mask
         out[f"bias{layer}"] = _uniform(gen, (w,), 1 / torch.sqrt(fan[:, 0]))
     out["head"] = _uniform(gen, (arch.d_out, w), 1 / math.sqrt(w))
     out["head_bias"] = _uniform(gen, (arch.d_out,), 1 / math.sqrt(w))
     if arch.batchnorm:  # BatchNorm's shift replaces the biases (drawn all the same: one stream either way)
         for layer in range(arch.depth + 1):
             del out["stem_bias" if layer == 0 else f"bias{layer - 1}"]
-            out[f"bn_scale{layer}"], out[f"bn_shift{layer}"] = torch.ones(w), torch.zeros(w)
+            c = s if layer == 0 else w
+            out[f"bn_scale{layer}"], out[f"bn_shift{layer}"] = torch.ones(c), torch.zeros(c)
     return out
 
 
@@ -173,11 +201,13 @@ def relational_forward(module: nn.Module, x: Tensor) -> Tensor:
     batch ``x [B, d_in]`` -> ``[P, B, d_out]``; BatchNorm uses the batch (and updates its
     running statistics) in training mode, its running statistics otherwise."""
     arch, keep = module.arch, stacked(module, "channels")  # [P, W]: 1 on a model's own channels
-    p, w = keep.shape
+    p = keep.shape[0]
+    flops = arch.match == "flops"  # the stem keeps the dense width: every model has all its channels
 
     def norm(h: Tensor, layer: int) -> Tensor:  # h [P, B, W]; the bias of a layer without BatchNorm
         if not arch.batchnorm:
             return h + stacked(module, "stem_bias" if layer == 0 else f"bias{layer - 1}")[:, None]
+        w = h.shape[2]
         flat = h.transpose(0, 1).reshape(h.shape[1], p * w)  # per model and channel: P*W channels
         flat = F.batch_norm(flat, stacked(module, f"bn_mean{layer}").reshape(-1),
                             stacked(module, f"bn_var{layer}").reshape(-1),
@@ -186,10 +216,12 @@ def relational_forward(module: nn.Module, x: Tensor) -> Tensor:
         return flat.view(h.shape[1], p, w).transpose(0, 1)
 
     h = torch.einsum("bd,pwd->pbw", x, stacked(module, "stem"))
-    h = torch.relu(norm(h, 0)) * keep[:, None]
+    h = torch.relu(norm(h, 0))
+    h = h if flops else h * keep[:, None]
     mask = stacked(module, "mask")
     for layer in range(arch.depth):
-        h = torch.bmm(h, (stacked(module, f"weight{layer}") * mask).transpose(1, 2))
+        m = stacked(module, "mask_in") if layer == 0 and flops else mask
+        h = torch.bmm(h, (stacked(module, f"weight{layer}") * m).transpose(1, 2))
         h = torch.relu(norm(h, layer + 1)) * keep[:, None]
     return torch.baddbmm(stacked(module, "head_bias")[:, None], h, stacked(module, "head").transpose(1, 2))
 
@@ -212,11 +244,15 @@ class RelationalNet(nn.Module):
         self.wiring, self.arch, self.seed = wiring, arch, int(seed)
         self.backend = "dense"
         self.width = relational_width(wiring, arch)
+        self.stem_width = stem_width(arch, self.width)
         self.register_buffer("mask", _mask(wiring, self.width))
+        if arch.match == "flops":  # the first relational layer reads the stem's channels
+            self.register_buffer("mask_in", _mask(wiring, self.width, self.stem_width))
         self.register_buffer("channels", torch.ones(self.width))
         for layer in range(arch.depth + 1 if arch.batchnorm else 0):
-            self.register_buffer(f"bn_mean{layer}", torch.zeros(self.width))
-            self.register_buffer(f"bn_var{layer}", torch.ones(self.width))
+            c = self.stem_width if layer == 0 else self.width
+            self.register_buffer(f"bn_mean{layer}", torch.zeros(c))
+            self.register_buffer(f"bn_var{layer}", torch.ones(c))
         for name, t in initial_tensors(wiring, arch, self.seed).items():
             self.register_parameter(name, nn.Parameter(t))
 
@@ -231,7 +267,7 @@ class RelationalNet(nn.Module):
     def extra_repr(self) -> str:
         c = self.parameter_counts()
         return (f"n_nodes={self.wiring.n_neurons}, n_edges={len(_undirected(self.wiring))}, width={self.width}, "
-                f"depth={self.arch.depth}, params={c['total']}")
+                f"stem_width={self.stem_width}, depth={self.arch.depth}, params={c['total']}, flops={c['flops']}")
 
 
 class PackedRelational(nn.Module):
@@ -244,11 +280,11 @@ class PackedRelational(nn.Module):
         self.arch, self.wirings, self.seeds = arch, list(wirings), [int(s) for s in seeds]
         models = [RelationalNet(w, arch, s) for w, s in zip(self.wirings, self.seeds)]
         self.widths = [m.width for m in models]
-        p, w_max = len(models), max(self.widths)
-        self.n_max = w_max
+        p = len(models)
+        self.n_max = max(self.widths)
         for name, t in {**dict(models[0].named_buffers()), **dict(models[0].named_parameters())}.items():
-            padded = torch.zeros(p, *([w_max] * t.dim()) if name not in ("stem", "head", "head_bias")
-                                 else _padded_shape(name, t, w_max))
+            shape = np.max([getattr(m, name).shape for m in models], axis=0).tolist()  # the widest model's
+            padded = torch.zeros(p, *shape)
             for i, m in enumerate(models):
                 src = getattr(m, name).detach()
                 padded[i][tuple(slice(0, d) for d in src.shape)] = src
@@ -278,18 +314,11 @@ class PackedRelational(nn.Module):
                 for w, width in zip(self.wirings, self.widths)]
 
 
-def _padded_shape(name: str, t: Tensor, w_max: int) -> tuple[int, ...]:
-    """The padded shape of the stem ``[W, d_in]`` and head ``[d_out, W]``, ``[d_out]``."""
-    if name == "stem":
-        return (w_max, t.shape[1])
-    return (t.shape[0], w_max) if name == "head" else tuple(t.shape)
-
-
 class RelationalTarget(Target):
     """The relational graph MLP (see the module docstring)."""
 
     kinds = ("relational",)
-    doc = "graph2nn's relational graph MLP: every layer masked by (A + I), width matched to a parameter budget"
+    doc = "graph2nn's relational graph MLP: every layer masked by (A + I), width matched to the dense MLP's FLOPs"
     natural_wiring = ("both", "all", "all")
 
     def options(self, kind: str) -> type:
@@ -298,6 +327,9 @@ class RelationalTarget(Target):
     def check_arch(self, arch) -> None:
         if arch.backend not in ("dense", "auto"):
             raise ParameterError("the relational target uses the dense backend")
+
+    def size_measure(self, arch) -> str:
+        return "flops" if arch.match == "flops" else "params"
 
     def parameter_counts(self, wiring, arch, seed=0):
         return relational_counts(wiring.n_neurons, _undirected(wiring), relational_width(wiring, arch), arch)
@@ -315,9 +347,10 @@ class RelationalTarget(Target):
         width, d_in, d_out = arch.get("width"), arch.get("d_in"), arch.get("d_out")
         if head is None or stem is None or mask is None or len(head) != 2 or len(stem) != 2:
             return f"the file lacks the relational tensors head, stem and mask (it has {', '.join(sorted(shapes))})"
-        w = stem[0]
+        w = head[1]
+        s = width if arch.get("match") == "flops" else w
         if not isinstance(width, int) or w > 16 * width + n_neurons or mask != (w, w) or head != (d_out, w) \
-                or stem[1] != d_in:
+                or tuple(stem) != (s, d_in) or tuple(shapes.get("mask_in", (w, s))) != (w, s):
             return (f"the spec describes a relational MLP of width {width} (matched widths up to "
                     f"{16 * width + n_neurons if isinstance(width, int) else '?'}), d_in = {d_in}, d_out = {d_out} "
                     f"but the file's stem, head and mask have shapes {list(stem)}, {list(head)}, {list(mask)}")
