@@ -41,6 +41,13 @@ def test_generate_features_show(tmp_path, capsys):
     assert code == 0 and "the 75 topologies" in out and all(t.id in out for t in read_population(pop))
 
 
+def test_show_draws_a_recipe_and_prints_its_c_l_coverage(capsys):
+    code, out, _ = run(["show", str(Path(__file__).parents[1] / "graphs" / "graph2nn.toml")], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and "population (56 graphs, seed 2020)" in text
+    assert "(C, L) coverage: 55 of the 144 cells of a 12 x 12 grid over C 0.10-1.00 and L 1.00-2.99" in text
+
+
 def test_the_readme_show_example_names_a_topology_of_its_population(tmp_path, capsys):
     import re
 

@@ -106,7 +106,7 @@ class StudyConfig:
 #: The studies ``topowire run --study`` names: an embedded recipe and its config.
 #: ``quick`` -- the default study (masked rnn-tanh on Reber, 75 ER/WS/BA graphs of 8-24
 #: nodes); ``beyond-size`` -- graph2nn's design in small (31 graphs of 16 nodes spanning C
-#: and L, relational MLPs width-matched to the dense one's parameters, on sklearn's digits):
+#: and L, relational MLPs width-matched to the dense one's FLOPs, on sklearn's digits):
 #: size held fixed, so whatever the predictor finds is wiring.
 STUDIES: dict[str, tuple[str, StudyConfig]] = {
     "quick": ("quick.toml", StudyConfig()),

@@ -153,7 +153,53 @@ def test_the_graph2nn_recipe_spans_clustering_and_path_length_at_one_size():
     from topowire.features import feature_ranges
 
     pop = sample_population(load_recipe(Path(__file__).parents[2] / "graphs" / "graph2nn.toml"))
-    assert len(pop) == 91 and {t.n for t in pop} == {32}
+    assert len(pop) == 56 and {t.n for t in pop} == {64}  # 55 cells of the (C, L) grid and the complete graph
+    assert min(t.density for t in pop) >= 8 / 63 - 1e-9  # graph2nn's density floor: mean degree >= 8
     ranges = feature_ranges(pop)
-    assert ranges["avg_clustering min"].min() < 0.1 and ranges["avg_clustering max"].max() > 0.6
-    assert ranges["avg_path_length min"].min() == 1.0 and ranges["avg_path_length max"].max() > 4
+    assert ranges["avg_clustering min"].min() < 0.15 and ranges["avg_clustering max"].max() > 0.6
+    assert ranges["avg_path_length min"].min() == 1.0 and ranges["avg_path_length max"].max() > 2.5
+
+
+def _candidates():
+    return parse_recipe({"population": {"seed": 3}, "family": [
+        {"kind": "wsflex", "count": 80, "n": 20, "k": [2.0, 19.0], "p": [0.0, 1.0]}]})
+
+
+def test_the_plane_is_the_feature_registrys_clustering_and_path_length():
+    from topowire.features import feature_table
+    from topowire.topology import er_graph
+    from topowire.topology.plane import clustering_and_path_length
+
+    graphs = [*sample_population(_candidates())][:20] + [er_graph(30, 0.05, seed=1)]  # one with components
+    table = feature_table(graphs, ["avg_clustering", "avg_path_length"])
+    np.testing.assert_allclose(clustering_and_path_length(graphs), table.to_numpy(), rtol=1e-12)
+
+
+def test_stratified_selection_keeps_the_first_graph_of_every_occupied_cell():
+    from topowire.topology.plane import bin_index, clustering_and_path_length
+
+    drawn = list(sample_population(_candidates()))
+    data = _candidates().to_dict()
+    data["family"][0]["stratify"] = {"avg_clustering": 4, "avg_path_length": 3}
+    kept = list(sample_population(parse_recipe(data)))
+    cells = bin_index(clustering_and_path_length(drawn), [4, 3])
+    occupied = sorted(set(cells.tolist()))
+    assert len(kept) == len(occupied) < len(drawn)
+    firsts = [drawn[int(np.flatnonzero(cells == c)[0])].id for c in occupied]
+    assert sorted(t.id for t in kept) == sorted(firsts)
+    assert [t.id for t in kept] == [t.id for t in drawn if t.id in set(firsts)]  # in draw order
+    assert parse_recipe(data).to_dict()["family"][0]["stratify"] == {"avg_clustering": 4, "avg_path_length": 3}
+    assert [t.id for t in sample_population(parse_recipe(data))] == [t.id for t in kept]  # deterministic
+
+
+@pytest.mark.parametrize("stratify, match", [
+    ({"density": 4}, "unknown feature.*density: expected avg_clustering, avg_path_length"),
+    ({"avg_clustering": 0}, "stratify.avg_clustering must be an integer with 1 <= "),
+    ({}, "stratify must be a table of features and bin counts"),
+    ([4], "stratify must be a table"),
+])
+def test_a_bad_stratify_is_refused(stratify, match):
+    data = _candidates().to_dict()
+    data["family"][0]["stratify"] = stratify
+    with pytest.raises(ParameterError, match=match):
+        parse_recipe(data)

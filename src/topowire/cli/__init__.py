@@ -28,7 +28,7 @@ COMMANDS = {
     "generate": ("graphs", "Sample a population of random graphs from a recipe file, or from one --family, into "
                            "JSONL."),
     "features": ("graphs", "Compute the graph features of every topology into a table."),
-    "show": ("graphs", "Summarise a population; optionally list its topologies or draw one of its graphs."),
+    "show": ("graphs", "Summarise a population (or a recipe's draw) and its (C, L) coverage; list or draw its graphs."),
     "convert": ("graphs", "Convert graph files into a population, or one topology of a population into a graph file."),
     "compile": ("models", "Compile every topology of a population into a saved model (safetensors + spec)."),
     "export": ("models", "Export a saved model to ONNX or TorchScript; a recurrent one reads (x, lengths)."),

@@ -66,18 +66,18 @@ def features(population, output, names, jobs, list_) -> None:
 @click.option("--png", type=PATH, help="Draw the topology (the first, or --id) to a PNG.")
 @click.option("--ids", is_flag=True, help="List every topology: its id, family, nodes, edges and parameters.")
 def show(population, id_, png, ids) -> None:
-    """Summarise a population; optionally list its topologies or draw one of its graphs."""
+    """Summarise a population (or a recipe's draw) and its (C, L) coverage; list or draw its graphs."""
     from topowire.limits import LimitError
     from topowire.report import check_drawable, draw_topology
 
     check_output(png, population)
-    pop = topology.read_population(population)
+    pop = topology.read_or_draw(population)
     topo = pop.by_id(id_) if id_ is not None else pop[0]
     if png is not None:
         check_drawable(topo)
     print_frame(pop.summary(), f"population ({len(pop)} graphs, seed {pop.seed})")
     try:
-        print_frame(feature_ranges(pop).T, "clustering C and path length L drawn")
+        print_frame(feature_ranges(pop).T, f"clustering C and path length L drawn; {topology.coverage(pop)}")
     except LimitError as exc:  # a summary of huge graphs still prints; only C and L are skipped
         console.print(f"clustering C and path length L not computed: {exc}")
     if ids:

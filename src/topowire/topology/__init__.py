@@ -13,9 +13,11 @@ from topowire.topology.generators import (
     ring_lattice,
     ws_graph,
 )
+from topowire.topology.plane import coverage
 from topowire.topology.population import (
     Population,
     convert_graphs,
+    read_or_draw,
     read_population,
     sample_population,
     write_population,
@@ -28,6 +30,6 @@ __all__ = [
     "FAMILIES", "generate", "er_graph", "gnm_graph", "ws_graph", "ba_graph", "ring_lattice",
     "regular_graph", "complete_graph", "mlp_graph",
     "load_recipe", "parse_recipe", "family_recipe", "convert_graphs",
-    "sample_population", "read_population", "write_population",
+    "sample_population", "read_population", "read_or_draw", "write_population", "coverage",
     "read_graph", "write_graph", "GRAPH_FORMATS",
 ]

@@ -21,7 +21,7 @@ from topowire.topology.topology import Topology
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Population", "sample_population", "read_population", "write_population"]
+__all__ = ["Population", "sample_population", "read_population", "read_or_draw", "write_population"]
 
 FORMAT = "topowire-population"
 VERSION = 1
@@ -129,12 +129,27 @@ def sample_population(recipe: Recipe, seed: int | None = None) -> Population:
     """
     seed = recipe.seed if seed is None else seed
     children = iter(spawn(checks.integer("seed", seed, 0), recipe.count))
-    topologies = [
-        sample_family_graph(spec, i, next(children))
-        for i, spec in enumerate(recipe.families, 1)
-        for _ in range(spec.count)
-    ]
+    topologies = []
+    for i, spec in enumerate(recipe.families, 1):
+        drawn = [sample_family_graph(spec, i, next(children)) for _ in range(spec.count)]
+        topologies += _stratified(drawn, spec.stratify) if spec.stratify else drawn
     return Population(tuple(topologies), recipe=recipe, seed=int(seed))
+
+
+def _stratified(candidates: list[Topology], stratify) -> list[Topology]:
+    """One candidate per occupied cell of the family's grid (the first drawn)."""
+    from topowire.topology.plane import STRATA, clustering_and_path_length, one_per_bin
+
+    values = clustering_and_path_length(candidates)[:, [STRATA.index(name) for name, _ in stratify]]
+    return [candidates[i] for i in one_per_bin(values, [bins for _, bins in stratify])]
+
+
+def read_or_draw(path: str | Path) -> Population:
+    """A population file (:func:`read_population`), or the draw of a recipe (``.toml``) with
+    its own seed."""
+    from topowire.topology.recipe import load_recipe
+
+    return sample_population(load_recipe(path)) if Path(path).suffix == ".toml" else read_population(path)
 
 
 # -- JSONL -----------------------------------------------------------------------------

@@ -14,6 +14,9 @@ A recipe is TOML::
     p = [0.0, 1.0]            # float range (uniform) -- any float bound makes it one
     connected = true          # a fixed value
     # d = { choices = [2, 4, 6] }   # one of a list
+    # stratify = { avg_clustering = 9, avg_path_length = 9 }
+    #   keep one graph per occupied cell of a 9 x 9 grid over the (C, L) range of the
+    #   `count` graphs drawn (graph2nn's selection): count is then the candidates
 
 Parameter values are one of: a fixed scalar; ``[lo, hi]`` (an inclusive integer range
 when both bounds are integers, else a uniform float range); ``{ choices = [...] }``; or a
@@ -230,11 +233,14 @@ def _is_number(x: Any) -> bool:
 
 @dataclass(frozen=True)
 class FamilySpec:
-    """One ``[[family]]`` entry: a generator kind, a count and parameter specs."""
+    """One ``[[family]]`` entry: a generator kind, a count and parameter specs; with
+    ``stratify`` (feature, bins) pairs, the ``count`` graphs drawn are candidates of which
+    one per occupied cell of that grid is kept (:mod:`topowire.topology.plane`)."""
 
     kind: str
     count: int
     params: tuple[tuple[str, ParamSpec], ...]
+    stratify: tuple[tuple[str, int], ...] = ()
 
     def sample_params(self, rng: np.random.Generator) -> dict[str, Any]:
         """Draw one parameter set, ``n`` first, then the others in recipe order."""
@@ -246,7 +252,8 @@ class FamilySpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "count": self.count,
-                **{k: s.to_toml_value() for k, s in self.params}}
+                **{k: s.to_toml_value() for k, s in self.params},
+                **({"stratify": dict(self.stratify)} if self.stratify else {})}
 
 
 @dataclass(frozen=True)
@@ -351,15 +358,30 @@ def _parse_family(i: int, fam: Mapping[str, Any]) -> FamilySpec:
         )
     count = fam.get("count", 1)
     checks.integer(f"family {i} ({kind}): count", count, 1)
-    params = {k: v for k, v in fam.items() if k not in ("kind", "count")}
-    check_parameter_names(kind, params, prefix=f"family {i} ({kind}): ", noun="key(s)", also=("kind", "count"))
+    params = {k: v for k, v in fam.items() if k not in ("kind", "count", "stratify")}
+    check_parameter_names(kind, params, prefix=f"family {i} ({kind}): ", noun="key(s)",
+                          also=("kind", "count", "stratify"))
     specs = []
     for k, v in params.items():
         try:
             specs.append((k, ParamSpec.parse(k, v)))
         except ParameterError as exc:
             raise ParameterError(f"family {i} ({kind}): {exc}") from None
-    return FamilySpec(kind, count, tuple(specs))
+    return FamilySpec(kind, count, tuple(specs), _parse_stratify(f"family {i} ({kind}): stratify", fam))
+
+
+def _parse_stratify(where: str, fam: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """A family's ``stratify = { feature = bins, ... }`` as (feature, bins) pairs."""
+    from topowire.topology.plane import STRATA
+
+    raw = fam.get("stratify", {})
+    if not isinstance(raw, dict) or ("stratify" in fam and not raw):
+        raise ParameterError(f"{where} must be a table of features and bin counts, e.g. "
+                             "{ avg_clustering = 9, avg_path_length = 9 }")
+    unknown = sorted(set(raw) - set(STRATA))
+    if unknown:
+        raise ParameterError(f"{where}: unknown feature(s) {', '.join(unknown)}: expected {', '.join(STRATA)}")
+    return tuple((name, checks.integer(f"{where}.{name}", raw[name], 1, 1000)) for name in STRATA if name in raw)
 
 
 def load_recipe(path: str | Path) -> Recipe:
