@@ -1,20 +1,26 @@
-"""graph2nn on Fashion-MNIST: does a relational MLP's wiring matter when its size is fixed?
+"""graph2nn on Fashion-MNIST: does a relational MLP's wiring matter when its compute is fixed?
 
 You, Leskovec, He & Xie (ICML 2020) built MLPs whose every layer is masked by a graph
 (`relational` target), matched each graph's width so that every network has the dense
-MLP's parameter count, and found on CIFAR-10 that clustering C and path length L of the
-graph predict accuracy (a quadratic in C and L: R² ~ 0.56 against a seed-noise ceiling of
-~0.67) with a "sweet spot" (C 0.1-0.7, L 1.6-3.0) beating the complete graph.
+MLP's FLOPs (the stem kept at the dense width: sparse graphs get wider layers), and found
+on CIFAR-10 that clustering C and path length L of the graph predict accuracy (a
+quadratic in C and L: R² ~ 0.56 against a seed-noise ceiling of ~0.67) with a "sweet spot"
+(C 0.1-0.7, L 1.6-3.0) beating the complete graph.
 
-Here: the WS-flex graphs of ``graphs/graph2nn.toml`` (91 graphs of n = 32 spanning C and L,
-the complete graph among them), relational MLPs parameter-matched within 1% to the dense
-MLP of ``--width`` channels, ``--seeds`` initialisations each, trained packed on the full
-Fashion-MNIST (60,000 + 10,000 images, the Debian package ``dataset-fashion-mnist``), then
-topowire's predictor with its beyond-size headline, the quadratic (C, L) baseline, the
-design's power, and the accuracy map over (C, L).
+Here, with ``--protocol graph2nn`` (the default): the graphs of ``graphs/graph2nn.toml``
+(WS-flex at n = 64 and density >= 0.125, one per cell of a grid over the (C, L) plane, and
+the complete graph), relational MLPs FLOPs-matched within 1% to the dense MLP of ``--width``
+channels (``match="flops"``), trained as graph2nn trained them -- SGD with Nesterov momentum
+0.9, lr 0.1 on a cosine schedule to zero, L2 weight decay 5e-4, batch 128, standardised
+inputs, random crop and flip, each seed its own data order -- on the full Fashion-MNIST
+(60,000 + 10,000 images, the Debian package ``dataset-fashion-mnist``); then topowire's
+predictor with its beyond-size headline, the quadratic (C, L) baseline, the design's power,
+and the accuracy map over (C, L). ``--protocol adam`` is the earlier run's protocol, kept
+to compare with: parameters matched with the stem included (``match="params"``), Adam at
+lr 0.01 constant, no weight decay, inputs / 255, one data order for all seeds.
 
-    python analysis/graph2nn.py                     # 2 CPU cores, about an hour
-    python analysis/graph2nn.py --device cuda       # graph2nn's own scale: n = 64, width 512, 4 layers
+    python analysis/graph2nn.py --width 128 --epochs 5   # 2 CPU cores: several hours, dense masked
+    python analysis/graph2nn.py --device cuda       # graph2nn's own scale: width 512, 3 layers, 100 epochs
     python analysis/graph2nn.py --smoke --out DIR   # seconds, on scikit-learn's digits (the tests)
 
 Training is resumable: the runs are kept in ``--store`` (default ``OUT/runs.db``) and the
@@ -34,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from topowire.compiler import Arch
+from topowire.compiler import Arch, compile
 from topowire.data import make_task
 from topowire.pipeline import model_features, study_table
 from topowire.predict import cross_validate
@@ -44,21 +50,30 @@ from topowire.train import TrainConfig, train_population
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results" / "graph2nn"
-#: graph2nn's own MLP scale (its CIFAR-10 relational MLP: 64 nodes, 512 channels), for a GPU.
-CUDA_SCALE = {"n": 64, "width": 512, "depth": 4, "epochs": 10}
+#: graph2nn's own MLP scale (its CIFAR-10 relational MLP: 64 nodes, 512 channels, 3 relational
+#: layers between stem and head) and budget (100 of its 200 epochs), for a GPU.
+CUDA_SCALE = {"n": 64, "width": 512, "depth": 3, "epochs": 100}
+#: The training protocols: graph2nn's, and the one of topowire's first reproduction.
+PROTOCOLS = {
+    "graph2nn": {"match": "flops", "train": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+                                             "weight_decay": 5e-4, "schedule": "cosine", "standardize": True,
+                                             "augment": True, "data_order": "replicate", "clip": None}},
+    "adam": {"match": "params", "train": {"optimizer": "adam", "lr": 0.01}},
+}
 #: The quadrant of the (C, L) plane graph2nn calls its sweet spot.
 SWEET_SPOT = {"C": (0.1, 0.7), "L": (1.6, 3.0)}
 
 
-def population(n: int, seed: int | None = None, per_family: int | None = None):
-    """graph2nn.toml's graphs at n nodes (its families' n replaced; fewer per family if asked)."""
+def population(n: int, seed: int | None = None, candidates: int | None = None):
+    """graph2nn.toml's graphs at n nodes (its families' n replaced, the degree range clipped to
+    n - 1; fewer WS-flex candidates if asked)."""
     data = tomllib.loads((ROOT / "graphs" / "graph2nn.toml").read_text())
     for fam in data["family"]:
         fam["n"] = n
         if fam["kind"] == "wsflex":
             fam["k"] = [min(v, n - 1.0) for v in fam["k"]]
-            if per_family is not None:
-                fam["count"] = per_family
+            if candidates is not None:
+                fam["count"] = candidates
     return sample_population(parse_recipe(data), seed)
 
 
@@ -67,7 +82,8 @@ def per_graph(table: pd.DataFrame) -> pd.DataFrame:
     g = table.groupby("topology_id")
     out = g.agg(family=("family", "first"), acc=("test_acc", "mean"), acc_sd=("test_acc", "std"),
                 seeds=("test_acc", "size"), C=("avg_clustering", "first"), L=("avg_path_length", "first"),
-                params=("params", "first"), n_edges=("n_edges", "first"))
+                params=("params", "first"), flops=("flops", "first"), width=("width", "first"),
+                n_edges=("n_edges", "first"))
     return out.sort_values("acc", ascending=False)
 
 
@@ -104,7 +120,10 @@ def analyse(pop, results: pd.DataFrame, arch: Arch, seed: int, trees: int) -> tu
     names = list(features.columns)
     cv = cross_validate(table, "test_acc", names, n_estimators=trees, importances=False, seed=seed)
     scores = cv.table().set_index(["scheme", "model"]).loc["kfold"]
-    graphs = per_graph(table.assign(n_edges=table["topology_id"].map(lambda i: by_id[i].n_edges)))
+    counts = {t.id: arch.target.parameter_counts(compile(t, arch).wiring, arch) for t in pop}
+    graphs = per_graph(table.assign(n_edges=table["topology_id"].map(lambda i: by_id[i].n_edges),
+                                    flops=table["topology_id"].map(lambda i: counts[i]["flops"]),
+                                    width=table["topology_id"].map(lambda i: counts[i]["width"])))
     complete = graphs[graphs["family"] == "complete"]
     spot = graphs[graphs["C"].between(*SWEET_SPOT["C"]) & graphs["L"].between(*SWEET_SPOT["L"])]
     summary = {
@@ -120,6 +139,9 @@ def analyse(pop, results: pd.DataFrame, arch: Arch, seed: int, trees: int) -> tu
                      "seed_sd_of_a_graph_mean": float(graphs["acc_sd"].mean() / np.sqrt(graphs["seeds"].mean()))},
         "params": {"min": int(graphs["params"].min()), "max": int(graphs["params"].max()),
                    "spread": float(graphs["params"].max() / graphs["params"].min() - 1)},
+        "flops": {"min": int(graphs["flops"].min()), "max": int(graphs["flops"].max()),
+                  "spread": float(graphs["flops"].max() / graphs["flops"].min() - 1)},
+        "width": [int(graphs["width"].min()), int(graphs["width"].max())],
         "C": [float(graphs["C"].min()), float(graphs["C"].max())],
         "L": [float(graphs["L"].min()), float(graphs["L"].max())],
         "complete_graph": {"acc": float(complete["acc"].iloc[0]), "rank": int((graphs["acc"] > complete["acc"].iloc[0]).sum()) + 1}
@@ -141,14 +163,16 @@ def _cpu() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=32, help="nodes of every graph")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="graph2nn",
+                        help="graph2nn's matching and training, or the first reproduction's (adam)")
+    parser.add_argument("--n", type=int, default=64, help="nodes of every graph")
     parser.add_argument("--width", type=int, default=128, help="the dense MLP's width, the budget every graph matches")
     parser.add_argument("--depth", type=int, default=3, help="relational layers")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seeds", type=int, default=3, help="initialisations of every graph")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3, help="initialisations (and data orders) of every graph")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--per-family", type=int, help="graphs per WS-flex family (default: the recipe's 30)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: the protocol's)")
+    parser.add_argument("--candidates", type=int, help="WS-flex candidates drawn (default: the recipe's 1,000)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for graph2nn's own scale")
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -162,13 +186,15 @@ def main() -> None:
                 setattr(args, key, value)
     task_name, n_train, n_test = "fashion-mnist", None, None
     if args.smoke:
-        task_name, args.per_family, args.epochs, args.width, args.n, args.trees = "digits", 3, 1, 64, 12, 20
+        task_name, args.candidates, args.epochs, args.width, args.n, args.trees = "digits", 60, 1, 128, 16, 20
     args.out.mkdir(parents=True, exist_ok=True)
-    pop = population(args.n, args.seed, args.per_family)
+    pop = population(args.n, args.seed, args.candidates)
     task = make_task(task_name, seed=args.seed, n_train=n_train, n_test=n_test)
-    arch = Arch("relational", width=args.width, depth=args.depth)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, replicates=args.seeds,
-                         seed=args.seed, device=args.device)
+    protocol = PROTOCOLS[args.protocol]
+    arch = Arch("relational", width=args.width, depth=args.depth, match=protocol["match"])
+    train = {**protocol["train"], **({"lr": args.lr} if args.lr is not None else {})}
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch, replicates=args.seeds, seed=args.seed,
+                         device=args.device, **train)
     t0 = time.perf_counter()
     with Store(args.store or args.out / "runs.db") as store:
         done = [0]
@@ -183,12 +209,14 @@ def main() -> None:
     seconds = float(results["seconds"].sum()) if "seconds" in results else time.perf_counter() - t0
     summary, graphs = analyse(pop, results, arch.replace(d_in=task.d_in, d_out=task.d_out), args.seed, args.trees)
     graphs.round(5).to_csv(args.out / "graphs.csv")
+    matched = "FLOPs matched ±1%, stem fixed" if arch.match == "flops" else "params matched ±1%, stem included"
     draw_map(graphs, args.out / "cl_map.png",
-             f"relational MLP (width {args.width}, {args.depth} layers, params matched ±1%)\non {task_name}: "
-             f"{len(graphs)} graphs x {args.seeds} seeds, {args.epochs} epochs")
+             f"relational MLP (dense width {args.width}, {args.depth} layers, {matched}; {args.protocol} protocol)\n"
+             f"on {task_name}: {len(graphs)} graphs x {args.seeds} seeds, {args.epochs} epochs")
     summary = {"task": task_name, "n_train": len(task.y_train), "n_test": len(task.y_test), "n": args.n,
-               "graphs": len(graphs), "seeds": args.seeds, "width": args.width, "depth": args.depth,
-               "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "device": args.device,
+               "graphs": len(graphs), "seeds": args.seeds, "dense_width": args.width, "depth": args.depth,
+               "protocol": args.protocol, "match": arch.match, "train": config.run_key(),
+               "epochs": args.epochs, "batch": args.batch, "lr": config.lr, "device": args.device,
                "train_seconds": round(seconds, 1), "machine": _cpu(),
                "threads": torch.get_num_threads(), "torch": torch.__version__, **summary}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
