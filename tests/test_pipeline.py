@@ -323,3 +323,21 @@ def test_a_study_trains_each_model_once(tmp_path, monkeypatch):
     trained.clear()
     run_study(TINY, tmp_path / "s", config, log=lambda m: None)  # resumed: nothing left to train
     assert trained == []
+
+
+def test_a_run_is_described_by_what_it_holds_fixed_and_its_protocol():
+    from topowire.compiler import Arch
+    from topowire.data import make_task
+    from topowire.pipeline import describe_run
+    from topowire.train.spec import RunSpec
+
+    digits = make_task("digits", n_train=100, n_test=50)
+    config = TrainConfig(optimizer="sgd", lr=0.1, nesterov=True, schedule="cosine", weight_decay=5e-4,
+                         data_order="replicate", device="cpu")
+    text = describe_run(RunSpec.of(Arch("relational", width=128), digits, config))
+    assert "match flops; FLOPs of the dense MLP of width 128 within 1%, stem fixed at that width)" in text
+    assert text.endswith("lr 0.1, optimizer sgd, nesterov True, weight decay 0.0005, schedule cosine, "
+                         "data order replicate, 1 replicates, cpu")
+    text = describe_run(RunSpec.of(Arch("relational", width=128, match="params"), digits, TrainConfig(device="cpu")))
+    assert "parameters of the dense MLP of width 128 within 1%, stem included)" in text
+    assert text.endswith("lr 0.01, 1 replicates, cpu")

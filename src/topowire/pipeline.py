@@ -28,6 +28,7 @@ from topowire.errors import DataError, ParameterError
 from topowire.seeds import derive
 from topowire.topology import Population, Recipe, Topology, parse_recipe, sample_population, write_population
 from topowire.train import TrainConfig, results_line
+from topowire.train.config import PROTOCOL_DEFAULTS
 from topowire.train.spec import RunSpec
 
 __all__ = ["StudyConfig", "Study", "default_recipe", "load_study", "model_features", "fit_study", "fit_table",
@@ -556,9 +557,12 @@ def describe_run(spec: RunSpec) -> str:
     options = ", ".join(f"{k} {v}" for k, v in vars(a.options).items()) if a.options is not None else ""
     sizes = [n if n is not None else d for n, d in zip((ref.n_train, ref.n_test), ref.spec.sizes)]
     train, test = (f"{n:,}" if n is not None else "all" for n in sizes)
-    return (f"{a.kind} ({a.orientation}/{a.inputs}/{a.outputs}{', ' + options if options else ''}) on {ref.name} "
-            f"({train} train / {test} test), {t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}, "
-            f"{t.replicates} replicates, {t.device}")
+    protocol = "".join(f", {k.replace('_', ' ')} {v}" for k, v in t.run_key().items()
+                       if k in PROTOCOL_DEFAULTS or (k, v) == ("optimizer", "sgd"))
+    fixed = a.target.holds_fixed(a)
+    return (f"{a.kind} ({a.orientation}/{a.inputs}/{a.outputs}{', ' + options if options else ''}"
+            f"{'; ' + fixed if fixed else ''}) on {ref.name} ({train} train / {test} test), {t.epochs} epochs, "
+            f"batch {t.batch_size}, lr {t.lr:g}{protocol}, {t.replicates} replicates, {t.device}")
 
 
 def _study_folder(out: str | Path) -> Path:

@@ -117,6 +117,10 @@ class Target:
         model features then carry as a column of its own."""
         return "params"
 
+    def holds_fixed(self, arch: Arch) -> str | None:
+        """What this arch holds fixed across graphs, in words (a run's description), or None."""
+        return None
+
     def model_bytes(self, n_neurons: int, n_edges: int, arch: Arch) -> float:
         """Bytes building one model takes (checked against the memory limit first): the
         dense masked weights, mask and initial draw, ~(gates + 2) float32 N x N matrices

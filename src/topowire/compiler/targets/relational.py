@@ -331,6 +331,11 @@ class RelationalTarget(Target):
     def size_measure(self, arch) -> str:
         return "flops" if arch.match == "flops" else "params"
 
+    def holds_fixed(self, arch) -> str:
+        return {"flops": f"FLOPs of the dense MLP of width {arch.width} within 1%, stem fixed at that width",
+                "params": f"parameters of the dense MLP of width {arch.width} within 1%, stem included",
+                "none": f"width {arch.width} for every graph"}[arch.match]
+
     def parameter_counts(self, wiring, arch, seed=0):
         return relational_counts(wiring.n_neurons, _undirected(wiring), relational_width(wiring, arch), arch)
 
