@@ -188,7 +188,7 @@ def main() -> None:
     if args.smoke:
         task_name, args.candidates, args.epochs, args.width, args.n, args.trees = "digits", 60, 1, 128, 16, 20
     args.out.mkdir(parents=True, exist_ok=True)
-    pop = population(args.n, args.seed, args.candidates)
+    pop = population(args.n, None, args.candidates)  # the recipe's own seed: the graphs `topowire show` prints
     task = make_task(task_name, seed=args.seed, n_train=n_train, n_test=n_test)
     protocol = PROTOCOLS[args.protocol]
     arch = Arch("relational", width=args.width, depth=args.depth, match=protocol["match"])
@@ -202,7 +202,7 @@ def main() -> None:
         def progress(d: int, total: int) -> None:
             if d - done[0] >= max(1, total // 20) or d == total:
                 done[0] = d
-                print(f"  trained {d}/{total} models, {time.perf_counter() - t0:.0f} s", flush=True)
+                print(f"  trained {int(d)}/{total} models, {time.perf_counter() - t0:.0f} s", flush=True)
 
         results = train_population(list(pop), arch, task, config, store=store, progress=progress)
     # the training's wall time as measured when each pack ran (a resumed run adds nothing)

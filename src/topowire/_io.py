@@ -403,3 +403,38 @@ def read_text(path: str | os.PathLike[str], what: str, *, comments: bool = False
         raise FileFormatError(f"{what} {str(path)!r} is not valid UTF-8 (byte {exc.start})") from None
     check_nesting(text, f"{what} {str(path)!r}", comments=comments)
     return text
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while the command runs (main thread, default handler only)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    own = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    previous = signal.signal(signal.SIGTERM, interrupt) if own else None
+    try:
+        yield
+    finally:
+        if own:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def library_warnings():
+    """Warnings raised while a command runs are held back: a command that fails prints its
+    one error line alone, and one that succeeds one ``note:`` line on them (the first, and
+    how many)."""
+    import sys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        yield
+    if caught:
+        first = caught[0]
+        text = str(first.message).strip().splitlines()[0] if str(first.message).strip() else ""
+        more = f" (and {len(caught) - 1} more)" if len(caught) > 1 else ""
+        print(f"note: a library warned: {first.category.__name__}: {text}{more}", file=sys.stderr)

@@ -15,6 +15,12 @@ memory              ``TOPOWIRE_MAX_MEMORY_MB``  1,024 MiB for one allocation est
 examples            ``TOPOWIRE_MAX_EXAMPLES``   1,000,000 examples in one data set split
 models              ``TOPOWIRE_MAX_MODELS``     1,000,000 models in one run
 trees               ``TOPOWIRE_MAX_TREES``      100,000 trees in one forest
+total_nodes         ``TOPOWIRE_MAX_TOTAL_NODES``  100,000,000 nodes in one population
+total_edges         ``TOPOWIRE_MAX_TOTAL_EDGES``  100,000,000 edges in one population
+                                             (estimated from the parameters before
+                                             each graph is drawn)
+output              ``TOPOWIRE_MAX_OUTPUT_MB``  10,240 MiB of models one command writes
+                                             (estimated before the first is written)
 ==================  =======================  ==========================================
 """
 
@@ -34,6 +40,9 @@ LIMITS = {
     "examples": ("TOPOWIRE_MAX_EXAMPLES", 1_000_000, "examples in one data set split"),
     "models": ("TOPOWIRE_MAX_MODELS", 1_000_000, "models in one run (topologies x replicates)"),
     "trees": ("TOPOWIRE_MAX_TREES", 100_000, "trees in one forest"),
+    "total_nodes": ("TOPOWIRE_MAX_TOTAL_NODES", 100_000_000, "nodes in one population"),
+    "total_edges": ("TOPOWIRE_MAX_TOTAL_EDGES", 100_000_000, "edges in one population"),
+    "output": ("TOPOWIRE_MAX_OUTPUT_MB", 10_240, "MiB of files one command writes"),
 }
 
 

@@ -113,6 +113,15 @@ class StoreError(TopowireError):
     """The database cannot be opened, written, or is of another schema."""
 
 
+def database_error(path: Path, exc: sqlite3.DatabaseError, verb: str = "read") -> StoreError:
+    """One line on a SQLite error: a corrupt file named as corrupt (and left as it is),
+    anything else as what could not be done."""
+    if any(m in str(exc) for m in ("malformed", "not a database", "disk image")):
+        return StoreError(f"database {str(path)!r} is corrupt ({exc}); it is left as it is: restore it from a "
+                          "copy, or use another --db")
+    return StoreError(f"cannot {verb} database {str(path)!r}: {exc}")
+
+
 def _reads(method):
     """A reading method whose SQLite errors (a corrupt page met mid-query) are one StoreError."""
     import functools
@@ -122,7 +131,7 @@ def _reads(method):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot read database {str(self.path)!r}: {exc}") from None
+            raise database_error(self.path, exc) from None
         except (ValueError, TypeError) as exc:  # a JSON column or a type edited by hand
             if isinstance(exc, TopowireError):
                 raise
@@ -171,7 +180,7 @@ class Store:
             self.conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
             version = self._version()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot read database {str(self.path)!r}: {exc}") from None
+            raise database_error(self.path, exc) from None
         if version is None:
             raise StoreError(f"{str(self.path)!r} is not a topowire store (an empty file or database)")
         if version > SCHEMA_VERSION:
@@ -191,7 +200,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if hasattr(self, "conn"):
                 self.conn.close()
-            raise StoreError(f"cannot use database {str(self.path)!r}: {exc}") from None
+            raise database_error(self.path, exc, "use") from None
 
     def _create(self) -> None:
         """Make a new store whole beside its path, then link it in: never replacing a file.

@@ -19,6 +19,7 @@ import sys
 import click
 
 from topowire import __version__
+from topowire._io import library_warnings, terminate_as_interrupt
 from topowire.errors import TopowireError
 
 __all__ = ["app", "main", "COMMANDS", "all_commands"]
@@ -72,9 +73,10 @@ def all_commands() -> dict[str, click.Command]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run the app, turning input errors into one line and exit 2."""
+    """Console entry point: one line and exit 2 on bad input; SIGTERM cleans up as Ctrl-C does."""
     try:
-        app.main(args=argv, prog_name="topowire", standalone_mode=False)
+        with terminate_as_interrupt(), library_warnings():
+            app.main(args=argv, prog_name="topowire", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

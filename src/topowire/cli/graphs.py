@@ -38,23 +38,21 @@ def generate(recipe, output, seed, family, count, **params) -> None:
 @click.argument("population", type=PATH, required=False)
 @click.option("-o", "--output", type=PATH, help="Table to write (.csv or .parquet).")
 @click.option("--names", type=Checked("names"), help="Comma-separated features or groups (default: all; see --list).")
-@click.option("-j", "--jobs", type=Checked("jobs"), help="Worker processes (default: one per core).")
+@click.option("-j", "--jobs", type=Checked("jobs"), default=-1, help="Processes (-1: all cores, -2: all but one).")
 @click.option("--list", "list_", is_flag=True, help="Print the feature registry and exit.")
 def features(population, output, names, jobs, list_) -> None:
     """Compute the graph features of every topology into a table."""
     check_output(output, population)
-    if list_:
-        from topowire.features import list_features
+    from topowire.features import feature_table, list_features
 
+    if list_:
         return print_frame(list_features().set_index("name"), "features")
     if population is None or output is None:
         raise ParameterError("features needs a POPULATION file and -o OUTPUT (or --list)")
-    from topowire.features import feature_table
-
     check_table_path(output)
     pop = topology.read_population(population)
     with progress() as update:
-        df = feature_table(pop, names, n_jobs=jobs or -1, progress=lambda d, t: update("features", d, t))
+        df = feature_table(pop, names, n_jobs=jobs, progress=lambda d, t: update("features", d, t))
     write_table(df, output)
     repeated = f" ({len(pop) - len(df)} repeated topologies counted once)" if len(pop) > len(df) else ""
     console.print(f"wrote {df.shape[1]} features of {df.shape[0]} topologies to {output}{repeated}")

@@ -388,11 +388,15 @@ def save_models(topologies, arch, out: str | Path, *, seed: int = 0) -> int:
     """
     import pandas as pd
 
+    from topowire import limits
     from topowire._io import atomic_dir, check_output_folder
     from topowire.compiler import compile
 
     out = Path(out)
     check_output_folder(out, kind="models")
+    topologies = list(topologies)
+    estimate = sum(arch.target.model_bytes(t.n, t.n_edges, arch) for t in topologies) / 2**20
+    limits.check("output", int(estimate), f"the {len(topologies):,} models' files (estimated, MiB)")
     rows = []
     with atomic_dir(out, "models") as tmp:
         for i, t in enumerate(topologies):

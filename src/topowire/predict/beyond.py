@@ -24,6 +24,7 @@ width matching, or a recipe fixing n and the edge count) the edge count and dens
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -126,7 +127,9 @@ class BeyondSize(BaseEstimator, RegressorMixin):
         self.size_model_ = None
         base = np.full(len(y), self.offset_)
         if self.size and not self.matched:
-            self.size_model_ = _forest(self.seed, self.n_estimators, oob=True).fit(x[list(self.size)], y)
+            with warnings.catch_warnings():  # a row no tree left out gets no OOB score: predicted below
+                warnings.filterwarnings("ignore", "Some inputs do not have OOB scores", UserWarning)
+                self.size_model_ = _forest(self.seed, self.n_estimators, oob=True).fit(x[list(self.size)], y)
             oob = self.size_model_.oob_prediction_
             base = np.where(np.isfinite(oob), oob, self.size_model_.predict(x[list(self.size)]))
         self.imputer_ = SimpleImputer(strategy="median", keep_empty_features=True).fit(x[self._wiring()])

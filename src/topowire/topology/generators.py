@@ -10,6 +10,7 @@ No generator touches global random state.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,17 +32,49 @@ __all__ = [
     "complete_graph",
     "mlp_graph",
     "FAMILIES",
+    "edge_bound",
     "generate",
     "resolve_seed",
 ]
 
+#: Bytes a generator's arrays take per edge at their peak (estimated up front against the
+#: memory limit): numpy's edge lists (pairs computed from their indices), networkx's graphs.
+EDGE_BYTES, NX_EDGE_BYTES = 64, 600
+#: Candidate pairs of an ER graph drawn at once.
+ER_BLOCK = 2**20
+
+
+def _check_edges(n_edges: int, per_edge: float, what: str) -> None:
+    """Refuse a graph whose arrays, ``per_edge`` bytes for each of ``n_edges``, exceed the
+    memory limit -- before any is made."""
+    limits.check_memory(float(n_edges) * per_edge, f"{what} ({n_edges:,} edges)")
+
+
+def _n_pairs(n: int, directed: bool) -> int:
+    return n * (n - 1) // (1 if directed else 2)
+
+
+def _pair_of(index: np.ndarray, n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs at these row-major indices -- u < v (undirected) or u != v
+    (directed) -- computed, not looked up in a table of all n^2 pairs."""
+    index = np.asarray(index, dtype=np.int64)
+    if directed:
+        u, r = np.divmod(index, n - 1)
+        return u, r + (r >= u)
+    # row u starts at S(u) = u (2n - u - 1) / 2: invert it, then correct the float's rounding
+    u = np.floor(((2 * n - 1) - np.sqrt((2 * n - 1) ** 2 - 8.0 * index)) / 2).astype(np.int64)
+    start = u * (2 * n - u - 1) // 2
+    u = np.where(start > index, u - 1, u)
+    start = u * (2 * n - u - 1) // 2
+    ahead = index >= start + (n - 1 - u)
+    u = np.where(ahead, u + 1, u)
+    start = u * (2 * n - u - 1) // 2
+    return u, u + 1 + index - start
+
+
 def _pairs(n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
     """All candidate node pairs: u < v (undirected) or u != v (directed), row-major."""
-    if directed:
-        u, v = np.nonzero(~np.eye(n, dtype=bool))
-        return u.astype(np.int64), v.astype(np.int64)
-    u, v = np.triu_indices(n, 1)
-    return u.astype(np.int64), v.astype(np.int64)
+    return _pair_of(np.arange(_n_pairs(n, directed), dtype=np.int64), n, directed)
 
 
 def er_graph(n: int, p: float, *, directed: bool = False, seed: SeedLike = None) -> Topology:
@@ -67,10 +100,12 @@ def er_graph(n: int, p: float, *, directed: bool = False, seed: SeedLike = None)
     p = checks.number("p", p, 0.0, 1.0)
     directed = checks.boolean("directed", directed)
     s = resolve_seed(seed)
-    limits.check_memory(16 * n * (n - 1) / (1 if directed else 2), f"an ER graph of n = {n:,} (its candidate pairs)")
-    u, v = _pairs(n, directed)
-    keep = np.random.default_rng(s).random(u.shape[0]) < p
-    edges = np.stack([u[keep], v[keep]], axis=1)
+    pairs = _n_pairs(n, directed)
+    _check_edges(math.ceil(pairs * p), EDGE_BYTES, f"an ER graph of n = {n:,}, p = {p:g} (expected)")
+    rng, kept = np.random.default_rng(s), []
+    for start in range(0, pairs, ER_BLOCK):  # one draw per pair, in blocks: the same stream as one call
+        kept.append(start + np.flatnonzero(rng.random(min(ER_BLOCK, pairs - start)) < p))
+    edges = np.stack(_pair_of(np.concatenate(kept) if kept else np.zeros(0, np.int64), n, directed), axis=1)
     return Topology(n, edges, directed, family="er",
                     params={"n": n, "p": p, "directed": directed}, seed=s)
 
@@ -91,11 +126,13 @@ def gnm_graph(n: int, m: int, *, directed: bool = False, seed: SeedLike = None) 
     """
     n = limits.check("nodes", checks.integer("n", n, 2), "n")
     directed = checks.boolean("directed", directed)
-    u, v = _pairs(n, directed)
-    m = checks.integer("m", m, 0, u.shape[0], what=f" for n = {n} ({'directed' if directed else 'undirected'})")
+    pairs = _n_pairs(n, directed)
+    m = checks.integer("m", m, 0, pairs, what=f" for n = {n} ({'directed' if directed else 'undirected'})")
     s = resolve_seed(seed)
-    idx = np.sort(np.random.default_rng(s).choice(u.shape[0], size=m, replace=False))
-    edges = np.stack([u[idx], v[idx]], axis=1)
+    # numpy draws a small share of the pairs by a set, a large one by shuffling all of them
+    _check_edges(m, EDGE_BYTES + (8.0 * pairs / max(m, 1) if m > pairs // 50 else 0), f"a G(n, m) graph of n = {n:,}")
+    idx = np.sort(np.random.default_rng(s).choice(pairs, size=m, replace=False))
+    edges = np.stack(_pair_of(idx, n, directed), axis=1)
     return Topology(n, edges, directed, family="gnm",
                     params={"n": n, "m": m, "directed": directed}, seed=s)
 
@@ -148,6 +185,7 @@ def ws_graph(n: int, k: int, p: float, *, connected: bool = False, tries: int = 
     connected = checks.boolean("connected", connected)
     tries = checks.integer("tries", tries, 1)
     s = resolve_seed(seed)
+    _check_edges(n * k // 2, NX_EDGE_BYTES, f"a Watts-Strogatz graph of n = {n:,}, k = {k:,}")
     params: dict[str, Any] = {"n": n, "k": k, "p": p}
     if connected:
         params.update(connected=True, tries=tries)
@@ -275,6 +313,7 @@ def ba_graph(n: int, m: int, *, seed: SeedLike = None) -> Topology:
     n = limits.check("nodes", checks.integer("n", n, 2), "n")
     m = checks.integer("m", m, 1, n - 1, what=f" for n = {n}")
     s = resolve_seed(seed)
+    _check_edges((n - m) * m, NX_EDGE_BYTES, f"a BA graph of n = {n:,}, m = {m:,}")
     g = nx.barabasi_albert_graph(n, int(m), seed=s)
     return Topology.from_networkx(g, family="ba", params={"n": n, "m": int(m)}, seed=s)
 
@@ -292,6 +331,7 @@ def ring_lattice(n: int, k: int, *, seed: SeedLike = None) -> Topology:
         Accepted so every family has the same call form (the lattice is not random).
     """
     n, k = _check_lattice(n, k)
+    _check_edges(n * k // 2, EDGE_BYTES, f"a ring lattice of n = {n:,}, k = {k:,}")
     return Topology(n, _lattice_edges(n, k), False, family="ring",
                     params={"n": n, "k": k}, seed=None if seed is None else resolve_seed(seed))
 
@@ -320,6 +360,7 @@ def regular_graph(n: int, d: int, *, seed: SeedLike = None) -> Topology:
     if (n * d) % 2:
         raise ParameterError(f"n * d must be even for a d-regular graph, got n = {n}, d = {d}")
     s = resolve_seed(seed)
+    _check_edges(n * d // 2, NX_EDGE_BYTES, f"a {d:,}-regular graph of n = {n:,}")
     g = nx.random_regular_graph(d, n, seed=s)
     return Topology.from_networkx(g, family="regular", params={"n": n, "d": d}, seed=s)
 
@@ -335,6 +376,7 @@ def complete_graph(n: int, *, seed: SeedLike = None) -> Topology:
         Accepted for a uniform call form.
     """
     n = limits.check("nodes", checks.integer("n", n, 2), "n")
+    _check_edges(_n_pairs(n, False), EDGE_BYTES, f"the complete graph of n = {n:,}")
     u, v = _pairs(n, False)
     return Topology(n, np.stack([u, v], axis=1), False, family="complete", params={"n": n},
                     seed=None if seed is None else resolve_seed(seed))
@@ -382,6 +424,20 @@ FAMILIES: dict[str, Callable[..., Topology]] = {
     "complete": complete_graph,
     "mlp": mlp_graph,
 }
+
+
+def edge_bound(family: str, params: dict[str, Any]) -> int:
+    """The most edges a graph of ``family`` with these parameters can have (ER: its expected
+    count), from the parameters alone -- before it is drawn."""
+    n = int(params.get("n") or 0)
+    pairs = n * (n - 1) // (1 if params.get("directed") else 2)
+    bounds = {"er": lambda: math.ceil(pairs * float(params.get("p", 1.0))), "gnm": lambda: int(params.get("m", 0)),
+              "ws": lambda: n * int(params.get("k", 0)) // 2, "ring": lambda: n * int(params.get("k", 0)) // 2,
+              "wsflex": lambda: round(float(params.get("k", 0)) * n / 2), "complete": lambda: pairs,
+              "ba": lambda: max(0, n - int(params.get("m", 0))) * int(params.get("m", 0)),
+              "regular": lambda: n * int(params.get("d", 0)) // 2,
+              "mlp": lambda: sum(a * b for a, b in zip(params.get("sizes", ())[:-1], params.get("sizes", ())[1:]))}
+    return bounds[family]() if family in bounds else pairs
 
 
 def family_parameters(family: str) -> tuple[list[str], list[str]]:

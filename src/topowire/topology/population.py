@@ -129,9 +129,9 @@ def sample_population(recipe: Recipe, seed: int | None = None) -> Population:
     """
     seed = recipe.seed if seed is None else seed
     children = iter(spawn(checks.integer("seed", seed, 0), recipe.count))
-    topologies = []
+    topologies, totals = [], [0, 0]
     for i, spec in enumerate(recipe.families, 1):
-        drawn = [sample_family_graph(spec, i, next(children)) for _ in range(spec.count)]
+        drawn = [sample_family_graph(spec, i, next(children), totals) for _ in range(spec.count)]
         topologies += _stratified(drawn, spec.stratify) if spec.stratify else drawn
     return Population(tuple(topologies), recipe=recipe, seed=int(seed))
 

@@ -42,7 +42,7 @@ import numpy as np
 from topowire import checks, limits
 from topowire._io import read_text
 from topowire.errors import FileFormatError, ParameterError
-from topowire.topology.generators import FAMILIES, check_parameter_names, generate
+from topowire.topology.generators import FAMILIES, check_parameter_names, edge_bound, generate
 
 __all__ = ["ParamSpec", "FamilySpec", "Recipe", "load_recipe", "parse_recipe", "evaluate_expression"]
 
@@ -250,6 +250,17 @@ class FamilySpec:
             env[name] = spec.sample(rng, env)
         return env
 
+    def max_n(self) -> int:
+        """The most nodes a graph of this family can have, where the recipe bounds it (else 0):
+        ``n`` fixed, a range or a choice (``mlp``: the sum of its fixed ``sizes``)."""
+        spec = dict(self.params).get("n")
+        if spec is None:
+            sizes = dict(self.params).get("sizes")
+            return sum(sizes.value) if sizes is not None and sizes.form == "fixed" else 0
+        values = {"fixed": lambda: [spec.value], "int-range": lambda: spec.value, "float-range": lambda: spec.value,
+                  "choice": lambda: spec.value}.get(spec.form, lambda: [0])()
+        return int(max((v for v in values if isinstance(v, (int, float))), default=0))
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "count": self.count,
                 **{k: s.to_toml_value() for k, s in self.params},
@@ -317,6 +328,7 @@ def parse_recipe(data: Mapping[str, Any]) -> Recipe:
             raise ParameterError(f"family {i}: must be a table")
         families.append(_parse_family(i, _held_size(i, fam, head) if "edges" in head or "n" in head else fam))
     limits.check("graphs", sum(f.count for f in families), "the recipe's count")
+    limits.check("total_nodes", sum(f.count * f.max_n() for f in families), "the recipe's nodes at most")
     return Recipe(tuple(families), name=name, seed=seed)
 
 
@@ -408,11 +420,18 @@ def load_recipe(path: str | Path) -> Recipe:
         raise ParameterError(f"{path}: {exc}") from None
 
 
-def sample_family_graph(spec: FamilySpec, index: int, child: np.random.SeedSequence):
-    """Draw one graph of a family from its own child seed (parameters, then the graph)."""
+def sample_family_graph(spec: FamilySpec, index: int, child: np.random.SeedSequence, totals: list[int] | None = None):
+    """Draw one graph of a family from its own child seed (parameters, then the graph);
+    ``totals`` (nodes and edges drawn so far) grows by the graph's bounds, checked against
+    the population's limits before it is drawn."""
     rng = np.random.default_rng(child)
     params = spec.sample_params(rng)
     graph_seed = int(rng.integers(0, 2**63 - 1))
+    if totals is not None and isinstance(params.get("n"), int):
+        totals[0] += params["n"]
+        totals[1] += edge_bound(spec.kind, params)
+        limits.check("total_nodes", totals[0], "the population's nodes")
+        limits.check("total_edges", totals[1], "the population's edges (bounded from its parameters)")
     try:
         return generate(spec.kind, seed=graph_seed, **params)
     except ParameterError as exc:

@@ -327,18 +327,20 @@ def evaluate_module(module: nn.Module, task: Task, config: TrainConfig | None = 
     return {"test_loss": float(loss[0]), "test_acc": float(acc[0])}
 
 
-def _chunks(specs: list[ModelSpec], arch: Arch, config: TrainConfig, steps: int) -> list[list[ModelSpec]]:
+def _chunks(specs: list[ModelSpec], arch: Arch, config: TrainConfig, steps: int,
+            widths: dict[str, int]) -> list[list[ModelSpec]]:
     """Cut width-sorted models into packs: ``chunk_size`` each, or as many as fit the memory
     budget (the last model added is the widest, so it sets the pack's padded width) while
-    the widest stays within ``MAX_PADDING`` times the narrowest (padding is wasted work)."""
+    the widest stays within ``MAX_PADDING`` times the narrowest (padding is wasted work);
+    ``widths`` by topology id (the target's :meth:`~topowire.compiler.targets.Target.model_width`)."""
     if config.chunk_size is not None:
         return [specs[i:i + config.chunk_size] for i in range(0, len(specs), config.chunk_size)]
     budget = config.memory_mb * 2**20
     chunks: list[list[ModelSpec]] = []
     for s in specs:
-        width = s.topology.n
-        per = estimate_model_bytes(width, arch, config.batch_size, steps)
-        narrowest = chunks[-1][0].topology.n if chunks else 0
+        width = widths[s.topology.id]
+        per = estimate_model_bytes(max(width, s.topology.n), arch, config.batch_size, steps)
+        narrowest = widths[chunks[-1][0].topology.id] if chunks else 0
         if chunks and (len(chunks[-1]) + 1) * per <= budget and width <= MAX_PADDING * narrowest:
             chunks[-1].append(s)
         else:
@@ -359,9 +361,10 @@ def pack_jobs_of(specs: Sequence[ModelSpec], arch: Arch, task: Task, config: Tra
     ``data_order="replicate"`` a pack holds one replicate (one data stream)."""
     steps = task.x_train.shape[1] if task.sequence else 1
     streams = sorted({config.data_stream(s.replicate) for s in specs})
+    widths = {s.topology.id: arch.target.model_width(s.topology, arch) for s in specs}
     return [PackJob(tuple(chunk), arch, config) for key in streams
             for chunk in _chunks(sorted((s for s in specs if config.data_stream(s.replicate) == key),
-                                        key=lambda s: s.topology.n), arch, config, steps)]
+                                        key=lambda s: widths[s.topology.id]), arch, config, steps, widths)]
 
 
 #: Seconds between looks at the store while other processes hold the last models of a run.

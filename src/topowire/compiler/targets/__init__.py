@@ -117,6 +117,11 @@ class Target:
         model features then carry as a column of its own."""
         return "params"
 
+    def model_width(self, topology, arch: Arch) -> int:
+        """The width a model of this topology is padded to in a pack (packs hold models of
+        similar widths): its nodes."""
+        return topology.n
+
     def holds_fixed(self, arch: Arch) -> str | None:
         """What this arch holds fixed across graphs, in words (a run's description), or None."""
         return None

@@ -331,6 +331,11 @@ class RelationalTarget(Target):
     def size_measure(self, arch) -> str:
         return "flops" if arch.match == "flops" else "params"
 
+    def model_width(self, topology, arch) -> int:
+        from topowire.compiler.wiring import wire
+
+        return relational_width(wire(topology, *self.natural_wiring), arch)
+
     def holds_fixed(self, arch) -> str:
         return {"flops": f"FLOPs of the dense MLP of width {arch.width} within 1%, stem fixed at that width",
                 "params": f"parameters of the dense MLP of width {arch.width} within 1%, stem included",
