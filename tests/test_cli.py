@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -231,3 +232,60 @@ def test_the_training_bar_advances_inside_a_pack_on_a_terminal(tmp_path, monkeyp
                  "--batch-size", "32"]) == 0
     assert shown[0] == 0 and shown[-1] == 4
     assert 0 < min(c for c in shown if c) < 4 and len([c for c in shown if 0 < c < 4]) >= 7  # each of 8 steps
+
+
+def _suggest_tables(tmp_path):
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.uniform(size=200), rng.uniform(size=200)
+    t = pd.DataFrame({"topology_id": [f"t{i}" for i in range(200)], "density": x1, "avg_clustering": x2,
+                      "acc": 0.6 + 0.3 * np.exp(-((x1 - 0.7) ** 2 + (x2 - 0.3) ** 2) / 0.05)})
+    t.iloc[:30].to_csv(tmp_path / "res.csv", index=False)
+    t.drop(columns="acc").to_csv(tmp_path / "pool.csv", index=False)
+    return tmp_path / "res.csv", tmp_path / "pool.csv"
+
+
+def test_suggest_on_tables_writes_the_chosen_candidates(tmp_path, capsys):
+    res, pool = _suggest_tables(tmp_path)
+    out = tmp_path / "next.csv"
+    code, text, _ = run(["suggest", "--table", res, "--candidates", pool, "--target", "acc", "-k", "6", "--seed", "0",
+                         "-o", out], capsys)
+    chosen = pd.read_csv(out)
+    assert code == 0 and "wrote 6 suggestions" in text and len(chosen) == 6 == chosen["topology_id"].nunique()
+    assert not set(chosen["topology_id"]) & set(pd.read_csv(res)["topology_id"])
+    assert {"predicted", "lower", "upper", "acquisition", "pick", "density"} <= set(chosen.columns)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-k", "500"], "k must be an integer with 1 <= k <= 170 (the pool holds 170 untrained candidates)"),
+    (["--target", "nope"], "target column 'nope' is not in the results"),
+    (["--explore", "-1"], "explore must be"),
+])
+def test_suggest_refuses_bad_input_and_writes_nothing(argv, message, tmp_path, capsys):
+    res, pool = _suggest_tables(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    target = [] if "--target" in argv else ["--target", "acc"]
+    assert main(["suggest", "--table", str(res), "--candidates", str(pool), *target, *argv,
+                 "-o", str(tmp_path / "next.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_suggest_on_a_store_writes_a_population_train_takes(tmp_path, capsys):
+    pop = [er_graph(9, 0.3, seed=s) for s in range(10)]
+    from topowire.topology import Population, write_population
+
+    write_population(Population(tuple(pop)), tmp_path / "all.jsonl")
+    write_population(Population(tuple(pop[:5])), tmp_path / "first.jsonl")
+    train = ["--db", str(tmp_path / "r.db"), "--arch", "rnn-tanh", "--epochs", "1", "--n-train", "64", "--n-test",
+             "32", "--replicates", "2"]
+    assert main(["train", str(tmp_path / "first.jsonl"), *train]) == 0
+    code, text, _ = run(["suggest", tmp_path / "all.jsonl", "--db", tmp_path / "r.db", "-k", "3",
+                         "-o", tmp_path / "next.jsonl"], capsys)
+    chosen = read_population(tmp_path / "next.jsonl")
+    assert code == 0 and len(chosen) == 3 and not set(chosen.ids) & {t.id for t in pop[:5]}
+    assert "seed noise: sd" in text
+    assert main(["train", str(tmp_path / "next.jsonl"), *train]) == 0
+    capsys.readouterr()
+    assert main(["results", "--db", str(tmp_path / "r.db"), "-o", str(tmp_path / "r.csv")]) == 0
+    assert pd.read_csv(tmp_path / "r.csv")["topology_id"].nunique() == 8  # one run: the five, and the three chosen

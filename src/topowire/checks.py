@@ -264,6 +264,8 @@ DOMAINS: dict[str, Domain] = {
     "target": Domain("str"), "columns": Domain("str", none=True), "group": Domain("str", none=True),
     "size": Domain("str", none=True), "dynamics": Domain("bool"),
     "model": Domain("choice", choices="topowire.predict.models:PREDICTORS"), "export_onnx": Domain("bool"),
+    "n_next": _i(1, "models", what=" (topologies to suggest)"), "explore": _f(0, 100),
+    "acquisition": Domain("choice", choices="topowire.predict.suggest:ACQUISITIONS"),
     # commands
     "fmt": Domain("choice", choices=("onnx", "torchscript"), noun="format"), "names": Domain("str", none=True),
     "output": Domain("path", none=True), "topology_out": Domain("path", none=True),

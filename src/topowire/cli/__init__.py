@@ -40,6 +40,8 @@ COMMANDS = {
     "predict": ("study", "Predict trained performance of a population (JSONL) or a feature table, without training."),
     "report": ("study", "Write the HTML report of a training run."),
     "run": ("study", "The main job: sample, featurise, train, fit, predict, report and export, into one folder."),
+    "suggest": ("search", "Choose the next topologies to train: a forest's predictions and their spread, a batch "
+                          "spread out."),
 }
 
 

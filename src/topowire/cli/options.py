@@ -17,7 +17,8 @@ from topowire import checks
 Checked = checks.click_type
 PATH = click.Path(path_type=Path)
 FLAGS = {"kind": "--arch", "r": "--radius", "n_estimators": "--trees", "topology_out": "--topology",
-          "size": "--size-columns", "id_": "--id", "directed": "--directed/--undirected", "output": ("-o", "--output")}
+          "size": "--size-columns", "id_": "--id", "directed": "--directed/--undirected", "output": ("-o", "--output"),
+          "n_next": ("-k", "--next")}
 
 
 def param_help(source) -> dict[str, str]:
