@@ -89,8 +89,8 @@ _FILE = re.compile(r".*(\.(jsonl|toml|csv|skops|safetensors|graphml)|\*.*)$")
 
 
 def _names_only_made_files(words: list[str]) -> bool:
-    """Whether every file a command reads exists (its outputs and a store `train`/`run` makes aside)."""
-    made_here = {"train", "run"}
+    """Whether every file a command reads exists (its outputs and a store `train`/`run`/`suggest` may make aside)."""
+    made_here = {"train", "run", "suggest"}  # suggest: with no store yet, its first batch covers the features
     for before, word in zip([""] + words, words):
         if before in _OUTPUT_FLAGS or (before == "--db" and words[0] in made_here):
             continue
@@ -135,9 +135,10 @@ def test_every_readme_shell_block_runs_as_pasted(tmp_path, monkeypatch):
     fresh folder when the files it reads were made by the blocks before it (the install blocks' `run`
     included; the Ray cluster lines, which need `ray start`, and the examples of the user's own files
     aside). The recipes are cut to four graphs a family and the tasks to 64 training examples, 256 for
-    the study in ``runs.db`` that `fit`, `predict` and `report` read next, so that its models leave
-    chance (:func:`_small_tasks`), and the forests to 10 trees (:func:`_small_forests`): the command
-    lines are the README's, unchanged."""
+    the study in ``runs.db`` that `fit`, `predict` and `report` read next and the search in
+    ``search.db`` that `suggest` reads, so that their models leave chance (:func:`_small_tasks`),
+    and the forests to 10 trees (:func:`_small_forests`): the command lines are the README's,
+    unchanged."""
     import shlex
 
     from topowire.cli import main
@@ -155,7 +156,7 @@ def test_every_readme_shell_block_runs_as_pasted(tmp_path, monkeypatch):
         if not _names_only_made_files(words):
             skipped.append(line)
             continue
-        cap["n_train"] = 256 if words[0] == "train" and "runs.db" in words else 64
+        cap["n_train"] = 256 if words[0] == "train" and ("runs.db" in words or "search.db" in words) else 64
         assert main(words) == 0, line
         ran.append(line)
     assert len(ran) >= 20, ran

@@ -61,20 +61,29 @@ def suggest_population(population: Population, db: str | Path, run_id: str | Non
                        n_estimators: int = 200) -> tuple[Suggestion, Population]:
     """The next ``n_next`` topologies of ``population`` to train, from what its run in ``db``
     has trained (test accuracy): the suggestion and the chosen topologies as a population
-    ``topowire train`` takes. Options as :func:`suggest_table`."""
+    ``topowire train`` takes. With no ``db`` yet, the first batch covers the graph features.
+    Options as :func:`suggest_table`."""
     from topowire.pipeline import model_features, study_table
     from topowire.store import open_existing
     from topowire.train.spec import RunSpec
 
+    topologies = list({t.id: t for t in population}.values())
+    by_id = {t.id: t for t in topologies}
+    if not Path(db).exists():
+        from topowire.features import GROUPS, feature_table
+
+        pool = feature_table(topologies, list(GROUPS)).rename_axis("topology_id").reset_index()
+        out = suggest(pool.iloc[:0].assign(test_acc=[]), pool, "test_acc", [c for c in pool if c != "topology_id"],
+                      n_next, seed=seed)
+        return out, Population(tuple(by_id[i] for i in out.chosen["topology_id"]), recipe=population.recipe,
+                               seed=population.seed)
     with open_existing(db) as store:
         run = store.run(run_id)
         results = store.results(run["run_id"])
     spec = RunSpec.from_record(run)
-    topologies = list({t.id: t for t in population}.values())
     if not set(results["topology_id"]) & {t.id for t in topologies}:
         raise DataError(f"run {run['run_id']} in {db} trained none of this population's topologies")
     features = model_features(topologies, None, spec.arch, seed=spec.train.seed)
-    by_id = {t.id: t for t in topologies}
     trained = study_table(results[results["topology_id"].isin(by_id)].assign(
         family=lambda r: r["topology_id"].map(lambda i: by_id[i].family)), features)
     names = list(features.columns)
