@@ -136,7 +136,7 @@ def test_every_readme_shell_block_runs_as_pasted(tmp_path, monkeypatch):
     included; the Ray cluster lines, which need `ray start`, and the examples of the user's own files
     aside). The recipes are cut to four graphs a family and the tasks to 64 training examples, 256 for
     the study in ``runs.db`` that `fit`, `predict` and `report` read next and the search in
-    ``search.db`` that `suggest` reads, so that their models leave chance (:func:`_small_tasks`),
+    ``search.db`` that `suggest` reads (and `search`), so that their models leave chance (:func:`_small_tasks`),
     and the forests to 10 trees (:func:`_small_forests`): the command lines are the README's,
     unchanged."""
     import shlex
@@ -156,7 +156,8 @@ def test_every_readme_shell_block_runs_as_pasted(tmp_path, monkeypatch):
         if not _names_only_made_files(words):
             skipped.append(line)
             continue
-        cap["n_train"] = 256 if words[0] == "train" and ("runs.db" in words or "search.db" in words) else 64
+        cap["n_train"] = 256 if (words[0] == "train" and ("runs.db" in words or "search.db" in words)
+                                 or words[0] == "search") else 64
         assert main(words) == 0, line
         ran.append(line)
     assert len(ran) >= 20, ran

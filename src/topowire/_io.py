@@ -80,6 +80,7 @@ FOLDERS = {
     "report": (True, ("index.html", "*.png")),
     "models": (True, ("index.csv", "*.safetensors")),
     "study": (False, ("runs.db", "runs.db-*", "*.jsonl", "*.csv", "predictor.skops*", "best_model.*", "report")),
+    "search": (False, ("runs.db", "runs.db-*", "*.jsonl", "search.csv", "search.png", "summary.json")),
 }
 
 

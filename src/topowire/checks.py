@@ -265,6 +265,7 @@ DOMAINS: dict[str, Domain] = {
     "size": Domain("str", none=True), "dynamics": Domain("bool"),
     "model": Domain("choice", choices="topowire.predict.models:PREDICTORS"), "export_onnx": Domain("bool"),
     "n_next": _i(1, "models", what=" (topologies to suggest)"), "explore": _f(0, 100),
+    "budget": _i(1, "models", what=" (topologies to train)"),
     "acquisition": Domain("choice", choices="topowire.predict.suggest:ACQUISITIONS"),
     # commands
     "fmt": Domain("choice", choices=("onnx", "torchscript"), noun="format"), "names": Domain("str", none=True),

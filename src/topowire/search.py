@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from topowire.errors import DataError, ParameterError
 from topowire.predict.suggest import Suggestion, suggest
 from topowire.topology import Population
 
-__all__ = ["suggest_table", "suggest_population"]
+__all__ = ["suggest_table", "suggest_population", "search_study", "SEARCH_FILES"]
 
 
 def suggest_table(results: pd.DataFrame, candidates: pd.DataFrame, target: str = "test_acc",
@@ -69,7 +70,7 @@ def suggest_population(population: Population, db: str | Path, run_id: str | Non
 
     topologies = list({t.id: t for t in population}.values())
     by_id = {t.id: t for t in topologies}
-    if not Path(db).exists():
+    if not Path(db).exists() or _measured(Path(db), run_id, 1).empty and run_id is not None:
         from topowire.features import GROUPS, feature_table
 
         pool = feature_table(topologies, list(GROUPS)).rename_axis("topology_id").reset_index()
@@ -93,3 +94,141 @@ def suggest_population(population: Population, db: str | Path, run_id: str | Non
     chosen = Population(tuple(by_id[i] for i in out.chosen["topology_id"]), recipe=population.recipe,
                         seed=population.seed)
     return out, chosen
+
+
+#: The files a search folder holds.
+SEARCH_FILES = ("pool.jsonl", "runs.db", "runs.db-wal", "runs.db-shm", "rounds.jsonl", "search.csv", "search.png",
+                "summary.json")
+
+
+def _rounds(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _measured(db: Path, run_id: str, replicates: int) -> pd.DataFrame:
+    """Each topology's mean test accuracy and its models stored so far (``ok`` or not)."""
+    from topowire.store import Store
+
+    if not db.exists():
+        return pd.DataFrame(columns=["test_acc", "models"])
+    with Store(db, readonly=True) as store:
+        results = store.results(run_id) if run_id in set(store.runs()["run_id"]) else pd.DataFrame()
+    if results.empty:
+        return pd.DataFrame(columns=["test_acc", "models"])
+    ok = results[results["status"] == "ok"].groupby("topology_id")["test_acc"].mean()
+    return pd.DataFrame({"test_acc": ok, "models": results.groupby("topology_id").size()})
+
+
+def search_study(recipe, out: str | Path, *, budget: int, batch: int, config=None, acquisition: str = "ei",
+                 explore: float = 1.0, log=print, progress=None, executor="local") -> dict:
+    """Search a recipe's draw for its best wiring: train a first batch that covers the
+    features, then suggest, train and refit, ``batch`` topologies at a time, until ``budget``
+    are trained -- resumable: run again, it trains only what is missing.
+
+    Writes ``pool.jsonl`` (the candidates), ``runs.db``, ``rounds.jsonl`` (each round's picks,
+    with what the forest predicted), ``search.csv`` (every topology trained, in order, with
+    its predicted and measured accuracy and the best so far), ``search.png`` (the best found
+    against trainings) and ``summary.json``; returns the summary.
+    """
+    import json
+
+    from topowire import checks
+    from topowire._io import atomic_open, check_output_folder, mark_folder
+    from topowire.pipeline import StudyConfig, validate
+    from topowire.topology import read_population, sample_population, write_population
+    from topowire.train import train_population
+
+    config = config or StudyConfig()
+    task, spec = validate(recipe, config)  # before anything is written
+    out = Path(out)
+    check_output_folder(out, kind="search")
+    pool = sample_population(recipe, config.seed)
+    budget = checks.integer("budget", budget, 1, len({t.id for t in pool}),
+                            what=f" (the pool holds {len({t.id for t in pool})} topologies)")
+    batch = checks.integer("batch", batch, 1, budget)
+    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, "search", SEARCH_FILES)
+    if (out / "pool.jsonl").exists() and read_population(out / "pool.jsonl").ids != pool.ids:
+        raise ParameterError(f"{out} holds the search of another pool: use another folder")
+    write_population(pool, out / "pool.jsonl")
+    db, rid, reps = out / "runs.db", spec.run_id(task), spec.train.replicates
+    by_id = {t.id: t for t in pool}
+    rounds = _rounds(out / "rounds.jsonl")
+    while True:
+        measured = _measured(db, rid, reps)
+        partial = [by_id[i] for i in measured.index if measured.loc[i, "models"] < reps]
+        if partial:  # a round cut short: finish its topologies first
+            train_population(partial, spec.arch, task, spec.train, store=db, executor=executor,
+                             progress=progress and (lambda d, t: progress("training", d, t)))
+            continue
+        if len(measured) >= budget:
+            break
+        k = min(batch, budget - len(measured))
+        picked, chosen = suggest_population(pool, db, rid if db.exists() else None, n_next=k, acquisition=acquisition,
+                                            explore=explore, seed=len(rounds))
+        rounds.append({"round": len(rounds) + 1, **{c: picked.chosen[c].tolist() for c in
+                                                     ("topology_id", "predicted", "lower", "upper")}})
+        with atomic_open(out / "rounds.jsonl") as fh:
+            fh.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in rounds))
+        train_population(list(chosen), spec.arch, task, spec.train, store=db, executor=executor,
+                         progress=progress and (lambda d, t: progress("training", d, t)))
+        measured = _measured(db, rid, reps)
+        best = measured["test_acc"].idxmax()
+        log(f"round {len(rounds)}: {len(measured)}/{budget} topologies trained; best so far {best} "
+            f"({measured.loc[best, 'test_acc']:.4f})")
+    return _search_summary(out, rounds, _measured(db, rid, reps), budget)
+
+
+def _search_summary(out: Path, rounds: list[dict], measured: pd.DataFrame, budget: int) -> dict:
+    """``search.csv``, ``search.png`` and ``summary.json`` of a finished search."""
+    import json
+
+    from topowire._io import atomic_open, write_table
+
+    rows = [{"topology_id": t, "round": r["round"], "predicted": p} for r in rounds
+            for t, p in zip(r["topology_id"], r["predicted"]) if t in measured.index]
+    table = pd.DataFrame(rows).drop_duplicates("topology_id").assign(
+        measured=lambda f: f["topology_id"].map(measured["test_acc"]))
+    table["best_so_far"] = table["measured"].cummax()
+    table.index = pd.RangeIndex(1, len(table) + 1, name="trained")
+    write_table(table, out / "search.csv")
+    _draw_search(table, out / "search.png")
+    best = table.sort_values("measured", ascending=False).head(5)
+    summary = {"trained": f"{len(table)} of a budget of {budget} topologies, in {len(rounds)} rounds",
+               "best": [{"topology_id": r.topology_id, "measured": round(float(r.measured), 4),
+                         "predicted": None if pd.isna(r.predicted) else round(float(r.predicted), 4),
+                         "round": int(r.round)} for r in best.itertuples()]}
+    with atomic_open(out / "summary.json") as fh:
+        json.dump(summary, fh, indent=2)
+    return summary
+
+
+def _draw_search(table: pd.DataFrame, path: Path) -> None:
+    """The best measured accuracy against trainings, beside random sampling's expectation
+    over the same measured topologies (the mean best of m drawn without replacement)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.special import gammaln
+
+    values = np.sort(table["measured"].dropna().to_numpy())
+    n = len(values)
+    # E[max of m of n drawn without replacement] = sum_i v_(i) C(i, m - 1) / C(n, m), values ascending (0-based i)
+    def log_comb(a, b):
+        return gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1)
+
+    i = np.arange(n)
+    expected = [float((values[m - 1:] * np.exp(log_comb(i[m - 1:], m - 1) - log_comb(n, m))).sum())
+                for m in range(1, n + 1)]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    ax.plot(table.index, table["best_so_far"], marker="o", ms=3, label="suggest (measured)")
+    ax.plot(range(1, n + 1), expected, ls="--", label="random order of the same topologies (expected)")
+    ax.set_xlabel("topologies trained")
+    ax.set_ylabel("best mean test accuracy so far")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

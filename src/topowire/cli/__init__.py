@@ -42,6 +42,8 @@ COMMANDS = {
     "run": ("study", "The main job: sample, featurise, train, fit, predict, report and export, into one folder."),
     "suggest": ("search", "Choose the next topologies to train: a forest's predictions and their spread, a batch "
                           "spread out."),
+    "search": ("search", "Search a recipe's draw for its best wiring: suggest, train and refit until --budget are "
+                         "trained."),
 }
 
 

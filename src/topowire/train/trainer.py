@@ -380,7 +380,6 @@ def _claimed_jobs(store, rid: str, topologies: Sequence[Topology], arch: Arch, t
     to expire, and take those models over.
     """
     specs = model_specs(topologies, config)
-    total = len(specs)
     all_models = {(s.topology.id, s.replicate) for s in specs}
     while True:
         job: list[PackJob] = []
@@ -392,10 +391,8 @@ def _claimed_jobs(store, rid: str, topologies: Sequence[Topology], arch: Arch, t
 
         if store.claim(rid, pick):
             yield job[0]
-        elif len(store.done(rid)) >= total:
-            return
         elif all_models <= store.done(rid) | store.claimed(rid):
-            return  # the rest is this process's own packs in flight: the executor collects them
+            return  # done, or the rest is this process's own packs in flight: the executor collects them
         else:
             time.sleep(POLL_SECONDS)
 
@@ -474,13 +471,14 @@ def train_population(
         with Store(store) as opened:
             return train_population(topologies, arch, task, config, store=opened, progress=progress,
                                     executor=executor, keep_weights=keep_weights)
+    mine = {(s.topology.id, s.replicate) for s in model_specs(topologies, config)}  # a run's store may hold more
     if store is None:
         jobs: Iterable[PackJob] = pack_jobs(topologies, arch, task, config)
         finished = 0
     else:
         store.ensure_run(rid, spec, topologies)
         jobs = _claimed_jobs(store, rid, topologies, arch, task, config)
-        finished = len(store.done(rid))
+        finished = len(store.done(rid) & mine)
     if keep_weights:
         jobs = (dataclasses.replace(job, keep_weights=True) for job in jobs)
     if progress is not None:
@@ -501,7 +499,7 @@ def train_population(
             taken.pop(id(job), None)
             if store is not None:
                 store.write_results(rid, job_rows)
-                finished = len(store.done(rid))
+                finished = len(store.done(rid) & mine)
             else:
                 finished += len(job_rows)
             rows.extend(job_rows)
