@@ -16,8 +16,12 @@ each step timed and written out as soon as it ends (a run cut short keeps what i
    largest pack that fits or the step's share of the budget;
 6. ``run``: ``topowire run --device`` on the embedded default study, timed;
 7. ``thesis-scale``: 200 graphs x 4 cells in the layered form, 15 epochs of Reber;
-8. ``graph2nn``: ``analysis/graph2nn.py`` at graph2nn's own scale (Fashion-MNIST from
-   ``$TOPOWIRE_FASHION_MNIST_DIR``), with what is left of the budget.
+8. ``graph2nn``: ``analysis/graph2nn.py`` with graph2nn's protocol (FLOPs matching, its
+   (C, L)-stratified graphs at n = 64, SGD with Nesterov momentum, a cosine schedule, weight
+   decay, standardised and augmented inputs, a data order per seed) at its own scale (dense
+   width 512, 3 relational layers) for ``--graph2nn-epochs`` (default 100, graph2nn's
+   budget is 100-200), with what is left of the budget; its store is kept in ``--out``, so
+   a second device run with the same ``--out`` resumes it where the first stopped.
 
 It writes ``device_check.json`` and ``device_check.md`` into ``--out``. ``--dry-run`` runs
 every step on the CPU at toy sizes in well under a minute (a CI test runs it so).
@@ -252,8 +256,9 @@ def thesis_scale(ctx: dict) -> dict:
 def graph2nn(ctx: dict) -> dict:
     device, dry, out = ctx["device"], ctx["dry"], ctx["out"]
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, str(ROOT / "analysis" / "graph2nn.py"), "--out", tmp, "--device", str(device)]
-        argv += ["--smoke", "--trees", "20"] if dry else ["--epochs", "3"]
+        argv = [sys.executable, str(ROOT / "analysis" / "graph2nn.py"), "--out", tmp, "--device", str(device),
+                "--store", str(out / "graph2nn-runs.db")]
+        argv += ["--smoke", "--trees", "20"] if dry else ["--epochs", str(ctx["graph2nn_epochs"])]
         t0 = time.perf_counter()
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=max(5, ctx["budget_left"]()),
                               env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])})
@@ -285,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="every step on the CPU at toy sizes")
     ap.add_argument("--budget", type=float, default=470, help="seconds of wall time for all steps")
     ap.add_argument("--steps", default=",".join(STEPS), help="comma-separated steps to run")
+    ap.add_argument("--graph2nn-epochs", type=int, default=100, help="epochs of the graph2nn step (its cosine schedule's)")
     args = ap.parse_args(argv)
     if not args.dry_run and not torch.cuda.is_available():
         print("error: no CUDA device; --dry-run runs every step on the CPU", file=sys.stderr)
@@ -292,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu" if args.dry_run else "cuda")
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    ctx = {"device": device, "dry": args.dry_run, "out": args.out,
+    ctx = {"device": device, "dry": args.dry_run, "out": args.out, "graph2nn_epochs": args.graph2nn_epochs,
            "budget_left": lambda: max(1.0, args.budget - (time.perf_counter() - start))}
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "dry_run": args.dry_run, "budget_seconds": args.budget, "steps": {}}
