@@ -151,7 +151,7 @@ def test_what_dynamics_features_add_is_a_number_only_where_a_forest_beats_the_me
 
 @pytest.mark.parametrize("argv, message", [
     (["predict", "{pred}", "{mismatch}", "-o", "{out}"], "lacks the predictor's feature(s)"),
-    (["predict", "{junk}", "{pop}", "-o", "{out}"], "not a skops file"),
+    (["predict", "{junk}", "{pop}", "-o", "{out}"], "is not a predictor (a .skops file"),
     (["fit", "--table", "{mismatch}", "--target", "nope", "-o", "{out}"], "target column 'nope'"),
     (["fit", "-o", "{out}"], "either --db"),
 ])
@@ -341,3 +341,10 @@ def test_a_run_is_described_by_what_it_holds_fixed_and_its_protocol():
     text = describe_run(RunSpec.of(Arch("relational", width=128, match="params"), digits, TrainConfig(device="cpu")))
     assert "parameters of the dense MLP of width 128 within 1%, stem included)" in text
     assert text.endswith("lr 0.01, 1 replicates, cpu")
+
+
+def test_run_on_a_recipe_that_cannot_be_drawn_leaves_no_folder(tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text('[[family]]\nkind = "er"\ncount = 3\nn = 10\np = 2.0\n')
+    assert main(["run", str(tmp_path / "bad.toml"), "-o", str(tmp_path / "study")]) == 2
+    assert "p must be a finite number with 0 <= p <= 1, got p = 2.0" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]

@@ -111,8 +111,11 @@ def test_a_file_with_untrusted_types_is_refused(tmp_path):
     with pytest.raises(FileFormatError, match="does not trust"):
         load_predictor(tmp_path / "p.skops")
     (tmp_path / "p.skops").write_bytes(b"junk")
-    with pytest.raises(FileFormatError, match="not a skops file"):
+    with pytest.raises(FileFormatError, match=r"p.skops' is not a predictor \(a .skops file that `topowire fit`"):
         load_predictor(tmp_path / "p.skops")
+    (tmp_path / "results.csv").write_text("topology_id,test_acc\na,0.5\n")  # a table given as the predictor
+    with pytest.raises(FileFormatError, match="results.csv' is not a predictor"):
+        load_predictor(tmp_path / "results.csv")
 
 
 def test_feature_mismatch_is_refused():

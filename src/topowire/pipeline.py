@@ -478,8 +478,9 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
     """
     t_start = time.perf_counter()
     task, spec = validate(recipe, config)
+    pop = sample_population(recipe, config.seed)  # the recipe's seed when None; a bad draw makes no folder
     out = _study_folder(out)
-    pop = _sample(recipe, config, out, log)
+    _sample(pop, out, log)
     features = _features(pop, spec, out, log, progress)
     study, trained = _train(pop, features, spec, task, out, log, progress, executor)
     inputs = _fingerprint(out, config)
@@ -582,8 +583,7 @@ def _study_folder(out: str | Path) -> Path:
     return out
 
 
-def _sample(recipe: Recipe, config: StudyConfig, out: Path, log) -> Population:
-    pop = sample_population(recipe, config.seed)  # None: the recipe's seed
+def _sample(pop: Population, out: Path, log) -> Population:
     write_population(pop, out / "population.jsonl")
     log(f"sampled {len(pop)} topologies ({', '.join(f'{k}: {v}' for k, v in pop.summary()['graphs'].items())})")
     return pop

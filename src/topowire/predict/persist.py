@@ -207,6 +207,8 @@ def load_predictor(path: str | Path) -> TopologyPredictor:
     meta_path = Path(str(path) + ".json")
     if not path.is_file():
         raise FileFormatError(f"predictor file {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise FileFormatError(f"{str(path)!r} is not a predictor (a .skops file that `topowire fit` writes)")
     text = read_text(meta_path, "predictor metadata")
     try:
         meta = _check_meta(json.loads(text), meta_path)
