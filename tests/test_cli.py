@@ -289,3 +289,20 @@ def test_suggest_on_a_store_writes_a_population_train_takes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["results", "--db", str(tmp_path / "r.db"), "-o", str(tmp_path / "r.csv")]) == 0
     assert pd.read_csv(tmp_path / "r.csv")["topology_id"].nunique() == 8  # one run: the five, and the three chosen
+
+
+def test_train_says_it_resumes_and_how_many_models_are_left(tmp_path, capsys):
+    from topowire.topology import Population, write_population
+
+    pop = [er_graph(8, 0.4, seed=s) for s in range(4)]
+    write_population(Population(tuple(pop[:2])), tmp_path / "half.jsonl")
+    write_population(Population(tuple(pop)), tmp_path / "all.jsonl")
+    train = ["--db", str(tmp_path / "r.db"), "--arch", "rnn-tanh", "--epochs", "1", "--n-train", "32", "--n-test", "16"]
+    code, out, _ = run(["train", tmp_path / "half.jsonl", *train], capsys)
+    assert code == 0 and "resuming" not in out
+    code, out, _ = run(["train", tmp_path / "all.jsonl", *train], capsys)
+    assert code == 0 and "resuming run " in out and "2 of this population's 4 models are trained, 2 left" in out
+    code, out, _ = run(["train", tmp_path / "all.jsonl", *train], capsys)
+    assert "all 4 models of this population are trained already; nothing to train" in out
+    code, out, _ = run(["train", "--help"], capsys)
+    assert "Its defaults (gru, 5 epochs, 1 replicate" in " ".join(out.split())

@@ -408,6 +408,7 @@ def train_population(
     task_options: dict[str, Any] | None = None,
     executor: str | Executor = "local",
     keep_weights: bool = False,
+    log: Callable[[str], None] | None = None,
 ):
     """Train every (topology, replicate) and return one row per model (pandas).
 
@@ -441,6 +442,9 @@ def train_population(
     keep_weights : bool, default False
         Keep every model's final weights: in the store (``Store.weights``), or in the
         frame's ``weights`` column (safetensors bytes) without one.
+    log : callable, optional
+        ``log(line)`` once, when the store already holds some of the population's models:
+        that the run resumes, and how many are left.
 
     Returns
     -------
@@ -470,7 +474,7 @@ def train_population(
         claim_ttl()
         with Store(store) as opened:
             return train_population(topologies, arch, task, config, store=opened, progress=progress,
-                                    executor=executor, keep_weights=keep_weights)
+                                    executor=executor, keep_weights=keep_weights, log=log)
     mine = {(s.topology.id, s.replicate) for s in model_specs(topologies, config)}  # a run's store may hold more
     if store is None:
         jobs: Iterable[PackJob] = pack_jobs(topologies, arch, task, config)
@@ -479,6 +483,10 @@ def train_population(
         store.ensure_run(rid, spec, topologies)
         jobs = _claimed_jobs(store, rid, topologies, arch, task, config)
         finished = len(store.done(rid) & mine)
+        if finished and log is not None:
+            log(f"run {rid}: all {total} models of this population are trained already; nothing to train"
+                if finished == total else f"resuming run {rid}: {finished} of this population's {total} models are "
+                f"trained, {total - finished} left")
     if keep_weights:
         jobs = (dataclasses.replace(job, keep_weights=True) for job in jobs)
     if progress is not None:
