@@ -103,7 +103,7 @@ def test_the_headline_says_when_the_forest_loses_and_spreads_are_over_folds():
     cv = cross_validate(table, "test_acc", ["density", "transitivity", "n_nodes"], size=["n_nodes"],
                         n_estimators=30, importances=False)
     head = cv.headline()
-    assert "WARNING" not in head and "sd over folds" in head["forest"]
+    assert "WARNING" not in head and " ± " in head["forest"] and "sd of R² over the folds" in head["R² ± sd"]
     assert set(cv.chosen) <= {"density", "transitivity"}  # found inside every training fold
     t = cv.table().set_index(["scheme", "model"])
     folds = cv.folds[(cv.folds["scheme"] == "kfold") & (cv.folds["model"] == "forest")]

@@ -58,8 +58,9 @@ def test_a_wiring_effect_at_fixed_size_is_credited_to_wiring_and_within_the_desi
     t = cv.table().set_index(["scheme", "model"])
     assert not {"linear-size", "forest-size"} & set(t.index.get_level_values("model"))
     assert t.loc[("kfold", "beyond-size"), "r2"] > 0.5 and t.loc[("kfold", "forest"), "r2"] > 0.5
-    assert head["beyond size"].startswith("R² 0.") and "(pooled out-of-fold) ±" in head["beyond size"]
-    assert "(sd over folds)" in head["beyond size"] and "size held fixed" in head["beyond size"]
+    assert re.match(r"R² 0\.\d\d ± \d\.\d\d of the variance", head["beyond size"])
+    assert "size held fixed" in head["beyond size"] and "pooled" not in head["beyond size"]
+    assert list(head)[-1] == "R² ± sd" and "pooled out-of-fold" in head["R² ± sd"]  # said once, at the end
     assert cv.power["along"] == "avg_path_length" and cv.power["detected"] is not None
     assert cv.power["detected"] < 2.0 and "is detected" in head["power"]
 
@@ -72,6 +73,11 @@ def test_pure_seed_noise_gets_the_cannot_detect_line_and_no_scores_as_findings()
     assert cv.ceiling["ceiling"] < 0.2
     assert "forest" not in head and "beyond size" not in head and "not findings" in head["scores"]
     assert not any("R² -" in line for line in head.values())
+    # the power says what it means beside CANNOT DETECT; no line says "detected" without it
+    assert head["power"].startswith("this design would detect an effect of") or "no planted effect" in head["power"]
+    assert head["power"].endswith("the topologies here differ by less than that") or "no planted" in head["power"]
+    assert not any(" is detected" in line for line in head.values())
+    assert "r2_of_ceiling" not in cv.table().columns  # no share of a ceiling below the floor
 
 
 def test_size_that_varies_is_params_and_wiring_that_only_tracks_it_is_not_credited():
@@ -131,6 +137,19 @@ def test_fit_prints_size_held_fixed_the_beyond_size_line_and_the_power(tmp_path,
     assert main(["fit", "--table", str(tmp_path / "t.csv"), "--trees", "30", "-o", str(tmp_path / "p.skops")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "size: held fixed by design: params vary by" in out
-    assert re.search(r"beyond size: R² 0\.\d\d \(pooled out-of-fold\) ± \d\.\d\d \(sd over folds\)", out)
+    assert re.search(r"beyond size: R² 0\.\d\d ± \d\.\d\d of the variance", out)
+    assert "R² ± sd: every R² above is pooled out-of-fold" in out
     assert re.search(r"power: an effect of (0\.25|0\.5|1) x the seed sd", out)
     assert "quadratic (C, L): R²" in out
+
+
+def test_a_best_feature_warning_explains_a_different_top_importance():
+    from types import SimpleNamespace
+
+    from topowire.predict.headline import _importance_note
+
+    imps = pd.DataFrame({"feature": ["spectral_radius", "degree_mean"], "importance": [0.3, 0.2]})
+    note = _importance_note(SimpleNamespace(importances=imps, most_chosen="degree_mean", target="test_acc"))
+    assert note.startswith("; the forest's importances (top features) rank spectral_radius first")
+    assert "rank correlation with test_acc" in note
+    assert _importance_note(SimpleNamespace(importances=imps, most_chosen="spectral_radius", target="test_acc")) == ""

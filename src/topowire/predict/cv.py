@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from topowire.errors import DataError, ParameterError
-from topowire.predict.beyond import BeyondSize, design_power, residual_scores, size_columns, size_design
+from topowire.predict.beyond import (
+    CEILING_FLOOR,
+    BeyondSize,
+    design_power,
+    residual_scores,
+    size_columns,
+    size_design,
+)
 from topowire.predict.ceiling import conformal_half_width, interval_coverage
 from topowire.predict.models import MODELS, PREDICTORS, QUADRATIC, make_model
 from topowire.predict.table import aggregate, check_table, check_target
@@ -64,7 +71,7 @@ class CVResult:
         if not self.folds.empty:
             sd = self.folds.groupby(["scheme", "model"], sort=False)[["r2", "spearman"]].std()
             t = t.join(sd.add_suffix("_fold_sd"), on=["scheme", "model"])
-        if self.ceiling:
+        if self.ceiling and self.ceiling["ceiling"] >= CEILING_FLOOR:  # no share of a ceiling below the floor
             t["r2_of_ceiling"] = t["r2"] / self.ceiling["ceiling"]
         return t
 

@@ -1,7 +1,7 @@
 """The headline of a cross-validation: what a study can say about wiring, in words.
 
 Every R² is the pooled out-of-fold R² (mean over repeats) and its ``±`` the spread over
-folds; an R² whose spread over folds exceeds 1 is called unstable, not printed as a number;
+folds, said once in the last line; an R² whose spread over folds exceeds 1 is called unstable, not printed as a number;
 a share of a noise ceiling below 0.05 is not printed. A design that cannot detect a wiring
 effect (:func:`~topowire.predict.beyond.detectable`) says so first, and its scores are not
 given as findings.
@@ -21,6 +21,16 @@ UNSTABLE_SD = 1.0
 SHARE_FLOOR = 0.05
 
 
+def _importance_note(cv) -> str:
+    """Why the forest's top importance may not be the best single feature, when they differ."""
+    imps = getattr(cv, "importances", None)
+    if imps is None or imps.empty or imps["feature"].iloc[0] == cv.most_chosen:
+        return ""
+    return (f"; the forest's importances (top features) rank {imps['feature'].iloc[0]} first, since a forest's "
+            "importance spreads over correlated features while the single best feature is chosen by its rank "
+            f"correlation with {cv.target}")
+
+
 def headline(cv) -> dict[str, str]:
     """What the study can say, in words, best first (a warning or a "cannot detect" line,
     when there is one, on top): the noise ceiling, size (held fixed, or size alone), the
@@ -36,7 +46,7 @@ def headline(cv) -> dict[str, str]:
         r2, spread = float(t.loc[model, "r2"]), sd(model)
         if np.isfinite(spread) and spread > UNSTABLE_SD:
             return f"R² unstable (its sd over folds, {spread:.1f}, exceeds {UNSTABLE_SD:g}: no number to report)"
-        return f"R² {r2:.2f} (pooled out-of-fold)" + (f" ± {spread:.2f} (sd over folds)" if np.isfinite(spread) else "")
+        return f"R² {r2:.2f}" + (f" ± {spread:.2f}" if np.isfinite(spread) else "")
 
     lines: dict[str, str] = {}
     if cv.ceiling:
@@ -84,15 +94,19 @@ def headline(cv) -> dict[str, str]:
         p = cv.power
         if p["detected"] is not None:
             found = next(x for x in p["tried"] if x["multiple"] == p["detected"])
-            lines["power"] = (f"an effect of {p['detected']:g} x the seed sd ({p['seed_sd']:.3g}) along {p['along']}, "
-                              f"planted on this study's own seed noise, is detected (R² {found['r2']:.2f} recovered); "
-                              "smaller ones are not")
+            effect = (f"an effect of {p['detected']:g} x the seed sd ({p['seed_sd']:.3g}) along {p['along']}, "
+                      f"planted on this study's own seed noise")
+            lines["power"] = (f"this design would detect {effect} (R² {found['r2']:.2f} recovered); the topologies "
+                              "here differ by less than that" if cannot else
+                              f"{effect}, is detected (R² {found['r2']:.2f} recovered); smaller ones are not")
         else:
             lines["power"] = (f"no planted effect up to {p['tried'][-1]['multiple']:g} x the seed sd "
                               f"({p['seed_sd']:.3g}) along {p['along']} is detected by this design")
     iv = cv.interval()
     lines["90% interval"] = (f"prediction ± {iv['half_width']:.3g} (split-conformal); it covered "
                              f"{iv['coverage']:.0%} of held-out topologies in CV")
+    lines["R² ± sd"] = ("every R² above is pooled out-of-fold (5-fold CV, the mean of its repeats) and its ± the sd "
+                        "of R² over the folds")
     if cannot:
         return {"CANNOT DETECT": f"this design cannot detect a wiring effect: {cannot}", **lines}
     mean_r2 = t.loc["mean", "r2"] if "mean" in t.index else 0.0
@@ -109,7 +123,7 @@ def headline(cv) -> dict[str, str]:
                    "here shows an effect of wiring beyond the size of the network")
     elif beaten:
         warning = (f"the {name} does not beat the best single feature (most often {cv.most_chosen}): one "
-                   f"statistic of the wiring carries all that the {name} finds")
+                   f"statistic of the wiring carries all that the {name} finds") + _importance_note(cv)
     else:
         return lines
     return {"WARNING": warning, **lines}
