@@ -115,10 +115,12 @@ def analyse(pop, results: pd.DataFrame, arch: Arch, seed: int, trees: int) -> tu
     """The predictor's scores, the design's power and the per-graph table."""
     features = model_features(list(pop), None, arch, seed=seed)
     by_id = {t.id: t for t in pop}
+    results = results[results["topology_id"].isin(by_id)]  # a store's run may hold other draws' models too
     results = results.assign(family=results["topology_id"].map(lambda i: by_id[i].family))
     table = study_table(results, features)
     names = list(features.columns)
-    cv = cross_validate(table, "test_acc", names, n_estimators=trees, importances=False, seed=seed)
+    cv = cross_validate(table, "test_acc", names, n_estimators=trees, importances=False, seed=seed,
+                        extra_forests={"density-alone": ["density"]})
     scores = cv.table().set_index(["scheme", "model"]).loc["kfold"]
     counts = {t.id: arch.target.parameter_counts(compile(t, arch).wiring, arch) for t in pop}
     graphs = per_graph(table.assign(n_edges=table["topology_id"].map(lambda i: by_id[i].n_edges),

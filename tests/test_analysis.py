@@ -28,7 +28,7 @@ def test_smoke(script, files, tmp_path):
         import json
 
         summary = json.loads((tmp_path / "summary.json").read_text())
-        assert summary["task"] == "digits" and summary["graphs"] == 29 and summary["size_design"]["matched"]
+        assert summary["task"] == "digits" and summary["graphs"] == 27 and summary["size_design"]["matched"]
         assert summary["size_design"]["columns"] == ["flops"] and summary["flops"]["spread"] <= 0.02
         assert summary["protocol"] == "graph2nn" and summary["train"]["schedule"] == "cosine"
         assert summary["width"][0] == 128 < summary["width"][1] and summary["complete_graph"]["rank"] >= 1
