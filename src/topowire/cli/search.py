@@ -58,7 +58,7 @@ def suggest(population, db, run_id, table_path, candidates_path, output, **o) ->
 @fields(STUDY.arch, "kind", unset="(default: the quick study's)")
 @fields(STUDY, "task", "n_train", "n_test", unset="(default: the quick study's)")
 @fields(STUDY.train, "epochs", "lr", "replicates", "device", unset="(default: the quick study's)")
-@click.option("--seed", type=Checked("seed"), help="Seed of the pool's draw (unset: the recipe's).")
+@click.option("--seed", type=Checked("seed"), help="Seed of the pool's draw (unset: the recipe's) and its training.")
 @fields(search.suggest_table, "acquisition", "explore")
 @click.option("-o", "--output", type=PATH, default=Path("topowire-search"), show_default=True, help="Search folder.")
 def search_(recipe, budget, batch, output, acquisition, explore, **o) -> None:
