@@ -213,8 +213,8 @@ def main() -> None:
     graphs.round(5).to_csv(args.out / "graphs.csv")
     matched = "FLOPs matched ±1%, stem fixed" if arch.match == "flops" else "params matched ±1%, stem included"
     draw_map(graphs, args.out / "cl_map.png",
-             f"relational MLP (dense width {args.width}, {args.depth} layers, {matched}; {args.protocol} protocol)\n"
-             f"on {task_name}: {len(graphs)} graphs x {args.seeds} seeds, {args.epochs} epochs")
+             f"relational MLP: dense width {args.width}, {args.depth} layers, {matched}\n"
+             f"{args.protocol} protocol on {task_name}: {len(graphs)} graphs x {args.seeds} seeds, {args.epochs} epochs")
     summary = {"task": task_name, "n_train": len(task.y_train), "n_test": len(task.y_test), "n": args.n,
                "graphs": len(graphs), "seeds": args.seeds, "dense_width": args.width, "depth": args.depth,
                "protocol": args.protocol, "match": arch.match, "train": config.run_key(),
