@@ -49,7 +49,8 @@ def test_run_writes_every_output(study):
     # the headline leads the summary: this tiny study's topologies differ no more than its seeds, and it says so
     assert list(summary)[:5] == ["CANNOT DETECT", "noise ceiling", "scores", "power", "90% interval"]
     assert "spread no more than seed noise alone would make them" in summary["CANNOT DETECT"]
-    assert summary["power"].startswith("an effect of 2 x the seed sd")
+    assert summary["power"].startswith("this design would detect an effect of 2 x the seed sd")
+    assert summary["power"].endswith("the topologies here differ by less than that")
 
 
 def test_report_images_exist(study):
