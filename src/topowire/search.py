@@ -12,6 +12,7 @@ import pandas as pd
 
 from topowire.errors import DataError, ParameterError
 from topowire.predict.suggest import Suggestion, suggest
+from topowire.seeds import derive
 from topowire.topology import Population
 
 __all__ = ["suggest_table", "suggest_population", "search_study", "SEARCH_FILES"]
@@ -167,7 +168,7 @@ def search_study(recipe, out: str | Path, *, budget: int, batch: int, config=Non
             break
         k = min(batch, budget - len(measured))
         picked, chosen = suggest_population(pool, db, rid if db.exists() else None, n_next=k, acquisition=acquisition,
-                                            explore=explore, seed=len(rounds))
+                                            explore=explore, seed=derive(config.seed or 0, "search", len(rounds)))
         rounds.append({"round": len(rounds) + 1, **{c: picked.chosen[c].tolist() for c in
                                                      ("topology_id", "predicted", "lower", "upper")}})
         with atomic_open(out / "rounds.jsonl") as fh:

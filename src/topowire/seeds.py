@@ -31,7 +31,7 @@ __all__ = ["SeedLike", "resolve_seed", "spawn", "init_seed", "model_seeds", "der
 SeedLike = int | np.integer | np.random.Generator | None
 
 #: The named streams of :func:`derive`.
-STREAMS = ("unseen", "importance", "test data", "beyond-size", "power")
+STREAMS = ("unseen", "importance", "test data", "beyond-size", "power", "search")
 
 
 def resolve_seed(seed: SeedLike) -> int:

@@ -34,6 +34,7 @@ import pandas as pd
 from topowire import checks
 from topowire.errors import DataError, ParameterError
 from topowire.predict.table import check_finite, check_target
+from topowire.seeds import derive
 
 __all__ = ["ACQUISITIONS", "suggest", "cover", "predictive", "acquisition_score", "penalised_batch", "Suggestion",
            "replay", "trainings_to_reach"]
@@ -251,8 +252,8 @@ def replay(table: pd.DataFrame, target: str, features: Sequence[str], budget: in
             order += [left[j] for j in rng.choice(len(left), size=batch, replace=False)]
             continue
         trained = table[table["topology_id"].isin(order)]
-        picked = suggest(trained, pool, target, features, batch, seed=seed + len(order), n_estimators=n_estimators,
-                         **options)
+        picked = suggest(trained, pool, target, features, batch, seed=derive(seed, "search", len(order)),
+                         n_estimators=n_estimators, **options)
         order += list(picked.chosen["topology_id"])
     return order
 
