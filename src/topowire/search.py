@@ -66,35 +66,29 @@ def suggest_population(population: Population, db: str | Path, run_id: str | Non
     ``topowire train`` takes. With no ``db`` yet, the first batch covers the graph features.
     Options as :func:`suggest_table`."""
     from topowire.pipeline import model_features, study_table
-    from topowire.store import open_existing
     from topowire.train.spec import RunSpec
 
     topologies = list({t.id: t for t in population}.values())
     by_id = {t.id: t for t in topologies}
-    if not Path(db).exists() or _measured(Path(db), run_id, 1).empty and run_id is not None:
+    run, results = _run_results(Path(db), run_id)
+    if results.empty:  # nothing trained yet: a first batch that covers the graph features
         from topowire.features import GROUPS, feature_table
 
         pool = feature_table(topologies, list(GROUPS)).rename_axis("topology_id").reset_index()
         out = suggest(pool.iloc[:0].assign(test_acc=[]), pool, "test_acc", [c for c in pool if c != "topology_id"],
                       n_next, seed=seed)
-        return out, Population(tuple(by_id[i] for i in out.chosen["topology_id"]), recipe=population.recipe,
-                               seed=population.seed)
-    with open_existing(db) as store:
-        run = store.run(run_id)
-        results = store.results(run["run_id"])
-    spec = RunSpec.from_record(run)
-    if not set(results["topology_id"]) & {t.id for t in topologies}:
-        raise DataError(f"run {run['run_id']} in {db} trained none of this population's topologies")
-    features = model_features(topologies, None, spec.arch, seed=spec.train.seed)
-    trained = study_table(results[results["topology_id"].isin(by_id)].assign(
-        family=lambda r: r["topology_id"].map(lambda i: by_id[i].family)), features)
-    names = list(features.columns)
-    out = suggest(trained, features.rename_axis("topology_id").reset_index(), "test_acc", names, n_next,
-                  acquisition=acquisition, explore=explore, seed=seed, n_estimators=n_estimators,
-                  chance=spec.task.spec.chance)
-    chosen = Population(tuple(by_id[i] for i in out.chosen["topology_id"]), recipe=population.recipe,
-                        seed=population.seed)
-    return out, chosen
+    else:
+        spec = RunSpec.from_record(run)
+        if not set(results["topology_id"]) & set(by_id):
+            raise DataError(f"run {run['run_id']} in {db} trained none of this population's topologies")
+        features = model_features(topologies, None, spec.arch, seed=spec.train.seed)
+        trained = study_table(results[results["topology_id"].isin(by_id)].assign(
+            family=lambda r: r["topology_id"].map(lambda i: by_id[i].family)), features)
+        out = suggest(trained, features.rename_axis("topology_id").reset_index(), "test_acc", list(features.columns),
+                      n_next, acquisition=acquisition, explore=explore, seed=seed, n_estimators=n_estimators,
+                      chance=spec.task.spec.chance)
+    return out, Population(tuple(by_id[i] for i in out.chosen["topology_id"]), recipe=population.recipe,
+                           seed=population.seed)
 
 
 #: The files a search folder holds.
@@ -108,14 +102,23 @@ def _rounds(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def _measured(db: Path, run_id: str, replicates: int) -> pd.DataFrame:
-    """Each topology's mean test accuracy and its models stored so far (``ok`` or not)."""
-    from topowire.store import Store
+def _run_results(db: Path, run_id: str | None) -> tuple[dict | None, pd.DataFrame]:
+    """The run's record and its results in ``db`` (the store's only run when ``run_id`` is
+    None); no record and an empty frame when there is no store or no such run yet."""
+    from topowire.store import open_existing
 
     if not db.exists():
-        return pd.DataFrame(columns=["test_acc", "models"])
-    with Store(db, readonly=True) as store:
-        results = store.results(run_id) if run_id in set(store.runs()["run_id"]) else pd.DataFrame()
+        return None, pd.DataFrame()
+    with open_existing(db) as store:
+        if run_id is not None and run_id not in set(store.runs()["run_id"]):
+            return None, pd.DataFrame()
+        run = store.run(run_id)
+        return run, store.results(run["run_id"])
+
+
+def _measured(db: Path, run_id: str) -> pd.DataFrame:
+    """Each topology's mean test accuracy and its models stored so far (``ok`` or not)."""
+    results = _run_results(db, run_id)[1]
     if results.empty:
         return pd.DataFrame(columns=["test_acc", "models"])
     ok = results[results["status"] == "ok"].groupby("topology_id")["test_acc"].mean()
@@ -157,29 +160,32 @@ def search_study(recipe, out: str | Path, *, budget: int, batch: int, config=Non
     db, rid, reps = out / "runs.db", spec.run_id(task), spec.train.replicates
     by_id = {t.id: t for t in pool}
     rounds = _rounds(out / "rounds.jsonl")
+
+    def train(topologies) -> pd.DataFrame:
+        train_population(list(topologies), spec.arch, task, spec.train, store=db, executor=executor,
+                         progress=progress and (lambda d, t: progress("training", d, t)))
+        return _measured(db, rid)
+
+    measured = _measured(db, rid)
     while True:
-        measured = _measured(db, rid, reps)
         partial = [by_id[i] for i in measured.index if measured.loc[i, "models"] < reps]
         if partial:  # a round cut short: finish its topologies first
-            train_population(partial, spec.arch, task, spec.train, store=db, executor=executor,
-                             progress=progress and (lambda d, t: progress("training", d, t)))
+            measured = train(partial)
             continue
         if len(measured) >= budget:
             break
-        k = min(batch, budget - len(measured))
-        picked, chosen = suggest_population(pool, db, rid if db.exists() else None, n_next=k, acquisition=acquisition,
-                                            explore=explore, seed=derive(config.seed or 0, "search", len(rounds)))
+        picked, chosen = suggest_population(pool, db, rid, n_next=min(batch, budget - len(measured)),
+                                            acquisition=acquisition, explore=explore,
+                                            seed=derive(config.seed or 0, "search", len(rounds)))
         rounds.append({"round": len(rounds) + 1, **{c: picked.chosen[c].tolist() for c in
                                                      ("topology_id", "predicted", "lower", "upper")}})
         with atomic_open(out / "rounds.jsonl") as fh:
             fh.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in rounds))
-        train_population(list(chosen), spec.arch, task, spec.train, store=db, executor=executor,
-                         progress=progress and (lambda d, t: progress("training", d, t)))
-        measured = _measured(db, rid, reps)
+        measured = train(chosen)
         best = measured["test_acc"].idxmax()
         log(f"round {len(rounds)}: {len(measured)}/{budget} topologies trained; best so far {best} "
             f"({measured.loc[best, 'test_acc']:.4f})")
-    return _search_summary(out, rounds, _measured(db, rid, reps), budget)
+    return _search_summary(out, rounds, measured, budget)
 
 
 def _search_summary(out: Path, rounds: list[dict], measured: pd.DataFrame, budget: int) -> dict:

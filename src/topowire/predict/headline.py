@@ -31,6 +31,21 @@ def _importance_note(cv) -> str:
             f"correlation with {cv.target}")
 
 
+def _power_line(p: dict, cannot: bool) -> str:
+    """The design's power in words: the smallest planted effect detected (beside CANNOT DETECT,
+    what that means for these topologies), or that none was."""
+    if p["detected"] is None:
+        return (f"no planted effect up to {p['tried'][-1]['multiple']:g} x the seed sd ({p['seed_sd']:.3g}) along "
+                f"{p['along']} is detected by this design")
+    found = next(x for x in p["tried"] if x["multiple"] == p["detected"])
+    effect = (f"an effect of {p['detected']:g} x the seed sd ({p['seed_sd']:.3g}) along {p['along']}, planted on "
+              "this study's own seed noise")
+    if cannot:
+        return (f"this design would detect {effect} (R² {found['r2']:.2f} recovered); the topologies here differ by "
+                "less than that")
+    return f"{effect}, is detected (R² {found['r2']:.2f} recovered); smaller ones are not"
+
+
 def headline(cv) -> dict[str, str]:
     """What the study can say, in words, best first (a warning or a "cannot detect" line,
     when there is one, on top): the noise ceiling, size (held fixed, or size alone), the
@@ -91,17 +106,7 @@ def headline(cv) -> dict[str, str]:
                                                                     f"{name} within the spread over folds"
                                                                     if close else ""))
     if cv.power:
-        p = cv.power
-        if p["detected"] is not None:
-            found = next(x for x in p["tried"] if x["multiple"] == p["detected"])
-            effect = (f"an effect of {p['detected']:g} x the seed sd ({p['seed_sd']:.3g}) along {p['along']}, "
-                      f"planted on this study's own seed noise")
-            lines["power"] = (f"this design would detect {effect} (R² {found['r2']:.2f} recovered); the topologies "
-                              "here differ by less than that" if cannot else
-                              f"{effect}, is detected (R² {found['r2']:.2f} recovered); smaller ones are not")
-        else:
-            lines["power"] = (f"no planted effect up to {p['tried'][-1]['multiple']:g} x the seed sd "
-                              f"({p['seed_sd']:.3g}) along {p['along']} is detected by this design")
+        lines["power"] = _power_line(cv.power, bool(cannot))
     iv = cv.interval()
     lines["90% interval"] = (f"prediction ± {iv['half_width']:.3g} (split-conformal); it covered "
                              f"{iv['coverage']:.0%} of held-out topologies in CV")
@@ -109,21 +114,28 @@ def headline(cv) -> dict[str, str]:
                         "of R² over the folds")
     if cannot:
         return {"CANNOT DETECT": f"this design cannot detect a wiring effect: {cannot}", **lines}
+    warning = _warning(cv, t, best_size, design)
+    return lines if warning is None else {"WARNING": warning, **lines}
+
+
+def _warning(cv, t, best_size: str | None, design: dict) -> str | None:
+    """The headline's warning when the predictor does not beat a baseline (the first that
+    applies: the mean, size alone, nothing beyond size, the best single feature), else None."""
+    name = cv.model
+    forest = t.loc[name]
     mean_r2 = t.loc["mean", "r2"] if "mean" in t.index else 0.0
     beaten = [m for m in (best_size, "best-feature") if m in t.index and forest["r2"] <= t.loc[m, "r2"]]
     if forest["r2"] <= max(0.0, mean_r2):
         than = "the mean" if forest["r2"] <= mean_r2 else "zero"
-        warning = (f"the {name} does not beat the mean (its R² {forest['r2']:.2f} is not above {than}): the "
-                   f"features do not predict {cv.target} here")
-    elif best_size in beaten:
-        warning = (f"the {name} does not beat size alone ({best_size}): nothing here shows an effect of wiring "
-                   "beyond the size of the network")
-    elif "beyond-size" in t.index and t.loc["beyond-size", "r2"] <= 0 and not design.get("matched"):
-        warning = ("the graph features explain none of what size leaves (beyond-size R² not above 0): nothing "
-                   "here shows an effect of wiring beyond the size of the network")
-    elif beaten:
-        warning = (f"the {name} does not beat the best single feature (most often {cv.most_chosen}): one "
-                   f"statistic of the wiring carries all that the {name} finds") + _importance_note(cv)
-    else:
-        return lines
-    return {"WARNING": warning, **lines}
+        return (f"the {name} does not beat the mean (its R² {forest['r2']:.2f} is not above {than}): the "
+                f"features do not predict {cv.target} here")
+    if best_size in beaten:
+        return (f"the {name} does not beat size alone ({best_size}): nothing here shows an effect of wiring "
+                "beyond the size of the network")
+    if "beyond-size" in t.index and t.loc["beyond-size", "r2"] <= 0 and not design.get("matched"):
+        return ("the graph features explain none of what size leaves (beyond-size R² not above 0): nothing "
+                "here shows an effect of wiring beyond the size of the network")
+    if beaten:
+        return (f"the {name} does not beat the best single feature (most often {cv.most_chosen}): one "
+                f"statistic of the wiring carries all that the {name} finds") + _importance_note(cv)
+    return None

@@ -28,6 +28,7 @@ from topowire.compiler.compile import model_parameter_counts
 from topowire.compiler.functional import fused_steps
 from topowire.compiler.pack import PackOfOne, pack
 from topowire.data.tasks import Task, make_task
+from topowire.data.transforms import augment, standardized
 from topowire.seeds import model_seeds
 from topowire.topology.topology import Topology
 from topowire.train.config import TrainConfig, check_device
@@ -221,11 +222,7 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *, lr: float 
 
 def prepared_task(task: Task, config: TrainConfig) -> Task:
     """The task as the models see it: standardised when ``config.standardize``."""
-    if config.standardize:
-        from topowire.data.transforms import standardized
-
-        return standardized(task)
-    return task
+    return standardized(task) if config.standardize else task
 
 
 def _per_model(mask: Tensor, like: Tensor) -> Tensor:
@@ -259,8 +256,6 @@ def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step
             idx = order[start:start + config.batch_size]
             xb, yb, lb, mask = task_batch(task, "train", idx, device)
             if config.augment:
-                from topowire.data.transforms import augment
-
                 xb = augment(xb, task.image, (*stream, epoch, start))
             with _autocast(config):
                 out = task_forward(packed, task, xb, lb)
@@ -443,19 +438,16 @@ def train_population(
         Keep every model's final weights: in the store (``Store.weights``), or in the
         frame's ``weights`` column (safetensors bytes) without one.
     log : callable, optional
-        ``log(line)`` once, when the store already holds some of the population's models:
-        that the run resumes, and how many are left.
+        ``log(line)`` once when the store holds some of the population's models: it resumes.
 
     Returns
     -------
     pandas.DataFrame
-        One row per model: topology id, replicate, seed, status, final losses and
-        accuracy, effective parameters, seconds (the pack's wall time shared equally),
-        and the per-epoch curves. With a store: every model of the run so far.
+        One row per model: topology id, replicate, seed, status, final losses and accuracy, effective
+        parameters, seconds (the pack's wall time shared), the per-epoch curves. With a store: the whole run.
     """
     import pandas as pd
 
-    from topowire import limits
     from topowire.store import Store, claim_ttl
 
     config = config.replace(device=check_device(config.device))  # "auto" made concrete: the packs see one device
@@ -464,31 +456,60 @@ def train_population(
     spec = RunSpec.of(arch, task, config)
     arch, rid = spec.arch, spec.run_id(task)
     topologies = list(topologies)
-    total = limits.check("models", len({t.id for t in topologies}) * config.replicates, "topologies x replicates")
-    widest = max(topologies, key=lambda t: t.n, default=None)
-    if widest is not None:  # one model alone must fit the memory limit
-        steps = task.x_train.shape[1] if task.sequence else 1
-        limits.check_memory(estimate_model_bytes(widest.n, arch, config.batch_size, steps),
-                            f"training a {arch.kind} model of {widest.n:,} neurons at batch {config.batch_size}")
+    total = _check_sizes(topologies, arch, task, config)
     if isinstance(store, (str, os.PathLike)):  # opened once the whole configuration is valid
         claim_ttl()
         with Store(store) as opened:
             return train_population(topologies, arch, task, config, store=opened, progress=progress,
                                     executor=executor, keep_weights=keep_weights, log=log)
     mine = {(s.topology.id, s.replicate) for s in model_specs(topologies, config)}  # a run's store may hold more
+    jobs, finished = _jobs(store, spec, rid, topologies, task, config, mine, keep_weights)
+    if finished and log is not None:
+        log(_resume_line(rid, finished, total))
+    rows = _run_jobs(jobs, task, config, executor, store, rid, mine, finished, total, progress)
+    if store is not None:
+        return store.results(rid)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "run_id", rid)
+    return frame
+
+
+def _check_sizes(topologies: Sequence[Topology], arch: Arch, task: Task, config: TrainConfig) -> int:
+    """The run's model count, once it and its widest model are known to fit their limits."""
+    from topowire import limits
+
+    total = limits.check("models", len({t.id for t in topologies}) * config.replicates, "topologies x replicates")
+    widest = max(topologies, key=lambda t: t.n, default=None)
+    if widest is not None:  # one model alone must fit the memory limit
+        steps = task.x_train.shape[1] if task.sequence else 1
+        limits.check_memory(estimate_model_bytes(widest.n, arch, config.batch_size, steps),
+                            f"training a {arch.kind} model of {widest.n:,} neurons at batch {config.batch_size}")
+    return total
+
+
+def _jobs(store, spec: RunSpec, rid: str, topologies, task: Task, config: TrainConfig, mine: set,
+          keep_weights: bool) -> tuple[Iterable[PackJob], int]:
+    """The run's pack jobs (claimed in the store one at a time, with one) and how many of the
+    population's models (``mine``) the store holds already."""
     if store is None:
-        jobs: Iterable[PackJob] = pack_jobs(topologies, arch, task, config)
+        jobs: Iterable[PackJob] = pack_jobs(topologies, spec.arch, task, config)
         finished = 0
     else:
         store.ensure_run(rid, spec, topologies)
-        jobs = _claimed_jobs(store, rid, topologies, arch, task, config)
-        finished = len(store.done(rid) & mine)
-        if finished and log is not None:
-            log(f"run {rid}: all {total} models of this population are trained already; nothing to train"
-                if finished == total else f"resuming run {rid}: {finished} of this population's {total} models are "
-                f"trained, {total - finished} left")
-    if keep_weights:
-        jobs = (dataclasses.replace(job, keep_weights=True) for job in jobs)
+        jobs, finished = _claimed_jobs(store, rid, topologies, spec.arch, task, config), len(store.done(rid) & mine)
+    return ((dataclasses.replace(job, keep_weights=True) for job in jobs) if keep_weights else jobs), finished
+
+
+def _resume_line(rid: str, finished: int, total: int) -> str:
+    if finished == total:
+        return f"run {rid}: all {total} models of this population are trained already; nothing to train"
+    return f"resuming run {rid}: {finished} of this population's {total} models are trained, {total - finished} left"
+
+
+def _run_jobs(jobs, task, config, executor, store, rid, mine, finished, total, progress) -> list[dict[str, Any]]:
+    """Run the pack jobs on the executor and return their rows; with a store, each pack's rows
+    are committed as it finishes. ``progress(done, total)`` counts ``finished`` and then the
+    population's models stored (a pack in part, by its steps, while it trains)."""
     if progress is not None:
         progress(finished, total)
     rows: list[dict[str, Any]] = []
@@ -513,11 +534,7 @@ def train_population(
             rows.extend(job_rows)
             if progress is not None:
                 progress(finished, total)
-    if store is not None:
-        return store.results(rid)
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "run_id", rid)
-    return frame
+    return rows
 
 
 def results_line(results) -> str:
