@@ -213,7 +213,7 @@ DOMAINS: dict[str, Domain] = {
     "epochs": _i(1, 10**6), "retrain": _i(0, 10**6), "batch_size": _i(1, 2**20),
     "replicates": _i(1, "models"), "n_estimators": _i(1, "trees"),
     "n_train": _i(1, "examples", none=True), "n_test": _i(1, "examples", none=True),
-    "memory_mb": _i(1, "memory"), "chunk_size": _i(1, 10**6, none=True),
+    "memory_mb": _i(1, "memory", none=True), "chunk_size": _i(1, 10**6, none=True),
     "threads": _i(1, 1024, none=True, what=" (torch threads)"), "workers": _i(1, 4096, none=True),
     "jobs": _i(-1024, 1024, none=True, what=" (worker processes; -1: every core, -2: all but one, as joblib)"),
     "count": _i(1, "graphs"), "batch": _i(1, 2**20), "seq_len": _i(1, 10**6),

@@ -301,3 +301,24 @@ def test_the_default_device_is_the_gpu_when_there_is_one_and_names_no_other_run(
     assert auto["run_id"].iloc[0] == cpu["run_id"].iloc[0]  # where a run trains is not what it is
     if not torch.cuda.is_available():
         assert auto["test_acc"].tolist() == cpu["test_acc"].tolist()
+
+
+def test_pack_budget_follows_the_device_when_not_given(monkeypatch):
+    from topowire.train.config import CPU_PACK_MB, pack_budget
+
+    assert pack_budget(300, 80 * 2**30) == 300 * 2**20  # given: used as it is, on any device
+    assert pack_budget(None, 80 * 2**30) == 20 * 2**30  # a CUDA device: a quarter of its free memory
+    assert pack_budget(None, None) == CPU_PACK_MB * 2**20 == 2**30  # the CPU
+    monkeypatch.setenv("TOPOWIRE_MAX_MEMORY_MB", "256")
+    assert pack_budget(None, None) == 256 * 2**20  # within the memory limit
+
+
+def test_packs_are_cut_by_the_budget_on_the_cpu(reber_small):
+    from topowire.train.trainer import pack_jobs
+
+    same_width = [ws_graph(12, 4, 0.3, seed=i) for i in range(6)]
+    arch = ARCH.replace(d_in=reber_small.d_in, d_out=reber_small.d_out)
+    default = pack_jobs(same_width, arch, reber_small, TrainConfig(device="cpu"))
+    assert [len(j.specs) for j in default] == [6]  # six small GRUs fit 1,024 MiB
+    tight = pack_jobs(same_width, arch, reber_small, TrainConfig(device="cpu", memory_mb=1))
+    assert len(tight) > 1 and sum(len(j.specs) for j in tight) == 6

@@ -10,6 +10,7 @@ from typing import Any
 
 from topowire import checks
 from topowire.errors import ParameterError
+from topowire.limits import limit
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "DATA_ORDERS", "check_device"]
 
@@ -74,10 +75,12 @@ class TrainConfig:
         (``cuda:1``, ...). Not part of a run's identity: a run resumes on either.
     bf16 : bool
         bf16 autocast for the forward pass (CUDA only).
-    memory_mb : int
+    memory_mb : int or None
         Budget (MiB) for one pack's parameters, optimizer state and activations; the
         population is cut into packs that fit. At most the memory limit
-        (``TOPOWIRE_MAX_MEMORY_MB``, see :mod:`topowire.limits`).
+        (``TOPOWIRE_MAX_MEMORY_MB``, see :mod:`topowire.limits`). Unset (the default): on a
+        CUDA device a quarter of its free memory (a GPU idles on launches when packs are
+        small), on the CPU 1,024 MiB (or the memory limit, if lower).
     chunk_size : int or None
         Fixed models per pack (overrides the memory budget).
     diverge_loss : float
@@ -108,7 +111,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     bf16: bool = False
-    memory_mb: int = 1024
+    memory_mb: int | None = None
     chunk_size: int | None = None
     diverge_loss: float = 1e6
     stability: float | None = None
@@ -161,6 +164,31 @@ class TrainConfig:
     @property
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.run_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+#: Share of a CUDA device's free memory one pack may take when ``memory_mb`` is not given.
+GPU_PACK_SHARE = 0.25
+#: MiB one pack may take on the CPU when ``memory_mb`` is not given (or the memory limit, if lower).
+CPU_PACK_MB = 1024
+
+
+def pack_budget(memory_mb: int | None, device_free_bytes: int | None) -> int:
+    """Bytes one pack may take: ``memory_mb`` when given; else ``GPU_PACK_SHARE`` of a CUDA
+    device's free memory (``device_free_bytes``), or on the CPU (``None``) ``CPU_PACK_MB`` within
+    the memory limit."""
+    if memory_mb is not None:
+        return memory_mb * 2**20
+    if device_free_bytes is not None:
+        return int(device_free_bytes * GPU_PACK_SHARE)
+    return min(CPU_PACK_MB, limit("memory")) * 2**20
+
+
+def device_free_bytes(device: str) -> int | None:
+    """Free memory of ``device`` if it is a CUDA device (``auto`` resolved), else ``None``."""
+    import torch
+
+    resolved = check_device(device)
+    return torch.cuda.mem_get_info(torch.device(resolved))[0] if resolved.startswith("cuda") else None
 
 
 def check_device(device: str) -> str:

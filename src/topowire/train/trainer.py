@@ -31,7 +31,7 @@ from topowire.data.tasks import Task, make_task
 from topowire.data.transforms import augment, standardized
 from topowire.seeds import model_seeds
 from topowire.topology.topology import Topology
-from topowire.train.config import TrainConfig, check_device
+from topowire.train.config import TrainConfig, check_device, device_free_bytes, pack_budget
 from topowire.train.executors import Executor, get_executor
 from topowire.train.losses import per_model_correct, per_model_loss, step_mask
 from topowire.train.optim import StackedAdam, StackedSGD, clip_per_model
@@ -330,7 +330,7 @@ def _chunks(specs: list[ModelSpec], arch: Arch, config: TrainConfig, steps: int,
     ``widths`` by topology id (the target's :meth:`~topowire.compiler.targets.Target.model_width`)."""
     if config.chunk_size is not None:
         return [specs[i:i + config.chunk_size] for i in range(0, len(specs), config.chunk_size)]
-    budget = config.memory_mb * 2**20
+    budget = pack_budget(config.memory_mb, device_free_bytes(config.device) if config.memory_mb is None else None)
     chunks: list[list[ModelSpec]] = []
     for s in specs:
         width = widths[s.topology.id]
