@@ -13,7 +13,8 @@ from collections.abc import Callable
 #: a hang only, never a duration the test expects (a busy machine may take far longer than a quiet one).
 HANG_GUARD = 900
 
-_PROGRESS = re.compile(r"^training: ([0-9.]+)/([0-9]+) ")
+_PROGRESS = re.compile(r"^training: ([0-9]+)/([0-9]+) ")
+_PARTWAY = "a pack partway)"
 
 
 def _default_sigint() -> None:
@@ -65,16 +66,15 @@ def wait_for_line(proc: subprocess.Popen, event: Callable[[str], bool]) -> str:
 def trained(at_least: int) -> Callable[[str], bool]:
     """An event for :func:`wait_for_line`: at least ``at_least`` models are in the store.
 
-    Train prints ``training: DONE/TOTAL`` with a whole DONE once a pack's rows are stored;
-    a pack in training shows a fraction (:func:`in_training`).
+    Train prints ``training: DONE/TOTAL (RATE/s)`` once a pack's rows are stored; while a
+    pack trains, the line ends ``a pack partway)`` (:func:`in_training`).
     """
     def event(line: str) -> bool:
         match = _PROGRESS.match(line)
-        return bool(match) and "." not in match[1] and int(match[1]) >= at_least
+        return bool(match) and _PARTWAY not in line and int(match[1]) >= at_least
     return event
 
 
 def in_training(line: str) -> bool:
     """An event for :func:`wait_for_line`: a pack is training (its claim held), part done."""
-    match = _PROGRESS.match(line)
-    return bool(match) and "." in match[1]
+    return bool(_PROGRESS.match(line)) and _PARTWAY in line

@@ -53,6 +53,20 @@ def test_run_writes_every_output(study):
     assert summary["power"].endswith("the topologies here differ by less than that")
 
 
+def test_csv_floats_carry_at_most_six_significant_digits(study):
+    out, _ = study
+    number = re.compile(r"^-?(\d+)(?:\.(\d+))?(?:e[-+]\d+)?$")
+    floats = 0
+    for path in out.glob("*.csv"):
+        for line in path.read_text().splitlines()[1:]:
+            for cell in line.split(","):
+                m = number.match(cell)
+                if m and m.group(2):
+                    floats += 1
+                    assert len((m.group(1) + m.group(2)).lstrip("0")) <= 6, (path.name, cell)
+    assert floats > 100  # the check saw the tables' floats
+
+
 def test_report_images_exist(study):
     out, _ = study
     page = (out / "report" / "index.html").read_text()

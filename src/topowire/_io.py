@@ -339,15 +339,21 @@ def check_table_path(path: str | os.PathLike[str]) -> str:
     return suffix
 
 
+#: Significant digits of the floats in the CSV tables topowire writes.
+CSV_DIGITS = 6
+
+
 def write_table(frame, path: str | os.PathLike[str], *, index: bool = True) -> None:
-    """Write a table atomically as CSV (full float precision) or Parquet, by suffix."""
+    """Write a table atomically as CSV or Parquet, by suffix: CSV floats to
+    ``CSV_DIGITS`` significant digits (what a float32 result or a feature carries that a
+    reader can use), Parquet's at full precision."""
     from topowire.errors import ParameterError
 
     path = Path(path)
     suffix = check_table_path(path)
     with atomic_path(path) as tmp:
         if suffix == ".csv":
-            frame.to_csv(tmp, index=index, float_format="%.17g")
+            frame.to_csv(tmp, index=index, float_format=f"%.{CSV_DIGITS}g")
         else:
             try:
                 frame.to_parquet(tmp, index=index)

@@ -31,8 +31,8 @@ def progress():
             if (done == total and last.get(stage) != done) or done - last.get(stage, -total) >= max(1, total // 10):
                 last[stage] = done
                 rate = (done - first) / max(1e-9, time.perf_counter() - t0)
-                shown = f"{done:.1f}" if done != int(done) else f"{int(done)}"  # a pack counts in part
-                console.print(f"{stage}: {shown}/{total} ({rate:.2f}/s)", highlight=False)
+                partway = ", a pack partway" if done != int(done) else ""  # a pack counts in part, per step
+                console.print(f"{stage}: {int(done)}/{total} ({rate:.2f}/s{partway})", highlight=False)
         yield plain
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -47,13 +47,33 @@ def progress():
         yield rich_update
 
 
+#: Width of tables printed to a pipe or a log: wide enough that no name is cut or folded.
+PIPE_WIDTH = 1000
+
+
+def _print_table(table: Table) -> None:
+    """A table at the terminal's width (a cell too long for it folds, never cut with an
+    ellipsis), or at its natural width in a pipe or a log."""
+    for column in table.columns:
+        column.overflow = "fold"
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.width
+    console.width = PIPE_WIDTH
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def print_frame(df, title: str) -> None:
     table = Table(title=title)
     for c in [df.index.name or "", *df.columns]:
         table.add_column(str(c))
     for key, row in df.iterrows():
         table.add_row(str(key), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-    console.print(table)
+    _print_table(table)
 
 
 def print_scores(cv) -> None:
@@ -70,8 +90,14 @@ def print_scores(cv) -> None:
 
 
 def print_summary(summary: dict[str, str], title: str) -> None:
-    """A two-column table of a study's summary."""
+    """A study's summary: a two-column table on a terminal, ``key: value`` lines under the
+    title in a pipe or a log (whole, and one line each for grep)."""
+    if not console.is_terminal:
+        console.print(title, highlight=False)
+        for k, v in summary.items():
+            console.print(f"{k}: {v}", highlight=False)
+        return
     table = Table(title=title, show_header=False)
     for k, v in summary.items():
         table.add_row(k, v)
-    console.print(table)
+    _print_table(table)

@@ -85,7 +85,8 @@ class StudyConfig:
         recipe's seed, so a study draws the population that ``topowire generate`` draws
         from its recipe. Training has its own (``train.seed``).
     n_estimators : int
-        Trees in the forest.
+        Trees in the forest: 100, what the default study needs (300 changed its headline
+        by 0.003 in R², BENCHMARKS.md, ``bench/bench_fit.py``).
     export_onnx : bool
         Also export the best model to ONNX.
     """
@@ -96,7 +97,7 @@ class StudyConfig:
     n_train: int | None = None
     n_test: int | None = None
     seed: int | None = None
-    n_estimators: int = 300
+    n_estimators: int = 100
     export_onnx: bool = True
 
     def __post_init__(self) -> None:
@@ -499,8 +500,9 @@ def run_study(recipe: Recipe, out: str | Path, config: StudyConfig = StudyConfig
         log(f"WARNING: {exc}")
     else:
         summary = {**_headline(cv), **summary, **_predict(predictor, recipe, pop.seed, out)}
-        summary["report"] = str(report_study(study, out / "report", cv=cv, title=f"topowire study: {recipe.name}",
-                                             summary=summary, progress=progress))
+        title = f"topowire study: {recipe.name}, {recipe.design()}"
+        summary["report"] = str(report_study(study, out / "report", cv=cv, title=title, summary=summary,
+                                             progress=progress))
     summary.update(_export_best(study, out, config, task, log))
     _keep_summary(out, inputs, summary)
     return {**summary, "seconds": f"{time.perf_counter() - t_start:.0f}"}

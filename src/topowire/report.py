@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from topowire.predict import CVResult
 
-__all__ = ["check_drawable", "draw_topology", "write_report"]
+__all__ = ["check_drawable", "draw_topology", "drawing_title", "topology_figure", "write_report"]
 
 
 def _plt():
@@ -35,7 +35,7 @@ def check_drawable(topology: Topology) -> None:
 
 
 def draw_topology(topology: Topology, path: str | Path, *, seed: int = 0) -> None:
-    """Draw one graph to a PNG: a seeded spring layout, nodes coloured by degree.
+    """Draw one graph to a PNG (see :func:`topology_figure`).
 
     Parameters
     ----------
@@ -46,25 +46,46 @@ def draw_topology(topology: Topology, path: str | Path, *, seed: int = 0) -> Non
     seed : int, default 0
         Layout seed.
     """
-    import networkx as nx
-
     check_drawable(topology)
+    fig = topology_figure(topology, seed=seed)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", bbox_inches="tight")
+    finally:
+        _plt().close(fig)
+
+
+def topology_figure(topology: Topology, *, seed: int = 0):
+    """One graph as a matplotlib figure: a seeded spring layout, nodes coloured by degree
+    with its colour bar, titled in words (:func:`drawing_title`)."""
+    import networkx as nx
+    from matplotlib.ticker import MaxNLocator
+
     plt = _plt()
     g = topology.to_networkx()
     pos = nx.spring_layout(g, seed=seed)
     fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
-    try:
-        deg = [d for _, d in g.degree()]
-        nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.3, arrows=topology.directed,
-                               arrowsize=6 if topology.directed else 10)
-        nx.draw_networkx_nodes(g, pos, ax=ax, node_size=40, node_color=deg, cmap="viridis")
-        ax.set_title(f"{topology.family} {dict(topology.params)}\n"
-                     f"n={topology.n} edges={topology.n_edges} id={topology.id}", fontsize=9)
-        ax.axis("off")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    deg = [d for _, d in g.degree()]
+    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.3, arrows=topology.directed, arrowsize=6 if topology.directed else 10)
+    nodes = nx.draw_networkx_nodes(g, pos, ax=ax, node_size=40, node_color=deg, cmap="viridis")
+    legend = fig.colorbar(nodes, ax=ax, shrink=0.6,
+                          label="node colour: degree" + (" (in + out)" if topology.directed else ""))
+    legend.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(drawing_title(topology), fontsize=9)
+    ax.axis("off")
+    return fig
+
+
+def drawing_title(topology: Topology) -> str:
+    """A drawing's title in words: the family's name (its generator's own), its parameters
+    to 2 significant digits, the node and edge counts and the id."""
+    from topowire.topology.generators import FAMILIES
+
+    generator = FAMILIES.get(topology.family)
+    name = generator.__doc__.strip().split("\n")[0].split(":")[0].rstrip(".") if generator else topology.family
+    params = ", ".join(f"{k} = {v:.2g}" if isinstance(v, float) else f"{k} = {v}" for k, v in topology.params.items()
+                       if k != "n" and v is not False)  # the node count follows; unset flags say nothing
+    return f"{name}{f' ({params})' if params else ''}\n{topology.n} nodes, {topology.n_edges} edges, id {topology.id}"
 
 
 def _save(fig, path: Path) -> str:

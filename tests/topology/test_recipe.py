@@ -203,3 +203,16 @@ def test_a_bad_stratify_is_refused(stratify, match):
     data["family"][0]["stratify"] = stratify
     with pytest.raises(ParameterError, match=match):
         parse_recipe(data)
+
+
+def test_a_recipe_says_its_design_in_words():
+    from topowire.pipeline import default_recipe
+
+    assert default_recipe().design() == "75 graphs (er 25, ws 25, ba 25) of 8-24 nodes"
+    from pathlib import Path
+
+    assert load_recipe(Path(__file__).parents[2] / "graphs" / "graph2nn.toml").design() == \
+        "up to 1001 graphs (wsflex 1000 candidates, complete 1) of 64 nodes"
+    mixed = parse_recipe({"family": [{"kind": "er", "count": 2, "n": {"choices": [5, 30]}, "p": 0.3},
+                                     {"kind": "mlp", "count": 1, "sizes": [2, 3]}]})
+    assert mixed.design() == "3 graphs (er 2, mlp 1) of 5-30 nodes"

@@ -126,4 +126,4 @@ def run(recipe, output, study, **o) -> None:
     rec = topology.load_recipe(recipe) if recipe is not None else rec
     with progress() as update:
         summary = pipeline.run_study(rec, output, config, log=console.print, progress=update, executor=executor)
-    print_summary(summary, f"topowire run: {rec.name}")
+    print_summary(summary, f"topowire run: {rec.name}, {rec.design()}")

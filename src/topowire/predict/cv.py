@@ -28,7 +28,7 @@ from topowire.predict.models import MODELS, PREDICTORS, QUADRATIC, make_model
 from topowire.predict.table import aggregate, check_table, check_target
 from topowire.seeds import derive
 
-__all__ = ["CVResult", "cross_validate", "scores"]
+__all__ = ["CVResult", "cross_validate", "permutation_importance", "scores"]
 
 #: Trees of each of the beyond-size model's two forests (at most; fewer when the predictor has fewer).
 BEYOND_TREES = 100
@@ -103,6 +103,29 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {"r2": float(r2_score(y, p)), "mae": float(mean_absolute_error(y, p)), "spearman": float(rho)}
 
 
+def permutation_importance(estimator, x: pd.DataFrame, y: np.ndarray, *, n_repeats: int = 3,
+                           seed: int = 0) -> np.ndarray:
+    """Each column's permutation importance: the fall in R² when that column alone is
+    shuffled, the mean of ``n_repeats`` shuffles (sklearn's definition, scored by R²).
+
+    Every shuffled copy of ``x`` is stacked into one table and predicted in one call: on a
+    fold of a few dozen rows a forest's cost is per call, not per row (sklearn's
+    ``permutation_importance`` calls ``predict`` once per column and shuffle).
+    """
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(seed)
+    values = x.to_numpy(dtype=float)
+    n, k = values.shape
+    stacked = np.tile(values, (n_repeats * k, 1))
+    for block in range(n_repeats * k):
+        column = block % k
+        stacked[block * n:(block + 1) * n, column] = values[rng.permutation(n), column]
+    predicted = estimator.predict(pd.DataFrame(stacked, columns=x.columns)).reshape(n_repeats * k, n)
+    shuffled = np.array([r2_score(y, p) for p in predicted]).reshape(n_repeats, k)
+    return r2_score(y, estimator.predict(x)) - shuffled.mean(axis=0)
+
+
 def _held_out(estimator, x, y) -> float:
     """The per-fold score sklearn asks for: the count held out (the scores are pooled here)."""
     return float(len(y))
@@ -149,7 +172,6 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         A missing or non-numeric column, too few topologies, or a target nothing can be
         learnt from (see :func:`check_target`).
     """
-    from sklearn.inspection import permutation_importance
     from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
     from sklearn.model_selection import cross_validate as sk_cross_validate
 
@@ -241,9 +263,8 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
                                              "family": family[te] if family is not None else ""}))
                     # on the held-out folds of the first repeat: every row held out once
                     if importances and scheme == "kfold" and fold < n_splits and len(te) >= 2:
-                        pi = permutation_importance(estimator, x_all.iloc[te][features], y[te], n_repeats=3,
-                                                    random_state=derive(seed, "importance", fold), scoring="r2")
-                        imps.append(pi.importances_mean)
+                        imps.append(permutation_importance(estimator, x_all.iloc[te][features], y[te], n_repeats=3,
+                                                           seed=derive(seed, "importance", fold)))
             done += 1
             if progress is not None:
                 progress(done, steps)

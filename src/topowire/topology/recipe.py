@@ -284,6 +284,16 @@ class Recipe:
         """Total number of graphs the recipe draws."""
         return sum(f.count for f in self.families)
 
+    def design(self) -> str:
+        """The design in words: graphs per family and the span of their node counts, e.g.
+        ``75 graphs (er 25, ws 25, ba 25) of 8-24 nodes`` (stratified families: candidates)."""
+        kinds = ", ".join(f"{f.kind} {f.count}{' candidates' if f.stratify else ''}" for f in self.families)
+        spans = [_span(dict(f.params).get("n")) for f in self.families]
+        known = [s for s in spans if s is not None]
+        lo, hi = (min(s[0] for s in known), max(s[1] for s in known)) if known else (None, None)
+        nodes = "" if lo is None else f" of {lo} nodes" if lo == hi else f" of {lo}-{hi} nodes"
+        return f"{'up to ' if any(f.stratify for f in self.families) else ''}{self.count} graphs ({kinds}){nodes}"
+
     def to_dict(self) -> dict[str, Any]:
         """A dict that :func:`parse_recipe` turns back into an equal recipe."""
         return {"population": {"name": self.name, "seed": self.seed},
@@ -292,6 +302,15 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
         return parse_recipe(data)
+
+
+def _span(spec: ParamSpec | None) -> tuple[int, int] | None:
+    """The least and most a node-count spec can draw (None for an expression or no ``n``)."""
+    if spec is None or spec.form == "expr":
+        return None
+    values = [spec.value] if spec.form == "fixed" else list(spec.value)
+    numbers = [int(v) for v in values if _is_number(v)]
+    return (min(numbers), max(numbers)) if numbers else None
 
 
 def parse_recipe(data: Mapping[str, Any]) -> Recipe:
