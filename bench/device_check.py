@@ -15,7 +15,8 @@ each step timed and written out as soon as it ends (a run cut short keeps what i
 5. ``scaling``: models x steps / s and peak memory against the pack size P, up to the
    largest pack that fits or the step's share of the budget;
 6. ``run``: ``topowire run --device`` on the embedded default study, timed;
-7. ``thesis-scale``: 200 graphs x 4 cells in the layered form, 15 epochs of Reber;
+7. ``thesis-scale``: 200 graphs x 4 cells in the layered form, 15 epochs of Reber (each
+   cell's row written as it ends);
 8. ``graph2nn``: ``analysis/graph2nn.py`` with graph2nn's protocol (FLOPs matching, its
    (C, L)-stratified graphs at n = 64, SGD with Nesterov momentum, a cosine schedule, weight
    decay, standardised and augmented inputs, a data order per seed) at its own scale (dense
@@ -248,6 +249,7 @@ def thesis_scale(ctx: dict) -> dict:
         seconds = _timed(train, device)
         rows.append({"cell": cell, "models": graphs, "seconds": seconds,
                      "mean_test_acc": float(frame.loc[frame["status"] == "ok", "test_acc"].mean())})
+        ctx["partial"]({"ok": False, "unfinished": True, "rows": rows})  # a call cut short keeps the cells done
     done = [r for r in rows if "seconds" in r]
     return {"ok": len(done) == 4, "epochs": config.epochs, "total_seconds": sum(r["seconds"] for r in done),
             "rows": rows}
@@ -302,8 +304,14 @@ def main(argv: list[str] | None = None) -> int:
            "budget_left": lambda: max(1.0, args.budget - (time.perf_counter() - start))}
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "dry_run": args.dry_run, "budget_seconds": args.budget, "steps": {}}
+    def save() -> None:
+        (args.out / "device_check.json").write_text(json.dumps(report, indent=1, default=str))
+        (args.out / "device_check.md").write_text(markdown(report))
+
     for name in args.steps.split(","):
         t0 = time.perf_counter()
+        ctx["partial"] = lambda result, name=name, t0=t0: (
+            report["steps"].__setitem__(name, {**result, "seconds": time.perf_counter() - t0}), save())
         if args.budget - (t0 - start) < 5:
             result = {"ok": False, "skipped": "over the budget"}
         else:
@@ -313,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
         report["steps"][name] = {**result, "seconds": time.perf_counter() - t0}
         print(f"{name}: {'ok' if result.get('ok') else 'NOT OK'} ({time.perf_counter() - t0:.1f} s)", flush=True)
-        (args.out / "device_check.json").write_text(json.dumps(report, indent=1, default=str))
-        (args.out / "device_check.md").write_text(markdown(report))
+        save()
     return 0 if all(s.get("ok") for s in report["steps"].values()) else 1
 
 
