@@ -274,17 +274,31 @@ DOMAINS: dict[str, Domain] = {
 }
 
 
-def domain(name: str) -> Domain:
-    """The declared domain of the option ``name`` (KeyError names an undeclared option)."""
-    try:
+def domain(name: str, owner: type | None = None) -> Domain:
+    """The declared domain of the option ``name``: its field's ``metadata["domain"]`` in the
+    dataclass ``owner`` (a plug-in declares its own options so), else :data:`DOMAINS`.
+
+    Raises
+    ------
+    ParameterError
+        The option declares no domain (one line naming it and where to declare it).
+    """
+    import dataclasses
+
+    if owner is not None and dataclasses.is_dataclass(owner):
+        declared = {f.name: f.metadata.get("domain") for f in dataclasses.fields(owner)}
+        if declared.get(name) is not None:
+            return declared[name]
+    if name in DOMAINS:
         return DOMAINS[name]
-    except KeyError:
-        raise KeyError(f"option {name!r} has no declared domain in topowire.checks.DOMAINS") from None
+    where = f" of {owner.__module__}.{owner.__qualname__}" if owner is not None else ""
+    raise ParameterError(f"option {name!r}{where} declares no domain: give its field "
+                         f"metadata={{'domain': topowire.checks.Domain(...)}}")
 
 
-def check(name: str, value: Any) -> Any:
-    """``value`` checked against the domain of the option ``name``."""
-    return domain(name).check(name, value)
+def check(name: str, value: Any, owner: type | None = None) -> Any:
+    """``value`` checked against the domain of the option ``name`` (see :func:`domain`)."""
+    return domain(name, owner).check(name, value)
 
 
 def validate(config: Any, skip: Iterable[str] = ()) -> None:
@@ -294,22 +308,29 @@ def validate(config: Any, skip: Iterable[str] = ()) -> None:
 
     for f in dataclasses.fields(config):
         if f.name not in skip:
-            object.__setattr__(config, f.name, check(f.name, getattr(config, f.name)))
+            object.__setattr__(config, f.name, check(f.name, getattr(config, f.name), type(config)))
 
 
-def click_type(name: str):
-    """The command-line type of the option ``name``: its text parsed and checked by its domain,
-    a bad value reported by click as one line naming the flag (exit status 2)."""
+def click_type(name: str, owner: type | None = None):
+    """The command-line type of the option ``name`` (of the dataclass ``owner``, if given): its
+    text parsed and checked by its domain, a bad value reported by click as one line naming
+    the flag (exit status 2). An option that declares no domain is refused when given, so
+    one plug-in's undeclared option breaks no other command."""
     import click
 
     from topowire.errors import TopowireError
 
     class Checked(click.ParamType):
         def __init__(self) -> None:
-            self.domain = domain(name)
+            try:
+                self.domain, self.undeclared = domain(name, owner), None
+            except ParameterError as exc:
+                self.domain, self.undeclared = Domain("str"), str(exc)
             self.name = self.domain.form
 
         def convert(self, value, param, ctx):
+            if self.undeclared:
+                self.fail(self.undeclared, param, ctx)
             try:
                 value = self.domain.parse(param.name if param else name, value) if isinstance(value, str) else value
             except TopowireError as exc:

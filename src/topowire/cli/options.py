@@ -50,7 +50,8 @@ def fields(source, *names: str, unset: str = ""):
             if str(p.annotation).startswith("bool"):
                 kw["is_flag"] = True
             else:
-                kw.update(show_default=default is not None, type=Checked(name))
+                owner = fn if dataclasses.is_dataclass(fn) else None
+                kw.update(show_default=default is not None, type=Checked(name, owner))
             flags = FLAGS.get(name, "--" + name.replace("_", "-"))
             command = click.option(*(flags if isinstance(flags, tuple) else (flags,)), name, **kw)(command)
         return command
@@ -61,8 +62,8 @@ def target_options(command):
     """Every option of every target, unset unless given (the arch's target takes it or refuses it)."""
     from topowire.compiler.targets import option_fields
 
-    for name, (cls, kinds) in reversed(option_fields().items()):
-        command = fields(cls(), name, unset=f"({', '.join(kinds)} only)")(command)
+    for name, (cls, kinds) in reversed(option_fields().items()):  # the class, not an instance: nothing checked yet
+        command = fields(cls, name, unset=f"({', '.join(kinds)} only)")(command)
     return command
 
 

@@ -1,7 +1,8 @@
 """Compile targets as plug-ins: one class per target family, looked up in one registry.
 
 A :class:`Target` knows everything kind-specific about the networks a wiring compiles
-into: its options (a frozen dataclass, validated by :data:`topowire.checks.DOMAINS`), its
+into: its options (a frozen dataclass, each field's domain in its metadata or
+:data:`topowire.checks.DOMAINS`), its
 natural wiring, its gate count, whether it runs over time, the tasks it accepts, its
 tensors (the initial draw, their layout in a pack), its parameter counts, its forward pass
 over a leading model axis P and the program it exports. :func:`~topowire.compiler.compile`,
@@ -12,7 +13,9 @@ Adding a target is one class: subclass :class:`Target`, set ``kinds``, implement
 :meth:`Target.initial_tensors`, :attr:`Target.layout` and :meth:`Target.forward` (the
 generic :class:`~topowire.compiler.modules.CompiledNet` and
 :class:`~topowire.compiler.pack.PackedPopulation` then build, pack, unpack, train, save and
-load it), and call :func:`register_target`. A target with modules of its own overrides
+load it), and call :func:`register_target` at the end of its module: a module of this
+package is found with no other edit, and an entry point of the group ``topowire.targets``
+from another package (:mod:`topowire.plugins`). A target with modules of its own overrides
 :meth:`Target.build` and :meth:`Target.pack` (the layered form does).
 """
 
@@ -69,7 +72,8 @@ class Target:
 
     # -- options and checks ---------------------------------------------------------------
     def options(self, kind: str) -> type:
-        """The frozen dataclass of ``kind``'s own options (fields named in ``DOMAINS``)."""
+        """The frozen dataclass of ``kind``'s own options (each field's domain in its
+        ``metadata["domain"]`` or named in ``DOMAINS``)."""
         return NoOptions
 
     def check_arch(self, arch: Arch) -> None:
@@ -217,5 +221,8 @@ def get_target(kind: str) -> Target:
         raise ParameterError(f"unknown arch {kind!r}: expected one of {', '.join(TARGETS)}") from None
 
 
-# the built-in targets register themselves
-from topowire.compiler.targets import iterative, cells, layered, relational  # noqa: E402, F401, I001  (the order of --arch)
+# every target registers itself: the built-ins in the order of --arch, then any other module
+# dropped into this package, then the entry points of "topowire.targets" (topowire.plugins)
+from topowire.plugins import discover  # noqa: E402
+
+discover(__name__, __path__, ("iterative", "cells", "layered", "relational"), "topowire.targets")

@@ -207,5 +207,8 @@ class TaskRef:
         return hash((self.name, self.seed, self.n_train, self.n_test, tuple(sorted(self.options.items()))))
 
 
-# the built-in tasks register themselves
-from topowire.data.tasks import reber, images, adding  # noqa: E402, F401, I001  (the order of --task)
+# every task registers itself: the built-ins in the order of --task, then any other module
+# dropped into this package, then the entry points of "topowire.tasks" (topowire.plugins)
+from topowire.plugins import discover  # noqa: E402
+
+discover(__name__, __path__, ("reber", "images", "adding"), "topowire.tasks")
