@@ -1,5 +1,6 @@
 """The house: no import cycle between its parts, no module reaching into another's private
-names, seeds derived in one place, and no kind string branched on outside the targets."""
+names, seeds derived in one place, no kind string branched on outside the targets, and no
+function longer than a reader can hold."""
 
 import ast
 import re
@@ -72,3 +73,15 @@ def test_no_kind_string_is_branched_on_outside_the_targets():
     lines = [f"{path}:{i}" for module, path in _modules() if ".targets" not in module
              for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"kind (==|!=|in) ", line)]
     assert len(lines) <= 3, lines
+
+
+#: The most lines a function of src/ may span (its signature, docstring and body).
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_does_five_jobs():
+    long = [f"{path.relative_to(SRC)}: {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for _, path in _modules() for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == []

@@ -172,9 +172,6 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         A missing or non-numeric column, too few topologies, or a target nothing can be
         learnt from (see :func:`check_target`).
     """
-    from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
-    from sklearn.model_selection import cross_validate as sk_cross_validate
-
     if model not in PREDICTORS:
         raise ParameterError(f"unknown model {model!r}: expected one of {', '.join(PREDICTORS)}")
     features = list(features)
@@ -182,6 +179,55 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     data, ceiling = aggregate(table, target, features)
     if len(data) < n_splits:
         raise DataError(f"need at least {n_splits} topologies for {n_splits}-fold CV, got {len(data)}")
+    plan = _plan(table, data, target, features, groups=groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
+                 extra_forests=extra_forests, size=size, chance=chance, model=model, has_ceiling=ceiling is not None)
+    measure_power = power and ceiling is not None
+    steps = len(plan.schemes) * sum(1 for c in plan.cols.values() if c) + measure_power
+    done = 0
+    if progress is not None:
+        progress(done, steps)
+    run = _Run()
+    for scheme, splits in plan.schemes:
+        for name, columns in plan.cols.items():
+            if columns:
+                _score_model(plan, run, scheme, splits, name, columns, seed=seed, n_estimators=n_estimators,
+                             model=model, importances=importances)
+                done += 1
+                if progress is not None:
+                    progress(done, steps)
+    strength = design_power(table, target, features, plan.size, plan.design["matched"], seed=seed,
+                            n_estimators=min(n_estimators, 50)) if measure_power else None
+    if progress is not None and measure_power:
+        progress(steps, steps)
+    return CVResult(scores=run.scores(), oof=pd.concat(run.oof, ignore_index=True), importances=run.importance_table(
+        features), ceiling=ceiling, n_rows=len(data), features=features, folds=pd.DataFrame(run.fold_rows),
+        chosen=run.chosen, notes=plan.notes, target=target, model=model, size=plan.design, power=strength)
+
+
+@dataclass
+class _Plan:
+    """What a cross-validation fits, on what and on which folds: each model's columns (empty:
+    skipped, with a note saying why), the table ``x`` and target ``y`` per topology, the
+    schemes' folds, the families, the size columns and how the design treats them."""
+
+    cols: dict[str, list[str]]
+    x: pd.DataFrame
+    y: np.ndarray
+    schemes: list[tuple[str, list]]
+    family: np.ndarray | None
+    size: list[str]
+    design: dict
+    features: list[str]
+    n_splits: int
+    notes: list[str]
+
+
+def _plan(table: pd.DataFrame, data: pd.DataFrame, target: str, features: list[str], *, groups, n_splits, n_repeats,
+          seed, extra_forests, size, chance, model, has_ceiling) -> _Plan:
+    """The models to score beside the predictor, their columns and the schemes' folds, with a
+    note for every baseline or scheme that cannot run (see :func:`cross_validate`)."""
+    from sklearn.model_selection import LeaveOneGroupOut, RepeatedKFold
+
     notes = []
     if size is None:
         size = size_columns(data.columns)
@@ -196,7 +242,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         notes.append(f"size baselines not fitted: size held fixed by design ({', '.join(size)} within "
                      f"{design['spread']:.1%} of each other)")
     check_target(data[target].to_numpy(dtype=float), target, chance)
-    if ceiling is None:
+    if not has_ceiling:
         notes.append("noise ceiling skipped: one replicate per topology")
     if len(features) < 2:
         notes.append("best-feature skipped: the forest has a single feature")
@@ -217,66 +263,72 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     cols = {**{m: features for m in dict.fromkeys(["forest", model])}, "mean": features[:1] or size[:1],
             "linear-size": fixed, "forest-size": fixed, "beyond-size": wiring, "quadratic-cl": quadratic,
             "best-feature": features if len(features) > 1 else [], **extra}
-    used = list(dict.fromkeys(features + size + quadratic + [c for v in extra.values() for c in v]))
-    x_all = data[used]
+    x = data[list(dict.fromkeys(features + size + quadratic + [c for v in extra.values() for c in v]))]
     y = data[target].to_numpy(dtype=float)
     schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed % 2**32)
-                              .split(x_all)))]
+                              .split(x)))]
     if groups and groups in data.columns and data[groups].nunique() >= 2:
-        schemes.append(("leave-one-family-out", list(LeaveOneGroupOut().split(x_all, y, data[groups]))))
+        schemes.append(("leave-one-family-out", list(LeaveOneGroupOut().split(x, y, data[groups]))))
     elif groups:
         notes.append(f"leave-one-{groups}-out skipped: " + (f"no column {groups!r}" if groups not in data.columns
                                                               else f"a single {groups}"))
     family = data[groups].to_numpy() if groups and groups in data.columns else None
-    oof, imps, fold_rows, chosen = [], [], [], []
-    pooled: dict[tuple[str, str, int], tuple[list, list]] = {}
-    measure_power = power and ceiling is not None
-    steps = len(schemes) * sum(1 for c in cols.values() if c) + measure_power
-    done = 0
-    if progress is not None:
-        progress(done, steps)
-    for scheme, splits in schemes:
-        for name, columns in cols.items():
-            if not columns:
-                continue
-            unfitted = (BeyondSize(size, features, design["matched"], seed, min(n_estimators, BEYOND_TREES))
-                        if name == "beyond-size"
-                        else make_model("forest" if name in extra else name, columns, seed, n_estimators))
-            fitted = sk_cross_validate(unfitted, x_all, y, cv=splits, return_estimator=True, return_indices=True,
-                                       scoring=_held_out)
-            for fold, (estimator, te) in enumerate(zip(fitted["estimator"], fitted["indices"]["test"])):
-                repeat = fold // n_splits if scheme == "kfold" else 0
-                pred = estimator.predict(x_all.iloc[te])
-                truth = y[te]
-                if name == "beyond-size":  # scored on what size leaves
-                    truth, pred = residual_scores(estimator, x_all.iloc[te], y[te])
-                ys, ps = pooled.setdefault((scheme, name, repeat), ([], []))
-                ys.append(truth)
-                ps.append(pred)
-                if len(te) >= 2:
-                    fold_rows.append({"scheme": scheme, "model": name, "fold": fold, **scores(truth, pred)})
-                if name == "best-feature" and scheme == "kfold":
-                    chosen.append(estimator.named_steps["select"].feature_)
-                if name == model:
-                    oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "repeat": repeat, "row": te,
-                                             "measured": y[te], "predicted": pred,
-                                             "family": family[te] if family is not None else ""}))
-                    # on the held-out folds of the first repeat: every row held out once
-                    if importances and scheme == "kfold" and fold < n_splits and len(te) >= 2:
-                        imps.append(permutation_importance(estimator, x_all.iloc[te][features], y[te], n_repeats=3,
-                                                           seed=derive(seed, "importance", fold)))
-            done += 1
-            if progress is not None:
-                progress(done, steps)
-    # scores of the pooled out-of-fold predictions of each repetition: per-fold R² of small
-    # folds is unstable (a fold with little variance sends it towards minus infinity)
-    rows = [{"scheme": scheme, "model": name, "repeat": repeat, **scores(np.concatenate(ys), np.concatenate(ps))}
-            for (scheme, name, repeat), (ys, ps) in pooled.items()]
-    imp = pd.DataFrame({"feature": features, "importance": np.mean(imps, axis=0) if imps else np.nan,
-                        "std": np.std(imps, axis=0) if imps else np.nan}).sort_values("importance", ascending=False)
-    strength = design_power(table, target, features, size, design["matched"], seed=seed,
-                            n_estimators=min(n_estimators, 50)) if measure_power else None
-    if progress is not None and measure_power:
-        progress(steps, steps)
-    return CVResult(pd.DataFrame(rows), pd.concat(oof, ignore_index=True), imp.reset_index(drop=True), ceiling,
-                    len(data), features, pd.DataFrame(fold_rows), chosen, notes, target, model, design, strength)
+    return _Plan(cols, x, y, schemes, family, size, design, features, n_splits, notes)
+
+
+@dataclass
+class _Run:
+    """What the folds give, gathered as they are scored: per (scheme, model, repeat) the
+    held-out truths and predictions to pool, per-fold scores, the predictor's out-of-fold
+    rows and held-out importances, and the best-feature baseline's choices."""
+
+    pooled: dict[tuple[str, str, int], tuple[list, list]] = field(default_factory=dict)
+    fold_rows: list[dict] = field(default_factory=list)
+    oof: list[pd.DataFrame] = field(default_factory=list)
+    imps: list[np.ndarray] = field(default_factory=list)
+    chosen: list[str] = field(default_factory=list)
+
+    def scores(self) -> pd.DataFrame:
+        """Scores of each repetition's pooled out-of-fold predictions: per-fold R² of small
+        folds is unstable (a fold with little variance sends it towards minus infinity)."""
+        return pd.DataFrame([{"scheme": scheme, "model": name, "repeat": repeat,
+                              **scores(np.concatenate(ys), np.concatenate(ps))}
+                             for (scheme, name, repeat), (ys, ps) in self.pooled.items()])
+
+    def importance_table(self, features: list[str]) -> pd.DataFrame:
+        imp = pd.DataFrame({"feature": features, "importance": np.mean(self.imps, axis=0) if self.imps else np.nan,
+                            "std": np.std(self.imps, axis=0) if self.imps else np.nan})
+        return imp.sort_values("importance", ascending=False).reset_index(drop=True)
+
+
+def _score_model(plan: _Plan, run: _Run, scheme: str, splits: list, name: str, columns: list[str], *, seed: int,
+                 n_estimators: int, model: str, importances: bool) -> None:
+    """Fit model ``name`` on every fold of ``scheme`` (sklearn's ``cross_validate``) and
+    record its held-out predictions in ``run``."""
+    from sklearn.model_selection import cross_validate as sk_cross_validate
+
+    extra = name not in MODELS
+    unfitted = (BeyondSize(plan.size, plan.features, plan.design["matched"], seed, min(n_estimators, BEYOND_TREES))
+                if name == "beyond-size" else make_model("forest" if extra else name, columns, seed, n_estimators))
+    fitted = sk_cross_validate(unfitted, plan.x, plan.y, cv=splits, return_estimator=True, return_indices=True,
+                               scoring=_held_out)
+    for fold, (estimator, te) in enumerate(zip(fitted["estimator"], fitted["indices"]["test"])):
+        repeat = fold // plan.n_splits if scheme == "kfold" else 0
+        truth, pred = plan.y[te], estimator.predict(plan.x.iloc[te])
+        if name == "beyond-size":  # scored on what size leaves
+            truth, pred = residual_scores(estimator, plan.x.iloc[te], plan.y[te])
+        ys, ps = run.pooled.setdefault((scheme, name, repeat), ([], []))
+        ys.append(truth)
+        ps.append(pred)
+        if len(te) >= 2:
+            run.fold_rows.append({"scheme": scheme, "model": name, "fold": fold, **scores(truth, pred)})
+        if name == "best-feature" and scheme == "kfold":
+            run.chosen.append(estimator.named_steps["select"].feature_)
+        if name == model:
+            run.oof.append(pd.DataFrame({"scheme": scheme, "fold": fold, "repeat": repeat, "row": te,
+                                         "measured": plan.y[te], "predicted": pred,
+                                         "family": plan.family[te] if plan.family is not None else ""}))
+            # on the held-out folds of the first repeat: every row held out once
+            if importances and scheme == "kfold" and fold < plan.n_splits and len(te) >= 2:
+                run.imps.append(permutation_importance(estimator, plan.x.iloc[te][plan.features], plan.y[te],
+                                                       n_repeats=3, seed=derive(seed, "importance", fold)))
