@@ -22,7 +22,7 @@ import torch
 
 import topowire.compiler.functional as functional
 from topowire.compiler import Arch
-from topowire.compiler.pack import pack
+from topowire.compiler.compile import pack
 from topowire.data import make_task
 from topowire.topology import er_graph
 from topowire.train import TrainConfig

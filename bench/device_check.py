@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_train import loop_epoch, population  # noqa: E402
 
 from topowire.compiler import Arch  # noqa: E402
-from topowire.compiler.pack import pack  # noqa: E402
+from topowire.compiler.compile import pack  # noqa: E402
 from topowire.data import make_task  # noqa: E402
 from topowire.topology import parse_recipe, sample_population  # noqa: E402
 from topowire.train import TrainConfig, train_pack, train_population  # noqa: E402

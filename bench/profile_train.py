@@ -13,7 +13,7 @@ from bench_train import population
 from torch.profiler import ProfilerActivity, profile
 
 from topowire.compiler import Arch
-from topowire.compiler.pack import pack
+from topowire.compiler.compile import pack
 from topowire.data import make_task
 from topowire.train import TrainConfig, train_pack
 from topowire.train.spec import prepare_arch

@@ -55,6 +55,34 @@ def test_no_import_cycle_between_the_parts_of_the_house():
     assert cycles == [], {p: sorted(edges[p]) for p in cycles}
 
 
+def _module_edges() -> dict[str, set[str]]:
+    """Which topowire module imports which (at any depth, lazy imports included)."""
+    modules = dict(_modules())
+    edges: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        for target, name in _imports(ast.parse(path.read_text()), module):
+            imported = f"{target}.{name}" if name and f"{target}.{name}" in modules else target
+            if imported in modules and imported != module:
+                edges.setdefault(module, set()).add(imported)
+    return edges
+
+
+def test_no_import_cycle_between_modules():
+    edges = _module_edges()
+
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    cycles = sorted(m for m in edges if m in reach(m))
+    assert cycles == [], {m: sorted(edges[m]) for m in cycles}
+
+
 def test_no_module_imports_another_modules_private_names():
     private = [f"{module}: from {target} import {name}" for module, path in _modules()
                for target, name in _imports(ast.parse(path.read_text()), module)

@@ -8,8 +8,8 @@ from topowire.compiler.backends import (
     resolve_backend,
     torch_sparse_available,
 )
+from topowire.compiler.compile import pack
 from topowire.compiler.export import load, save
-from topowire.compiler.pack import pack
 from topowire.errors import ParameterError
 from topowire.topology import er_graph, ws_graph
 

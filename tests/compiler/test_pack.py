@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from topowire.compiler import Arch, compile, wire
-from topowire.compiler.pack import pack, unpack
+from topowire.compiler.compile import pack, unpack
 from topowire.errors import ParameterError
 from topowire.topology import ba_graph, er_graph, mlp_graph, ws_graph
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from topowire.compiler import Arch, compile
-from topowire.compiler.pack import pack
+from topowire.compiler.compile import pack
 from topowire.compiler.targets.cells import residual_matrix
 from topowire.dynamics import lyapunov_spectrum, max_lyapunov, project_stable, spectral_norms
 from topowire.errors import ParameterError

@@ -3,8 +3,8 @@ import torch
 
 from topowire.cli import main
 from topowire.compiler import Arch, compile
+from topowire.compiler.compile import pack
 from topowire.compiler.export import load, save
-from topowire.compiler.pack import pack
 from topowire.data import make_task
 from topowire.dynamics.prune import network_topology, prune
 from topowire.errors import ParameterError

@@ -150,7 +150,7 @@ def test_bf16_autocast_trains_to_the_same_accuracy():
 def test_train_module_is_train_pack_on_a_pack_of_one(reber_small, kind):
     """One training loop: a model trained alone ends with the weights it gets in a pack of one."""
     from topowire.compiler import compile
-    from topowire.compiler.pack import pack
+    from topowire.compiler.compile import pack
     from topowire.train import train_module
 
     arch = Arch(kind, d_in=reber_small.d_in, d_out=reber_small.d_out)

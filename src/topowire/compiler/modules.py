@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
-from topowire.compiler.arch import Arch
 from topowire.compiler.backends import EdgeWeights, resolve_backend
 from topowire.compiler.functional import masked_recurrent_weights
 from topowire.compiler.wiring import Wiring
+
+if TYPE_CHECKING:  # pragma: no cover
+    from topowire.compiler.arch import Arch
 
 __all__ = ["CompiledNet", "stacked", "wiring_masks"]
 
@@ -59,7 +63,7 @@ class CompiledNet(nn.Module):
         super().__init__()
         if not isinstance(wiring, Wiring):
             raise TypeError(f"expected a Wiring, got {type(wiring).__name__}")
-        if not isinstance(arch, Arch):
+        if not hasattr(arch, "target"):  # an Arch (its target built this module)
             raise TypeError(f"expected an Arch, got {type(arch).__name__}")
         self.wiring, self.arch, self.seed = wiring, arch, int(seed)
         self.backend = resolve_backend(arch.backend, wiring.n_neurons, wiring.n_edges)

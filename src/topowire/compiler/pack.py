@@ -1,4 +1,5 @@
-"""Packed populations: P compiled models padded to one width and run as one program (DESIGN §5).
+"""Packed populations: P compiled models padded to one width and run as one program (DESIGN §5);
+:func:`topowire.compiler.compile.pack` builds one.
 
 Every model keeps its own weights, masks and optimizer state; one input batch is shared.
 Padding neurons are masked out of every weight (rows, columns, input and readout), so they
@@ -11,18 +12,19 @@ are never read and receive zero gradient: model p of a pack computes exactly wha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from topowire.compiler.arch import Arch
-from topowire.compiler.compile import as_wiring
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
-from topowire.topology.topology import Topology
 
-__all__ = ["PackedPopulation", "PackOfOne", "pack", "unpack", "padded_view"]
+if TYPE_CHECKING:  # pragma: no cover
+    from topowire.compiler.arch import Arch
+
+__all__ = ["PackedPopulation", "PackOfOne", "padded_view"]
 
 
 def padded_view(full: Tensor, layout: str, n: int, n_max: int, gates: int) -> Tensor:
@@ -179,40 +181,3 @@ class PackOfOne(nn.Module):
         if p != 0:
             raise IndexError(f"model index {p} out of range for a pack of 1")
         return self.module
-
-
-def pack(sources: Sequence[Topology | Wiring], arch: Arch | str, seeds: Sequence[int] | None = None,
-         **arch_fields) -> nn.Module:
-    """Pack topologies (wired with ``arch``) or wirings into one program, for every target.
-
-    The packed counterpart of :func:`~topowire.compiler.compile`: model p of the pack
-    starts exactly as ``compile(sources[p], arch, seed=seeds[p])`` (the same wiring rule,
-    the same initial weights) and ``unpack(p)`` returns it standalone.
-
-    Parameters
-    ----------
-    sources : sequence of Topology or Wiring
-        The models' graphs.
-    arch : Arch or str
-        One arch for all; a string is ``Arch(kind=arch, **arch_fields)``.
-    seeds : sequence of int, optional
-        Initialisation seed of every model (default 0 each, as :func:`compile`).
-
-    Returns
-    -------
-    The target's pack (:class:`PackedPopulation` for the targets built from their tensors).
-    """
-    if isinstance(arch, str):
-        arch = Arch(kind=arch, **arch_fields)
-    elif arch_fields:
-        arch = arch.replace(**arch_fields)
-    seeds = [0] * len(sources) if seeds is None else list(seeds)
-    if len(seeds) != len(sources):
-        raise ParameterError(f"got {len(seeds)} seeds for {len(sources)} wirings")
-    wirings = [as_wiring(s, arch, seed) for s, seed in zip(sources, seeds)]
-    return arch.target.pack(wirings, arch, seeds)
-
-
-def unpack(packed: nn.Module, p: int) -> nn.Module:
-    """Model p of a pack as a standalone module (``packed.unpack(p)``)."""
-    return packed.unpack(p)

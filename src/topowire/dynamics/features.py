@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.pack import pack
+from topowire.compiler.compile import pack
 from topowire.data.tasks import Task
 from topowire.dynamics.lyapunov import max_lyapunov
 from topowire.errors import ParameterError

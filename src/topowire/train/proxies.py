@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.pack import pack
+from topowire.compiler.compile import pack
 from topowire.data.tasks import Task
 from topowire.seeds import model_seeds
 from topowire.topology.topology import Topology

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
-from topowire.compiler.compile import model_parameter_counts
+from topowire.compiler.compile import model_parameter_counts, pack
 from topowire.compiler.functional import fused_steps
-from topowire.compiler.pack import PackOfOne, pack
+from topowire.compiler.pack import PackOfOne
 from topowire.data.tasks import Task, make_task
 from topowire.data.transforms import augment, standardized
 from topowire.seeds import model_seeds

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from topowire.compiler import Arch, compile
-from topowire.compiler.pack import pack
+from topowire.compiler.compile import pack
 from topowire.compiler.targets.cells import residual_matrix, residual_vectors
 from topowire.errors import ParameterError
 from topowire.topology import er_graph, ws_graph

@@ -134,7 +134,7 @@ def test_layered_save_load_and_errors(tmp_path):
         compile(cyclic, Arch("layered", orientation="as-is", inputs="all", outputs="all"))
     with pytest.raises(ParameterError, match="unknown cell"):
         Arch("layered", cell="transformer")
-    from topowire.compiler.pack import pack  # pack() dispatches the layered form like compile()
+    from topowire.compiler.compile import pack  # pack() dispatches the layered form like compile()
 
     arch = Arch("layered", orientation="as-is")
     packed = pack([mlp_graph([2, 2])], arch, [3])

@@ -32,7 +32,7 @@ from topowire.compiler.functional import (
     readout_all_steps,
 )
 from topowire.compiler.modules import CompiledNet, stacked, wiring_masks
-from topowire.compiler.targets import NoOptions, Target, register_target
+from topowire.compiler.targets.base import NoOptions, Target, register_target
 from topowire.errors import ParameterError
 
 __all__ = ["MaskedRecurrentNet", "ResidualOptions", "RESIDUALS", "recurrent_forward", "residual_vectors",

@@ -18,7 +18,7 @@ from torch import Tensor
 from topowire.compiler.cells import ACTIVATIONS
 from topowire.compiler.functional import graph_step, readout
 from topowire.compiler.modules import CompiledNet, stacked, wiring_masks
-from topowire.compiler.targets import Target, register_target
+from topowire.compiler.targets.base import Target, register_target
 
 __all__ = ["IterativeNet", "IterativeOptions", "iterative_forward", "IterativeTarget"]
 

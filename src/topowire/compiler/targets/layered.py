@@ -31,7 +31,7 @@ from topowire.compiler.arch import Arch
 from topowire.compiler.cells import CELLS
 from topowire.compiler.functional import masked_recurrent_weights
 from topowire.compiler.modules import stacked
-from topowire.compiler.targets import Target, register_target
+from topowire.compiler.targets.base import Target, register_target
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from topowire.compiler.modules import stacked
-from topowire.compiler.targets import Target, register_target
+from topowire.compiler.targets.base import Target, register_target
 from topowire.compiler.wiring import Wiring
 from topowire.errors import ParameterError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from topowire.data.adding import make_adding
-from topowire.data.tasks import Task, TaskSpec, register_task
+from topowire.data.tasks.base import Task, TaskSpec, register_task
 
 
 def _build(spec: TaskSpec, *, seed: int, n_train: int, n_test: int) -> Task:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from topowire.data.mnist import find_fashion_mnist, load_mnist, mnist_view, read_idx_folder
-from topowire.data.tasks import Task, TaskSpec, register_task
+from topowire.data.tasks.base import Task, TaskSpec, register_task
 
 _VIEWS = {"mnist": "flat", "mnist-50": "resized", "smnist-rows": "rows", "smnist-pixels": "pixels",
           "psmnist": "permuted", "fashion-mnist": "flat"}

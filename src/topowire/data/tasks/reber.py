@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from topowire.data import reber
-from topowire.data.tasks import Task, TaskSpec, register_task
+from topowire.data.tasks.base import Task, TaskSpec, register_task
 
 __all__ = ["encode_strings"]
 
