@@ -113,3 +113,14 @@ def test_no_function_does_five_jobs():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert long == []
+
+
+def test_no_registry_is_imported_by_string_and_checks_imports_none():
+    by_string = [f"{path.relative_to(SRC)}: {node.value}" for _, path in _modules()
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                 and re.fullmatch(r"topowire(\.\w+)+:\w+", node.value)]
+    assert by_string == []
+    checks = SRC / "checks.py"
+    assert {t for t, _ in _imports(ast.parse(checks.read_text()), "topowire.checks")} <= {
+        "topowire.errors", "topowire.limits"}  # the option domains of registries are declared beside them

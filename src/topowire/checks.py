@@ -13,7 +13,7 @@ import math
 import os
 import pathlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from topowire.errors import ArgumentTypeError, ParameterError
 
-__all__ = ["integer", "number", "choice", "boolean", "Domain", "DOMAINS", "domain", "check", "validate"]
+__all__ = ["integer", "number", "choice", "boolean", "Domain", "DOMAINS", "declare", "domain", "check", "validate"]
 
 
 def _range_text(name: str, lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
@@ -109,9 +109,11 @@ def boolean(name: str, value: Any) -> bool:
 class Domain:
     """What values one option (a config field, a function argument, a command-line flag) takes.
 
-    Declared once in :data:`DOMAINS` under the option's name: the config dataclasses check
-    their fields with it (:func:`validate`) and the command line parses its flags with it,
-    so no option can be added unchecked (a test walks both).
+    Declared once: a shared option in :data:`DOMAINS` under its name, an option whose
+    values are a registry where the registry lives (:func:`declare`), a config field of a
+    plug-in in its field's ``metadata["domain"]``. The config dataclasses check their fields
+    with it (:func:`validate`) and the command line parses its flags with it, so no option
+    can be added unchecked (a test walks both).
 
     Attributes
     ----------
@@ -125,8 +127,9 @@ class Domain:
         by its environment variable.
     none : bool
         Unset (None) is allowed: the library decides.
-    choices : tuple or str
-        Allowed values, or ``"module:ATTRIBUTE"``, a registry read when first needed.
+    choices : tuple, mapping or callable
+        Allowed values: a tuple, a registry (a mapping: its keys, read when needed, so
+        plug-ins registered later count) or a function returning them.
     pattern : str, optional
         ``str`` only: a regular expression the whole value matches.
     what : str
@@ -141,19 +144,14 @@ class Domain:
     lo_open: bool = False
     hi_open: bool = False
     none: bool = False
-    choices: tuple | str | None = None
+    choices: tuple | Mapping | Callable[[], Iterable] | None = None
     pattern: str | None = None
     what: str = ""
     noun: str | None = None
 
     def options(self) -> list:
-        """The allowed choices (a registry named by ``module:ATTRIBUTE`` is imported now)."""
-        if isinstance(self.choices, str):
-            import importlib
-
-            module, _, attr = self.choices.partition(":")
-            return list(getattr(importlib.import_module(module), attr))
-        return list(self.choices or ())
+        """The allowed choices (a registry's keys as they are now)."""
+        return list(self.choices() if callable(self.choices) else self.choices or ())
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` in its canonical type, or ParameterError / ArgumentTypeError naming ``name``."""
@@ -221,37 +219,23 @@ DOMAINS: dict[str, Domain] = {
     "lr": _f(0, 10, lo_open=True), "momentum": _f(0, 1, hi_open=True), "clip": _f(0, 1e6, none=True),
     "diverge_loss": _f(0, 1e12, lo_open=True), "stability": _f(0, 1, lo_open=True, none=True,
                                                              what=" (the bound on ||W_hh||_2)"),
-    "optimizer": Domain("choice", choices="topowire.train.config:OPTIMIZERS"),
     "nesterov": Domain("bool"), "weight_decay": _f(0, 1), "standardize": Domain("bool"), "augment": Domain("bool"),
-    "schedule": Domain("choice", choices="topowire.train.config:SCHEDULES"),
-    "data_order": Domain("choice", choices="topowire.train.config:DATA_ORDERS"),
     "device": Domain("str", pattern=r"auto|cpu|cuda(:\d{1,3})?", what="'auto', 'cpu' or 'cuda[:i]'"),
     "bf16": Domain("bool"), "fused": Domain("bool"),
-    "executor": Domain("choice", choices="topowire.train.executors:EXECUTORS"),
     "address": Domain("str", none=True),
     # the arch
-    "kind": Domain("choice", choices="topowire.compiler.targets:TARGETS", noun="arch"),
     "d_in": _i(1, 2**20), "d_out": _i(1, 2**20),
-    "orientation": Domain("choice", choices="topowire.compiler.wiring:ORIENTATIONS", none=True),
     "inputs": _i(1, "nodes", none=True, choices=("all", "sources")),
-    "outputs": Domain("choice", choices="topowire.compiler.wiring:OUTPUT_ROLES", none=True),
-    "backend": Domain("choice", choices="topowire.compiler.backends:BACKENDS"),
-    "activation": Domain("choice", choices="topowire.compiler.cells:ACTIVATIONS"),
     "iterations": _i(1, 10**4, none=True),
-    "cell": Domain("choice", choices="topowire.compiler.cells:TORCH_CELLS"),
     "recurrence": Domain("choice", choices=("dense", "none")),
     "input_width": Domain("choice", choices=("fixed", "sources")),
     "width": _i(1, 2**16), "depth": _i(1, 64), "batchnorm": Domain("bool"),
     "match": Domain("choice", choices=("flops", "params", "none")),
-    "residual": Domain("choice", choices="topowire.compiler.targets.cells:RESIDUALS"),
     "r": _f(-10, 10, what=" (the radius of R)"), "phi": _f(-2 * math.pi, 2 * math.pi, what=" (radians)"),
     "gamma": _f(0, 10), "r_spread": _f(0, 10),
-    "study": Domain("choice", choices="topowire.pipeline:STUDIES"),
     # the task
-    "task": Domain("choice", choices="topowire.data.tasks:TASKS"),
     "data_dir": Domain("path", none=True), "thesis_csv": Domain("path", none=True),
     # graphs
-    "family": Domain("choice", choices="topowire.topology.generators:FAMILIES", none=True),
     "n": _i(2, "nodes", none=True), "k": _f(0, 1e6, none=True, what=" (a degree: an integer but for wsflex)"),
     "m": _i(0, "nodes", none=True),
     "d": _i(0, "nodes", none=True), "p": _f(0, 1, none=True), "directed": Domain("bool"),
@@ -263,15 +247,24 @@ DOMAINS: dict[str, Domain] = {
     # predictors
     "target": Domain("str"), "columns": Domain("str", none=True), "group": Domain("str", none=True),
     "size": Domain("str", none=True), "dynamics": Domain("bool"),
-    "model": Domain("choice", choices="topowire.predict.models:PREDICTORS"), "export_onnx": Domain("bool"),
+    "export_onnx": Domain("bool"),
     "n_next": _i(1, "models", what=" (topologies to suggest)"), "explore": _f(0, 100),
     "budget": _i(1, "models", what=" (topologies to train)"),
-    "acquisition": Domain("choice", choices="topowire.predict.suggest:ACQUISITIONS"),
     # commands
     "fmt": Domain("choice", choices=("onnx", "torchscript"), noun="format"), "names": Domain("str", none=True),
     "output": Domain("path", none=True), "topology_out": Domain("path", none=True),
     "run_id": Domain("str", none=True, pattern=r"[0-9a-f]{16}", what="a run id (16 hex digits)"),
 }
+
+
+def declare(name: str, domain_: Domain) -> Domain:
+    """Declare the domain of the option ``name`` where its registry lives (``executor`` in
+    :mod:`topowire.train.executors`, ``task`` beside :data:`~topowire.data.TASKS`, ...): this
+    module imports no registry. Declaring a name twice with another domain is an error."""
+    if DOMAINS.get(name, domain_) != domain_:
+        raise ValueError(f"option {name!r} is declared twice, differently")
+    DOMAINS[name] = domain_
+    return domain_
 
 
 def domain(name: str, owner: type | None = None) -> Domain:

@@ -116,6 +116,7 @@ STUDIES: dict[str, tuple[str, StudyConfig]] = {
         task="digits", arch=Arch("relational", width=128, depth=3),
         train=TrainConfig(epochs=6, batch_size=128, replicates=3))),
 }
+checks.declare("study", checks.Domain("choice", choices=STUDIES))
 
 
 @dataclass

@@ -9,9 +9,24 @@ import json
 from typing import Any
 
 from topowire import checks
+from topowire.compiler.backends import BACKENDS
+from topowire.compiler.wiring import ORIENTATIONS, OUTPUT_ROLES
 from topowire.errors import ParameterError
 
 __all__ = ["Arch", "SHARED"]
+
+
+def _kinds():
+    """The registered targets' kinds (plug-ins included)."""
+    from topowire.compiler.targets import TARGETS
+
+    return TARGETS
+
+
+checks.declare("kind", checks.Domain("choice", choices=_kinds, noun="arch"))
+checks.declare("orientation", checks.Domain("choice", choices=ORIENTATIONS, none=True))
+checks.declare("outputs", checks.Domain("choice", choices=OUTPUT_ROLES, none=True))
+checks.declare("backend", checks.Domain("choice", choices=BACKENDS))
 
 #: The fields every target has (the rest of an arch are its target's options).
 SHARED = ("kind", "d_in", "d_out", "orientation", "inputs", "outputs", "backend")

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from topowire import checks
+
 __all__ = ["Cell", "CELLS", "TORCH_CELLS", "ACTIVATIONS", "residual_apply"]
 
 #: Neuron activations, by name (the iterative map, unrolled cells, Sequential2D rows).
@@ -29,6 +31,7 @@ ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "identity": lambda x: x,
 }
+checks.declare("activation", checks.Domain("choice", choices=ACTIVATIONS))
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,4 @@ CELLS: dict[str, Cell] = {
 
 #: The cells of torch.nn (usable inside the layered form).
 TORCH_CELLS = ("rnn-tanh", "rnn-relu", "lstm", "gru")
+checks.declare("cell", checks.Domain("choice", choices=TORCH_CELLS))

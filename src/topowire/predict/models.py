@@ -24,6 +24,7 @@ MODELS = ("forest", "hgb", "mean", "linear-size", "forest-size", "beyond-size", 
 QUADRATIC = ("avg_clustering", "avg_path_length")
 #: The models a predictor can be (``fit --model``).
 PREDICTORS = ("forest", "hgb")
+checks.declare("model", checks.Domain("choice", choices=PREDICTORS))
 
 
 class Columns(BaseEstimator, TransformerMixin):

@@ -41,6 +41,7 @@ __all__ = ["ACQUISITIONS", "suggest", "cover", "predictive", "acquisition_score"
 
 #: The acquisition functions.
 ACQUISITIONS = ("ei", "ucb")
+checks.declare("acquisition", checks.Domain("choice", choices=ACQUISITIONS))
 #: The two-sided normal quantile of the 90% interval written beside each prediction.
 Z90 = 1.6448536269514722
 

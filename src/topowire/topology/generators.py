@@ -424,6 +424,7 @@ FAMILIES: dict[str, Callable[..., Topology]] = {
     "complete": complete_graph,
     "mlp": mlp_graph,
 }
+checks.declare("family", checks.Domain("choice", choices=FAMILIES, none=True))
 
 
 def edge_bound(family: str, params: dict[str, Any]) -> int:

@@ -20,6 +20,9 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 #: Data orders: every model of a run sees one epoch order, or each replicate its own.
 DATA_ORDERS = ("shared", "replicate")
+checks.declare("optimizer", checks.Domain("choice", choices=OPTIMIZERS))
+checks.declare("schedule", checks.Domain("choice", choices=SCHEDULES))
+checks.declare("data_order", checks.Domain("choice", choices=DATA_ORDERS))
 #: The protocol options and their defaults: absent from a run's key when at the default, so
 #: the ids of runs made before they existed stay valid.
 PROTOCOL_DEFAULTS = {"nesterov": False, "weight_decay": 0.0, "schedule": "constant", "standardize": False,

@@ -202,6 +202,7 @@ class RayExecutor:
 
 #: Executors by name (the ``--executor`` choices).
 EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
+checks.declare("executor", checks.Domain("choice", choices=EXECUTORS))
 
 
 def get_executor(executor: str | Executor, **options: Any) -> Executor:

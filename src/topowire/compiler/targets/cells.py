@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from topowire import checks
 from topowire.compiler.cells import CELLS
 from topowire.compiler.functional import (
     fused_program,
@@ -40,6 +41,7 @@ __all__ = ["MaskedRecurrentNet", "ResidualOptions", "RESIDUALS", "recurrent_forw
 
 #: Residual matrices of the ``wcrnn`` cell.
 RESIDUALS = ("homogeneous", "rotational", "heterogeneous")
+checks.declare("residual", checks.Domain("choice", choices=RESIDUALS))
 
 
 @dataclass(frozen=True)

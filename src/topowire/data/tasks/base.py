@@ -102,6 +102,7 @@ class TaskSpec:
 
 #: Every registered task by name, in registration order.
 TASKS: dict[str, TaskSpec] = {}
+checks.declare("task", checks.Domain("choice", choices=TASKS))
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
