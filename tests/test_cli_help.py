@@ -11,6 +11,7 @@ import click
 import pytest
 
 from topowire.cli import COMMANDS, all_commands, main
+from topowire.cli.options import _registry_help
 from topowire.cli.options import param_help as _param_help
 from topowire.compiler import Arch
 from topowire.pipeline import StudyConfig
@@ -48,11 +49,12 @@ def test_config_options_take_default_and_help_from_the_config(command, configs):
                 value = None if unset else getattr(config, param.name)
                 if command == "run" and param.name != "n_estimators":  # the --study's config decides
                     assert param.default is None, param.name
-                    assert param.help == _param_help(type(config))[param.name] + " (default: the study's)" + (
+                    assert param.help == _param_help(type(config))[param.name] + _registry_help(param.name) + (
+                        " (default: the study's)") + (
                         f" [default: {value}]" if value is not None else ""), param.name
                 else:
                     assert param.default == value, param.name
-                    assert param.help == _param_help(type(config))[param.name]
+                    assert param.help == _param_help(type(config))[param.name] + _registry_help(param.name)
     assert {"epochs", "lr", "kind", "orientation", "task", "replicates"} <= seen
     defaults = {p.name: p.default for p in COMMAND[command].params}
     assert (defaults["epochs"], defaults["kind"]) == ((5, "gru") if command == "train" else (None, None))
@@ -104,3 +106,11 @@ def test_commands_on_graphs_start_without_torch_or_sklearn(argv):
             "print(code, 'torch' in sys.modules, 'sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 False False"
+
+
+def test_the_arch_help_lists_every_registered_target_with_its_doc():
+    from topowire.compiler import TARGETS
+
+    text = COMMAND["train"].params[[p.name for p in COMMAND["train"].params].index("kind")].help
+    for target in dict.fromkeys(TARGETS.values()):
+        assert f"{'/'.join(target.kinds)}, {target.doc}" in text

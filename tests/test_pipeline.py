@@ -318,7 +318,7 @@ def test_a_run_is_rebuilt_with_the_task_sizes_it_was_trained_with(tmp_path, monk
                      store=tmp_path / "r.db")
     calls = []
     real = make_task
-    monkeypatch.setattr("topowire.data.tasks.make_task", lambda name, **kw: calls.append(kw) or real(name, **kw))
+    monkeypatch.setattr("topowire.data.tasks.base.make_task", lambda name, **kw: calls.append(kw) or real(name, **kw))
     _, predictor = fit_study(load_study(tmp_path / "r.db"), dynamics=True, n_estimators=10)
     predict_population(predictor, Population(tuple(er_graph(12, 0.3, seed=s) for s in range(20, 23))))
     assert len(calls) == 2 and all((c["n_train"], c["n_test"], c["seed"]) == (400, 48, 0) for c in calls)

@@ -173,7 +173,7 @@ def test_any_executor_gives_the_local_results(reber_small):
     class Reversed:
         calls = 0
 
-        def map(self, jobs, task):
+        def map(self, jobs, task, on_step=None):
             for job in reversed(list(jobs)):
                 Reversed.calls += 1
                 yield job, job.run(task)

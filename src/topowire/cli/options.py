@@ -46,16 +46,24 @@ def fields(source, *names: str, unset: str = ""):
             p = params[name]
             default = None if p.default in (None, p.empty) else getattr(source, name, p.default)
             note = f" {unset}" + (f" [default: {default}]" if default is not None else "") if unset else ""
-            kw = {"help": helps[name] + note, "default": None if unset else default, "required": p.default is p.empty}
+            kw = {"help": helps[name] + _registry_help(name) + note, "default": None if unset else default,
+                  "required": p.default is p.empty}
             if str(p.annotation).startswith("bool"):
                 kw["is_flag"] = True
             else:
-                owner = fn if dataclasses.is_dataclass(fn) else None
-                kw.update(show_default=default is not None, type=Checked(name, owner))
+                kw.update(show_default=default is not None, type=Checked(name, fn))  # fn: a config's own domains
             flags = FLAGS.get(name, "--" + name.replace("_", "-"))
             command = click.option(*(flags if isinstance(flags, tuple) else (flags,)), name, **kw)(command)
         return command
     return decorate
+
+
+def _registry_help(name: str) -> str:
+    """Each choice of ``--arch`` from the target registry (plug-ins included); other options import nothing."""
+    if name == "kind":
+        from topowire.compiler.targets import kinds_help
+        return kinds_help()
+    return ""
 
 
 def target_options(command):

@@ -9,8 +9,7 @@ import json
 from typing import Any
 
 from topowire import checks
-from topowire.compiler.backends import BACKENDS
-from topowire.compiler.wiring import ORIENTATIONS, OUTPUT_ROLES
+from topowire.compiler.wiring import BACKENDS, ORIENTATIONS, OUTPUT_ROLES
 from topowire.errors import ParameterError
 
 __all__ = ["Arch", "SHARED"]
@@ -50,10 +49,8 @@ class Arch:
     Parameters
     ----------
     kind : str
-        The compile target: ``iterative`` (the Sequential2D neuron-level map), a masked
-        recurrent cell (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``, ``wcrnn``),
-        ``layered`` (the graph's DAG layers as stacked recurrent layers) or ``relational``
-        (graph2nn's relational MLP, width matched to a parameter budget).
+        The compile target: a kind of a registered target (plug-ins included; see
+        :data:`~topowire.compiler.TARGETS`, whose ``doc`` say what each compiles into)
     d_in : int
         Width of the data (never depends on the graph).
     d_out : int

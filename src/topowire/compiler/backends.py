@@ -16,11 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from topowire.compiler.wiring import BACKENDS
 from topowire.errors import ParameterError
 
 __all__ = ["BACKENDS", "EdgeWeights", "resolve_backend", "torch_sparse_available"]
-
-BACKENDS = ("dense", "sparse", "torch_sparse", "auto")
 
 # Measured crossover (bench/bench_backends.py, BENCHMARKS.md; 2-core x86 CPU, one GRU training
 # step): a sparse backend is fastest at density <= 1% from n = 1,024 on (at n = 256 all

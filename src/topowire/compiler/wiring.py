@@ -15,11 +15,13 @@ from topowire.errors import NotADAGError, ParameterError
 from topowire.topology.dag import dag_layers_or_none, find_cycle, orient_upper
 from topowire.topology.topology import Topology
 
-__all__ = ["Wiring", "wire", "ORIENTATIONS", "OUTPUT_ROLES"]
+__all__ = ["Wiring", "wire", "ORIENTATIONS", "OUTPUT_ROLES", "BACKENDS"]
 
 ORIENTATIONS = ("dag", "random-dag", "both", "as-is")
 #: The neurons a network's readout can read: every neuron, or the sinks (no outgoing edge).
 OUTPUT_ROLES = ("all", "sinks")
+#: How a wiring's graph weights are stored and multiplied (see :mod:`topowire.compiler.backends`).
+BACKENDS = ("dense", "sparse", "torch_sparse", "auto")
 
 
 @dataclass(frozen=True, eq=False)

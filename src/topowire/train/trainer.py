@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import math
 import os
 import time
@@ -457,18 +456,17 @@ def train_population(
     arch, rid = spec.arch, spec.run_id(task)
     topologies = list(topologies)
     total = _check_sizes(topologies, arch, task, config)
-    if isinstance(store, (str, os.PathLike)):  # opened once the whole configuration is valid
-        claim_ttl()
-        with Store(store) as opened:
-            return train_population(topologies, arch, task, config, store=opened, progress=progress,
-                                    executor=executor, keep_weights=keep_weights, log=log)
-    mine = {(s.topology.id, s.replicate) for s in model_specs(topologies, config)}  # a run's store may hold more
-    jobs, finished = _jobs(store, spec, rid, topologies, task, config, mine, keep_weights)
-    if finished and log is not None:
-        log(_resume_line(rid, finished, total))
-    rows = _run_jobs(jobs, task, config, executor, store, rid, mine, finished, total, progress)
-    if store is not None:
-        return store.results(rid)
+    path = isinstance(store, (str, os.PathLike))
+    if path:
+        claim_ttl()  # its variable checked before the store is opened (once the whole configuration is valid)
+    with Store(store) if path else contextlib.nullcontext(store) as opened:
+        mine = {(s.topology.id, s.replicate) for s in model_specs(topologies, config)}  # a store may hold more
+        jobs, finished = _jobs(opened, spec, rid, topologies, task, config, mine, keep_weights)
+        if finished and log is not None:
+            log(_resume_line(rid, finished, total))
+        rows = _run_jobs(jobs, task, config, executor, opened, rid, mine, finished, total, progress)
+        if opened is not None:
+            return opened.results(rid)
     frame = pd.DataFrame(rows)
     frame.insert(0, "run_id", rid)
     return frame
@@ -522,9 +520,7 @@ def _run_jobs(jobs, task, config, executor, store, rid, mine, finished, total, p
             progress(finished + len(job.specs) * t / steps, total)
 
     with store.heartbeat() if store is not None else contextlib.nullcontext():
-        runner = get_executor(executor)
-        steps_seen = progress is not None and "on_step" in inspect.signature(runner.map).parameters
-        for job, job_rows in runner.map(jobs, task, **({"on_step": on_step} if steps_seen else {})):
+        for job, job_rows in get_executor(executor).map(jobs, task, on_step=on_step if progress is not None else None):
             taken.pop(id(job), None)
             if store is not None:
                 store.write_results(rid, job_rows)

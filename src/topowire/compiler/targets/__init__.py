@@ -22,10 +22,18 @@ from another package (:mod:`topowire.plugins`); the protocol and the registry li
 
 from __future__ import annotations
 
-from topowire.compiler.targets.base import TARGETS, NoOptions, Target, get_target, option_fields, register_target
+from topowire.compiler.targets.base import (
+    TARGETS,
+    NoOptions,
+    Target,
+    get_target,
+    kinds_help,
+    option_fields,
+    register_target,
+)
 from topowire.plugins import discover
 
-__all__ = ["Target", "NoOptions", "TARGETS", "register_target", "get_target", "option_fields"]
+__all__ = ["Target", "NoOptions", "TARGETS", "register_target", "get_target", "option_fields", "kinds_help"]
 
 # every target registers itself: the built-ins in the order of --arch, then any other module
 # dropped into this package, then the entry points of "topowire.targets" (topowire.plugins)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from topowire.compiler.arch import Arch
     from topowire.compiler.wiring import Wiring
 
-__all__ = ["Target", "NoOptions", "TARGETS", "register_target", "get_target", "option_fields"]
+__all__ = ["Target", "NoOptions", "TARGETS", "register_target", "get_target", "option_fields", "kinds_help"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +194,11 @@ def option_fields() -> dict[str, tuple[type, list[str]]]:
             for f in dataclasses.fields(target.options(kind)):
                 owners.setdefault(f.name, (target.options(kind), []))[1].append(kind)
     return owners
+
+
+def kinds_help() -> str:
+    """Every registered target's kinds and what it compiles into (its ``doc``), for ``--arch``."""
+    return ": " + "; ".join(f"{'/'.join(t.kinds)}, {t.doc}" for t in dict.fromkeys(TARGETS.values())) + "."
 
 
 def get_target(kind: str) -> Target:

@@ -237,7 +237,7 @@ class CellTarget(Target):
     """The masked recurrent cells (see the module docstring)."""
 
     kinds = ("rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn")
-    doc = "a masked recurrent cell over all neurons (rnn-tanh, rnn-relu, lstm, gru, wcrnn)"
+    doc = "a masked recurrent cell over all neurons"
     natural_wiring = ("both", "all", "all")
     over_time = True
     masked_recurrence = True
