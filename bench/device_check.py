@@ -310,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in args.steps.split(","):
         t0 = time.perf_counter()
-        ctx["partial"] = lambda result, name=name, t0=t0: (
-            report["steps"].__setitem__(name, {**result, "seconds": time.perf_counter() - t0}), save())
+        def partial(result: dict, name: str = name, t0: float = t0) -> None:  # a step's rows so far, saved
+            report["steps"][name] = {**result, "seconds": time.perf_counter() - t0}
+            save()
+
+        ctx["partial"] = partial
         if args.budget - (t0 - start) < 5:
             result = {"ok": False, "skipped": "over the budget"}
         else:
