@@ -5,7 +5,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from topowire.cli import main
 from topowire.compiler import Arch
 from topowire.data import make_task
-from topowire.errors import ParameterError
 from topowire.store import SCHEMA_VERSION, Store, StoreError
 from topowire.topology import Population, ba_graph, write_population, ws_graph
 from topowire.train import TrainConfig, train_population
@@ -168,7 +166,7 @@ def test_cli_trains_a_stable_rotational_wcrnn(tmp_path, capsys):
     write_population(Population(tuple(GRAPHS[:2])), pop)
     db = tmp_path / "runs.db"
     assert main(["train", str(pop), "--db", str(db), "--epochs", "1", "--n-train", "64", "--n-test", "32",
-                 "--arch", "wcrnn", "--residual", "rotational", "--radius", "0.95", "--phi", "0.2",
+                 "--kind", "wcrnn", "--residual", "rotational", "--radius", "0.95", "--phi", "0.2",
                  "--stability", "0.8", "--orientation", "both", "--inputs", "all", "--outputs", "all"]) == 0
     with Store(db) as store:
         arch, config = store.conn.execute("SELECT arch, config FROM runs").fetchone()
@@ -183,7 +181,7 @@ def test_cli_trains_a_stable_rotational_wcrnn(tmp_path, capsys):
     (["train", "{pop}", "--db", "{db}", "--task", "sudoku"], "unknown task 'sudoku': expected one of reber"),
     (["train", "{pop}", "--db", "{newer}"], "newer than"),
     (["train", "{pop}", "--db", "{db}", "--stability", "1.5"], "stability must be"),
-    (["train", "{pop}", "--db", "{db}", "--arch", "wcrnn", "--residual", "spiral"], "unknown residual 'spiral': expected one of homogeneous"),
+    (["train", "{pop}", "--db", "{db}", "--kind", "wcrnn", "--residual", "spiral"], "unknown residual 'spiral': expected one of homogeneous"),
     (["results", "--db", "{missing}", "-o", "{out}"], "does not exist"),
 ])
 def test_train_bad_input(argv, message, tmp_path, capsys):
@@ -275,26 +273,3 @@ def test_a_killed_process_claims_are_taken_over(tmp_path):
     assert done.returncode == 0, done.stderr
     final, claims = _results(db)
     assert claims == 0 and len(final) == len(GRAPHS)
-
-
-def test_claims_expire_by_heartbeat_and_live_ones_are_respected(tmp_path, monkeypatch):
-    task = make_task("reber", n_train=64, n_test=32, seed=0)
-    config = TrainConfig(epochs=1, chunk_size=1)
-    with Store(tmp_path / "r.db") as store:
-        from topowire.train.spec import RunSpec
-
-        spec = RunSpec.of(ARCH, task, config)
-        rid = spec.run_id(task)
-        store.ensure_run(rid, spec, GRAPHS[:2])
-        other = "another-host/1/abcd"  # a process elsewhere: only its heartbeat tells if it lives
-        store.conn.execute("INSERT INTO claims VALUES (?, ?, 0, ?, ?)", (rid, GRAPHS[0].id, other, time.time()))
-        seen = []
-        store.claim(rid, lambda taken: seen.append(set(taken)) or [])
-        assert seen[-1] == {(GRAPHS[0].id, 0)}  # live: not ours to take
-        monkeypatch.setenv("TOPOWIRE_CLAIM_TTL", "5")
-        store.conn.execute("UPDATE claims SET heartbeat = ?", (time.time() - 6,))
-        store.claim(rid, lambda taken: seen.append(set(taken)) or [])
-        assert seen[-1] == set()  # expired: free again
-        monkeypatch.setenv("TOPOWIRE_CLAIM_TTL", "soon")
-        with pytest.raises(ParameterError, match="TOPOWIRE_CLAIM_TTL must be"):
-            store.claim(rid, lambda taken: [])

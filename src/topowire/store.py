@@ -7,10 +7,8 @@ process is training now: owner and heartbeat). The results of a pack are written
 transaction, so a run killed at any moment leaves whole packs; started again, it skips
 what is done.
 
-Many processes may train one run on one store at once: each claims a pack's models in
-an IMMEDIATE transaction before training them (:meth:`Store.claim`), keeps its claims
-alive with a heartbeat, and releases them with the results. A claim whose heartbeat is
-older than its time-to-live (or whose owner process is gone, on this host) is free again.
+Many processes may train one run on one store at once (:mod:`topowire.claims`): a result
+written ends its model's claim in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,10 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,11 +24,9 @@ from typing import Any
 
 from topowire.errors import FileFormatError, TopowireError
 
-__all__ = ["Store", "SCHEMA_VERSION", "StoreError", "claim_ttl"]
+__all__ = ["Store", "SCHEMA_VERSION", "StoreError"]
 
 SCHEMA_VERSION = 1
-#: Seconds after its last heartbeat that a claim expires (``TOPOWIRE_CLAIM_TTL``).
-CLAIM_TTL = 120.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,29 +46,6 @@ CREATE TABLE IF NOT EXISTS claims (
     run_id TEXT NOT NULL, topology_id TEXT NOT NULL, replicate INTEGER NOT NULL,
     owner TEXT NOT NULL, heartbeat REAL NOT NULL, PRIMARY KEY (run_id, topology_id, replicate));
 """
-
-
-def claim_ttl() -> float:
-    """The claim time-to-live in seconds: ``TOPOWIRE_CLAIM_TTL`` or :data:`CLAIM_TTL`."""
-    from topowire import checks
-
-    raw = os.environ.get("TOPOWIRE_CLAIM_TTL")
-    if raw is None:
-        return CLAIM_TTL
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    return checks.number("TOPOWIRE_CLAIM_TTL", value, 0, lo_open=True)
-
-
-def _owner_alive(owner: str) -> bool:
-    """False only when the owner ran on this host and its process is gone."""
-    from topowire._io import process_alive
-
-    host, _, rest = owner.partition("/")
-    pid = rest.split("/")[0]
-    return host != socket.gethostname() or not pid.isdigit() or process_alive(int(pid))
 
 
 def _initialise(conn: sqlite3.Connection) -> None:
@@ -162,7 +132,6 @@ class Store:
             self._open_readonly()
         else:
             self._open_writable()
-        self.owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
     def _open_readonly(self) -> None:
         """Open an existing store for reading only: its bytes and its folder stay as they are.
@@ -243,6 +212,16 @@ class Store:
         """One immediate transaction on this store's connection (:func:`_transaction`)."""
         return _transaction(self.conn)
 
+    @contextlib.contextmanager
+    def writing(self):
+        """One immediate transaction on the store's connection (the store's writes, and
+        :mod:`topowire.claims`); StoreError if the database cannot be written."""
+        try:
+            with self._tx():
+                yield self.conn
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
+
     def close(self) -> None:
         self.conn.close()
 
@@ -257,93 +236,32 @@ class Store:
         """Record a run (its :class:`~topowire.train.spec.RunSpec`) and its topologies
         (idempotent; a run of release 0.1 gains its record)."""
         record = spec.to_dict()
-        try:
-            with self._tx():
-                self.conn.execute("INSERT OR IGNORE INTO runs (run_id, arch, task, config, spec) "
-                                  "VALUES (?, ?, ?, ?, ?)", (run_id, json.dumps(record["arch"]), spec.task.name,
-                                                             json.dumps(record["train"]), json.dumps(record)))
-                self.conn.execute("UPDATE runs SET spec = ? WHERE run_id = ? AND spec IS NULL",
-                                  (json.dumps(record), run_id))
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO topologies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(t.id, t.family, json.dumps(dict(t.params)), t.seed, t.n, t.n_edges, int(t.directed),
-                      json.dumps(t.edges.tolist())) for t in topologies])
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
-
-    def claim(self, run_id: str, pick) -> list | None:
-        """Claim models of a run for this store's owner, in one IMMEDIATE transaction.
-
-        ``pick(taken)`` receives the (topology id, replicate) pairs that are done or held by
-        a live claim (this owner's included: its packs in flight), and returns the models to claim (pairs) -- or an
-        empty list. Expired claims (heartbeat older than :func:`claim_ttl`, or a dead owner
-        on this host) are dropped first. Returns what ``pick`` returned.
-        """
-        now, ttl = time.time(), claim_ttl()
-        try:
-            with self._tx():
-                claims = self.conn.execute("SELECT topology_id, replicate, owner, heartbeat FROM claims "
-                                           "WHERE run_id = ?", (run_id,)).fetchall()
-                stale = [(t, r) for t, r, o, h in claims
-                         if o != self.owner and (now - h > ttl or not _owner_alive(o))]
-                self.conn.executemany("DELETE FROM claims WHERE run_id = ? AND topology_id = ? AND replicate = ?",
-                                      [(run_id, t, r) for t, r in stale])
-                taken = self.done(run_id) | ({(t, r) for t, r, _, _ in claims} - set(stale))
-                chosen = pick(taken)
-                self.conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
-                                      [(run_id, t, r, self.owner, now) for t, r in chosen])
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
-        return chosen
-
-    @_reads
-    def claimed(self, run_id: str) -> set[tuple[str, int]]:
-        """(topology id, replicate) pairs this owner holds claims on (its packs in flight)."""
-        return set(self.conn.execute("SELECT topology_id, replicate FROM claims WHERE run_id = ? AND owner = ?",
-                                     (run_id, self.owner)))
-
-    @contextlib.contextmanager
-    def heartbeat(self):
-        """Keep this owner's claims alive (a thread with its own connection) while inside."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-            try:
-                while not stop.wait(claim_ttl() / 4):
-                    conn.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
-            finally:
-                conn.close()
-
-        thread = threading.Thread(target=beat, name="topowire-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+        with self.writing() as conn:
+            conn.execute("INSERT OR IGNORE INTO runs (run_id, arch, task, config, spec) VALUES (?, ?, ?, ?, ?)",
+                         (run_id, json.dumps(record["arch"]), spec.task.name, json.dumps(record["train"]),
+                          json.dumps(record)))
+            conn.execute("UPDATE runs SET spec = ? WHERE run_id = ? AND spec IS NULL", (json.dumps(record), run_id))
+            conn.executemany(
+                "INSERT OR IGNORE INTO topologies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(t.id, t.family, json.dumps(dict(t.params)), t.seed, t.n, t.n_edges, int(t.directed),
+                  json.dumps(t.edges.tolist())) for t in topologies])
 
     def write_results(self, run_id: str, rows: list[dict[str, Any]]) -> None:
-        """Insert one pack's results and release their claims, in one transaction."""
-        try:
-            with self._tx():
-                self.conn.executemany("DELETE FROM claims WHERE run_id = ? AND topology_id = ? AND replicate = ?",
-                                      [(run_id, r["topology_id"], r["replicate"]) for r in rows])
-                self.conn.executemany(  # a model that failed before gives way to its new result
-                    "DELETE FROM results WHERE run_id = ? AND topology_id = ? AND replicate = ? AND status = 'failed'",
-                    [(run_id, r["topology_id"], r["replicate"]) for r in rows])
-                self.conn.executemany(
-                    "INSERT INTO results (run_id, topology_id, replicate, init_seed, status, train_loss,"
-                    " test_loss, test_acc, diverged_epoch, params, params_graph, seconds, curves, error, weights)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, r["topology_id"], r["replicate"], r["init_seed"], r["status"], _real(r["train_loss"]),
-                      _real(r["test_loss"]), _real(r["test_acc"]), r["diverged_epoch"], r["params"],
-                      r["params_graph"], r["seconds"], json.dumps(r["curves"]), r.get("error"), r.get("weights"))
-                     for r in rows])
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write database {str(self.path)!r}: {exc}") from None
+        """Insert one pack's results, ending their claims (:mod:`topowire.claims`), in one transaction."""
+        with self.writing() as conn:
+            conn.executemany("DELETE FROM claims WHERE run_id = ? AND topology_id = ? AND replicate = ?",
+                             [(run_id, r["topology_id"], r["replicate"]) for r in rows])
+            conn.executemany(  # a model that failed before gives way to its new result
+                "DELETE FROM results WHERE run_id = ? AND topology_id = ? AND replicate = ? AND status = 'failed'",
+                [(run_id, r["topology_id"], r["replicate"]) for r in rows])
+            conn.executemany(
+                "INSERT INTO results (run_id, topology_id, replicate, init_seed, status, train_loss,"
+                " test_loss, test_acc, diverged_epoch, params, params_graph, seconds, curves, error, weights)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, r["topology_id"], r["replicate"], r["init_seed"], r["status"], _real(r["train_loss"]),
+                  _real(r["test_loss"]), _real(r["test_acc"]), r["diverged_epoch"], r["params"],
+                  r["params_graph"], r["seconds"], json.dumps(r["curves"]), r.get("error"), r.get("weights"))
+                 for r in rows])
 
     # -- reading ------------------------------------------------------------------------
     @_reads

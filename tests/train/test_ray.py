@@ -121,7 +121,7 @@ def _train_in_background(tmp_path, chunk: int, wide: int, **popen):
     pop = [er_graph(10 + i, 0.3, seed=i) for i in range(8 - wide)] + [er_graph(400, 0.05, seed=i) for i in range(wide)]
     write_population(Population(tuple(pop)), tmp_path / "p.jsonl")
     db = tmp_path / "r.db"
-    args = ["train", str(tmp_path / "p.jsonl"), "--db", str(db), "--arch", "gru", "--epochs", "4", "--n-train",
+    args = ["train", str(tmp_path / "p.jsonl"), "--db", str(db), "--kind", "gru", "--epochs", "4", "--n-train",
             "1000", "--n-test", "32", "--chunk-size", str(chunk), "--executor", "ray", "--workers", "1"]
     proc = processes.topowire(args, **popen)
     processes.wait_for_line(proc, processes.trained(chunk))
@@ -149,7 +149,7 @@ def test_without_ray_the_executor_names_the_install_command(monkeypatch):
 
 
 def test_a_whole_study_trains_on_ray(cluster, tmp_path):
-    from topowire.pipeline import StudyConfig, run_study
+    from topowire.study import StudyConfig, run_study
     from topowire.topology import parse_recipe
 
     recipe = parse_recipe({"population": {"name": "tiny", "seed": 0}, "family": [
@@ -160,7 +160,7 @@ def test_a_whole_study_trains_on_ray(cluster, tmp_path):
     summary = run_study(recipe, tmp_path / "s", config, log=lambda m: None, executor=RayExecutor(workers=2))
     assert summary["models"].startswith("16 ") and (tmp_path / "s" / "best_model.safetensors").is_file()
     with Store(tmp_path / "s" / "runs.db") as store:
-        assert len(store.results()) == 16 and store.claimed(store.run()["run_id"]) == set()
+        assert len(store.results()) == 16 and store.conn.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
 
 
 def test_ctrl_c_cancels_and_leaves_whole_packs(tmp_path):

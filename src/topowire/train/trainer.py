@@ -365,9 +365,10 @@ def pack_jobs_of(specs: Sequence[ModelSpec], arch: Arch, task: Task, config: Tra
 POLL_SECONDS = 0.5
 
 
-def _claimed_jobs(store, rid: str, topologies: Sequence[Topology], arch: Arch, task: Task,
+def _claimed_jobs(claims, rid: str, topologies: Sequence[Topology], arch: Arch, task: Task,
                   config: TrainConfig) -> Iterator[PackJob]:
-    """Pack jobs claimed in the store one at a time, until every model of the run is done.
+    """Pack jobs claimed in the store one at a time (``claims``, :class:`topowire.claims.Claims`),
+    until every model of the run is done.
 
     Each job is the first pack of what is neither done nor claimed by a live owner; when
     other processes hold all that is left, wait for their results -- or for their claims
@@ -375,17 +376,16 @@ def _claimed_jobs(store, rid: str, topologies: Sequence[Topology], arch: Arch, t
     """
     specs = model_specs(topologies, config)
     all_models = {(s.topology.id, s.replicate) for s in specs}
+
+    def first_pack(taken: set[tuple[str, int]]) -> tuple[PackJob | None, list[tuple[str, int]]]:
+        jobs = pack_jobs_of([s for s in specs if (s.topology.id, s.replicate) not in taken], arch, task, config)
+        return (jobs[0], [(s.topology.id, s.replicate) for s in jobs[0].specs]) if jobs else (None, [])
+
     while True:
-        job: list[PackJob] = []
-
-        def pick(taken: set[tuple[str, int]]) -> list[tuple[str, int]]:
-            free = [s for s in specs if (s.topology.id, s.replicate) not in taken]
-            job[:] = pack_jobs_of(free, arch, task, config)[:1]
-            return [(s.topology.id, s.replicate) for s in job[0].specs] if job else []
-
-        if store.claim(rid, pick):
-            yield job[0]
-        elif all_models <= store.done(rid) | store.claimed(rid):
+        job = claims.claim(rid, first_pack)
+        if job is not None:
+            yield job
+        elif all_models <= claims.store.done(rid) | claims.held(rid):
             return  # done, or the rest is this process's own packs in flight: the executor collects them
         else:
             time.sleep(POLL_SECONDS)
@@ -447,7 +447,8 @@ def train_population(
     """
     import pandas as pd
 
-    from topowire.store import Store, claim_ttl
+    from topowire.claims import Claims, claim_ttl
+    from topowire.store import Store
 
     config = config.replace(device=check_device(config.device))  # "auto" made concrete: the packs see one device
     if isinstance(task, str):
@@ -456,15 +457,14 @@ def train_population(
     arch, rid = spec.arch, spec.run_id(task)
     topologies = list(topologies)
     total = _check_sizes(topologies, arch, task, config)
-    path = isinstance(store, (str, os.PathLike))
-    if path:
-        claim_ttl()  # its variable checked before the store is opened (once the whole configuration is valid)
+    path = isinstance(store, (str, os.PathLike)) and claim_ttl() > 0  # its variable checked before the store opens
     with Store(store) if path else contextlib.nullcontext(store) as opened:
         mine = {(s.topology.id, s.replicate) for s in model_specs(topologies, config)}  # a store may hold more
-        jobs, finished = _jobs(opened, spec, rid, topologies, task, config, mine, keep_weights)
+        claims = Claims(opened) if opened is not None else None
+        jobs, finished = _jobs(claims, spec, rid, topologies, task, config, mine, keep_weights)
         if finished and log is not None:
             log(_resume_line(rid, finished, total))
-        rows = _run_jobs(jobs, task, config, executor, opened, rid, mine, finished, total, progress)
+        rows = _run_jobs(jobs, task, config, executor, claims, rid, mine, finished, total, progress)
         if opened is not None:
             return opened.results(rid)
     frame = pd.DataFrame(rows)
@@ -485,16 +485,17 @@ def _check_sizes(topologies: Sequence[Topology], arch: Arch, task: Task, config:
     return total
 
 
-def _jobs(store, spec: RunSpec, rid: str, topologies, task: Task, config: TrainConfig, mine: set,
+def _jobs(claims, spec: RunSpec, rid: str, topologies, task: Task, config: TrainConfig, mine: set,
           keep_weights: bool) -> tuple[Iterable[PackJob], int]:
-    """The run's pack jobs (claimed in the store one at a time, with one) and how many of the
-    population's models (``mine``) the store holds already."""
-    if store is None:
+    """The run's pack jobs (claimed in the store one at a time, with ``claims`` on one) and how
+    many of the population's models (``mine``) the store holds already."""
+    if claims is None:
         jobs: Iterable[PackJob] = pack_jobs(topologies, spec.arch, task, config)
         finished = 0
     else:
-        store.ensure_run(rid, spec, topologies)
-        jobs, finished = _claimed_jobs(store, rid, topologies, spec.arch, task, config), len(store.done(rid) & mine)
+        claims.store.ensure_run(rid, spec, topologies)
+        jobs = _claimed_jobs(claims, rid, topologies, spec.arch, task, config)
+        finished = len(claims.store.done(rid) & mine)
     return ((dataclasses.replace(job, keep_weights=True) for job in jobs) if keep_weights else jobs), finished
 
 
@@ -504,10 +505,11 @@ def _resume_line(rid: str, finished: int, total: int) -> str:
     return f"resuming run {rid}: {finished} of this population's {total} models are trained, {total - finished} left"
 
 
-def _run_jobs(jobs, task, config, executor, store, rid, mine, finished, total, progress) -> list[dict[str, Any]]:
+def _run_jobs(jobs, task, config, executor, claims, rid, mine, finished, total, progress) -> list[dict[str, Any]]:
     """Run the pack jobs on the executor and return their rows; with a store, each pack's rows
-    are committed as it finishes. ``progress(done, total)`` counts ``finished`` and then the
-    population's models stored (a pack in part, by its steps, while it trains)."""
+    are committed as it finishes (``claims`` on the store kept alive meanwhile).
+    ``progress(done, total)`` counts ``finished`` and then the population's models stored (a
+    pack in part, by its steps, while it trains)."""
     if progress is not None:
         progress(finished, total)
     rows: list[dict[str, Any]] = []
@@ -519,7 +521,8 @@ def _run_jobs(jobs, task, config, executor, store, rid, mine, finished, total, p
         if t < steps:  # a pack shows whole once its rows are stored, not at its last step
             progress(finished + len(job.specs) * t / steps, total)
 
-    with store.heartbeat() if store is not None else contextlib.nullcontext():
+    store = claims.store if claims is not None else None
+    with claims.heartbeat() if claims is not None else contextlib.nullcontext():
         for job, job_rows in get_executor(executor).map(jobs, task, on_step=on_step if progress is not None else None):
             taken.pop(id(job), None)
             if store is not None:
