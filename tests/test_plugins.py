@@ -1,6 +1,7 @@
 """Plug-ins are found, not listed: a target file and a task file dropped into a copy of the
 package train from the command line with no other edit."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -20,12 +21,12 @@ import dataclasses
 import torch
 
 from topowire import checks
-from topowire.compiler.cells import CELLS, Cell
+from topowire.compiler.cells import Cell, register_cell
 from topowire.compiler.targets import register_target
 from topowire.compiler.targets.cells import CellTarget
 
-CELLS["rnn-toy"] = Cell(1, lambda gx, gh, h, c, residual, gamma: (torch.nn.functional.softsign(gx + gh), None),
-                        activation="tanh")
+register_cell("rnn-toy", Cell(1, lambda gx, gh, h, c, residual, gamma: (torch.nn.functional.softsign(gx + gh),
+                                                                    None)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,11 +102,15 @@ def test_a_dropped_in_target_and_task_train_from_the_command_line(package, tmp_p
     assert _cli(package, "generate", str(recipe), "-o", "pop.jsonl", cwd=tmp_path).returncode == 0
     help_ = _cli(package, "train", "--help", cwd=tmp_path)
     assert "rnn-toy" in help_.stdout and "--toy-scale" in help_.stdout and "toy-adding" in help_.stdout
-    done = _cli(package, "train", "pop.jsonl", "--db", "r.db", "--arch", "rnn-toy", "--toy-scale", "0.5",
+    assert re.search(r"--cell \[[^]]*\brnn-toy\]", help_.stdout)  # a layer of the layered form too
+    done = _cli(package, "train", "pop.jsonl", "--db", "r.db", "--kind", "rnn-toy", "--toy-scale", "0.5",
                 "--task", "toy-adding", "--epochs", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 models" in done.stdout and "2 ok" in done.stdout
-    bad = _cli(package, "train", "pop.jsonl", "--db", "r2.db", "--arch", "rnn-toy", "--toy-scale", "11",
+    layered = _cli(package, "train", "pop.jsonl", "--db", "l.db", "--kind", "layered", "--cell", "rnn-toy",
+                   "--task", "toy-adding", "--epochs", "1", cwd=tmp_path)
+    assert layered.returncode == 0 and "2 ok" in layered.stdout, layered.stderr
+    bad = _cli(package, "train", "pop.jsonl", "--db", "r2.db", "--kind", "rnn-toy", "--toy-scale", "11",
                "--task", "toy-adding", cwd=tmp_path)
     assert bad.returncode == 2 and "toy_scale" in bad.stderr and not (tmp_path / "r2.db").exists()
 
@@ -120,10 +125,10 @@ def test_an_undeclared_option_is_refused_for_its_own_target_only(package, tmp_pa
         recipe.write_text('[[family]]\nkind = "er"\ncount = 2\nn = 6\np = 0.5\n')
         assert _cli(package, "generate", str(recipe), "-o", "pop.jsonl", cwd=tmp_path).returncode == 0
         assert _cli(package, "train", "--help", cwd=tmp_path).returncode == 0  # every command still starts
-        other = _cli(package, "train", "pop.jsonl", "--db", "ok.db", "--arch", "rnn-tanh", "--task", "toy-adding",
+        other = _cli(package, "train", "pop.jsonl", "--db", "ok.db", "--kind", "rnn-tanh", "--task", "toy-adding",
                      "--epochs", "1", cwd=tmp_path)
         assert other.returncode == 0, other.stderr  # another target is untouched
-        bad = _cli(package, "train", "pop.jsonl", "--db", "bad.db", "--arch", "rnn-toy", "--task", "toy-adding",
+        bad = _cli(package, "train", "pop.jsonl", "--db", "bad.db", "--kind", "rnn-toy", "--task", "toy-adding",
                    cwd=tmp_path)
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and "toy_scale" in lines[0] and "declares no domain" in lines[0]

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from topowire import checks
 
-__all__ = ["Cell", "CELLS", "TORCH_CELLS", "ACTIVATIONS", "residual_apply"]
+__all__ = ["Cell", "CELLS", "ACTIVATIONS", "register_cell", "layer_cells", "residual_apply"]
 
 #: Neuron activations, by name (the iterative map, unrolled cells, Sequential2D rows).
 ACTIVATIONS = {
@@ -95,6 +95,22 @@ CELLS: dict[str, Cell] = {
                                                           None), residual=True),
 }
 
-#: The cells of torch.nn (usable inside the layered form).
-TORCH_CELLS = ("rnn-tanh", "rnn-relu", "lstm", "gru")
-checks.declare("cell", checks.Domain("choice", choices=TORCH_CELLS))
+
+
+def register_cell(name: str, cell: Cell) -> Cell:
+    """Add ``cell`` to :data:`CELLS` under ``name`` (a name taken is an error). A plug-in's
+    cell is then a layer of the layered form (``cell=name``, unless it needs wcrnn's
+    residual) and, with a target whose kinds include ``name``, a masked cell of its own."""
+    if name in CELLS:
+        raise ValueError(f"cell {name!r} is registered already")
+    CELLS[name] = cell
+    return cell
+
+
+def layer_cells() -> tuple[str, ...]:
+    """The cells a layer of the layered form can be: every registered cell but those that
+    need wcrnn's residual (plug-ins included)."""
+    return tuple(name for name, cell in CELLS.items() if not cell.residual)
+
+
+checks.declare("cell", checks.Domain("choice", choices=layer_cells))

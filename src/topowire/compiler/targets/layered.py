@@ -46,7 +46,8 @@ class LayeredOptions:
     Parameters
     ----------
     cell : str
-        The cell of every layer (``rnn-tanh``, ``rnn-relu``, ``lstm``, ``gru``).
+        The cell of every layer: a registered cell (plug-ins included) that needs no
+        residual (:func:`~topowire.compiler.cells.layer_cells`).
     recurrence : {"dense", "none"}
         Hidden-to-hidden inside a layer.
     input_width : {"fixed", "sources"}
