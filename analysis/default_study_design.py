@@ -24,8 +24,8 @@ import torch
 
 from topowire.compiler import Arch
 from topowire.data import make_task
-from topowire.pipeline import model_features, study_table
 from topowire.predict import cross_validate
+from topowire.study import model_features, study_table
 from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
 

@@ -42,9 +42,9 @@ import torch
 
 from topowire.compiler import Arch, compile
 from topowire.data import make_task
-from topowire.pipeline import model_features, study_table
 from topowire.predict import cross_validate
 from topowire.store import Store
+from topowire.study import model_features, study_table
 from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
 

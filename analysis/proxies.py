@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 
 from topowire.data import make_task
-from topowire.pipeline import load_study
 from topowire.predict import cross_validate
 from topowire.store import open_existing
+from topowire.study import load_study
 from topowire.train import TrainConfig
 from topowire.train.proxies import INIT_PROXIES, early_proxies, init_proxies
 

@@ -28,9 +28,9 @@ import torch
 
 from topowire.compiler import Arch
 from topowire.data import make_task
-from topowire.pipeline import model_features, study_table
 from topowire.predict import cross_validate
 from topowire.store import Store
+from topowire.study import model_features, study_table
 from topowire.topology import Topology
 from topowire.train import TrainConfig, train_population
 

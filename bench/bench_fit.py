@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import topowire.predict.cv as cv_module
-from topowire.pipeline import fit_study, load_study
+from topowire.study import fit_study, load_study
 
 
 def _sklearn_importance(estimator, x, y, *, n_repeats=3, seed=0):

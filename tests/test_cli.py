@@ -104,8 +104,8 @@ def test_population_commands_read_graph_files_and_folders(tmp_path, capsys):
     assert code == 0 and "12 models in run" in out
     assert run(["train", one, "--db", tmp_path / "one.db", "--epochs", "1", "--n-train", "64", "--n-test", "32",
                 "--batch-size", "32"], capsys)[0] == 0
-    from topowire.pipeline import fit_table
     from topowire.predict import save_predictor
+    from topowire.study import fit_table
 
     table = pd.DataFrame({"n_nodes": range(10, 30), "density": [0.1 + 0.01 * i for i in range(20)],
                           "test_acc": [0.5 + 0.01 * i for i in range(20)]})
@@ -257,13 +257,13 @@ def test_suggest_on_tables_writes_the_chosen_candidates(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["-k", "500"], "k must be an integer with 1 <= k <= 170 (the pool holds 170 untrained candidates)"),
-    (["--target", "nope"], "target column 'nope' is not in the results"),
+    (["--outcome", "nope"], "outcome column 'nope' is not in the results"),
     (["--explore", "-1"], "explore must be"),
 ])
 def test_suggest_refuses_bad_input_and_writes_nothing(argv, message, tmp_path, capsys):
     res, pool = _suggest_tables(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    target = [] if "--target" in argv else ["--target", "acc"]
+    target = [] if "--outcome" in argv else ["--outcome", "acc"]
     assert main(["suggest", "--table", str(res), "--candidates", str(pool), *target, *argv,
                  "-o", str(tmp_path / "next.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -277,7 +277,7 @@ def test_suggest_on_a_store_writes_a_population_train_takes(tmp_path, capsys):
 
     write_population(Population(tuple(pop)), tmp_path / "all.jsonl")
     write_population(Population(tuple(pop[:5])), tmp_path / "first.jsonl")
-    train = ["--db", str(tmp_path / "r.db"), "--arch", "rnn-tanh", "--epochs", "1", "--n-train", "64", "--n-test",
+    train = ["--db", str(tmp_path / "r.db"), "--kind", "rnn-tanh", "--epochs", "1", "--n-train", "64", "--n-test",
              "32", "--replicates", "2"]
     assert main(["train", str(tmp_path / "first.jsonl"), *train]) == 0
     code, text, _ = run(["suggest", tmp_path / "all.jsonl", "--db", tmp_path / "r.db", "-k", "3",
@@ -297,7 +297,7 @@ def test_train_says_it_resumes_and_how_many_models_are_left(tmp_path, capsys):
     pop = [er_graph(8, 0.4, seed=s) for s in range(4)]
     write_population(Population(tuple(pop[:2])), tmp_path / "half.jsonl")
     write_population(Population(tuple(pop)), tmp_path / "all.jsonl")
-    train = ["--db", str(tmp_path / "r.db"), "--arch", "rnn-tanh", "--epochs", "1", "--n-train", "32", "--n-test", "16"]
+    train = ["--db", str(tmp_path / "r.db"), "--kind", "rnn-tanh", "--epochs", "1", "--n-train", "32", "--n-test", "16"]
     code, out, _ = run(["train", tmp_path / "half.jsonl", *train], capsys)
     assert code == 0 and "resuming" not in out
     code, out, _ = run(["train", tmp_path / "all.jsonl", *train], capsys)

@@ -14,7 +14,7 @@ from topowire.cli import COMMANDS, all_commands, main
 from topowire.cli.options import _registry_help
 from topowire.cli.options import param_help as _param_help
 from topowire.compiler import Arch
-from topowire.pipeline import StudyConfig
+from topowire.study import StudyConfig
 from topowire.train import TrainConfig
 
 COMMAND = all_commands()
@@ -64,7 +64,7 @@ def test_config_options_take_default_and_help_from_the_config(command, configs):
 def test_run_seed_seeds_the_whole_study_and_unset_keeps_the_recipes(monkeypatch, tmp_path, args, study_seed,
                                                                     train_seed):
     """`run --seed S` seeds the population, folds, forest and training; unset, the recipe's seed draws."""
-    from topowire import pipeline
+    import topowire.study as pipeline
 
     seen = {}
     monkeypatch.setattr(pipeline, "run_study", lambda rec, out, config, **kw: seen.update(config=config) or {})

@@ -41,7 +41,8 @@ def test_a_store_reads_as_it_was_written(tmp_path):
 
 
 def test_a_saved_predictor_predicts_what_it_predicted():
-    predictor = load_predictor(FIXTURES / "predictor.skops")
+    predictor = load_predictor(FIXTURES / "predictor.skops")  # its metadata calls the outcome "target"
+    assert predictor.outcome == "test_loss" and "target" not in predictor.meta
     got = predict(predictor, pd.read_csv(FIXTURES / "table.csv"))
     want = pd.read_csv(FIXTURES / "predictions.csv")
     np.testing.assert_allclose(got["predicted_test_loss"].to_numpy(), want["predicted_test_loss"].to_numpy())

@@ -1,4 +1,4 @@
-"""Predictions are guarded: no leaking column, no degenerate target, nothing skipped in silence."""
+"""Predictions are guarded: no leaking column, no degenerate outcome, nothing skipped in silence."""
 
 import numpy as np
 import pandas as pd
@@ -6,13 +6,13 @@ import pytest
 
 from topowire.cli import main
 from topowire.errors import DataError, ParameterError
-from topowire.pipeline import fit_table, select_features
-from topowire.predict import check_target, cross_validate
+from topowire.predict import check_outcome, cross_validate
+from topowire.study import fit_table, select_features
 
 
 def _foreign(n=60, seed=0):
     """A results table as another project writes it: graph features under their own and
-    registry names, the target, and outcome columns that must never become features."""
+    registry names, the outcome, and outcome columns that must never become features."""
     rng = np.random.default_rng(seed)
     density = rng.random(n)
     transitivity = rng.random(n)
@@ -44,7 +44,7 @@ def test_a_leaking_column_is_never_a_feature(tmp_path, capsys):
 
 def test_naming_the_target_or_a_missing_column_is_refused(tmp_path, capsys):
     _foreign().to_csv(tmp_path / "t.csv", index=False)
-    for argv, message in ((["--columns", "test_acc"], "names the target"),
+    for argv, message in ((["--columns", "test_acc"], "names the outcome"),
                           (["--columns", "densty"], "names densty, not in the table"),
                           (["--group", "familly"], "group column 'familly' is not in the table"),
                           (["--size-columns", "params"], "size column 'params' is not in the table")):
@@ -54,12 +54,12 @@ def test_naming_the_target_or_a_missing_column_is_refused(tmp_path, capsys):
     assert not (tmp_path / "p.skops").exists()
 
 
-@pytest.mark.parametrize("target, message", [
+@pytest.mark.parametrize("outcome, message", [
     (np.full(40, 0.5), "is constant (0.5 for all 40 topologies)"),
     (np.r_[np.full(38, 0.5), 0.6, 0.7], "is near-constant (38 of 40 topologies share the value 0.5)"),
 ])
-def test_a_degenerate_target_is_refused_never_scored(target, message, tmp_path, capsys):
-    table = _foreign(40).assign(test_acc=target)
+def test_a_degenerate_target_is_refused_never_scored(outcome, message, tmp_path, capsys):
+    table = _foreign(40).assign(test_acc=outcome)
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
         fit_table(table, "test_acc", n_estimators=5)
     table.to_csv(tmp_path / "t.csv", index=False)
@@ -71,9 +71,9 @@ def test_a_degenerate_target_is_refused_never_scored(target, message, tmp_path, 
 def test_a_target_at_chance_is_refused():
     y = 0.5 + np.random.default_rng(0).normal(0, 0.005, 50)
     with pytest.raises(DataError, match=r"within 0.02 of chance \(0.5\)"):
-        check_target(y, "test_acc", chance=0.5)
-    check_target(y, "test_acc")  # without a task there is no chance level: it varies, so it may be scored
-    check_target(y + 0.2, "test_acc", chance=0.5)
+        check_outcome(y, "test_acc", chance=0.5)
+    check_outcome(y, "test_acc")  # without a task there is no chance level: it varies, so it may be scored
+    check_outcome(y + 0.2, "test_acc", chance=0.5)
 
 
 def test_what_cannot_run_is_announced_and_size_columns_can_be_named():
@@ -115,7 +115,7 @@ def test_the_headline_says_when_the_forest_loses_and_spreads_are_over_folds():
 
 
 def test_the_best_single_feature_is_chosen_inside_the_folds():
-    # 40 noise features and a noise target: chosen on all rows, the best of them would look
+    # 40 noise features and a noise outcome: chosen on all rows, the best of them would look
     # predictive; chosen inside each training fold, it scores no better than the mean
     rng = np.random.default_rng(1)
     table = pd.DataFrame(rng.random((60, 40)), columns=[f"f{i}" for i in range(40)]).assign(y=rng.random(60))

@@ -20,7 +20,7 @@ def files(tmp_path_factory):
     assert main(["results", "--db", str(db), "-o", str(table)]) == 0
     predictor = d / "p.skops"
     # one epoch leaves accuracy at chance (a constant target is refused): predict the loss
-    assert main(["fit", "--table", str(table), "--target", "test_loss", "--columns", "n,n_edges", "--trees", "5",
+    assert main(["fit", "--table", str(table), "--outcome", "test_loss", "--columns", "n,n_edges", "--trees", "5",
                  "-o", str(predictor)]) == 0
     models = d / "models"
     assert main(["compile", str(pop), "-o", str(models)]) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from topowire.cli import main
 from topowire.compiler.export import load
-from topowire.pipeline import StudyConfig, default_recipe, run_study
+from topowire.study import StudyConfig, default_recipe, run_study
 from topowire.topology import parse_recipe, read_population
 from topowire.train import TrainConfig
 
@@ -99,7 +99,7 @@ def test_rerun_resumes_without_training(study, tmp_path):
 def test_a_resumed_study_with_nothing_to_do_keeps_its_fit(study, monkeypatch):
     """Nothing trained and nothing changed: the fit, predictions, report and export are kept
     (nothing is cross-validated again); a change to what the fit reads fits again."""
-    import topowire.pipeline as pipeline
+    import topowire.study.run as pipeline
 
     out, summary = study
     config = StudyConfig(train=TrainConfig(epochs=2, batch_size=64, lr=1e-2, replicates=2), n_train=200, n_test=100,
@@ -132,7 +132,7 @@ def test_cli_fit_predict_report(study, tmp_path, capsys):
     table = pd.read_csv(out / "features.csv").assign(score=lambda d: d["density"] * 2)
     table["family"] = "x"
     table.to_csv(tmp_path / "t.csv", index=False)
-    assert main(["fit", "--table", str(tmp_path / "t.csv"), "--target", "score", "--columns", "density,n_nodes",
+    assert main(["fit", "--table", str(tmp_path / "t.csv"), "--outcome", "score", "--columns", "density,n_nodes",
                  "--trees", "20", "-o", str(tmp_path / "t.skops")]) == 0
 
 
@@ -149,12 +149,12 @@ def test_cli_fit_with_dynamics_features(study, tmp_path, capsys):
     preds = tmp_path / "pred.csv"
     assert main(["predict", str(pred), str(out / "unseen_population.jsonl"), "-o", str(preds)]) == 0
     assert len(pd.read_csv(preds)) == 12
-    assert main(["fit", "--table", str(out / "features.csv"), "--target", "density", "--dynamics",
+    assert main(["fit", "--table", str(out / "features.csv"), "--outcome", "density", "--dynamics",
                  "-o", str(tmp_path / "x.skops")]) == 2
 
 
 def test_what_dynamics_features_add_is_a_number_only_where_a_forest_beats_the_mean():
-    from topowire.pipeline import _dynamics_notes
+    from topowire.study.fit import _dynamics_notes
 
     table = pd.DataFrame({"scheme": ["kfold"] * 2 + ["leave-one-family-out"] * 2,
                           "model": ["forest", "forest-graph"] * 2, "r2": [0.42, 0.40, -0.3, -0.5]})
@@ -167,7 +167,7 @@ def test_what_dynamics_features_add_is_a_number_only_where_a_forest_beats_the_me
 @pytest.mark.parametrize("argv, message", [
     (["predict", "{pred}", "{mismatch}", "-o", "{out}"], "lacks the predictor's feature(s)"),
     (["predict", "{junk}", "{pop}", "-o", "{out}"], "is not a predictor (a .skops file"),
-    (["fit", "--table", "{mismatch}", "--target", "nope", "-o", "{out}"], "target column 'nope'"),
+    (["fit", "--table", "{mismatch}", "--outcome", "nope", "-o", "{out}"], "outcome column 'nope'"),
     (["fit", "-o", "{out}"], "either --db"),
 ])
 def test_fit_predict_bad_input(study, argv, message, tmp_path, capsys):
@@ -193,7 +193,7 @@ def test_embedded_recipe_is_graphs_quick():
 
 
 def test_the_beyond_size_study_is_graph2nns_design_in_small(tmp_path, capsys):
-    from topowire.pipeline import load_study, study_preset
+    from topowire.study import load_study, study_preset
     from topowire.topology import load_recipe
 
     recipe, config = study_preset("beyond-size")
@@ -230,7 +230,7 @@ def test_run_study_on_the_layered_form(tmp_path):
     import numpy as np
 
     from topowire.errors import DataError
-    from topowire.pipeline import load_study, report_study
+    from topowire.study import load_study, report_study
 
     study = load_study(tmp_path / "s" / "runs.db")  # at chance but not constant: refused all the same
     study.results["test_acc"] = 0.5 + np.random.default_rng(0).uniform(-0.01, 0.01, len(study.results))
@@ -308,7 +308,7 @@ def test_a_run_is_rebuilt_with_the_task_sizes_it_was_trained_with(tmp_path, monk
     new topologies draw the same data the run was trained on (release 0.1 drew the defaults)."""
     from topowire.compiler import Arch
     from topowire.data import make_task
-    from topowire.pipeline import fit_study, load_study, predict_population
+    from topowire.study import fit_study, load_study, predict_population
     from topowire.topology import Population, er_graph
     from topowire.train import train_population
 
@@ -343,7 +343,7 @@ def test_a_study_trains_each_model_once(tmp_path, monkeypatch):
 def test_a_run_is_described_by_what_it_holds_fixed_and_its_protocol():
     from topowire.compiler import Arch
     from topowire.data import make_task
-    from topowire.pipeline import describe_run
+    from topowire.study import describe_run
     from topowire.train.spec import RunSpec
 
     digits = make_task("digits", n_train=100, n_test=50)

@@ -82,7 +82,7 @@ def test_save_load_round_trip_and_metadata(tmp_path):
     pred = fit_predictor(table, "test_acc", FEATURES, n_estimators=30, meta={"task": "reber"})
     save_predictor(pred, tmp_path / "p.skops")
     meta = json.loads((tmp_path / "p.skops.json").read_text())
-    assert meta["features"] == FEATURES and meta["target"] == "test_acc" and "scikit-learn" in meta["versions"]
+    assert meta["features"] == FEATURES and meta["outcome"] == "test_acc" and "scikit-learn" in meta["versions"]
     back = load_predictor(tmp_path / "p.skops")
     np.testing.assert_array_equal(predict(back, table[FEATURES]), predict(pred, table[FEATURES]))
 
@@ -149,7 +149,7 @@ def test_split_conformal_intervals_cover_held_out_topologies():
 
 
 def test_bad_tables():
-    with pytest.raises(DataError, match="target column 'acc' is not in the table"):
+    with pytest.raises(DataError, match="outcome column 'acc' is not in the table"):
         cross_validate(_table(), "acc", FEATURES)
     with pytest.raises(DataError, match="feature column\\(s\\) girth"):
         cross_validate(_table(), "test_acc", ["girth"])

@@ -105,7 +105,7 @@ def _small_tasks(monkeypatch, cap: dict) -> None:
     import topowire.cli.models
     import topowire.data
     import topowire.data.tasks
-    import topowire.pipeline
+    import topowire.study.config
     import topowire.train.trainer
     from topowire.data.tasks import make_task
 
@@ -113,7 +113,7 @@ def _small_tasks(monkeypatch, cap: dict) -> None:
         n_train = min(n_train or cap["n_train"], cap["n_train"])
         return make_task(name, seed=seed, n_train=n_train, n_test=min(n_test or 64, 64), **options)
 
-    for module in (topowire.data.tasks, topowire.data, topowire.cli.models, topowire.pipeline, topowire.train.trainer):
+    for module in (topowire.data.tasks, topowire.data, topowire.cli.models, topowire.study.config, topowire.train.trainer):
         monkeypatch.setattr(module, "make_task", small)
 
 
@@ -169,3 +169,31 @@ def test_every_readme_shell_block_runs_as_pasted(tmp_path, monkeypatch):
     assert (tmp_path / "study" / "summary.json").is_file() and (tmp_path / "bs" / "summary.json").is_file()
     assert (tmp_path / "g.png").is_file() and (tmp_path / "features.csv").is_file() and (tmp_path / "model.onnx").is_file()
     assert len(list((tmp_path / "mlp_like").glob("*.safetensors"))) == 12  # four graphs a family
+
+
+def _layout() -> list[str]:
+    """The bullets of README's Layout section for ``src/topowire/`` (one string each)."""
+    section = (ROOT / "README.md").read_text().split("\n## Layout\n")[1].split("\n\n`graphs/`")[0]
+    return [" ".join(b.split()) for b in section.split("\n- ")[1:]]
+
+
+def test_the_readme_layout_matches_the_tree():
+    """Every module and package of src/topowire is in the Layout section -- a top-level one
+    named (``name.py`` or ``name/``), one inside a package named or described in its
+    package's bullet -- and every file the section names exists."""
+    src = ROOT / "src" / "topowire"
+    bullets = _layout()
+    text = " ".join(bullets)
+    for entry in sorted(src.iterdir()):
+        if entry.name.startswith("__") or entry.suffix not in (".py", ""):
+            continue
+        name = entry.name + ("/" if entry.is_dir() else "")
+        assert f"`{name}`" in text, f"README's layout does not name {name}"
+        if entry.is_dir() and entry.name != "recipes":
+            bullet = next(b for b in bullets if b.startswith(f"`{name}`"))
+            for module in sorted(m for m in entry.rglob("*.py") if m.stem != "__main__"):
+                stem = module.stem if module.stem != "__init__" else module.parent.name
+                assert stem.lower() in bullet.lower(), f"README's layout of {name} leaves out {module.relative_to(src)}"
+    named = set(re.findall(r"`([\w/]+\.py)`", text))
+    existing = {p.name for p in src.rglob("*.py")}
+    assert named <= existing, f"README's layout names files that do not exist: {sorted(named - existing)}"

@@ -102,7 +102,7 @@ def test_features_jobs_zero_and_fit_group_missing_are_errors(tmp_path, pop, caps
     table = pd.DataFrame({"a": range(12), "b": [i % 3 for i in range(12)], "y": [i * 0.1 for i in range(12)],
                           "family": ["x", "y"] * 6})
     table.to_csv(tmp_path / "t.csv", index=False)
-    args = ["fit", "--table", str(tmp_path / "t.csv"), "--target", "y", "--columns", "a,b", "--trees", "5"]
+    args = ["fit", "--table", str(tmp_path / "t.csv"), "--outcome", "y", "--columns", "a,b", "--trees", "5"]
     assert main([*args, "--group", "nope", "-o", str(tmp_path / "p.skops")]) == 2
     assert "group column 'nope' is not in the table" in _err(capsys)
     assert not (tmp_path / "p.skops").exists()

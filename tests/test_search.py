@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from topowire.compiler import Arch
-from topowire.pipeline import StudyConfig
-from topowire.search import search_study
+from topowire.study import StudyConfig
+from topowire.study.search import search_study
 from topowire.topology import parse_recipe
 from topowire.train import TrainConfig
 

@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 
 #: The compiler, tasks, training and studies, imported on first use (they import torch).
 _LAZY = {"Arch": "topowire.compiler", "compile": "topowire.compiler", "make_task": "topowire.data",
-         "TrainConfig": "topowire.train", "train_population": "topowire.train", "run_study": "topowire.pipeline",
-         "StudyConfig": "topowire.pipeline"}
+         "TrainConfig": "topowire.train", "train_population": "topowire.train", "run_study": "topowire.study",
+         "StudyConfig": "topowire.study"}
 
 
 def __getattr__(name: str):

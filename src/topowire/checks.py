@@ -135,7 +135,7 @@ class Domain:
     what : str
         Appended to the expectation in messages.
     noun : str, optional
-        What a choice is called in messages (``unknown arch 'x'``); default: the name.
+        What a choice is called in messages (``unknown format 'x'``); default: the name.
     """
 
     form: str
@@ -245,7 +245,7 @@ DOMAINS: dict[str, Domain] = {
     "rate": _f(0, 1, what=" (a fraction)"), "on": Domain("choice", choices=("ih", "hh", "both")),
     "scope": Domain("choice", choices=("global", "layer")),
     # predictors
-    "target": Domain("str"), "columns": Domain("str", none=True), "group": Domain("str", none=True),
+    "outcome": Domain("str"), "columns": Domain("str", none=True), "group": Domain("str", none=True),
     "size": Domain("str", none=True), "dynamics": Domain("bool"),
     "export_onnx": Domain("bool"),
     "n_next": _i(1, "models", what=" (topologies to suggest)"), "explore": _f(0, 100),

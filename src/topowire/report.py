@@ -107,7 +107,7 @@ def _scatter_by_family(frame: pd.DataFrame, x: str, y: str, path: Path, title: s
 
 
 def write_report(out: str | Path, results: pd.DataFrame, features: pd.DataFrame, cv: CVResult, *,
-                 topologies: dict[str, Topology] | None = None, target: str = "test_acc",
+                 topologies: dict[str, Topology] | None = None, outcome: str = "test_acc",
                  title: str = "topowire study", summary: dict[str, str] | None = None) -> Path:
     """Write ``out/index.html`` and its PNG figures (the folder is replaced atomically).
 
@@ -141,7 +141,7 @@ def write_report(out: str | Path, results: pd.DataFrame, features: pd.DataFrame,
             ax.scatter(part["measured"], part["predicted"], s=14, alpha=0.7, label=fam or "all")
         lo, hi = float(oof[["measured", "predicted"]].min().min()), float(oof[["measured", "predicted"]].max().max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.set(xlabel=f"measured {target}", ylabel=f"predicted {target} (cross-validated)",
+        ax.set(xlabel=f"measured {outcome}", ylabel=f"predicted {outcome} (cross-validated)",
                title="random forest, out-of-fold predictions")
         ax.legend(fontsize=8)
         figs.append(("Predicted vs measured", _save(fig, tmp / "predicted_vs_measured.png")))
@@ -153,10 +153,10 @@ def write_report(out: str | Path, results: pd.DataFrame, features: pd.DataFrame,
         figs.append(("Permutation importances", _save(fig, tmp / "importances.png")))
 
         if "density" in ok:
-            figs.append((f"{target} vs density", _scatter_by_family(ok, "density", target, tmp / "acc_vs_density.png",
-                                                                    f"{target} vs density")))
-        figs.append((f"{target} vs parameters", _scatter_by_family(ok, "params", target, tmp / "acc_vs_params.png",
-                                                                   f"{target} vs effective parameters", xlog=True)))
+            figs.append((f"{outcome} vs density", _scatter_by_family(ok, "density", outcome, tmp / "acc_vs_density.png",
+                                                                    f"{outcome} vs density")))
+        figs.append((f"{outcome} vs parameters", _scatter_by_family(ok, "params", outcome, tmp / "acc_vs_params.png",
+                                                                   f"{outcome} vs effective parameters", xlog=True)))
 
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for fam, part in ok.groupby("family"):

@@ -159,7 +159,7 @@ def test_cli_compile_and_export(tmp_path, capsys):
     pop = tmp_path / "pop.jsonl"
     write_population(Population((GRAPH, ba_graph(12, 3, seed=1))), pop)
     out = tmp_path / "models"
-    assert main(["compile", str(pop), "--arch", "gru", "--orientation", "dag", "--inputs", "3", "--d-in", "5", "-o", str(out)]) == 0
+    assert main(["compile", str(pop), "--kind", "gru", "--orientation", "dag", "--inputs", "3", "--d-in", "5", "-o", str(out)]) == 0
     import pandas as pd
 
     index = pd.read_csv(out / "index.csv")
@@ -173,9 +173,9 @@ def test_cli_compile_and_export(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["compile", "{pop}", "--arch", "transformer", "-o", "{out}"], "unknown arch 'transformer': expected one of iterative"),
+    (["compile", "{pop}", "--kind", "transformer", "-o", "{out}"], "unknown kind 'transformer': expected one of iterative"),
     (["compile", "{pop}", "--orientation", "sideways", "-o", "{out}"], "unknown orientation 'sideways': expected one of dag"),
-    (["compile", "{cyclic}", "--arch", "iterative", "--orientation", "as-is", "--inputs", "all",
+    (["compile", "{cyclic}", "--kind", "iterative", "--orientation", "as-is", "--inputs", "all",
       "--outputs", "all", "-o", "{out}"], "has the cycle"),
     (["export", "{bad}", "--format", "onnx", "-o", "{out}.onnx"], "is not a safetensors file"),
     (["export", "{model}", "--format", "onnx", "--seq-len", "0", "-o", "{out}.onnx"], "seq_len must be an integer with 1 <= seq_len <= 1000000, got seq_len = 0"),

@@ -108,7 +108,7 @@ def test_wiring_round_trips_through_dict():
 
 
 def test_bad_arch():
-    with pytest.raises(ParameterError, match="unknown arch 'transformer'"):
+    with pytest.raises(ParameterError, match="unknown kind 'transformer'"):
         Arch("transformer")
     with pytest.raises(ParameterError, match="d_in must be an integer with 1 <= d_in"):
         Arch("gru", d_in=0)

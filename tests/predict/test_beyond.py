@@ -149,7 +149,7 @@ def test_a_best_feature_warning_explains_a_different_top_importance():
     from topowire.predict.headline import _importance_note
 
     imps = pd.DataFrame({"feature": ["spectral_radius", "degree_mean"], "importance": [0.3, 0.2]})
-    note = _importance_note(SimpleNamespace(importances=imps, most_chosen="degree_mean", target="test_acc"))
+    note = _importance_note(SimpleNamespace(importances=imps, most_chosen="degree_mean", outcome="test_acc"))
     assert note.startswith("; the forest's importances (top features) rank spectral_radius first")
     assert "rank correlation with test_acc" in note
-    assert _importance_note(SimpleNamespace(importances=imps, most_chosen="spectral_radius", target="test_acc")) == ""
+    assert _importance_note(SimpleNamespace(importances=imps, most_chosen="spectral_radius", outcome="test_acc")) == ""

@@ -13,8 +13,8 @@ import torch
 
 from topowire.compiler import Arch
 from topowire.data import TASKS, Task, TaskSpec, make_task, register_task
-from topowire.pipeline import model_features, study_table
 from topowire.predict import cross_validate
+from topowire.study import model_features, study_table
 from topowire.topology import Topology
 from topowire.train import TrainConfig, train_population
 

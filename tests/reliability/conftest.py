@@ -12,7 +12,7 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("trained")
     pop, db = d / "pop.jsonl", d / "runs.db"
     write_population(Population(tuple(er_graph(8 + s, 0.4, seed=s) for s in range(6))), pop)
-    assert main(["train", str(pop), "--db", str(db), "--arch", "rnn-tanh", "--epochs", "1", "--replicates", "2",
+    assert main(["train", str(pop), "--db", str(db), "--kind", "rnn-tanh", "--epochs", "1", "--replicates", "2",
                  "--n-train", "64", "--n-test", "32"]) == 0
     return {"dir": d, "pop": pop, "db": db}
 

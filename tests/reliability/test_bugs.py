@@ -10,7 +10,7 @@ from .conftest import one_error_line
 
 def test_prune_refuses_an_iterative_model_in_one_line(trained, tmp_path, capsys):
     models = tmp_path / "models"
-    assert main(["compile", str(trained["pop"]), "--arch", "iterative", "--d-in", "7", "-o", str(models)]) == 0
+    assert main(["compile", str(trained["pop"]), "--kind", "iterative", "--d-in", "7", "-o", str(models)]) == 0
     model = next(models.glob("*.safetensors"))
     capsys.readouterr()
     assert main(["prune", str(model), "--rate", "0.5", "-o", str(tmp_path / "pruned.safetensors")]) == 2
@@ -21,7 +21,7 @@ def test_prune_refuses_an_iterative_model_in_one_line(trained, tmp_path, capsys)
 def test_fit_on_a_run_refuses_columns_it_does_not_have_or_use(trained, tmp_path, capsys):
     for extra, message in ((["--group", "nope"], "group column 'nope' is not in the table"),
                            (["--size-columns", "nope"], "size column 'nope' is not in the table"),
-                           (["--columns", "density"], "--columns and --target go with --table")):
+                           (["--columns", "density"], "--columns and --outcome go with --table")):
         assert main(["fit", "--db", str(trained["db"]), "-o", str(tmp_path / "p.skops"), *extra]) == 2
         assert message in one_error_line(capsys)
     assert list(tmp_path.iterdir()) == []
@@ -29,7 +29,7 @@ def test_fit_on_a_run_refuses_columns_it_does_not_have_or_use(trained, tmp_path,
 
 def test_two_torchscript_exports_of_one_model_are_byte_identical(trained, tmp_path):
     models = tmp_path / "models"
-    assert main(["compile", str(trained["pop"]), "--arch", "lstm", "-o", str(models)]) == 0
+    assert main(["compile", str(trained["pop"]), "--kind", "lstm", "-o", str(models)]) == 0
     model = next(models.glob("*.safetensors"))
     for name in ("a.pt", "b.pt"):  # two processes, as two commands are
         subprocess.run([sys.executable, "-m", "topowire.cli", "export", str(model), "--format", "torchscript",

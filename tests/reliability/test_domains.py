@@ -10,7 +10,7 @@ import pytest
 from topowire import checks
 from topowire.cli import all_commands, main
 from topowire.compiler import TARGETS, Arch
-from topowire.pipeline import StudyConfig
+from topowire.study import StudyConfig
 from topowire.train import TrainConfig
 
 from .conftest import one_error_line

@@ -32,7 +32,7 @@ def predictor(tmp_path_factory):
 def _edit_meta(meta):
     return {
         "list": lambda m: [m],
-        "no-target": lambda m: {k: v for k, v in m.items() if k != "target"},
+        "no-outcome": lambda m: {k: v for k, v in m.items() if k != "outcome"},
         "bad-ranges": lambda m: {**m, "training_ranges": {"density": [1.0]}},
         "nan-interval": lambda m: {**m, "interval": {"half_width": "wide"}},
     }[meta]
@@ -40,7 +40,7 @@ def _edit_meta(meta):
 
 @pytest.mark.parametrize("edit, message", [
     ("list", "not a topowire predictor's metadata"),
-    ("no-target", "'target' must be a column name"),
+    ("no-outcome", "'outcome' must be a column name"),
     ("bad-ranges", "'training_ranges' must map feature names to [min, max]"),
     ("nan-interval", "'interval' must hold a finite half_width"),
     ("latin1", "is not valid UTF-8"),
@@ -53,7 +53,7 @@ def test_an_edited_predictor_is_one_line(edit, message, predictor, tmp_path, cap
         (tmp_path / name).write_bytes((predictor / name).read_bytes())
     meta_path, model_path = tmp_path / "p.skops.json", tmp_path / "p.skops"
     meta = json.loads(meta_path.read_text())
-    if edit in ("list", "no-target", "bad-ranges", "nan-interval"):
+    if edit in ("list", "no-outcome", "bad-ranges", "nan-interval"):
         meta_path.write_text(json.dumps(_edit_meta(edit)(meta)))
     elif edit == "latin1":
         meta_path.write_bytes(meta_path.read_bytes().replace(b"test_acc", b"test_\xe9acc"))

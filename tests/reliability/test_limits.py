@@ -27,7 +27,7 @@ def _wide(tmp_path, n=20_000):
     (["show", "{wide}", "--png", "{dir}/g.png"], "a drawing of a graph of 20,000 nodes"),
     (["convert", "{huge}", "--id", "{huge_id}", "-o", "{dir}/g.npy"], "a dense adjacency of 100,000 nodes"),
     (["generate", "--family", "mlp", "--sizes", "30000,30000,30000", "-o", "{dir}/m.jsonl"], "an MLP graph of 1,800,000,000 edges"),
-    (["train", "{wider}", "--db", "{dir}/r.db", "--arch", "gru", "--epochs", "1"], "training a gru model of 6,000 neurons"),
+    (["train", "{wider}", "--db", "{dir}/r.db", "--kind", "gru", "--epochs", "1"], "training a gru model of 6,000 neurons"),
 ])
 def test_memory_hungry_work_is_refused_before_it_starts(argv, message, tmp_path, capsys):
     huge = tmp_path / "huge.jsonl"

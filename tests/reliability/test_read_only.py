@@ -64,9 +64,9 @@ def test_reading_a_store_leaves_its_bytes_and_folder_unchanged(kind, command, tr
 
 
 @pytest.mark.parametrize("argv, env, message", [
-    (["--arch", "iterative", "--stability", "0.5"], {}, "stability applies to recurrent archs"),
+    (["--kind", "iterative", "--stability", "0.5"], {}, "stability applies to recurrent archs"),
     (["--inputs", "foo"], {}, "inputs must be"),
-    (["--arch", "iterative"], {}, "gives sequences; the iterative arch needs a static task"),
+    (["--kind", "iterative"], {}, "gives sequences; the iterative arch needs a static task"),
     ([], {"TOPOWIRE_CLAIM_TTL": "nan"}, "TOPOWIRE_CLAIM_TTL must be a finite number"),
 ])
 def test_train_creates_no_store_before_its_configuration_is_valid(argv, env, message, trained, tmp_path, capsys,

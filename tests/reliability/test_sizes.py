@@ -97,7 +97,7 @@ def test_compile_over_the_output_limit_is_refused_before_the_first_model(tmp_pat
     pop = tmp_path / "pop.jsonl"
     write_population(Population(tuple(er_graph(300, 0.05, seed=s) for s in range(4))), pop)
     monkeypatch.setenv("TOPOWIRE_MAX_OUTPUT_MB", "3")
-    assert main(["compile", str(pop), "--arch", "gru", "-o", str(tmp_path / "models")]) == 2
+    assert main(["compile", str(pop), "--kind", "gru", "-o", str(tmp_path / "models")]) == 2
     line = one_error_line(capsys)
     assert "the 4 models' files (estimated, MiB) =" in line and "raise it with TOPOWIRE_MAX_OUTPUT_MB=" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pop.jsonl"]
@@ -117,7 +117,7 @@ def test_a_terminated_compile_leaves_no_folder_behind(tmp_path, capsys, monkeypa
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(export, "save", save_then_terminated)
-    assert main(["compile", str(pop), "--arch", "gru", "-o", str(tmp_path / "models")]) == 130
+    assert main(["compile", str(pop), "--kind", "gru", "-o", str(tmp_path / "models")]) == 130
     assert len(saved) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["pop.jsonl"]  # no hidden folder
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is the command's alone
 
@@ -129,7 +129,7 @@ def _corrupt(db, trained):
 
 
 @pytest.mark.parametrize("argv", [
-    ["train", "{pop}", "--db", "{db}", "--arch", "rnn-tanh", "--epochs", "1", "--n-train", "64", "--n-test", "32"],
+    ["train", "{pop}", "--db", "{db}", "--kind", "rnn-tanh", "--epochs", "1", "--n-train", "64", "--n-test", "32"],
     ["report", "--db", "{db}", "-o", "{out}/rep"],
     ["fit", "--db", "{db}", "-o", "{out}/p.skops"],
     ["results", "--db", "{db}", "-o", "{out}/r.csv"],
@@ -156,7 +156,7 @@ def _table(path, rows=40):
 
 
 def test_a_tiny_forest_prints_no_library_warning(tmp_path, capsys):
-    assert main(["fit", "--table", str(_table(tmp_path / "t.csv")), "--target", "acc", "--trees", "5",
+    assert main(["fit", "--table", str(_table(tmp_path / "t.csv")), "--outcome", "acc", "--trees", "5",
                  "-o", str(tmp_path / "p.skops")]) == 0
     assert capsys.readouterr().err == ""  # sklearn's "Some inputs do not have OOB scores" is handled, not printed
 
@@ -172,7 +172,7 @@ def test_a_failing_command_prints_one_line_whatever_libraries_warned(tmp_path, c
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     monkeypatch.setattr(study, "save_predictor", warn_then_fail)
-    argv = ["fit", "--table", str(_table(tmp_path / "t.csv")), "--target", "acc", "--trees", "5",
+    argv = ["fit", "--table", str(_table(tmp_path / "t.csv")), "--outcome", "acc", "--trees", "5",
             "-o", str(tmp_path / "p.skops")]
     assert main(argv) == 2
     assert "Permission denied" in one_error_line(capsys)

@@ -206,7 +206,7 @@ def test_a_bad_stratify_is_refused(stratify, match):
 
 
 def test_a_recipe_says_its_design_in_words():
-    from topowire.pipeline import default_recipe
+    from topowire.study import default_recipe
 
     assert default_recipe().design() == "75 graphs (er 25, ws 25, ba 25) of 8-24 nodes"
     from pathlib import Path

@@ -26,8 +26,7 @@ __all__ = ["app", "main", "COMMANDS", "all_commands"]
 
 #: Every command: its module here, and its first line (``--help`` lists them without importing them).
 COMMANDS = {
-    "generate": ("graphs", "Sample a population of random graphs from a recipe file, or from one --family, into "
-                           "JSONL."),
+    "generate": ("graphs", "Sample a population of random graphs from a recipe file or from one --family into JSONL."),
     "features": ("graphs", "Compute the graph features of every topology into a table."),
     "show": ("graphs", "Summarise a population (or a recipe's draw) and its (C, L) coverage; list or draw its graphs."),
     "convert": ("graphs", "Convert graph files into a population, or one topology of a population into a graph file."),

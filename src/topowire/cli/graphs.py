@@ -20,7 +20,7 @@ from topowire.features import feature_ranges
 @click.option("--family", type=Checked("family"), help="One family to draw, instead of a RECIPE file.")
 @fields(topology.family_recipe, "count", "n", "k", "p", "m", "d", "directed", "sizes")
 def generate(recipe, output, seed, family, count, **params) -> None:
-    """Sample a population of random graphs from a recipe file, or from one --family, into JSONL.
+    """Sample a population of random graphs from a recipe file or from one --family into JSONL.
 
     With --family, the options after it give the family's parameters.
     """

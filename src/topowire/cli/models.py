@@ -24,7 +24,7 @@ from topowire.compiler.export import export_onnx, export_torchscript, load, save
 from topowire.console import console, progress
 from topowire.data.tasks import make_task
 from topowire.dynamics.prune import prune_model
-from topowire.pipeline import StudyConfig
+from topowire.study import StudyConfig
 from topowire.train import TrainConfig, results_line, train_population
 from topowire.train.config import PROTOCOL_DEFAULTS, check_device
 from topowire.train.executors import connect_executor

@@ -16,9 +16,9 @@ from topowire import checks
 
 Checked = checks.click_type
 PATH = click.Path(path_type=Path)
-FLAGS = {"kind": "--arch", "r": "--radius", "n_estimators": "--trees", "topology_out": "--topology",
-          "size": "--size-columns", "id_": "--id", "directed": "--directed/--undirected", "output": ("-o", "--output"),
-          "n_next": ("-k", "--next")}
+FLAGS = {"kind": ("--kind", "--arch"), "outcome": ("--outcome", "--target"), "r": "--radius", "n_estimators": "--trees",
+         "topology_out": "--topology", "size": "--size-columns", "id_": "--id", "directed": "--directed/--undirected",
+         "output": ("-o", "--output"), "n_next": ("-k", "--next")}  # --arch, --target: the older spellings
 
 
 def param_help(source) -> dict[str, str]:
@@ -59,7 +59,7 @@ def fields(source, *names: str, unset: str = ""):
 
 
 def _registry_help(name: str) -> str:
-    """Each choice of ``--arch`` from the target registry (plug-ins included); other options import nothing."""
+    """Each choice of ``--kind`` from the target registry (plug-ins included); other options import nothing."""
     if name == "kind":
         from topowire.compiler.targets import kinds_help
         return kinds_help()
@@ -67,7 +67,7 @@ def _registry_help(name: str) -> str:
 
 
 def target_options(command):
-    """Every option of every target, unset unless given (the arch's target takes it or refuses it)."""
+    """Every option of every target, unset unless given (the kind's target takes it or refuses it)."""
     from topowire.compiler.targets import option_fields
 
     for name, (cls, kinds) in reversed(option_fields().items()):  # the class, not an instance: nothing checked yet
@@ -90,8 +90,8 @@ def task_options(command):
 
 
 def arch_of(options: dict, base=None):
-    """The arch the options name: ``--arch`` and the wiring, d_in/d_out, the target's options
-    (without ``--arch``, ``base`` with the options given)."""
+    """The arch the options name: ``--kind`` and the wiring, d_in/d_out, the target's options
+    (without ``--kind``, ``base`` with the options given)."""
     from topowire.compiler.arch import SHARED, Arch
     from topowire.compiler.targets import option_fields
 

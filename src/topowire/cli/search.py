@@ -7,24 +7,25 @@ from pathlib import Path
 
 import click
 
-from topowire import pipeline, search, topology
+from topowire import topology
 from topowire._io import check_output, check_output_folder, read_table, write_table
 from topowire.cli import app
 from topowire.cli.options import PATH, RUN, Checked, arch_of, fields, given
 from topowire.console import console, print_frame, progress
 from topowire.errors import ParameterError
+from topowire.study import StudyConfig, search, study_preset
 from topowire.train import TrainConfig
 
-STUDY = pipeline.StudyConfig()
+STUDY = StudyConfig()
 
 
 @app.command()
 @click.argument("population", type=PATH, required=False)
 @click.option("--db", type=PATH, help="Results database of the population's training run.")
 @RUN
-@click.option("--table", "table_path", type=PATH, help="Trained results with features and the target, instead.")
+@click.option("--table", "table_path", type=PATH, help="Trained results with features and the outcome, instead.")
 @click.option("--candidates", "candidates_path", type=PATH, help="With --table: candidates (topology_id, features).")
-@fields(search.suggest_table, "target", "columns", "n_next", "acquisition", "explore", "seed", "n_estimators")
+@fields(search.suggest_table, "outcome", "columns", "n_next", "acquisition", "explore", "seed", "n_estimators")
 @click.option("-o", "--output", type=PATH, required=True, help="Population JSONL (from a store) or table to write.")
 def suggest(population, db, run_id, table_path, candidates_path, output, **o) -> None:
     """Choose the next topologies to train: a forest's predictions and their spread, a batch spread out.
@@ -39,9 +40,8 @@ def suggest(population, db, run_id, table_path, candidates_path, output, **o) ->
         out = search.suggest_table(read_table(table_path), read_table(candidates_path), **o)
         write_table(out.chosen, output, index=False)
     else:
-        if o.pop("target") != "test_acc" or o.pop("columns") is not None:
-            raise ParameterError("--target and --columns go with --table; a run's suggestions use its features for "
-                                 "test_acc")
+        if o.pop("outcome") != "test_acc" or o.pop("columns") is not None:
+            raise ParameterError("--outcome and --columns go with --table; a run's suggestions predict its test_acc")
         out, chosen = search.suggest_population(topology.read_population(population), db, run_id, **o)
         topology.write_population(chosen, output)
     for note in out.notes:
@@ -68,7 +68,7 @@ def search_(recipe, budget, batch, output, acquisition, explore, **o) -> None:
     again resumes.
     """
     check_output_folder(output, recipe, kind="search")
-    rec, base = pipeline.study_preset("quick")
+    rec, base = study_preset("quick")
     arch, train = arch_of(o, base.arch), given(TrainConfig, o, make=base.train.replace)
     config = given(type(base), o, make=lambda **kw: dataclasses.replace(base, **kw, arch=arch, train=train))
     rec = topology.load_recipe(recipe) if recipe is not None else rec

@@ -22,7 +22,7 @@ def _kinds():
     return TARGETS
 
 
-checks.declare("kind", checks.Domain("choice", choices=_kinds, noun="arch"))
+checks.declare("kind", checks.Domain("choice", choices=_kinds))
 checks.declare("orientation", checks.Domain("choice", choices=ORIENTATIONS, none=True))
 checks.declare("outputs", checks.Domain("choice", choices=OUTPUT_ROLES, none=True))
 checks.declare("backend", checks.Domain("choice", choices=BACKENDS))
@@ -88,11 +88,11 @@ class Arch:
             names = {f.name for f in dataclasses.fields(cls)}
             stray = sorted(set(fields) - names)
             if stray:
-                raise ParameterError(f"arch {kind!r} has no option {', '.join(map(repr, stray))} (its options: "
+                raise ParameterError(f"kind {kind!r} has no option {', '.join(map(repr, stray))} (its options: "
                                      f"{', '.join(sorted(names)) or 'none'})")
             options = cls(**fields)
         elif fields or not isinstance(options, cls):
-            raise ParameterError(f"arch {kind!r} takes its options as a {cls.__name__} or as fields, not both")
+            raise ParameterError(f"kind {kind!r} takes its options as a {cls.__name__} or as fields, not both")
         natural = dict(zip(("orientation", "inputs", "outputs"), target.natural_wiring))
         if isinstance(inputs, str) and inputs.isascii() and inputs.isdigit():  # "3" from a file
             inputs = int(inputs)
@@ -110,7 +110,7 @@ class Arch:
         try:
             return getattr(self.options, name)
         except AttributeError:
-            raise AttributeError(f"arch {self.kind!r} has no field {name!r}") from None
+            raise AttributeError(f"an arch of kind {self.kind!r} has no field {name!r}") from None
 
     def __reduce__(self):  # pickled as its fields (Ray ships archs to its workers)
         return (_rebuild, (self.to_dict(),))

@@ -10,7 +10,7 @@ cross-validation through sklearn's ``cross_validate``. Every model is an sklearn
 (:mod:`~topowire.predict.models`) fitted inside the fold, so nothing is fitted outside one.
 When topologies were trained with several seeds, rows are averaged per topology and the
 *noise ceiling* (:mod:`~topowire.predict.ceiling`) bounds what any predictor can reach. A
-target nothing can be learnt from is refused (:func:`check_target`);
+outcome nothing can be learnt from is refused (:func:`check_outcome`);
 :func:`~topowire.predict.headline.headline` says in words what the scores allow, and the
 out-of-fold residuals give a split-conformal interval.
 
@@ -36,10 +36,10 @@ from topowire.predict.estimator import (
 )
 from topowire.predict.models import MODELS, PREDICTORS, make_model
 from topowire.predict.persist import TRUSTED_TYPES, load_predictor, save_predictor
-from topowire.predict.table import check_table, check_target
+from topowire.predict.table import check_outcome, check_table
 
 __all__ = ["size_columns", "size_design", "design_power", "detectable", "BeyondSize", "MODELS", "PREDICTORS",
-           "make_model", "noise_ceiling", "check_table", "check_target", "cross_validate", "CVResult",
+           "make_model", "noise_ceiling", "check_table", "check_outcome", "cross_validate", "CVResult",
            "fit_predictor", "TopologyPredictor", "Predictor", "save_predictor", "load_predictor", "predict",
            "TRUSTED_TYPES", "conformal_half_width", "interval_coverage", "held_out_scores",
            "extrapolation_warning", "prediction_notes", "OUTSIDE_MARGIN"]

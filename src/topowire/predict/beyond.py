@@ -169,13 +169,13 @@ def detectable(ceiling: dict | None) -> str | None:
     return None
 
 
-def plant(table: pd.DataFrame, target: str, along: str, beta: float, seed: int = 0) -> pd.DataFrame:
-    """The table with its target replaced by ``beta`` seed sds along ``along`` (standardised
+def plant(table: pd.DataFrame, outcome: str, along: str, beta: float, seed: int = 0) -> pd.DataFrame:
+    """The table with its outcome replaced by ``beta`` seed sds along ``along`` (standardised
     over topologies) plus the study's own replicate noise: every model's deviation from its
     topology's mean, scaled by ``sqrt(S / (S - 1))`` to the seed sd and shuffled across models
     (so a topology's mean carries the noise of S seeds, not their zero sum) -- a known wiring
     effect on this design's noise."""
-    y = table[target].astype(float)
+    y = table[outcome].astype(float)
     groups = table["topology_id"]
     deviation = (y - y.groupby(groups).transform("mean")).to_numpy()
     s = float(groups.value_counts().mean())
@@ -183,10 +183,10 @@ def plant(table: pd.DataFrame, target: str, along: str, beta: float, seed: int =
     sd = float(np.sqrt(y.groupby(groups).var(ddof=1).mean()))
     per_topology = table.groupby("topology_id")[along].first()
     z = (per_topology - per_topology.mean()) / (per_topology.std(ddof=1) or 1.0)
-    return table.assign(**{target: beta * sd * groups.map(z.fillna(0.0)).to_numpy() + noise})
+    return table.assign(**{outcome: beta * sd * groups.map(z.fillna(0.0)).to_numpy() + noise})
 
 
-def design_power(table: pd.DataFrame, target: str, features: Sequence[str], size: Sequence[str], matched: bool, *,
+def design_power(table: pd.DataFrame, outcome: str, features: Sequence[str], size: Sequence[str], matched: bool, *,
                  seed: int = 0, n_estimators: int = 50, along: str | None = None,
                  multiples: Sequence[float] = POWER_MULTIPLES, n_splits: int = 5, n_repeats: int = 2) -> dict | None:
     """The smallest effect, in seed sds along ``along`` (default ``avg_path_length``, else the
@@ -211,13 +211,13 @@ def design_power(table: pd.DataFrame, target: str, features: Sequence[str], size
     if "topology_id" not in table.columns or not table["topology_id"].duplicated().any() or not wiring:
         return None
     along = along or ("avg_path_length" if "avg_path_length" in wiring else wiring[0])
-    sd = float(np.sqrt(table.groupby("topology_id")[target].var(ddof=1).mean()))
+    sd = float(np.sqrt(table.groupby("topology_id")[outcome].var(ddof=1).mean()))
     tried, detected = [], None
     for beta in multiples:
-        planted = plant(table, target, along, beta, seed)
+        planted = plant(table, outcome, along, beta, seed)
         data = planted.groupby("topology_id", sort=False).agg(
-            {c: ("mean" if c == target else "first") for c in [target, *dict.fromkeys([*size, *wiring])]})
-        x, y = data.drop(columns=[target]), data[target].to_numpy(dtype=float)
+            {c: ("mean" if c == outcome else "first") for c in [outcome, *dict.fromkeys([*size, *wiring])]})
+        x, y = data.drop(columns=[outcome]), data[outcome].to_numpy(dtype=float)
         folds = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=derive(seed, "power") % 2**32)
         pooled: list[tuple[list, list]] = [([], []) for _ in range(n_repeats)]
         for i, (tr, te) in enumerate(folds.split(x)):

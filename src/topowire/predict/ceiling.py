@@ -9,13 +9,13 @@ import pandas as pd
 __all__ = ["noise_ceiling", "conformal_half_width", "interval_coverage"]
 
 
-def noise_ceiling(target: pd.Series, topology: pd.Series) -> dict[str, float] | None:
+def noise_ceiling(outcome: pd.Series, topology: pd.Series) -> dict[str, float] | None:
     """The highest R² any predictor of topology can reach on per-topology mean targets.
 
     With S replicates per topology, ``var(means) = s2_between + s2_within / S``; the
     ceiling is ``s2_between / var(means)`` (None with a single replicate).
     """
-    groups = pd.DataFrame({"y": target.to_numpy(), "g": topology.to_numpy()}).groupby("g")["y"]
+    groups = pd.DataFrame({"y": outcome.to_numpy(), "g": topology.to_numpy()}).groupby("g")["y"]
     sizes = groups.size()
     if sizes.max() < 2:
         return None

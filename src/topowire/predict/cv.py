@@ -25,7 +25,7 @@ from topowire.predict.beyond import (
 )
 from topowire.predict.ceiling import conformal_half_width, interval_coverage
 from topowire.predict.models import MODELS, PREDICTORS, QUADRATIC, make_model
-from topowire.predict.table import aggregate, check_table, check_target
+from topowire.predict.table import aggregate, check_outcome, check_table
 from topowire.seeds import derive
 
 __all__ = ["CVResult", "cross_validate", "permutation_importance", "scores"]
@@ -58,7 +58,7 @@ class CVResult:
     folds: pd.DataFrame = field(default_factory=pd.DataFrame)
     chosen: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    target: str = "test_acc"
+    outcome: str = "test_acc"
     model: str = "forest"
     size: dict = field(default_factory=dict)
     power: dict | None = None
@@ -131,7 +131,7 @@ def _held_out(estimator, x, y) -> float:
     return float(len(y))
 
 
-def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *, groups: str | None = "family",
+def cross_validate(table: pd.DataFrame, outcome: str, features: Sequence[str], *, groups: str | None = "family",
                    n_splits: int = 5, n_repeats: int = 3, seed: int = 0, n_estimators: int = 300,
                    importances: bool = True, extra_forests: dict[str, Sequence[str]] | None = None,
                    size: Sequence[str] | None = None, chance: float | None = None, model: str = "forest",
@@ -142,7 +142,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     ----------
     table : DataFrame
         One row per model (or per topology); ``topology_id`` identifies replicates.
-    target : str
+    outcome : str
         Column to predict.
     features : sequence of str
         Columns the predictor uses.
@@ -156,7 +156,7 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
         :func:`~topowire.predict.beyond.size_columns`). When they vary by no more than the
         matching tolerance, size was held fixed by design and no size baseline is fitted.
     chance : float, optional
-        The task's chance level: a target at chance everywhere is refused.
+        The task's chance level: an outcome at chance everywhere is refused.
     model : {"forest", "hgb"}
         The predictor: the random forest, or histogram gradient boosting (scored beside
         the forest).
@@ -169,17 +169,17 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
     Raises
     ------
     DataError
-        A missing or non-numeric column, too few topologies, or a target nothing can be
-        learnt from (see :func:`check_target`).
+        A missing or non-numeric column, too few topologies, or an outcome nothing can be
+        learnt from (see :func:`check_outcome`).
     """
     if model not in PREDICTORS:
         raise ParameterError(f"unknown model {model!r}: expected one of {', '.join(PREDICTORS)}")
     features = list(features)
-    check_table(table, target, features)
-    data, ceiling = aggregate(table, target, features)
+    check_table(table, outcome, features)
+    data, ceiling = aggregate(table, outcome, features)
     if len(data) < n_splits:
         raise DataError(f"need at least {n_splits} topologies for {n_splits}-fold CV, got {len(data)}")
-    plan = _plan(table, data, target, features, groups=groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
+    plan = _plan(table, data, outcome, features, groups=groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
                  extra_forests=extra_forests, size=size, chance=chance, model=model, has_ceiling=ceiling is not None)
     measure_power = power and ceiling is not None
     steps = len(plan.schemes) * sum(1 for c in plan.cols.values() if c) + measure_power
@@ -195,19 +195,19 @@ def cross_validate(table: pd.DataFrame, target: str, features: Sequence[str], *,
                 done += 1
                 if progress is not None:
                     progress(done, steps)
-    strength = design_power(table, target, features, plan.size, plan.design["matched"], seed=seed,
+    strength = design_power(table, outcome, features, plan.size, plan.design["matched"], seed=seed,
                             n_estimators=min(n_estimators, 50)) if measure_power else None
     if progress is not None and measure_power:
         progress(steps, steps)
     return CVResult(scores=run.scores(), oof=pd.concat(run.oof, ignore_index=True), importances=run.importance_table(
         features), ceiling=ceiling, n_rows=len(data), features=features, folds=pd.DataFrame(run.fold_rows),
-        chosen=run.chosen, notes=plan.notes, target=target, model=model, size=plan.design, power=strength)
+        chosen=run.chosen, notes=plan.notes, outcome=outcome, model=model, size=plan.design, power=strength)
 
 
 @dataclass
 class _Plan:
     """What a cross-validation fits, on what and on which folds: each model's columns (empty:
-    skipped, with a note saying why), the table ``x`` and target ``y`` per topology, the
+    skipped, with a note saying why), the table ``x`` and outcome ``y`` per topology, the
     schemes' folds, the families, the size columns and how the design treats them."""
 
     cols: dict[str, list[str]]
@@ -222,7 +222,7 @@ class _Plan:
     notes: list[str]
 
 
-def _plan(table: pd.DataFrame, data: pd.DataFrame, target: str, features: list[str], *, groups, n_splits, n_repeats,
+def _plan(table: pd.DataFrame, data: pd.DataFrame, outcome: str, features: list[str], *, groups, n_splits, n_repeats,
           seed, extra_forests, size, chance, model, has_ceiling) -> _Plan:
     """The models to score beside the predictor, their columns and the schemes' folds, with a
     note for every baseline or scheme that cannot run (see :func:`cross_validate`)."""
@@ -236,12 +236,12 @@ def _plan(table: pd.DataFrame, data: pd.DataFrame, target: str, features: list[s
                          "(name the size columns with --size-columns)")
     else:
         size = list(size)
-        check_table(table, target, size)
+        check_table(table, outcome, size)
     design = size_design(data, size)
     if design["matched"]:
         notes.append(f"size baselines not fitted: size held fixed by design ({', '.join(size)} within "
                      f"{design['spread']:.1%} of each other)")
-    check_target(data[target].to_numpy(dtype=float), target, chance)
+    check_outcome(data[outcome].to_numpy(dtype=float), outcome, chance)
     if not has_ceiling:
         notes.append("noise ceiling skipped: one replicate per topology")
     if len(features) < 2:
@@ -250,7 +250,7 @@ def _plan(table: pd.DataFrame, data: pd.DataFrame, target: str, features: list[s
     clash = set(extra) & set(MODELS)
     if clash:
         raise ParameterError(f"extra forest name(s) {', '.join(sorted(clash))} clash with the built-in models")
-    check_table(table, target, [c for v in extra.values() for c in v])
+    check_table(table, outcome, [c for v in extra.values() for c in v])
     fixed = [] if design["matched"] else size
     wiring = [c for c in features if c not in set(size)]
     quadratic = list(QUADRATIC) if set(QUADRATIC) <= set(data.columns) else []
@@ -264,7 +264,7 @@ def _plan(table: pd.DataFrame, data: pd.DataFrame, target: str, features: list[s
             "linear-size": fixed, "forest-size": fixed, "beyond-size": wiring, "quadratic-cl": quadratic,
             "best-feature": features if len(features) > 1 else [], **extra}
     x = data[list(dict.fromkeys(features + size + quadratic + [c for v in extra.values() for c in v]))]
-    y = data[target].to_numpy(dtype=float)
+    y = data[outcome].to_numpy(dtype=float)
     schemes = [("kfold", list(RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed % 2**32)
                               .split(x)))]
     if groups and groups in data.columns and data[groups].nunique() >= 2:

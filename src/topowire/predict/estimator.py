@@ -25,13 +25,13 @@ OUTSIDE_MARGIN = 0.1
 
 
 class TopologyPredictor(BaseEstimator, RegressorMixin):
-    """Predicts a target (test accuracy) of a topology from its features.
+    """Predicts an outcome (test accuracy) of a topology from its features.
 
     Parameters
     ----------
     features : sequence of str
         The feature columns it reads (of a table given to :meth:`fit` and :meth:`predict`).
-    target : str
+    outcome : str
         What it predicts.
     model : {"forest", "hgb"}
         The regressor (:mod:`topowire.predict.models`).
@@ -50,10 +50,10 @@ class TopologyPredictor(BaseEstimator, RegressorMixin):
         Each feature's range on the rows it was fitted on (a forest does not extrapolate).
     """
 
-    def __init__(self, features: Sequence[str] = (), target: str = "test_acc", model: str = "forest", seed: int = 0,
+    def __init__(self, features: Sequence[str] = (), outcome: str = "test_acc", model: str = "forest", seed: int = 0,
                  n_estimators: int = 300, meta: dict[str, Any] | None = None) -> None:
         self.features = features
-        self.target = target
+        self.outcome = outcome
         self.model = model
         self.seed = seed
         self.n_estimators = n_estimators
@@ -73,7 +73,7 @@ class TopologyPredictor(BaseEstimator, RegressorMixin):
 Predictor = TopologyPredictor
 
 
-def fit_predictor(table: pd.DataFrame, target: str, features: Sequence[str], *, seed: int = 0,
+def fit_predictor(table: pd.DataFrame, outcome: str, features: Sequence[str], *, seed: int = 0,
                   n_estimators: int = 300, meta: dict[str, Any] | None = None, model: str = "forest"
                   ) -> TopologyPredictor:
     """Fit a predictor on every row (per-topology means when replicates exist).
@@ -82,10 +82,10 @@ def fit_predictor(table: pd.DataFrame, target: str, features: Sequence[str], *, 
     :func:`predict` checks new rows against.
     """
     features = list(features)
-    check_table(table, target, features)
-    data, _ = aggregate(table, target, features)
-    return TopologyPredictor(features, target, model, seed, n_estimators, meta).fit(
-        data, data[target].to_numpy(dtype=float))
+    check_table(table, outcome, features)
+    data, _ = aggregate(table, outcome, features)
+    return TopologyPredictor(features, outcome, model, seed, n_estimators, meta).fit(
+        data, data[outcome].to_numpy(dtype=float))
 
 
 def predict(predictor: TopologyPredictor, table: pd.DataFrame) -> pd.DataFrame:
@@ -95,7 +95,7 @@ def predict(predictor: TopologyPredictor, table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``predicted_<target>``, ``<target>_low`` and ``<target>_high`` (the split-conformal
+        ``predicted_<outcome>``, ``<outcome>_low`` and ``<outcome>_high`` (the split-conformal
         interval recorded at fit, when there is one), ``outside_training`` (the features
         whose value lies outside the range the predictor was fitted on by more than
         :data:`OUTSIDE_MARGIN` of its width, comma-separated; empty inside it), then the
@@ -110,12 +110,12 @@ def predict(predictor: TopologyPredictor, table: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise DataError(f"the table lacks the predictor's feature(s) {', '.join(missing)}")
     check_finite(table, predictor.features)
-    target = predictor.target
-    out = pd.DataFrame({f"predicted_{target}": predictor.predict(table)}, index=table.index)
+    outcome = predictor.outcome
+    out = pd.DataFrame({f"predicted_{outcome}": predictor.predict(table)}, index=table.index)
     width = ((predictor.meta or {}).get("interval") or {}).get("half_width")
     if width is not None:
-        out[f"{target}_low"] = out[f"predicted_{target}"] - width
-        out[f"{target}_high"] = out[f"predicted_{target}"] + width
+        out[f"{outcome}_low"] = out[f"predicted_{outcome}"] - width
+        out[f"{outcome}_high"] = out[f"predicted_{outcome}"] + width
     ranges = getattr(predictor, "ranges_", None)
     if ranges is not None:
         names = [f for f in predictor.features if f in ranges]
@@ -143,23 +143,23 @@ def extrapolation_warning(predicted: pd.DataFrame) -> str | None:
             "a forest predicts the edge of its training data there, and the interval was not measured there")
 
 
-def held_out_scores(predicted: pd.DataFrame, target: str) -> dict[str, float] | None:
-    """R², MAE, Spearman and interval coverage of predictions against a ``target`` column
+def held_out_scores(predicted: pd.DataFrame, outcome: str) -> dict[str, float] | None:
+    """R², MAE, Spearman and interval coverage of predictions against a ``outcome`` column
     carried through :func:`predict` (None when the table has no such column)."""
-    if target not in predicted.columns:
+    if outcome not in predicted.columns:
         return None
-    y = predicted[target].to_numpy(dtype=float)
-    scores = scores_of(y, predicted[f"predicted_{target}"].to_numpy(dtype=float))
-    if f"{target}_low" in predicted.columns:
-        scores["coverage"] = float(((y >= predicted[f"{target}_low"]) & (y <= predicted[f"{target}_high"])).mean())
+    y = predicted[outcome].to_numpy(dtype=float)
+    scores = scores_of(y, predicted[f"predicted_{outcome}"].to_numpy(dtype=float))
+    if f"{outcome}_low" in predicted.columns:
+        scores["coverage"] = float(((y >= predicted[f"{outcome}_low"]) & (y <= predicted[f"{outcome}_high"])).mean())
     return scores
 
 
-def prediction_notes(predicted: pd.DataFrame, target: str) -> list[str]:
+def prediction_notes(predicted: pd.DataFrame, outcome: str) -> list[str]:
     """What to say about :func:`predict`'s output: a ``WARNING`` line when rows lie outside
-    the training range, and the scores against a ``target`` column the table carried."""
+    the training range, and the scores against a ``outcome`` column the table carried."""
     notes = [f"WARNING: {w}" for w in [extrapolation_warning(predicted)] if w is not None]
-    scores = held_out_scores(predicted, target)
+    scores = held_out_scores(predicted, outcome)
     if scores is not None:
-        notes.append(f"against the table's {target}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+        notes.append(f"against the table's {outcome}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     return notes

@@ -28,7 +28,7 @@ def _importance_note(cv) -> str:
         return ""
     return (f"; the forest's importances (top features) rank {imps['feature'].iloc[0]} first, since a forest's "
             "importance spreads over correlated features while the single best feature is chosen by its rank "
-            f"correlation with {cv.target}")
+            f"correlation with {cv.outcome}")
 
 
 def _power_line(p: dict, cannot: bool) -> str:
@@ -66,7 +66,7 @@ def headline(cv) -> dict[str, str]:
     lines: dict[str, str] = {}
     if cv.ceiling:
         c = cv.ceiling
-        lines["noise ceiling"] = (f"{c['ceiling']:.2f} of the variance of mean {cv.target} lies between "
+        lines["noise ceiling"] = (f"{c['ceiling']:.2f} of the variance of mean {cv.outcome} lies between "
                                   f"topologies ({c['replicates']:.0f} replicates each); no predictor can do better")
     else:
         lines["noise ceiling"] = ("unknown (one replicate per topology): seed noise and wiring cannot be told "
@@ -128,7 +128,7 @@ def _warning(cv, t, best_size: str | None, design: dict) -> str | None:
     if forest["r2"] <= max(0.0, mean_r2):
         than = "the mean" if forest["r2"] <= mean_r2 else "zero"
         return (f"the {name} does not beat the mean (its R² {forest['r2']:.2f} is not above {than}): the "
-                f"features do not predict {cv.target} here")
+                f"features do not predict {cv.outcome} here")
     if best_size in beaten:
         return (f"the {name} does not beat size alone ({best_size}): nothing here shows an effect of wiring "
                 "beyond the size of the network")

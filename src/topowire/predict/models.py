@@ -42,7 +42,7 @@ class Columns(BaseEstimator, TransformerMixin):
 
 class BestFeature(BaseEstimator, TransformerMixin):
     """Select the one column of ``columns`` with the largest |Spearman| correlation with the
-    target on the rows it is fitted on (a training fold); ``feature_`` names it."""
+    outcome on the rows it is fitted on (a training fold); ``feature_`` names it."""
 
     def __init__(self, columns: Sequence[str] = ()) -> None:
         self.columns = columns

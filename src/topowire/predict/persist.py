@@ -1,6 +1,6 @@
 """Predictors on disk, without pickle: the model as a skops archive (loaded only if every
 type it would construct is on topowire's own list) and a JSON file of metadata beside it
-(features, target, model, provenance), validated against its schema before use."""
+(features, outcome, model, provenance), validated against its schema before use."""
 
 from __future__ import annotations
 
@@ -85,12 +85,12 @@ def _versions() -> dict[str, str]:
 
 
 def save_predictor(predictor: TopologyPredictor, path: str | Path) -> None:
-    """Write ``path`` (skops) and ``path + '.json'`` (features, target, metadata, versions)."""
+    """Write ``path`` (skops) and ``path + '.json'`` (features, outcome, metadata, versions)."""
     import skops.io as sio
 
     path = Path(path)
     meta = {"format": "topowire-predictor", "version": 1, "features": list(predictor.features),
-            "target": predictor.target, "model": predictor.model, "seed": predictor.seed,
+            "outcome": predictor.outcome, "model": predictor.model, "seed": predictor.seed,
             "n_estimators": predictor.n_estimators, "versions": _versions(), **(predictor.meta or {}),
             "training_ranges": predictor.ranges_}
     with atomic_path(path) as tmp:
@@ -163,8 +163,10 @@ def _check_meta(meta: Any, path: Path) -> dict[str, Any]:
     features = meta.get("features")
     if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
         raise bad("'features' must be a non-empty list of names")
-    if not isinstance(meta.get("target"), str):
-        raise bad("'target' must be a column name")
+    if "outcome" not in meta and "target" in meta:  # earlier files named the predicted column "target"
+        meta = {("outcome" if k == "target" else k): v for k, v in meta.items()}
+    if not isinstance(meta.get("outcome"), str):
+        raise bad("'outcome' must be a column name")
     if meta.get("model", "forest") not in PREDICTORS:
         raise bad(f"'model' must be one of {', '.join(PREDICTORS)}")
 
@@ -244,9 +246,9 @@ def _restore(pipeline, meta: dict[str, Any]) -> TopologyPredictor:
     features = list(meta["features"])
     if "select" not in pipeline.named_steps:
         pipeline = Pipeline([("select", Columns(features)), *pipeline.steps])
-    known = ("features", "target", "model", "seed", "n_estimators", "format", "version", "versions",
+    known = ("features", "outcome", "model", "seed", "n_estimators", "format", "version", "versions",
              "training_ranges")
-    predictor = TopologyPredictor(features, meta["target"], meta.get("model", "forest"), meta.get("seed", 0),
+    predictor = TopologyPredictor(features, meta["outcome"], meta.get("model", "forest"), meta.get("seed", 0),
                                   meta.get("n_estimators", 300), {k: v for k, v in meta.items() if k not in known})
     predictor.pipeline_, predictor.ranges_ = pipeline, meta.get("training_ranges", {})
     return predictor

@@ -33,7 +33,7 @@ import pandas as pd
 
 from topowire import checks
 from topowire.errors import DataError, ParameterError
-from topowire.predict.table import check_finite, check_target
+from topowire.predict.table import check_finite, check_outcome
 from topowire.seeds import derive
 
 __all__ = ["ACQUISITIONS", "suggest", "cover", "predictive", "acquisition_score", "penalised_batch", "Suggestion",
@@ -142,9 +142,9 @@ def penalised_batch(score: np.ndarray, x: np.ndarray, k: int) -> list[int]:
     return chosen
 
 
-def _seed_variance(results: pd.DataFrame, target: str) -> tuple[float, float]:
-    """The pooled within-topology variance of the target and the median replicates."""
-    g = results.groupby("topology_id")[target]
+def _seed_variance(results: pd.DataFrame, outcome: str) -> tuple[float, float]:
+    """The pooled within-topology variance of the outcome and the median replicates."""
+    g = results.groupby("topology_id")[outcome]
     counts = g.size()
     within = g.var(ddof=1).dropna()
     dof = (counts[within.index] - 1).sum()
@@ -152,7 +152,7 @@ def _seed_variance(results: pd.DataFrame, target: str) -> tuple[float, float]:
     return pooled, float(counts.median())
 
 
-def suggest(results: pd.DataFrame, candidates: pd.DataFrame, target: str, features: Sequence[str], k: int, *,
+def suggest(results: pd.DataFrame, candidates: pd.DataFrame, outcome: str, features: Sequence[str], k: int, *,
             acquisition: str = "ei", explore: float = 1.0, seed: int = 0, n_estimators: int = 200,
             chance: float | None = None) -> Suggestion:
     """Choose the next ``k`` candidates to train (see the module docstring).
@@ -160,13 +160,13 @@ def suggest(results: pd.DataFrame, candidates: pd.DataFrame, target: str, featur
     Parameters
     ----------
     results : DataFrame
-        What is trained: ``topology_id``, the ``target`` and the ``features``, one row per
+        What is trained: ``topology_id``, the ``outcome`` and the ``features``, one row per
         model (replicates averaged per topology). May be empty: the first batch then covers
         the features.
     candidates : DataFrame
         The pool: ``topology_id`` and the ``features``; candidates already in ``results``
         are left out.
-    target : str
+    outcome : str
         The outcome to maximise.
     features : sequence of str
         The feature columns both tables have.
@@ -181,13 +181,13 @@ def suggest(results: pd.DataFrame, candidates: pd.DataFrame, target: str, featur
     n_estimators : int
         Trees in the forest.
     chance : float, optional
-        The task's chance level: a target there everywhere is refused.
+        The task's chance level: an outcome there everywhere is refused.
 
     Raises
     ------
     ParameterError, DataError
         ``k`` larger than the pool (once trained candidates are left out), no feature,
-        a target that is constant or at chance.
+        an outcome that is constant or at chance.
     """
     acquisition, explore = checks.check("acquisition", acquisition), checks.check("explore", explore)
     features = list(features)
@@ -211,31 +211,31 @@ def suggest(results: pd.DataFrame, candidates: pd.DataFrame, target: str, featur
                                           acquisition=np.nan, pick=np.arange(1, k + 1))
         note = f"nothing trained yet: {k} candidates chosen to cover the {len(features)} features (maximin)"
         return Suggestion(chosen.reset_index(drop=True), None, [note])
-    check_finite(results, [target, *features])
-    means = results.groupby("topology_id", sort=False).agg({target: "mean", **{f: "first" for f in features}})
-    check_target(means[target].to_numpy(), target, chance)
+    check_finite(results, [outcome, *features])
+    means = results.groupby("topology_id", sort=False).agg({outcome: "mean", **{f: "first" for f in features}})
+    check_outcome(means[outcome].to_numpy(), outcome, chance)
     x_train, x_pool = _standardised(means[features], pool[features])
-    mean, spread = predictive(x_train, means[target].to_numpy(float), x_pool, seed=seed, n_estimators=n_estimators)
-    noise, replicates = _seed_variance(results, target)
+    mean, spread = predictive(x_train, means[outcome].to_numpy(float), x_pool, seed=seed, n_estimators=n_estimators)
+    noise, replicates = _seed_variance(results, outcome)
     sd = np.sqrt(spread**2 + noise / replicates)
-    best = float(means[target].max())
+    best = float(means[outcome].max())
     score = acquisition_score(mean, sd, best, acquisition, explore)
     picks = penalised_batch(score, x_pool, k)
     chosen = pool.iloc[picks].assign(predicted=mean[picks], sd=sd[picks], lower=mean[picks] - Z90 * sd[picks],
                                       upper=mean[picks] + Z90 * sd[picks], acquisition=score[picks],
                                       pick=np.arange(1, k + 1))
-    notes = [f"{len(means)} topologies trained ({len(results)} models), best mean {target} {best:.4g}; "
+    notes = [f"{len(means)} topologies trained ({len(results)} models), best mean {outcome} {best:.4g}; "
              f"{len(pool)} candidates; {acquisition} with explore {explore:g}",
              f"seed noise: sd {np.sqrt(noise):.3g} per model, {np.sqrt(noise / replicates):.3g} for a mean of "
              f"{replicates:g} replicates (in every candidate's sd)"]
     return Suggestion(chosen.reset_index(drop=True), best, notes)
 
 
-def replay(table: pd.DataFrame, target: str, features: Sequence[str], budget: int, k: int, *,
+def replay(table: pd.DataFrame, outcome: str, features: Sequence[str], budget: int, k: int, *,
            strategy: str = "suggest", seed: int = 0, n_estimators: int = 100, **options) -> list[str]:
     """The order in which a search would train the topologies of a finished study.
 
-    ``table`` holds every topology's rows (features and the measured ``target``); the search
+    ``table`` holds every topology's rows (features and the measured ``outcome``); the search
     starts with nothing trained and, ``k`` at a time until ``budget`` topologies are, either
     asks :func:`suggest` (``strategy="suggest"``) and is told the chosen topologies' rows,
     or draws ``k`` untrained topologies uniformly (``"random"``). Returns the topology ids
@@ -253,16 +253,16 @@ def replay(table: pd.DataFrame, target: str, features: Sequence[str], budget: in
             order += [left[j] for j in rng.choice(len(left), size=batch, replace=False)]
             continue
         trained = table[table["topology_id"].isin(order)]
-        picked = suggest(trained, pool, target, features, batch, seed=derive(seed, "search", len(order)),
+        picked = suggest(trained, pool, outcome, features, batch, seed=derive(seed, "search", len(order)),
                          n_estimators=n_estimators, **options)
         order += list(picked.chosen["topology_id"])
     return order
 
 
-def trainings_to_reach(order: Sequence[str], table: pd.DataFrame, target: str, top: float) -> int | None:
+def trainings_to_reach(order: Sequence[str], table: pd.DataFrame, outcome: str, top: float) -> int | None:
     """How many trainings of ``order`` it took to train a topology in the top ``top`` share
-    (by its mean ``target`` in ``table``); None if none was."""
-    means = table.groupby("topology_id")[target].mean()
+    (by its mean ``outcome`` in ``table``); None if none was."""
+    means = table.groupby("topology_id")[outcome].mean()
     cut = means.quantile(1 - top)
     best = set(means[means >= cut].index)
     return next((i + 1 for i, t in enumerate(order) if t in best), None)

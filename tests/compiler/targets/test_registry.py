@@ -57,7 +57,7 @@ def test_a_target_of_one_class_trains_packed_and_round_trips_through_a_file(echo
     assert len(frame) == 8 and (frame["status"] == "ok").all() and frame["test_acc"].mean() > 0.3  # chance: 0.1
     arch, by_id = Arch("toy-echo", d_in=784, d_out=10), {t.id: t for t in pop}
     assert list(frame["params"]) == [compile(by_id[t], arch).parameter_counts()["total"] for t in frame["topology_id"]]
-    from topowire.pipeline import trained_model
+    from topowire.study import trained_model
 
     net = trained_model(tmp_path / "r.db", frame["run_id"].iloc[0], pop[0], 1)
     save(net, tmp_path / "echo.safetensors", topology=pop[0])

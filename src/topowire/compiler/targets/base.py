@@ -206,4 +206,4 @@ def get_target(kind: str) -> Target:
     try:
         return TARGETS[kind]
     except (KeyError, TypeError):
-        raise ParameterError(f"unknown arch {kind!r}: expected one of {', '.join(TARGETS)}") from None
+        raise ParameterError(f"unknown kind {kind!r}: expected one of {', '.join(TARGETS)}") from None

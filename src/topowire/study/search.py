@@ -18,7 +18,7 @@ from topowire.topology import Population
 __all__ = ["suggest_table", "suggest_population", "search_study", "SEARCH_FILES"]
 
 
-def suggest_table(results: pd.DataFrame, candidates: pd.DataFrame, target: str = "test_acc",
+def suggest_table(results: pd.DataFrame, candidates: pd.DataFrame, outcome: str = "test_acc",
                   columns: str | list[str] | None = None, *, n_next: int = 16, acquisition: str = "ei",
                   explore: float = 1.0, seed: int = 0, n_estimators: int = 200) -> Suggestion:
     """The next ``n_next`` candidates to train, from tables.
@@ -26,11 +26,11 @@ def suggest_table(results: pd.DataFrame, candidates: pd.DataFrame, target: str =
     Parameters
     ----------
     results : DataFrame
-        Trained results: ``topology_id``, the features and the target (one row per model or
+        Trained results: ``topology_id``, the features and the outcome (one row per model or
         per topology).
     candidates : DataFrame
         The pool: ``topology_id`` and the same feature columns.
-    target : str
+    outcome : str
         The column to maximise.
     columns : str or list of str, optional
         Feature columns used beside the known features both tables have.
@@ -45,16 +45,16 @@ def suggest_table(results: pd.DataFrame, candidates: pd.DataFrame, target: str =
     n_estimators : int
         Trees in the forest.
     """
-    from topowire.pipeline import select_features
+    from topowire.study.fit import select_features
 
     columns = [c.strip() for c in columns.split(",") if c.strip()] if isinstance(columns, str) else columns
-    if target not in results.columns:
-        raise DataError(f"target column {target!r} is not in the results (columns: {', '.join(results.columns)})")
-    used, _ = select_features(results, target, columns, exclude=["topology_id", "family", "replicate"])
+    if outcome not in results.columns:
+        raise DataError(f"outcome column {outcome!r} is not in the results (columns: {', '.join(results.columns)})")
+    used, _ = select_features(results, outcome, columns, exclude=["topology_id", "family", "replicate"])
     features = [c for c in used if c in candidates.columns]
     if not features:
         raise ParameterError(f"the candidates have none of the results' feature columns ({', '.join(used)})")
-    return suggest(results, candidates, target, features, n_next, acquisition=acquisition, explore=explore, seed=seed,
+    return suggest(results, candidates, outcome, features, n_next, acquisition=acquisition, explore=explore, seed=seed,
                    n_estimators=n_estimators)
 
 
@@ -65,7 +65,7 @@ def suggest_population(population: Population, db: str | Path, run_id: str | Non
     has trained (test accuracy): the suggestion and the chosen topologies as a population
     ``topowire train`` takes. With no ``db`` yet, the first batch covers the graph features.
     Options as :func:`suggest_table`."""
-    from topowire.pipeline import model_features, study_table
+    from topowire.study.load import model_features, study_table
     from topowire.train.spec import RunSpec
 
     topologies = list({t.id: t for t in population}.values())
@@ -140,7 +140,7 @@ def search_study(recipe, out: str | Path, *, budget: int, batch: int, config=Non
 
     from topowire import checks
     from topowire._io import atomic_open, check_output_folder, mark_folder
-    from topowire.pipeline import StudyConfig, validate
+    from topowire.study.config import StudyConfig, validate
     from topowire.topology import read_population, sample_population, write_population
     from topowire.train import train_population
 
