@@ -186,7 +186,7 @@ def test_fit_predict_bad_input(study, argv, message, tmp_path, capsys):
 
 
 def test_embedded_recipe_is_graphs_quick():
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     from topowire.topology import load_recipe
 
     assert default_recipe() == load_recipe(root / "graphs" / "quick.toml")
@@ -197,7 +197,7 @@ def test_the_beyond_size_study_is_graph2nns_design_in_small(tmp_path, capsys):
     from topowire.topology import load_recipe
 
     recipe, config = study_preset("beyond-size")
-    assert recipe == load_recipe(Path(__file__).parents[1] / "graphs" / "beyond_size.toml")
+    assert recipe == load_recipe(Path(__file__).parents[2] / "graphs" / "beyond_size.toml")
     assert config.arch.kind == "relational" and config.task == "digits" and config.train.replicates == 3
     out = tmp_path / "bs"
     code = main(["run", "--study", "beyond-size", "--epochs", "1", "--replicates", "2", "--trees", "10",
