@@ -21,7 +21,7 @@ import torch
 
 from topowire.compiler import Arch, Wiring
 from topowire.compiler.backends import torch_sparse_available
-from topowire.compiler.targets.cells import MaskedRecurrentNet
+from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 
 MAX_DENSE_N = 8192          # 3 * n^2 floats for W, again for its gradient and the mask
 MAX_EDGE_VALUES = 60_000_000

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from topowire.compiler import Arch, wire
-from topowire.compiler.targets.cells import MaskedRecurrentNet
+from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population

@@ -80,7 +80,7 @@ def test_a_documented_parameter_reads_as_plain_help():
     assert helps["epochs"] == "Passes over the training set."
     assert helps["fused"].startswith("Run each time step of a dense recurrent forward as one torch.compile program; ")
     assert "``" not in " ".join(helps.values()) and ":func:" not in " ".join(helps.values())
-    from topowire.compiler.targets.cells import ResidualOptions
+    from topowire.compiler.targets.recurrent import ResidualOptions
 
     assert _param_help(ResidualOptions)["r"] == "The radius r of R."
 

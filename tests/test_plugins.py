@@ -23,7 +23,7 @@ import torch
 from topowire import checks
 from topowire.compiler.cells import Cell, register_cell
 from topowire.compiler.targets import register_target
-from topowire.compiler.targets.cells import CellTarget
+from topowire.compiler.targets.recurrent import CellTarget
 
 register_cell("rnn-toy", Cell(1, lambda gx, gh, h, c, residual, gamma: (torch.nn.functional.softsign(gx + gh),
                                                                     None)))
@@ -142,4 +142,4 @@ def test_discover_imports_the_built_ins_first_then_the_rest_by_name():
 
     loaded = discover(targets.__name__, targets.__path__, ("relational",))
     assert loaded[0] == "topowire.compiler.targets.relational"
-    assert loaded[1:] == sorted(loaded[1:]) and "topowire.compiler.targets.cells" in loaded
+    assert loaded[1:] == sorted(loaded[1:]) and "topowire.compiler.targets.recurrent" in loaded

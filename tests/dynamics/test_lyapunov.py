@@ -6,7 +6,7 @@ import torch
 
 from topowire.compiler import Arch, compile
 from topowire.compiler.compile import pack
-from topowire.compiler.targets.cells import residual_matrix
+from topowire.compiler.targets.recurrent import residual_matrix
 from topowire.dynamics import lyapunov_spectrum, max_lyapunov, project_stable, spectral_norms
 from topowire.errors import ParameterError
 from topowire.topology import er_graph, ws_graph

@@ -263,7 +263,7 @@ def test_progress_moves_inside_a_pack(reber_small):
 def _reads_while_training(monkeypatch, n_train: int) -> int:
     """Reads from tensors back to Python (what stalls a GPU) while a pack of 3 GRUs trains
     2 epochs on ``n_train`` Reber strings at batch 32."""
-    import topowire.compiler.targets.cells as cells
+    import topowire.compiler.targets.recurrent as cells
 
     task = make_task("reber", n_train=n_train, n_test=64, seed=0)
     packed = _pack(GRAPHS[:3], [0, 1, 2], task=task)
@@ -285,7 +285,7 @@ def test_no_step_reads_a_tensor_back(monkeypatch):
 
 
 def test_the_first_masked_step_is_read_on_the_host_only():
-    from topowire.compiler.targets.cells import first_masked_step
+    from topowire.compiler.targets.recurrent import first_masked_step
 
     assert first_masked_step(torch.tensor([5, 3, 7]), 7) == 3 and first_masked_step(None, 7) == 7
     assert first_masked_step(torch.tensor([5, 3, 7], device="meta"), 7) == 0  # a device tensor is not read

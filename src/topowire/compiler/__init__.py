@@ -5,9 +5,9 @@ from topowire.compiler.modules import CompiledNet
 from topowire.compiler.pack import PackedPopulation
 from topowire.compiler.sequential2d import MaskedLinear, Sequential2D
 from topowire.compiler.targets import TARGETS, Target, register_target
-from topowire.compiler.targets.cells import MaskedRecurrentNet
 from topowire.compiler.targets.iterative import IterativeNet
 from topowire.compiler.targets.layered import LayeredRecurrentNet, PackedLayered
+from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.compiler.wiring import ORIENTATIONS, Wiring, wire
 
 __all__ = ["Arch", "TARGETS", "Target", "register_target", "ORIENTATIONS", "Wiring", "wire", "compile", "pack",

@@ -2,7 +2,7 @@
 
 Every cell computes its new state from ``gx = W_ih x + b_ih`` and ``gh = W_hh h + b_hh``
 (``[..., G*N]``, gates stacked like torch: LSTM i, f, g, o; GRU r, z, n) and the previous
-state. The masked cells (:mod:`topowire.compiler.targets.cells`), the layered form, the
+state. The masked cells (:mod:`topowire.compiler.targets.recurrent`), the layered form, the
 exported programs and the Lyapunov spectra all step through :data:`CELLS`, so a cell's
 equations are written once. With a full mask and copied weights they reproduce
 ``torch.nn.RNN`` / ``LSTM`` / ``GRU``.

@@ -41,7 +41,7 @@ def compile(source: Topology | Wiring, arch: Arch | str = "gru", *, seed: int = 
     nn.Module
         The target's model (:meth:`~topowire.compiler.targets.Target.build`): an
         :class:`~topowire.compiler.targets.iterative.IterativeNet`, a
-        :class:`~topowire.compiler.targets.cells.MaskedRecurrentNet`, a
+        :class:`~topowire.compiler.targets.recurrent.MaskedRecurrentNet`, a
         :class:`~topowire.compiler.targets.layered.LayeredRecurrentNet`, ...
 
     Raises

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 from topowire import checks
 from topowire.compiler.modules import stacked
 from topowire.compiler.pack import PackedPopulation
-from topowire.compiler.targets.cells import MaskedRecurrentNet
 from topowire.compiler.targets.layered import LayeredRecurrentNet, PackedLayered
+from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.errors import ParameterError
 from topowire.topology.topology import Topology
 

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from topowire import checks
 from topowire.compiler.cells import CELLS
 from topowire.compiler.sequential2d import Sequential2D
-from topowire.compiler.targets.cells import MaskedRecurrentNet
+from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.errors import ParameterError
 
 __all__ = ["last_inputs", "truncated_forward", "unroll", "UNROLLABLE"]

@@ -37,4 +37,4 @@ __all__ = ["Target", "NoOptions", "TARGETS", "register_target", "get_target", "o
 
 # every target registers itself: the built-ins in the order of --arch, then any other module
 # dropped into this package, then the entry points of "topowire.targets" (topowire.plugins)
-discover(__name__, __path__, ("iterative", "cells", "layered", "relational"), "topowire.targets")
+discover(__name__, __path__, ("iterative", "recurrent", "layered", "relational"), "topowire.targets")

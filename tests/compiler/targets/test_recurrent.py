@@ -8,7 +8,7 @@ import torch
 
 from topowire.compiler import Arch, compile
 from topowire.compiler.compile import pack
-from topowire.compiler.targets.cells import residual_matrix, residual_vectors
+from topowire.compiler.targets.recurrent import residual_matrix, residual_vectors
 from topowire.errors import ParameterError
 from topowire.topology import er_graph, ws_graph
 
