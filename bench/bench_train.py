@@ -1,25 +1,32 @@
 """Packed population training vs the prior-work loop, side by side in one run.
 
-P GRU models (WS/ER/BA, n in [32, 64]) train one epoch on ``reber``:
+P models of each cell kind (GRU, LSTM, tanh RNN; WS/ER/BA, n in [32, 64]) train one epoch
+on ``reber``:
 
-- packed: topowire's trainer (one tensor program per pack, P independent Adams);
+- packed: topowire's trainer (one tensor program per pack, P independent Adams), its time
+  loop over sub-packs sized to the L2 cache (the default);
+- packed, one program: the same with ``sub_pack=0`` (the whole pack at each step);
+- packed, bucketed: the default with batches of similar lengths (``bucket=True``);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches. It is a fair loop: the same
   masked cell code (topowire's functional core at P = 1, whose masked, transposed
   weights are computed once per forward, outside the time loop) and the same clipping.
 
-The two sides are interleaved (packed, loop, packed, loop, ...; the best of ``--rounds``
-each), at 1 and 2 torch threads and each batch size, so a busy shared machine slows both
-alike. Beside models*epochs/s and the speed-up it prints the roofline of the packed step:
+The sides are interleaved (each variant, then the loop, round after round; the best of
+``--rounds`` each), at every thread count and batch size, so a busy shared machine slows
+all alike. Beside models*epochs/s and the speed-up over the loop it prints:
 
-- executed GFLOP/s: the dense FLOPs the packed program computes (padded widths, padded
-  time steps), against ``torch.bmm`` at the step's shapes measured in the same run;
-- useful GFLOP/s: only the masked products of real time steps, against ``torch.mm``'s
-  peak measured in the same run.
+- step / GEMMs: the packed epoch's time over the time its own GEMMs take alone at the
+  same shapes (per padded time step and sub-pack: the recurrent product forward, and the
+  two products of its backward), measured in the same run -- 1.0 would be all GEMM;
+- of bmm: the dense FLOPs the packed program executes (padded widths and time steps) per
+  second, against ``torch.bmm`` at the whole pack's step shape;
+- useful of peak: only the masked products of real time steps, against ``torch.mm``'s peak.
 
 Training counts 3 x the forward FLOPs. The CPU model and its vector flags are named.
 
-    python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1 2]
+    python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
+                                [--kinds gru lstm rnn-tanh] [--variants packed one-program bucketed]
 """
 
 from __future__ import annotations
@@ -30,14 +37,15 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from topowire.compiler import Arch, wire
+from topowire.compiler.functional import l2_cache_bytes, sub_pack_size, sub_packs
 from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
+from topowire.train.batches import epoch_batches
 from topowire.train.losses import per_model_loss
 from topowire.train.trainer import pack_jobs
 
@@ -54,14 +62,13 @@ def population(count: int, seed: int = 0):
 
 def loop_epoch(topologies, arch, task, config, device) -> float:
     """The prior-work approach: model after model, each with its own optimizer."""
-    n = len(task.y_train)
-    order = torch.from_numpy(np.random.default_rng([config.seed, 0]).permutation(n))
+    batches = epoch_batches(len(task.y_train), config.batch_size, (*config.data_stream(0), 0), task.len_train,
+                            config.bucket)
     t0 = time.perf_counter()
     for i, t in enumerate(topologies):
         net = MaskedRecurrentNet(wire(t, arch.orientation, arch.inputs, arch.outputs), arch, seed=i).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-        for start in range(0, n, config.batch_size):
-            idx = order[start:start + config.batch_size]
+        for idx in batches:
             lengths = task.len_train[idx].to(device)
             x = task.x_train[idx][:, : int(lengths.max())].to(device)
             y = task.y_train[idx].to(device)
@@ -75,7 +82,8 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
     return time.perf_counter() - t0
 
 
-GATES = 3  # a GRU's
+GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
+VARIANTS = {"packed": {}, "one-program": {"sub_pack": 0}, "bucketed": {"bucket": True}}
 
 
 def cpu_name() -> str:
@@ -87,41 +95,64 @@ def cpu_name() -> str:
     return f"{model[1].strip() if model else platform.processor() or platform.machine()} ({', '.join(vector) or 'no AVX2'})"
 
 
+def padded_steps(task, config) -> list[tuple[int, int]]:
+    """(batch size, padded length) of every batch of the epoch."""
+    batches = epoch_batches(len(task.y_train), config.batch_size, (*config.data_stream(0), 0), task.len_train,
+                            config.bucket)
+    return [(len(b), int(task.len_train[b].max())) for b in batches]
+
+
 def flops(topologies, arch, task, config) -> tuple[float, float, tuple[int, int, int]]:
     """(executed, useful) FLOPs of one training epoch, and a typical pack's (P, B, N)."""
-    n = len(task.y_train)
-    order = np.random.default_rng([config.seed, 0]).permutation(n)
-    lengths = task.len_train.numpy()
-    padded = sum(len(b) * int(lengths[b].max()) for b in (order[i:i + config.batch_size]
-                                                         for i in range(0, n, config.batch_size)))
+    g = GATES[arch.kind]
+    padded = sum(b * t for b, t in padded_steps(task, config))
     jobs = pack_jobs(topologies, arch, task, config)
     executed = 0.0
     for job in jobs:
         width = max(s.topology.n for s in job.specs)
-        executed += 3 * 2 * len(job.specs) * GATES * width * (arch.d_in + width) * padded
-    useful = 3 * 2 * float(lengths.sum()) * sum(GATES * (t.n * arch.d_in + (1 if t.directed else 2) * t.n_edges)
-                                               for t in topologies)
+        executed += 3 * 2 * len(job.specs) * g * width * (arch.d_in + width) * padded
+    useful = 3 * 2 * float(task.len_train.sum()) * sum(g * (t.n * arch.d_in + (1 if t.directed else 2) * t.n_edges)
+                                                       for t in topologies)
     typical = jobs[len(jobs) // 2]
     return executed, useful, (len(typical.specs), config.batch_size, max(s.topology.n for s in typical.specs))
 
 
-def bmm_rate(p: int, b: int, n: int, repeats: int = 20) -> float:
-    """FLOP/s of the packed step's recurrent product, ``[P, B, N] x [P, N, G*N]``."""
-    a, w = torch.randn(p, b, n), torch.randn(p, n, GATES * n)
-    torch.bmm(a, w)
-    t0 = time.perf_counter()
+def _best(fn, repeats: int) -> float:
+    fn()
+    best = float("inf")
     for _ in range(repeats):
-        torch.bmm(a, w)
-    return 2 * p * b * n * GATES * n * repeats / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def gemm_seconds(topologies, arch, task, config, repeats: int = 5) -> float:
+    """The epoch's GEMMs alone: per pack, batch and padded step, on each sub-pack, the
+    recurrent product ``[S, B, N] x [S, N, G*N]`` and its backward's two products."""
+    g, cache, total = GATES[arch.kind], {}, 0.0
+    for job in pack_jobs(topologies, arch, task, config):
+        p, n = len(job.specs), max(s.topology.n for s in job.specs)
+        for b, steps in padded_steps(task, config):
+            with sub_packs(config.sub_pack):
+                size = sub_pack_size(p, b, g * n, torch.device("cpu"))
+            if (size, b, n) not in cache:
+                h, w, dy = torch.randn(size, b, n), torch.randn(size, n, g * n), torch.randn(size, b, g * n)
+                cache[size, b, n] = _best(lambda: (torch.bmm(h, w), torch.bmm(dy, w.transpose(1, 2)),
+                                                   torch.bmm(h.transpose(1, 2), dy)), repeats)
+            total += cache[size, b, n] * steps * -(-p // size)
+    return total
+
+
+def bmm_rate(p: int, b: int, n: int, g: int, repeats: int = 20) -> float:
+    """FLOP/s of the packed step's recurrent product, ``[P, B, N] x [P, N, G*N]``."""
+    a, w = torch.randn(p, b, n), torch.randn(p, n, g * n)
+    return 2 * p * b * n * g * n / _best(lambda: torch.bmm(a, w), repeats)
 
 
 def mm_peak(size: int = 1024, repeats: int = 10) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - t0)
+    return 2 * size**3 / _best(lambda: a @ b, repeats)
 
 
 def main() -> None:
@@ -129,36 +160,45 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=256)
     ap.add_argument("--looped", type=int, default=64, help="models the per-model loop trains (its rate is per model)")
     ap.add_argument("--batch", type=int, nargs="+", default=[128, 32])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1])
+    ap.add_argument("--kinds", nargs="+", default=list(GATES), choices=list(GATES))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--n-train", type=int, default=1000)
     args = ap.parse_args()
     device = torch.device("cpu")
     topologies = population(args.models)
     task = make_task("reber", n_train=args.n_train, n_test=200, seed=0)
-    arch = Arch("gru", d_in=7, d_out=2)
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}; {args.models} GRU models (loop: {args.looped}), "
-          f"n in [32, 64], reber ({args.n_train} strings), one epoch, best of {args.rounds} interleaved rounds")
-    print("\n| threads | batch | packed models/s | loop models/s | speed-up | executed GFLOP/s | bmm at shape GFLOP/s "
-          "| of bmm | useful GFLOP/s | mm peak GFLOP/s | of peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"CPU: {cpu_name()}, L2 {l2_cache_bytes() // 1024} KiB per core; torch {torch.__version__}; "
+          f"{args.models} models (loop: {args.looped}), n in [32, 64], reber ({args.n_train} strings), one epoch, "
+          f"best of {args.rounds} interleaved rounds")
+    print("\n| threads | batch | cell | variant | packed models/s | loop models/s | speed-up | step / GEMMs | of bmm "
+          "| useful of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for threads in args.threads:
         torch.set_num_threads(threads)
         peak = mm_peak()
         for batch in args.batch:
-            config = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, device="cpu")
-            packed = loop = float("inf")
-            for _ in range(args.rounds):
-                t0 = time.perf_counter()
-                train_population(topologies, arch, task, config)
-                packed = min(packed, time.perf_counter() - t0)
-                loop = min(loop, loop_epoch(topologies[:args.looped], arch, task, config, device))
-            executed, useful, shape = flops(topologies, arch, task, config)
-            at_shape = bmm_rate(*shape)
-            p_rate, l_rate = args.models / packed, args.looped / loop
-            print(f"| {threads} | {batch} | {p_rate:.1f} | {l_rate:.1f} | {p_rate / l_rate:.1f}x | "
-                  f"{executed / packed / 1e9:.1f} | {at_shape / 1e9:.1f} | {executed / packed / at_shape:.2f} | "
-                  f"{useful / packed / 1e9:.2f} | {peak / 1e9:.1f} | {useful / packed / peak:.3f} |", flush=True)
+            for kind in args.kinds:
+                arch = Arch(kind, d_in=7, d_out=2)
+                base = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, device="cpu")
+                configs = {v: base.replace(**VARIANTS[v]) for v in args.variants}
+                best = dict.fromkeys([*configs, "loop"], float("inf"))
+                for _ in range(args.rounds):
+                    for v, config in configs.items():
+                        t0 = time.perf_counter()
+                        train_population(topologies, arch, task, config)
+                        best[v] = min(best[v], time.perf_counter() - t0)
+                    best["loop"] = min(best["loop"], loop_epoch(topologies[:args.looped], arch, task, base, device))
+                l_rate = args.looped / best["loop"]
+                for v, config in configs.items():
+                    executed, useful, shape = flops(topologies, arch, task, config)
+                    at_shape = bmm_rate(*shape, GATES[kind])
+                    gemms = gemm_seconds(topologies, arch, task, config)
+                    p_rate = args.models / best[v]
+                    print(f"| {threads} | {batch} | {kind} | {v} | {p_rate:.1f} | {l_rate:.1f} | {p_rate / l_rate:.1f}x | "
+                          f"{best[v] / gemms:.1f} | {executed / best[v] / at_shape:.2f} | {useful / best[v] / peak:.3f} |",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -230,6 +230,27 @@ def test_fused_steps_train_as_the_eager_path(kind, reber_small):
         assert not functional._EAGER_ONLY, functional._EAGER_ONLY
 
 
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_a_pack_trained_as_sub_packs_equals_it_trained_as_one_program(kind, reber_small):
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2)
+    arch = ARCH.replace(kind=kind)
+    one, sub = (_pack(GRAPHS, range(8), arch, reber_small) for _ in range(2))
+    want = train_pack(one, reber_small, config.replace(sub_pack=0))
+    got = train_pack(sub, reber_small, config.replace(sub_pack=3))
+    assert [r["curves"] for r in got] == [r["curves"] for r in want]
+    for (name, a), b in zip(one.named_parameters(), sub.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=name)
+    assert config.replace(sub_pack=3).run_key() == config.run_key()  # the same run either way
+
+
+def test_bucketed_batches_train_and_name_another_run(reber_small):
+    config = TrainConfig(epochs=1, batch_size=32, lr=1e-2)
+    rows = train_pack(_pack(GRAPHS[:2], [1, 2], ARCH, reber_small), reber_small, config.replace(bucket=True))
+    plain = train_pack(_pack(GRAPHS[:2], [1, 2], ARCH, reber_small), reber_small, config)
+    assert all(r["status"] == "ok" for r in rows) and rows[0]["train_loss"] != plain[0]["train_loss"]
+    assert config.replace(bucket=True).hash != config.hash and "bucket" not in config.run_key()
+
+
 def test_clip_zero_is_off_and_names_the_same_run():
     assert TrainConfig(clip=0).clip is None and TrainConfig(clip=0.0).hash == TrainConfig(clip=None).hash
     assert TrainConfig(clip=0).hash != TrainConfig().hash

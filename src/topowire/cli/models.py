@@ -62,7 +62,7 @@ def export_(model, fmt, output, seq_len, batch):
 @fields(ARCH, "kind", *WIRING)
 @fields(STUDY, "task", "n_train", "n_test")
 @fields(TRAIN, "epochs", "batch_size", "lr", "seed", "optimizer", "momentum", *PROTOCOL_DEFAULTS, "clip", "replicates",
-         "device", "bf16", "fused", "memory_mb", "chunk_size", "stability")
+         "device", "bf16", "fused", "memory_mb", "chunk_size", "sub_pack", "stability")
 @target_options
 @click.option("--db", type=PATH, required=True, help="SQLite results database (created or resumed).")
 @task_options

@@ -96,7 +96,6 @@ CELLS: dict[str, Cell] = {
 }
 
 
-
 def register_cell(name: str, cell: Cell) -> Cell:
     """Add ``cell`` to :data:`CELLS` under ``name`` (a name taken is an error). A plug-in's
     cell is then a layer of the layered form (``cell=name``, unless it needs wcrnn's

@@ -17,6 +17,7 @@ import contextvars
 import functools
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -24,7 +25,7 @@ from torch import Tensor
 from topowire.compiler.cells import CELLS
 
 __all__ = ["input_mask", "masked_recurrent_weights", "readout", "readout_all_steps", "graph_step", "fused_steps",
-           "fused_program"]
+           "fused_program", "input_projection", "sub_packs", "sub_pack_size", "over_sub_packs", "l2_cache_bytes"]
 
 
 def masked_recurrent_weights(w: Tensor, mask: Tensor) -> Tensor:
@@ -61,6 +62,106 @@ def graph_step(w: Tensor | None, mask: Tensor | None, graph_op: Callable[[Tensor
         return lambda bias, h: bias + graph_op(h[0])[None]
     w_t = masked_recurrent_weights(w, mask).transpose(1, 2)
     return lambda bias, h: torch.baddbmm(bias, h, w_t)
+
+
+def one_hot_symbols(x: Tensor) -> Tensor | None:
+    """The symbol of every step of ``x [B, T, d]`` when each row is one-hot or all zero
+    (padding; symbol ``d``), else None. Reads ``x`` on the host: None on an accelerator."""
+    if x.device.type != "cpu" or not x.dtype.is_floating_point or x.numel() == 0:
+        return None
+    total = x.sum(-1)
+    if not bool(((x == 0) | (x == 1)).all()) or not bool((total <= 1).all()):
+        return None
+    return torch.where(total == 0, x.shape[-1], x.argmax(-1))
+
+
+def input_projection(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor) -> Callable[[int], Tensor]:
+    """``t -> x[:, t] @ W_ih.T + b_ih`` as ``[P, B, G*N]``, for ``x [B, T, d]``, ``w_ih_t
+    [P, d, G*N]`` and ``bias_ih [P, 1, G*N]``.
+
+    One-hot inputs (Reber's symbols; :func:`one_hot_symbols`) make each step a row gather
+    from the table ``W_ih.T + b_ih`` (with a row of ``b_ih`` alone for padding), one pass
+    over the output instead of a product of inner size ``d`` and a bias add; the values
+    are the same, since every other term of the product is an exact zero. Other inputs:
+    one ``baddbmm`` per step (made step by step: a precomputed ``[P, T, B, G*N]`` tensor
+    would cost a full-size zero-filled gradient per step in the backward pass).
+    """
+    p, d, _ = w_ih_t.shape
+    b = x.shape[0]
+    symbols = one_hot_symbols(x)
+    if symbols is None:
+        return lambda t: torch.baddbmm(bias_ih, x[:, t].expand(p, b, d), w_ih_t)
+    table = torch.cat([w_ih_t + bias_ih, bias_ih], dim=1)  # [P, d + 1, G*N]
+    return lambda t: table.index_select(1, symbols[:, t])
+
+
+#: Bytes of per-core L2 cache assumed when the OS does not report it.
+DEFAULT_L2 = 2**20
+_SUB_PACK = contextvars.ContextVar("topowire_sub_pack", default=None)
+
+
+@contextlib.contextmanager
+def sub_packs(size: int | None):
+    """Inside, a recurrent pack on the CPU runs its time loop over sub-packs of ``size``
+    models (0: the whole pack as one program; None: sized to the cache,
+    :func:`sub_pack_size`). Results are the same whatever the size: the models are independent."""
+    token = _SUB_PACK.set(size)
+    try:
+        yield
+    finally:
+        _SUB_PACK.reset(token)
+
+
+@functools.cache
+def l2_cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
+    """The per-core L2 cache of this machine in bytes, as the OS reports it (Linux sysfs);
+    :data:`DEFAULT_L2` when it does not."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    for index in sorted(Path(root).glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                size = (index / "size").read_text().strip()
+                return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+        except (OSError, ValueError):
+            break
+    return DEFAULT_L2
+
+
+def sub_pack_size(p: int, b: int, gn: int, device: torch.device) -> int:
+    """Models per sub-pack for a pack of ``p`` models at batch ``b`` with ``gn`` gate units
+    (G*N): the size set by :func:`sub_packs`, else -- on the CPU -- as many models as keep one
+    ``[models, B, G*N]`` float32 gate tensor within the L2 cache (at least one), so a time
+    step's working set stays in cache; the whole pack on an accelerator or when set to 0."""
+    size = _SUB_PACK.get()
+    if size == 0 or device.type != "cpu":
+        return p
+    if size is None:
+        size = l2_cache_bytes() // (b * gn * 4)
+    return max(1, min(p, size))
+
+
+def over_sub_packs(fn: Callable, per_model: dict, size: int):
+    """``fn(**chunk)`` on every sub-pack of ``size`` models, the results (a tensor, or a tuple
+    of them) concatenated on the model axis. ``per_model`` maps names to ``[P, ...]``
+    tensors, tuples of them, or None. Split with ``torch.split``, whose backward is one
+    concatenation per tensor (slicing would build a full-size zero gradient per slice)."""
+    p = next(v for v in per_model.values() if isinstance(v, Tensor)).shape[0]
+    if size >= p:
+        return fn(**per_model)
+    count = -(-p // size)
+
+    def parts(v):
+        if v is None:
+            return [None] * count
+        if isinstance(v, tuple):
+            return list(zip(*(torch.split(u, size) for u in v)))
+        return torch.split(v, size)
+
+    split = {k: parts(v) for k, v in per_model.items()}
+    outs = [fn(**{k: v[i] for k, v in split.items()}) for i in range(count)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(o) for o in zip(*outs))
+    return torch.cat(outs)
 
 
 _FUSED = contextvars.ContextVar("topowire_fused_steps", default=False)

@@ -26,7 +26,7 @@ checks.declare("data_order", checks.Domain("choice", choices=DATA_ORDERS))
 #: The protocol options and their defaults: absent from a run's key when at the default, so
 #: the ids of runs made before they existed stay valid.
 PROTOCOL_DEFAULTS = {"nesterov": False, "weight_decay": 0.0, "schedule": "constant", "standardize": False,
-                     "augment": False, "data_order": "shared"}
+                     "augment": False, "data_order": "shared", "bucket": False}
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,11 @@ class TrainConfig:
         augmentations), so replicates differ by their initialisation alone; ``replicate``:
         each replicate has its own data stream (packs then hold one replicate each), as
         graph2nn's seeds do.
+    bucket : bool
+        Sequence tasks: batches of similar lengths, so few padded steps are computed. Each
+        epoch's seeded order is cut into pools of :data:`~topowire.train.batches.BUCKET_POOL` batches, each pool
+        sorted by length (ties in the seeded order) and cut into batches, and the batches
+        shuffled with the same stream: every example once per epoch.
     clip : float or None
         Per-model gradient-norm clipping (as ``torch.nn.utils.clip_grad_norm_`` on each
         model alone); 0 or None: off.
@@ -92,6 +97,11 @@ class TrainConfig:
         Run each time step of a dense recurrent forward as one ``torch.compile`` program (see
         :func:`~topowire.compiler.functional.fused_steps`); falls back to eager where
         compiling fails. Results equal the eager path to float rounding (not part of the run id).
+    sub_pack : int or None
+        On the CPU, the models of a pack whose time loop runs together (a sub-pack; the pack
+        keeps one data pass and one optimizer step per batch): None (the default) sizes it
+        to the L2 cache (:func:`~topowire.compiler.functional.sub_pack_size`), 0 runs the
+        whole pack as one program. Results are the same (not part of the run id).
     stability : float or None
         Miller & Hardt's stable models: after initialisation and after every optimizer
         step, each model's masked ``W_hh`` (every gate block of it) is rescaled to spectral
@@ -109,6 +119,7 @@ class TrainConfig:
     standardize: bool = False
     augment: bool = False
     data_order: str = "shared"
+    bucket: bool = False
     clip: float | None = 5.0
     replicates: int = 1
     seed: int = 0
@@ -119,6 +130,7 @@ class TrainConfig:
     diverge_loss: float = 1e6
     stability: float | None = None
     fused: bool = False
+    sub_pack: int | None = None
 
     def __post_init__(self) -> None:
         checks.validate(self)
@@ -144,7 +156,7 @@ class TrainConfig:
     def run_key(self) -> dict[str, Any]:
         """The options that change results (not where or how much at once)."""
         d = self.to_dict()
-        for k in ("device", "memory_mb", "chunk_size", "fused"):
+        for k in ("device", "memory_mb", "chunk_size", "fused", "sub_pack"):
             d.pop(k)
         if d["stability"] is None:  # absent when unused: run ids from before the option stay valid
             d.pop("stability")

@@ -18,18 +18,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
 from topowire.compiler.compile import model_parameter_counts, pack
-from topowire.compiler.functional import fused_steps
+from topowire.compiler.functional import fused_steps, sub_packs
 from topowire.compiler.pack import PackOfOne
 from topowire.data.tasks import Task, make_task
 from topowire.data.transforms import augment, standardized
 from topowire.seeds import model_seeds
 from topowire.topology.topology import Topology
+from topowire.train.batches import epoch_batches
 from topowire.train.config import TrainConfig, check_device, device_free_bytes, pack_budget
 from topowire.train.executors import Executor, get_executor
 from topowire.train.losses import per_model_correct, per_model_loss, step_mask
@@ -214,7 +214,7 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *, lr: float 
            else StackedSGD(params, rate, config.momentum, config.nesterov, config.weight_decay, stacked=lead))
     if config.stability is not None:
         project_stable(packed, config.stability)
-    with fused_steps(config.fused):
+    with fused_steps(config.fused), sub_packs(config.sub_pack):
         return _train_epochs(packed, prepared_task(task, config), config, opt, rate, params, lead, device, on_step,
                              config.data_stream(0) if stream is None else tuple(stream))
 
@@ -247,15 +247,14 @@ def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step
     n = len(task.y_train)
     packed.train()
     for epoch in range(config.epochs):
-        order = torch.from_numpy(np.random.default_rng([*stream, epoch]).permutation(n))
+        batches = epoch_batches(n, config.batch_size, (*stream, epoch), task.len_train, config.bucket)
         if config.schedule != "constant":
             opt.lr = rate * config.lr_factor(epoch)
         loss_sum = torch.zeros(p, device=device)
-        for start in range(0, n, config.batch_size):
-            idx = order[start:start + config.batch_size]
+        for step, idx in enumerate(batches):
             xb, yb, lb, mask = task_batch(task, "train", idx, device)
             if config.augment:
-                xb = augment(xb, task.image, (*stream, epoch, start))
+                xb = augment(xb, task.image, (*stream, epoch, step * config.batch_size))
             with _autocast(config):
                 out = task_forward(packed, task, xb, lb)
             losses = per_model_loss(out, yb, task.objective, mask)

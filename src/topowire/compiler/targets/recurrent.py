@@ -28,9 +28,12 @@ from topowire.compiler.functional import (
     fused_program,
     graph_step,
     input_mask,
+    input_projection,
     masked_recurrent_weights,
+    over_sub_packs,
     readout,
     readout_all_steps,
+    sub_pack_size,
 )
 from topowire.compiler.modules import CompiledNet, stacked, wiring_masks
 from topowire.compiler.targets.base import NoOptions, Target, register_target
@@ -167,9 +170,6 @@ def recurrent_forward(
     cell = CELLS[kind]
     b, t_steps, _ = x.shape
     w_ih_eff = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in))
-    # The input projection is made step by step, straight in the [P, B, G*N] layout: a
-    # precomputed [P, T, B, G*N] tensor would cost a full-size zero-filled gradient per
-    # step in the backward pass (select's backward), O(T^2) memory traffic.
     w_ih_t = w_ih_eff.transpose(1, 2)  # [P, d_in, G*N]
     bias_ih = b_ih[:, None, :]
     step = graph_step(w_hh, mask, graph_op, gates)  # masked, transposed weights hoisted (eager steps)
@@ -181,11 +181,12 @@ def recurrent_forward(
     residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
     fused = fused_program() if graph_op is None else None
     w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2) if fused is not None else None
+    project = input_projection(x, w_ih_t, bias_ih) if fused is None else None
     for t in range(t_steps):
         if fused is not None:
             h_new, c_new = fused(kind, x[:, t], h, c, bias_ih, w_ih_t, bias_hh, w_hh_t, residual, gamma)
         else:
-            gx = torch.baddbmm(bias_ih, x[:, t].expand(p, b, d_in), w_ih_t)  # [P, B, G*N], no transpose
+            gx = project(t)  # [P, B, G*N]
             gh = step(bias_hh, h)
             h_new, c_new = cell.step(gx, gh, h, c, residual, gamma)
         if t >= first_mask:
@@ -224,13 +225,23 @@ def _residual_args(module: nn.Module) -> dict:
 
 
 def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
+    """The module's recurrent forward; a pack's over sub-packs sized to the cache
+    (:func:`~topowire.compiler.functional.sub_pack_size`)."""
     g = module.graph_args("w_hh")
-    return recurrent_forward(
-        module.arch.kind, x, stacked(module, "w_ih"), g["w"], stacked(module, "b_ih"), stacked(module, "b_hh"),
-        g["mask"], stacked(module, "in_mask"), stacked(module, "readout"), stacked(module, "out_mask"),
-        stacked(module, "readout_bias"), lengths=lengths, return_states=states, graph_op=g["graph_op"],
-        **_residual_args(module), ih_mask=stacked(module, "ih_mask"),
-    )
+    extra = _residual_args(module)
+    per_model = {"w_ih": stacked(module, "w_ih"), "w_hh": g["w"], "b_ih": stacked(module, "b_ih"),
+                 "b_hh": stacked(module, "b_hh"), "mask": g["mask"], "in_mask": stacked(module, "in_mask"),
+                 "r": stacked(module, "readout"), "out_mask": stacked(module, "out_mask"),
+                 "b_out": stacked(module, "readout_bias"), "residual": extra.get("residual"),
+                 "ih_mask": stacked(module, "ih_mask")}
+
+    def run(**tensors):
+        return recurrent_forward(module.arch.kind, x, **tensors, lengths=lengths, return_states=states,
+                                 graph_op=g["graph_op"], gamma=extra.get("gamma", 1.0))
+
+    p, gn = per_model["w_ih"].shape[:2]
+    size = p if g["graph_op"] is not None else sub_pack_size(p, x.shape[0], gn, x.device)
+    return over_sub_packs(run, per_model, size)
 
 
 class CellTarget(Target):
