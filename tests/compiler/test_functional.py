@@ -74,6 +74,7 @@ def test_one_hot_symbols_reads_symbols_and_padding_and_refuses_other_inputs():
     assert F.one_hot_symbols(x * 0.5) is None  # not 0/1
     assert F.one_hot_symbols(torch.ones(2, 2, 3)) is None  # two symbols at once
     assert F.one_hot_symbols(torch.zeros(2, 0, 3)) is None
+    assert F.one_hot_symbols(x.to("meta")) is None  # an accelerator: never read back to the host
 
 
 def test_input_projection_gathers_rows_of_the_weights_plus_bias():
@@ -120,3 +121,22 @@ def test_l2_cache_bytes_reads_sysfs_and_falls_back(tmp_path):
         (tmp_path / f"index{i}" / "size").write_text(size + "\n")
     assert F.l2_cache_bytes(str(tmp_path)) == 2**20
     assert F.l2_cache_bytes(str(tmp_path / "absent")) == F.DEFAULT_L2
+
+
+@pytest.mark.parametrize("kind, extra", [k for k in KINDS if k[0] != "gru"])
+def test_a_summed_cell_folds_its_input_into_the_product_with_the_reference_results(kind, extra, monkeypatch):
+    import dataclasses
+
+    from topowire.compiler.cells import CELLS
+
+    assert CELLS[kind].summed is not None and CELLS["gru"].summed is None  # the GRU reads gx and gh apart
+    packed = _pack(kind, extra)
+    for x, lengths in (_one_hot(6, 9, 5, seed=4), (torch.randn(6, 9, 5, generator=torch.Generator().manual_seed(5)),
+                                                    torch.tensor([9, 3, 5, 9, 1, 7]))):
+        got, got_grads = _grads(packed, x, lengths)
+        with monkeypatch.context() as m:  # the reference: the cell's step on gx and gh apart
+            m.setitem(CELLS, kind, dataclasses.replace(CELLS[kind], summed=None))
+            want, want_grads = _grads(packed, x, lengths)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        for g, w in zip(got_grads, want_grads):
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)

@@ -181,14 +181,15 @@ def recurrent_forward(
     residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
     fused = fused_program() if graph_op is None else None
     w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2) if fused is not None else None
-    project = input_projection(x, w_ih_t, bias_ih) if fused is None else None
+    summed = cell.summed  # a cell of gx + gh alone: gx (with both biases) added inside the recurrent product
+    project = input_projection(x, w_ih_t, bias_ih + bias_hh if summed else bias_ih) if fused is None else None
     for t in range(t_steps):
         if fused is not None:
             h_new, c_new = fused(kind, x[:, t], h, c, bias_ih, w_ih_t, bias_hh, w_hh_t, residual, gamma)
+        elif summed is not None:
+            h_new, c_new = summed(step(project(t), h), h, c, residual, gamma)
         else:
-            gx = project(t)  # [P, B, G*N]
-            gh = step(bias_hh, h)
-            h_new, c_new = cell.step(gx, gh, h, c, residual, gamma)
+            h_new, c_new = cell.step(project(t), step(bias_hh, h), h, c, residual, gamma)
         if t >= first_mask:
             alive = (t < lengths).view(1, b, 1)
             h_new = torch.where(alive, h_new, h)
