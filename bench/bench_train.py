@@ -6,6 +6,10 @@ on ``reber``:
 - packed: topowire's trainer (one tensor program per pack, P independent Adams), its time
   loop over sub-packs sized to the L2 cache (the default);
 - packed, one program: the same with ``sub_pack=0`` (the whole pack at each step);
+- packed, product input: the default with the one-hot input projection as a product and
+  a bias add per step (what the row gather replaced);
+- packed, unsummed: the default with a tanh or LSTM cell's step on ``gx`` and ``gh``
+  apart (what folding ``gx`` into the recurrent product replaced; the GRU's is always so);
 - packed, bucketed: the default with batches of similar lengths (``bucket=True``);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches. It is a fair loop: the same
@@ -26,12 +30,14 @@ all alike. Beside models*epochs/s and the speed-up over the loop it prints:
 Training counts 3 x the forward FLOPs. The CPU model and its vector flags are named.
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
-                                [--kinds gru lstm rnn-tanh] [--variants packed one-program bucketed]
+                                [--kinds gru lstm rnn-tanh] [--variants packed one-program product-input unsummed bucketed]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import platform
 import re
 import time
@@ -39,7 +45,8 @@ from pathlib import Path
 
 import torch
 
-from topowire.compiler import Arch, wire
+from topowire.compiler import Arch, functional, wire
+from topowire.compiler.cells import CELLS
 from topowire.compiler.functional import l2_cache_bytes, sub_pack_size, sub_packs
 from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.data import make_task
@@ -83,7 +90,25 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
 
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
-VARIANTS = {"packed": {}, "one-program": {"sub_pack": 0}, "bucketed": {"bucket": True}}
+VARIANTS = {"packed": {}, "one-program": {"sub_pack": 0}, "product-input": {}, "unsummed": {},
+            "bucketed": {"bucket": True}}
+
+
+@contextlib.contextmanager
+def reference_path(variant: str, kind: str):
+    """The engine with one of its changes undone (the reference path its tests compare
+    with): ``product-input``, the input projection as the product per step the one-hot
+    gather replaced; ``unsummed``, the cell's step on gx and gh apart (gx not folded into
+    the recurrent product)."""
+    saved_symbols, saved_cell = functional.one_hot_symbols, CELLS[kind]
+    if variant == "product-input":
+        functional.one_hot_symbols = lambda x: None
+    if variant == "unsummed":
+        CELLS[kind] = dataclasses.replace(saved_cell, summed=None)
+    try:
+        yield
+    finally:
+        functional.one_hot_symbols, CELLS[kind] = saved_symbols, saved_cell
 
 
 def cpu_name() -> str:
@@ -127,10 +152,11 @@ def _best(fn, repeats: int) -> float:
     return best
 
 
-def gemm_seconds(topologies, arch, task, config, repeats: int = 5) -> float:
+def gemm_seconds(topologies, arch, task, config, cache: dict, repeats: int = 10) -> float:
     """The epoch's GEMMs alone: per pack, batch and padded step, on each sub-pack, the
-    recurrent product ``[S, B, N] x [S, N, G*N]`` and its backward's two products."""
-    g, cache, total = GATES[arch.kind], {}, 0.0
+    recurrent product ``[S, B, N] x [S, N, G*N]`` and its backward's two products (each
+    shape timed once into ``cache``, shared by the variants)."""
+    g, total = GATES[arch.kind], 0.0
     for job in pack_jobs(topologies, arch, task, config):
         p, n = len(job.specs), max(s.topology.n for s in job.specs)
         for b, steps in padded_steps(task, config):
@@ -182,19 +208,21 @@ def main() -> None:
             for kind in args.kinds:
                 arch = Arch(kind, d_in=7, d_out=2)
                 base = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, device="cpu")
-                configs = {v: base.replace(**VARIANTS[v]) for v in args.variants}
+                configs = {v: base.replace(**VARIANTS[v]) for v in args.variants
+                           if v != "unsummed" or CELLS[kind].summed is not None}  # a GRU has no summed form
                 best = dict.fromkeys([*configs, "loop"], float("inf"))
                 for _ in range(args.rounds):
                     for v, config in configs.items():
-                        t0 = time.perf_counter()
-                        train_population(topologies, arch, task, config)
-                        best[v] = min(best[v], time.perf_counter() - t0)
+                        with reference_path(v, kind):
+                            t0 = time.perf_counter()
+                            train_population(topologies, arch, task, config)
+                            best[v] = min(best[v], time.perf_counter() - t0)
                     best["loop"] = min(best["loop"], loop_epoch(topologies[:args.looped], arch, task, base, device))
-                l_rate = args.looped / best["loop"]
+                l_rate, cache = args.looped / best["loop"], {}
                 for v, config in configs.items():
                     executed, useful, shape = flops(topologies, arch, task, config)
                     at_shape = bmm_rate(*shape, GATES[kind])
-                    gemms = gemm_seconds(topologies, arch, task, config)
+                    gemms = gemm_seconds(topologies, arch, task, config, cache)
                     p_rate = args.models / best[v]
                     print(f"| {threads} | {batch} | {kind} | {v} | {p_rate:.1f} | {l_rate:.1f} | {p_rate / l_rate:.1f}x | "
                           f"{best[v] / gemms:.1f} | {executed / best[v] / at_shape:.2f} | {useful / best[v] / peak:.3f} |",

@@ -1,4 +1,5 @@
-"""The prepared device run cannot rot: its dry run (every step on the CPU, toy sizes) passes."""
+"""The prepared device run cannot rot: its dry run (every step on the CPU, toy sizes) passes; the
+relational block product the bench measures computes the dense masked layer."""
 
 import json
 import subprocess
@@ -31,3 +32,13 @@ def test_without_a_gpu_the_full_check_is_refused_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 2 and done.stderr.strip() == "error: no CUDA device; --dry-run runs every step on the CPU"
     assert not (tmp_path / "device_check.json").exists()
+
+
+def test_the_relational_block_product_of_the_bench_equals_the_dense_masked_layer():
+    # the script checks the two products equal before it times them (an assert), on spread degrees too
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_relational.py"), "--width", "48", "--batch", "4",
+                           "--models", "2", "--rounds", "1", "--degrees", "5.5", "63", "--p", "0.5"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 5.5 |") or line.startswith("| 63 |")]
+    assert len(rows) == 2 and all(float(row.split("|")[-2]) < 1e-4 for row in rows)
