@@ -10,6 +10,8 @@ on ``reber``:
   a bias add per step (what the row gather replaced);
 - packed, unsummed: the default with a tanh or LSTM cell's step on ``gx`` and ``gh``
   apart (what folding ``gx`` into the recurrent product replaced; the GRU's is always so);
+- packed, held: the default with every ended sequence's state held by a ``where`` per step
+  (what picking each sequence's last real state once at the end replaced);
 - packed, bucketed: the default with batches of similar lengths (``bucket=True``);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches. It is a fair loop: the same
@@ -30,7 +32,7 @@ all alike. Beside models*epochs/s and the speed-up over the loop it prints:
 Training counts 3 x the forward FLOPs. The CPU model and its vector flags are named.
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
-                                [--kinds gru lstm rnn-tanh] [--variants packed one-program product-input unsummed bucketed]
+                                [--kinds gru lstm rnn-tanh] [--variants packed one-program product-input unsummed held bucketed]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import torch
 from topowire.compiler import Arch, functional, wire
 from topowire.compiler.cells import CELLS
 from topowire.compiler.functional import l2_cache_bytes, sub_pack_size, sub_packs
+from topowire.compiler.targets import recurrent
 from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
@@ -90,7 +93,7 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
 
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
-VARIANTS = {"packed": {}, "one-program": {"sub_pack": 0}, "product-input": {}, "unsummed": {},
+VARIANTS = {"packed": {}, "one-program": {"sub_pack": 0}, "product-input": {}, "unsummed": {}, "held": {},
             "bucketed": {"bucket": True}}
 
 
@@ -99,16 +102,19 @@ def reference_path(variant: str, kind: str):
     """The engine with one of its changes undone (the reference path its tests compare
     with): ``product-input``, the input projection as the product per step the one-hot
     gather replaced; ``unsummed``, the cell's step on gx and gh apart (gx not folded into
-    the recurrent product)."""
-    saved_symbols, saved_cell = functional.one_hot_symbols, CELLS[kind]
+    the recurrent product); ``held``, every ended sequence's state held by a ``where`` at
+    each step (instead of each sequence's last real state picked once at the end)."""
+    saved_symbols, saved_cell, forward = functional.one_hot_symbols, CELLS[kind], recurrent.recurrent_forward
     if variant == "product-input":
         functional.one_hot_symbols = lambda x: None
     if variant == "unsummed":
         CELLS[kind] = dataclasses.replace(saved_cell, summed=None)
+    if variant == "held":
+        recurrent.recurrent_forward = lambda *a, **k: forward(*a, **{**k, "return_states": True})[0]
     try:
         yield
     finally:
-        functional.one_hot_symbols, CELLS[kind] = saved_symbols, saved_cell
+        functional.one_hot_symbols, CELLS[kind], recurrent.recurrent_forward = saved_symbols, saved_cell, forward
 
 
 def cpu_name() -> str:

@@ -140,3 +140,21 @@ def test_a_summed_cell_folds_its_input_into_the_product_with_the_reference_resul
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
         for g, w in zip(got_grads, want_grads):
             torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind, extra", KINDS)
+@pytest.mark.parametrize("first_mask", ["host", "device"])
+def test_the_readout_picks_each_sequences_last_real_state_as_holding_it_would(kind, extra, first_mask, monkeypatch):
+    if first_mask == "device":  # as on an accelerator: the shortest length is not read back, every step may end one
+        monkeypatch.setattr(recurrent, "first_masked_step", lambda lengths, t: t if lengths is None else 0)
+    packed = _pack(kind, extra)
+    x, lengths = _one_hot(6, 9, 5, seed=6)
+    lengths[0] = 9  # one sequence runs to the end
+    got, got_grads = _grads(packed, x, lengths)
+
+    forward = recurrent.recurrent_forward  # the reference: every ended sequence's state held step by step
+    monkeypatch.setattr(recurrent, "recurrent_forward", lambda *a, **k: forward(*a, **{**k, "return_states": True})[0])
+    want, want_grads = _grads(packed, x, lengths)
+    assert torch.equal(got, want)
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=1e-6, atol=1e-7)

@@ -125,6 +125,12 @@ def first_masked_step(lengths: Tensor | None, t_steps: int) -> int:
     return int(lengths.min()) if lengths.device.type == "cpu" else 0
 
 
+def _held(alive: Tensor, new: tuple, old: tuple) -> tuple:
+    """The new states (h, c) where a sequence is ``alive`` ([B]), the old ones after its end."""
+    mask = alive.view(1, -1, 1)
+    return tuple(None if n is None else torch.where(mask, n, o) for n, o in zip(new, old))
+
+
 def recurrent_forward(
     kind: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
     mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
@@ -183,21 +189,23 @@ def recurrent_forward(
     w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2) if fused is not None else None
     summed = cell.summed  # a cell of gx + gh alone: gx (with both biases) added inside the recurrent product
     project = input_projection(x, w_ih_t, bias_ih + bias_hh if summed else bias_ih) if fused is None else None
+    # read out at the last step only: from the first step a sequence may end at, every state is kept and
+    # each sequence's own is picked at the end; every state asked for: an ended sequence's state is held
+    tail = [] if lengths is not None and not return_states else None
     for t in range(t_steps):
+        if tail is not None and t == first_mask:
+            tail.append(h)
         if fused is not None:
             h_new, c_new = fused(kind, x[:, t], h, c, bias_ih, w_ih_t, bias_hh, w_hh_t, residual, gamma)
         elif summed is not None:
             h_new, c_new = summed(step(project(t), h), h, c, residual, gamma)
         else:
             h_new, c_new = cell.step(project(t), step(bias_hh, h), h, c, residual, gamma)
-        if t >= first_mask:
-            alive = (t < lengths).view(1, b, 1)
-            h_new = torch.where(alive, h_new, h)
-            if c is not None:
-                c_new = torch.where(alive, c_new, c)
-        h, c = h_new, c_new
-        if return_states:
-            states.append(h)
+        h, c = (h_new, c_new) if tail is not None or t < first_mask else _held(t < lengths, (h_new, c_new), (h, c))
+        if return_states or (tail and t >= first_mask):
+            (states if return_states else tail).append(h)
+    if tail:
+        h = torch.stack(tail).gather(0, (lengths - first_mask).view(1, 1, b, 1).expand(1, p, b, n))[0]
     out = readout(h, r, out_mask, b_out)
     if return_states:
         return out, torch.stack(states, dim=2)
