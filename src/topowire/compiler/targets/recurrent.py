@@ -202,7 +202,7 @@ def recurrent_forward(
         else:
             h_new, c_new = cell.step(project(t), step(bias_hh, h), h, c, residual, gamma)
         h, c = (h_new, c_new) if tail is not None or t < first_mask else _held(t < lengths, (h_new, c_new), (h, c))
-        if return_states or (tail and t >= first_mask):
+        if return_states or tail:  # tail holds states from the first step a sequence may end at
             (states if return_states else tail).append(h)
     if tail:
         h = torch.stack(tail).gather(0, (lengths - first_mask).view(1, 1, b, 1).expand(1, p, b, n))[0]
