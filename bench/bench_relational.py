@@ -18,11 +18,11 @@ the block product's executed work over the dense product's (n * c_out * K * c_in
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bench_train import best_of
 from torch import Tensor
 
 from topowire.compiler import Arch, wire
@@ -88,16 +88,6 @@ def block_product(h: Tensor, w: Tensor, out_index: Tensor, in_index: Tensor) -> 
     return h.new_zeros(p, b, w_out + 1).scatter(2, index, y)[:, :, :w_out]  # padding lands in the dropped column
 
 
-def _best(fn, rounds: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=512)
@@ -132,7 +122,7 @@ def main() -> None:
             best = dict.fromkeys(sides, float("inf"))
             for _ in range(args.rounds):
                 for side, fn in sides.items():
-                    best[side] = min(best[side], _best(fn, 1))
+                    best[side] = min(best[side], best_of(fn, 1))
             density = (2 * len(_undirected(w)) + 64) / 64**2
             k = plan[1].shape[2] // int(channel_counts(width, 64).max())
             print(f"| {degree:g} | {p:g} | {density:.3f} | {k} | {width} | {share:.2f} | {best['dense'] * 1e3:.1f} | "

@@ -148,7 +148,8 @@ def flops(topologies, arch, task, config) -> tuple[float, float, tuple[int, int,
     return executed, useful, (len(typical.specs), config.batch_size, max(s.topology.n for s in typical.specs))
 
 
-def _best(fn, repeats: int) -> float:
+def best_of(fn, repeats: int) -> float:
+    """The shortest of ``repeats`` timed calls of ``fn``, after one untimed warm-up call."""
     fn()
     best = float("inf")
     for _ in range(repeats):
@@ -170,7 +171,7 @@ def gemm_seconds(topologies, arch, task, config, cache: dict, repeats: int = 10)
                 size = sub_pack_size(p, b, g * n, torch.device("cpu"))
             if (size, b, n) not in cache:
                 h, w, dy = torch.randn(size, b, n), torch.randn(size, n, g * n), torch.randn(size, b, g * n)
-                cache[size, b, n] = _best(lambda: (torch.bmm(h, w), torch.bmm(dy, w.transpose(1, 2)),
+                cache[size, b, n] = best_of(lambda: (torch.bmm(h, w), torch.bmm(dy, w.transpose(1, 2)),
                                                    torch.bmm(h.transpose(1, 2), dy)), repeats)
             total += cache[size, b, n] * steps * -(-p // size)
     return total
@@ -179,12 +180,12 @@ def gemm_seconds(topologies, arch, task, config, cache: dict, repeats: int = 10)
 def bmm_rate(p: int, b: int, n: int, g: int, repeats: int = 20) -> float:
     """FLOP/s of the packed step's recurrent product, ``[P, B, N] x [P, N, G*N]``."""
     a, w = torch.randn(p, b, n), torch.randn(p, n, g * n)
-    return 2 * p * b * n * g * n / _best(lambda: torch.bmm(a, w), repeats)
+    return 2 * p * b * n * g * n / best_of(lambda: torch.bmm(a, w), repeats)
 
 
 def mm_peak(size: int = 1024, repeats: int = 10) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / _best(lambda: a @ b, repeats)
+    return 2 * size**3 / best_of(lambda: a @ b, repeats)
 
 
 def main() -> None:
