@@ -4,19 +4,19 @@ P models of each cell kind (GRU, LSTM, tanh RNN; WS/ER/BA, n in [32, 64]) train 
 on ``reber``:
 
 - packed: topowire's trainer (one tensor program per pack, P independent Adams), its time
-  loop over sub-packs sized to the L2 cache (the default);
+  loop over sub-packs sized to the L2 cache, the cells' gate arithmetic in fused kernels
+  with their own backward (:mod:`topowire.compiler.sequence`; the default);
+- packed, torch cells: the default with the cells stepped in torch under autograd (the
+  engine before the kernels; ``use_kernels(False)``);
 - packed, one program: the same with ``sub_pack=0`` (the whole pack at each step);
 - packed, product input: the default with the one-hot input projection as a product and
   a bias add per step (what the row gather replaced);
-- packed, unsummed: the default with a tanh or LSTM cell's step on ``gx`` and ``gh``
-  apart (what folding ``gx`` into the recurrent product replaced; the GRU's is always so);
-- packed, held: the default with every ended sequence's state held by a ``where`` per step
-  (what picking each sequence's last real state once at the end replaced);
 - packed, bucketed: the default with batches of similar lengths (``bucket=True``);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches. It is a fair loop: the same
-  masked cell code (topowire's functional core at P = 1, whose masked, transposed
-  weights are computed once per forward, outside the time loop) and the same clipping.
+  masked cell code (topowire's functional core at P = 1 with the fused kernels, whose
+  masked, transposed weights are computed once per forward, outside the time loop) and
+  the same clipping.
 
 The sides are interleaved (each variant, then the loop, round after round; the best of
 ``--rounds`` each), at every thread count and batch size, so a busy shared machine slows
@@ -32,14 +32,13 @@ all alike. Beside models*epochs/s and the speed-up over the loop it prints:
 Training counts 3 x the forward FLOPs. The CPU model and its vector flags are named.
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
-                                [--kinds gru lstm rnn-tanh] [--variants packed one-program product-input unsummed held bucketed]
+                                [--kinds gru lstm rnn-tanh] [--variants packed torch-cells one-program product-input bucketed]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import platform
 import re
 import time
@@ -48,9 +47,8 @@ from pathlib import Path
 import torch
 
 from topowire.compiler import Arch, functional, wire
-from topowire.compiler.cells import CELLS
 from topowire.compiler.functional import l2_cache_bytes, sub_pack_size, sub_packs
-from topowire.compiler.targets import recurrent
+from topowire.compiler.kernels import use_kernels
 from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
@@ -93,28 +91,24 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
 
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
-VARIANTS = {"packed": {}, "one-program": {"sub_pack": 0}, "product-input": {}, "unsummed": {}, "held": {},
+VARIANTS = {"packed": {}, "torch-cells": {}, "one-program": {"sub_pack": 0}, "product-input": {},
             "bucketed": {"bucket": True}}
 
 
 @contextlib.contextmanager
 def reference_path(variant: str, kind: str):
     """The engine with one of its changes undone (the reference path its tests compare
-    with): ``product-input``, the input projection as the product per step the one-hot
-    gather replaced; ``unsummed``, the cell's step on gx and gh apart (gx not folded into
-    the recurrent product); ``held``, every ended sequence's state held by a ``where`` at
-    each step (instead of each sequence's last real state picked once at the end)."""
-    saved_symbols, saved_cell, forward = functional.one_hot_symbols, CELLS[kind], recurrent.recurrent_forward
+    with): ``torch-cells``, the cells step by step in torch under autograd instead of the
+    fused kernels and their own backward (the engine before them); ``product-input``, the
+    input projection as a product instead of the one-hot row gather."""
+    saved_symbols = functional.one_hot_symbols
     if variant == "product-input":
         functional.one_hot_symbols = lambda x: None
-    if variant == "unsummed":
-        CELLS[kind] = dataclasses.replace(saved_cell, summed=None)
-    if variant == "held":
-        recurrent.recurrent_forward = lambda *a, **k: forward(*a, **{**k, "return_states": True})[0]
     try:
-        yield
+        with use_kernels(variant != "torch-cells"):
+            yield
     finally:
-        functional.one_hot_symbols, CELLS[kind], recurrent.recurrent_forward = saved_symbols, saved_cell, forward
+        functional.one_hot_symbols = saved_symbols
 
 
 def cpu_name() -> str:
@@ -215,8 +209,7 @@ def main() -> None:
             for kind in args.kinds:
                 arch = Arch(kind, d_in=7, d_out=2)
                 base = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, device="cpu")
-                configs = {v: base.replace(**VARIANTS[v]) for v in args.variants
-                           if v != "unsummed" or CELLS[kind].summed is not None}  # a GRU has no summed form
+                configs = {v: base.replace(**VARIANTS[v]) for v in args.variants}
                 best = dict.fromkeys([*configs, "loop"], float("inf"))
                 for _ in range(args.rounds):
                     for v, config in configs.items():

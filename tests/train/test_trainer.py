@@ -297,7 +297,10 @@ def _reads_while_training(monkeypatch, n_train: int) -> int:
     for method in ("item", "tolist", "cpu", "__bool__", "__int__", "__float__", "__index__"):
         original = getattr(torch.Tensor, method)
         monkeypatch.setattr(torch.Tensor, method, lambda self, *a, _f=original, **k: reads.append(1) or _f(self, *a, **k))
-    train_pack(packed, task, TrainConfig(epochs=2, batch_size=32, lr=1e-2, clip=1.0))
+    from topowire.compiler import kernels
+
+    with kernels.use_kernels(False):  # the path an accelerator runs (the fused kernels are the CPU's)
+        train_pack(packed, task, TrainConfig(epochs=2, batch_size=32, lr=1e-2, clip=1.0))
     monkeypatch.undo()
     return len(reads)
 
@@ -346,3 +349,21 @@ def test_packs_are_cut_by_the_budget_on_the_cpu(reber_small):
     assert [len(j.specs) for j in default] == [6]  # six small GRUs fit 1,024 MiB
     tight = pack_jobs(same_width, arch, reber_small, TrainConfig(device="cpu", memory_mb=1))
     assert len(tight) > 1 and sum(len(j.specs) for j in tight) == 6
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
+def test_a_pack_trained_with_the_fused_kernels_trains_as_the_torch_path(kind, reber_small):
+    from topowire.compiler import kernels
+
+    if kernels.library() is None:
+        pytest.skip("the kernels need a C compiler")
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2, stability=0.9)  # with the stability projection
+    arch = ARCH.replace(kind=kind)
+    reference, fused = (_pack(GRAPHS[:5], range(5), arch, reber_small) for _ in range(2))
+    with kernels.use_kernels(False):
+        want = train_pack(reference, reber_small, config)
+    got = train_pack(fused, reber_small, config)
+    assert [r["status"] for r in got] == [r["status"] for r in want] == ["ok"] * 5
+    np.testing.assert_allclose([r["test_loss"] for r in got], [r["test_loss"] for r in want], rtol=1e-4)
+    for (name, a), b in zip(reference.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from topowire import checks
+from topowire.compiler import sequence
 from topowire.compiler.cells import CELLS
 from topowire.compiler.functional import (
     fused_program,
@@ -139,6 +140,12 @@ def recurrent_forward(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Masked recurrent cells over a shared sequence batch, read out at the last real step.
 
+    On the CPU (float32, dense weights) the GRU, LSTM, tanh and ReLU cells run over the whole
+    sequence with fused gate kernels and their own backward
+    (:mod:`~topowire.compiler.sequence`); every other case steps through
+    :data:`~topowire.compiler.cells.CELLS` under autograd, the reference the kernels are tested
+    against (the two agree to float rounding).
+
     Parameters
     ----------
     kind : {"rnn-tanh", "rnn-relu", "lstm", "gru", "wcrnn"}
@@ -170,21 +177,33 @@ def recurrent_forward(
     -------
     Tensor [P, B, O] (and the states when asked)
     """
-    p, gn, d_in = w_ih.shape
-    n = in_mask.shape[1]
-    gates = gn // n
+    d_in = w_ih.shape[2]
+    w_ih_t = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in)).transpose(1, 2)  # [P, d_in, G*N]
+    bias_ih, bias_hh = b_ih[:, None, :], b_hh[:, None, :]
+    if graph_op is None and fused_program() is None and sequence.supports(kind, x):
+        hs = sequence.sequence_forward(kind, x, w_ih_t, bias_ih, masked_recurrent_weights(w_hh, mask).transpose(1, 2),
+                                       bias_hh, lengths)  # [P, T + 1, B, N]: ended sequences held
+        h, states = hs[:, -1], (hs[:, 1:].transpose(1, 2) if return_states else None)
+    else:
+        residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
+        h, states = _by_steps(kind, x, w_ih_t, bias_ih, w_hh, bias_hh, mask, lengths, return_states, graph_op,
+                              residual, gamma)
+    out = readout(h, r, out_mask, b_out)
+    return (out, states) if return_states else out
+
+
+def _by_steps(kind, x, w_ih_t, bias_ih, w_hh, bias_hh, mask, lengths, return_states, graph_op, residual, gamma):
+    """The reference path: :data:`~topowire.compiler.cells.CELLS` step by step under autograd (any
+    cell, backend and device). Returns the last state ``[P, B, N]`` (each sequence's last real
+    one) and, when asked, every state ``[P, B, T, N]``."""
     cell = CELLS[kind]
+    p, n = w_ih_t.shape[0], w_ih_t.shape[2] // cell.gates
     b, t_steps, _ = x.shape
-    w_ih_eff = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in))
-    w_ih_t = w_ih_eff.transpose(1, 2)  # [P, d_in, G*N]
-    bias_ih = b_ih[:, None, :]
-    step = graph_step(w_hh, mask, graph_op, gates)  # masked, transposed weights hoisted (eager steps)
-    bias_hh = b_hh[:, None, :]
+    step = graph_step(w_hh, mask, graph_op, cell.gates)  # masked, transposed weights hoisted (eager steps)
     h = x.new_zeros(p, b, n)
     c = x.new_zeros(p, b, n) if cell.memory else None
     states = []
     first_mask = first_masked_step(lengths, t_steps)
-    residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
     fused = fused_program() if graph_op is None else None
     w_hh_t = masked_recurrent_weights(w_hh, mask).transpose(1, 2) if fused is not None else None
     summed = cell.summed  # a cell of gx + gh alone: gx (with both biases) added inside the recurrent product
@@ -206,10 +225,7 @@ def recurrent_forward(
             (states if return_states else tail).append(h)
     if tail:
         h = torch.stack(tail).gather(0, (lengths - first_mask).view(1, 1, b, 1).expand(1, p, b, n))[0]
-    out = readout(h, r, out_mask, b_out)
-    if return_states:
-        return out, torch.stack(states, dim=2)
-    return out
+    return h, (torch.stack(states, dim=2) if return_states else None)
 
 
 class MaskedRecurrentNet(CompiledNet):

@@ -1,0 +1,256 @@
+/* The gate arithmetic of one time step of a packed recurrent cell, fused: one pass over a
+ * step's rows instead of one pass per torch operation (topowire/compiler/sequence.py drives
+ * them; the recurrent products stay torch's GEMMs).
+ *
+ * A step's tensors are P blocks of B rows of width W (W = N or G*N, float32); the rows of a
+ * block are contiguous, block p starts at base + p * ps (ps: its stride in floats), so a
+ * step of a [P, T, B, W] buffer is passed as base + t * B * W with ps = T * B * W.
+ *
+ * lengths (int64 [B], or NULL: every sequence real to the end): a sequence stops updating
+ * at its end -- its state is held and no gradient reaches its gates.
+ *
+ * exp, sigmoid and tanh are written out (Cephes' single-precision polynomials, a few ulp)
+ * so that the compiler vectorizes the loops (built with -fno-math-errno -fno-trapping-math, so
+ * floorf is an instruction; no -ffast-math).
+ */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+/* The rows a loop reads and writes never overlap: vectorize without alias checks. */
+#define IVDEP _Pragma("GCC ivdep")
+
+static inline float exp_f(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float k = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } scale = {((int32_t)k + 127) << 23};  /* 2^k */
+    return y * scale.f;
+}
+
+static inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+static inline float tanh_f(float x) {
+    float a = fabsf(x);
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                    + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    float big = 1.0f - 2.0f / (exp_f(2.0f * a) + 1.0f);
+    big = copysignf(big, x);
+    return a < 0.625f ? small : big;
+}
+
+static inline int alive(const int64_t *lengths, int64_t t, int64_t b) { return lengths == NULL || t < lengths[b]; }
+
+/* Element-wise tanh/relu/sigmoid of a float array (the tests compare them with torch's). */
+void unary_f(int64_t count, int64_t which, const float *x, float *y) {
+    for (int64_t i = 0; i < count; i++)
+        y[i] = which == 0 ? exp_f(x[i]) : which == 1 ? sigmoid_f(x[i]) : tanh_f(x[i]);
+}
+
+/* Every kernel reads the input's gate pre-activations of row (p, b) at this step from
+ * x + p * x_ps + xrow[b] * G*N: a table of rows, xrow the step's B row indices (one-hot
+ * inputs: the symbols, into the table W_ih.T + b_ih; other inputs: every step's rows).
+ * The backward adds the rows' gradients into dx the same way (dx zeroed by the caller). */
+
+/* GRU (torch's gates r, z, n): gx from x and gh = W_hh h + b_hh, [.., 3N] each.
+ * Saves r, z, n and gh's n part per row (s, width 4N). */
+void gru_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+                 const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
+                 const float *h, float *hn, int64_t h_ps, float *s, int64_t s_ps) {
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t b = 0; b < B; b++) {
+            const float *gx = x + p * x_ps + xrow[b] * 3 * N, *g = gh + p * gh_ps + b * 3 * N;
+            const float *hp = h + p * h_ps + b * N;
+            float *ho = hn + p * h_ps + b * N, *sv = s + p * s_ps + b * 4 * N;
+            if (!alive(lengths, t, b)) {
+                memcpy(ho, hp, N * sizeof(float));
+                continue;
+            }
+            IVDEP
+            for (int64_t j = 0; j < N; j++) {
+                float r = sigmoid_f(gx[j] + g[j]);
+                float z = sigmoid_f(gx[N + j] + g[N + j]);
+                float n = tanh_f(gx[2 * N + j] + r * g[2 * N + j]);
+                ho[j] = (1.0f - z) * n + z * hp[j];
+                sv[j] = r;
+                sv[N + j] = z;
+                sv[2 * N + j] = n;
+                sv[3 * N + j] = g[2 * N + j];
+            }
+        }
+}
+
+/* The GRU step's backward: dh (the gradient reaching h_t, [P, B, N] contiguous) -> dx (added),
+ * dgh ([.., 3N]; added into db, [P, 3N], too: b_hh's gradient) and prev = the gradient
+ * reaching h_{t-1} through the gates' z h term plus dprev (the gradient reaching h_{t-1}
+ * from outside, or NULL); the caller adds dgh W_hh. */
+void gru_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+                  const float *dh, const float *s, int64_t s_ps, const float *h, int64_t h_ps,
+                  const float *dprev, int64_t dprev_ps, float *dx, int64_t dx_ps, const int64_t *xrow,
+                  float *dgh, int64_t dgh_ps, float *db, float *prev) {
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t b = 0; b < B; b++) {
+            const float *d = dh + (p * B + b) * N, *sv = s + p * s_ps + b * 4 * N, *hp = h + p * h_ps + b * N;
+            const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
+            float *gx = dx + p * dx_ps + xrow[b] * 3 * N, *gh = dgh + p * dgh_ps + b * 3 * N;
+            float *o = prev + (p * B + b) * N, *gb = db + p * 3 * N;
+            if (!alive(lengths, t, b)) {
+                memset(gh, 0, 3 * N * sizeof(float));
+                IVDEP
+                for (int64_t j = 0; j < N; j++)
+                    o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
+                continue;
+            }
+            IVDEP
+            for (int64_t j = 0; j < N; j++) {
+                float r = sv[j], z = sv[N + j], n = sv[2 * N + j], hn = sv[3 * N + j];
+                float an = d[j] * (1.0f - z) * (1.0f - n * n);
+                float ar = an * hn * r * (1.0f - r);
+                float az = d[j] * (hp[j] - n) * z * (1.0f - z);
+                gx[j] += ar;
+                gh[j] = ar;
+                gb[j] += ar;
+                gx[N + j] += az;
+                gh[N + j] = az;
+                gb[N + j] += az;
+                gx[2 * N + j] += an;
+                gh[2 * N + j] = an * r;
+                gb[2 * N + j] += an * r;
+                o[j] = d[j] * z + (e == NULL ? 0.0f : e[j]);
+            }
+        }
+}
+
+/* One activation of gx + gh (rnn-tanh: which 0, rnn-relu: which 1), [.., N]; gh = W_hh h. */
+void act_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
+                 const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
+                 const float *h, float *hn, int64_t h_ps) {
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t b = 0; b < B; b++) {
+            const float *gx = x + p * x_ps + xrow[b] * N, *a = gh + p * gh_ps + b * N, *hp = h + p * h_ps + b * N;
+            float *ho = hn + p * h_ps + b * N;
+            if (!alive(lengths, t, b)) {
+                memcpy(ho, hp, N * sizeof(float));
+                continue;
+            }
+            if (which == 0) {
+                IVDEP
+                for (int64_t j = 0; j < N; j++)
+                    ho[j] = tanh_f(gx[j] + a[j]);
+            } else {
+                IVDEP
+                for (int64_t j = 0; j < N; j++)
+                    ho[j] = gx[j] + a[j] > 0.0f ? gx[j] + a[j] : 0.0f;
+            }
+        }
+}
+
+/* Its backward from the new state hn: dpre ([.., N]), added into dx too, and prev (a held
+ * state's gradient, plus dprev; the caller adds dpre W_hh). */
+void act_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
+                  const float *dh, const float *hn, int64_t h_ps, const float *dprev, int64_t dprev_ps,
+                  float *dpre, int64_t dpre_ps, float *dx, int64_t dx_ps, const int64_t *xrow, float *prev) {
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t b = 0; b < B; b++) {
+            const float *d = dh + (p * B + b) * N, *y = hn + p * h_ps + b * N;
+            const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
+            float *g = dpre + p * dpre_ps + b * N, *gx = dx + p * dx_ps + xrow[b] * N, *o = prev + (p * B + b) * N;
+            if (!alive(lengths, t, b)) {
+                memset(g, 0, N * sizeof(float));
+                IVDEP
+                for (int64_t j = 0; j < N; j++)
+                    o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
+                continue;
+            }
+            IVDEP
+            for (int64_t j = 0; j < N; j++) {
+                float grad = which == 0 ? d[j] * (1.0f - y[j] * y[j]) : (y[j] > 0.0f ? d[j] : 0.0f);
+                g[j] = grad;
+                gx[j] += grad;
+                o[j] = e == NULL ? 0.0f : e[j];
+            }
+        }
+}
+
+/* LSTM (torch's gates i, f, g, o) from gx + gh ([.., 4N]; gh = W_hh h); c the cell state (same
+ * layout as h). Saves sigmoid(i), sigmoid(f), tanh(g), sigmoid(o), tanh(c') per row (s, width 5N). */
+void lstm_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+                  const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
+                  const float *h, float *hn, const float *c, float *cn, int64_t h_ps, float *s, int64_t s_ps) {
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t b = 0; b < B; b++) {
+            const float *gx = x + p * x_ps + xrow[b] * 4 * N, *a = gh + p * gh_ps + b * 4 * N;
+            const float *hp = h + p * h_ps + b * N, *cp = c + p * h_ps + b * N;
+            float *ho = hn + p * h_ps + b * N, *co = cn + p * h_ps + b * N, *sv = s + p * s_ps + b * 5 * N;
+            if (!alive(lengths, t, b)) {
+                memcpy(ho, hp, N * sizeof(float));
+                memcpy(co, cp, N * sizeof(float));
+                continue;
+            }
+            IVDEP
+            for (int64_t j = 0; j < N; j++) {
+                float i = sigmoid_f(gx[j] + a[j]), f = sigmoid_f(gx[N + j] + a[N + j]);
+                float g = tanh_f(gx[2 * N + j] + a[2 * N + j]), o = sigmoid_f(gx[3 * N + j] + a[3 * N + j]);
+                float cc = f * cp[j] + i * g;
+                float tc = tanh_f(cc);
+                co[j] = cc;
+                ho[j] = o * tc;
+                sv[j] = i;
+                sv[N + j] = f;
+                sv[2 * N + j] = g;
+                sv[3 * N + j] = o;
+                sv[4 * N + j] = tc;
+            }
+        }
+}
+
+/* Its backward: dh, dc (gradients reaching h_t and c_t, [P, B, N] contiguous) -> dpre
+ * ([.., 4N]; added into dx too), prev (reaching h_{t-1}: dprev; the caller adds dpre W_hh)
+ * and cprev (reaching c_{t-1}). c is the state before the step. */
+void lstm_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+                   const float *dh, const float *dc, const float *s, int64_t s_ps, const float *c, int64_t h_ps,
+                   const float *dprev, int64_t dprev_ps, float *dpre, int64_t dpre_ps, float *dx, int64_t dx_ps,
+                   const int64_t *xrow, float *prev, float *cprev) {
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t b = 0; b < B; b++) {
+            int64_t row = (p * B + b) * N;
+            const float *d = dh + row, *dcc = dc + row, *sv = s + p * s_ps + b * 5 * N, *cp = c + p * h_ps + b * N;
+            const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
+            float *g = dpre + p * dpre_ps + b * 4 * N, *gx = dx + p * dx_ps + xrow[b] * 4 * N;
+            float *o = prev + row, *oc = cprev + row;
+            if (!alive(lengths, t, b)) {
+                memset(g, 0, 4 * N * sizeof(float));
+                IVDEP
+                for (int64_t j = 0; j < N; j++) {
+                    o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
+                    oc[j] = dcc[j];
+                }
+                continue;
+            }
+            IVDEP
+            for (int64_t j = 0; j < N; j++) {
+                float i = sv[j], f = sv[N + j], gg = sv[2 * N + j], og = sv[3 * N + j], tc = sv[4 * N + j];
+                float dct = dcc[j] + d[j] * og * (1.0f - tc * tc);
+                float ai = dct * gg * i * (1.0f - i), af = dct * cp[j] * f * (1.0f - f);
+                float ag = dct * i * (1.0f - gg * gg), ao = d[j] * tc * og * (1.0f - og);
+                g[j] = ai;
+                g[N + j] = af;
+                g[2 * N + j] = ag;
+                g[3 * N + j] = ao;
+                gx[j] += ai;
+                gx[N + j] += af;
+                gx[2 * N + j] += ag;
+                gx[3 * N + j] += ao;
+                oc[j] = dct * f;
+                o[j] = e == NULL ? 0.0f : e[j];
+            }
+        }
+}

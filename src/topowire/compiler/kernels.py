@@ -1,0 +1,118 @@
+"""The fused gate kernels of ``kernels.c``, compiled on first use with this machine's C compiler.
+
+A recurrent step's gate arithmetic in torch is a dozen passes over ``[P, B, G*N]`` tensors;
+these kernels make it one pass forward and one backward (driven by
+:mod:`topowire.compiler.sequence`). The library is plain C loaded with :mod:`ctypes` -- no
+torch headers, so it builds in about a second -- with the vector flags of this CPU
+(``torch.backends.cpu.get_cpu_capability()``), and is cached under
+``$TOPOWIRE_CACHE`` (default ``~/.cache/topowire``) by a hash of its source, compiler and flags.
+
+Where there is no compiler, or building fails, topowire warns once and runs the torch path;
+``TOPOWIRE_KERNELS=0`` or :func:`use_kernels` (False) chooses the torch path on purpose. The two
+agree to float rounding (tests compare them); each is deterministic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+__all__ = ["library", "use_kernels", "enabled", "pointer", "signatures"]
+
+SOURCE = Path(__file__).with_name("kernels.c")
+
+_VECTOR_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+    "AVX2": ["-mavx2", "-mfma"],
+}
+_ENABLED = contextvars.ContextVar("topowire_kernels", default=True)
+
+
+@contextlib.contextmanager
+def use_kernels(on: bool = True):
+    """Inside, recurrent cells run with the fused kernels (True, where they build) or the torch
+    path (False)."""
+    token = _ENABLED.set(bool(on))
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def enabled() -> bool:
+    """Whether a recurrent forward here should use the kernels: asked for, not switched off by
+    ``TOPOWIRE_KERNELS=0``, and built."""
+    return _ENABLED.get() and os.environ.get("TOPOWIRE_KERNELS", "1") != "0" and library() is not None
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TOPOWIRE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "topowire")
+    return Path(root) / "kernels"
+
+
+def _build(compiler: str, flags: list[str]) -> Path:
+    """The shared library for ``compiler`` and ``flags``, compiled unless cached; written under
+    a temporary name and renamed into place, so concurrent processes never load half a file."""
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *flags, platform.machine()]).encode()).hexdigest()
+    target = _cache_dir() / f"cells-{key[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        out = Path(tmp) / target.name
+        subprocess.run([compiler, *flags, "-o", str(out), str(SOURCE)], check=True, capture_output=True, text=True,
+                       timeout=300)
+        os.replace(out, target)
+    return target
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, built on first use; None (with one warning) where they cannot be."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        warnings.warn("no C compiler found: recurrent cells run on the torch path (slower, same results to "
+                      "rounding)", RuntimeWarning, stacklevel=2)
+        return None
+    flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC",
+             *_VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+    try:
+        lib = ctypes.CDLL(str(_build(compiler, flags)))
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = (getattr(exc, "stderr", None) or str(exc) or type(exc).__name__).strip().splitlines()
+        warnings.warn(f"the fused cell kernels did not build ({detail[-1][:200] if detail else exc!r}); recurrent "
+                      "cells run on the torch path", RuntimeWarning, stacklevel=2)
+        return None
+    for name, argtypes in signatures(SOURCE.read_text()).items():
+        fn = getattr(lib, name)
+        fn.argtypes = argtypes
+        fn.restype = None
+    return lib
+
+
+def signatures(source: str) -> dict[str, list]:
+    """Every exported kernel's ctypes argument types, read from its C prototype
+    (``void name(...)``: a pointer argument is ``c_void_p``, any other ``c_int64``)."""
+    out = {}
+    for name, args in re.findall(r"^void (\w+)\(([^)]*)\)", source, flags=re.M):
+        out[name] = [ctypes.c_void_p if "*" in a else ctypes.c_int64 for a in args.split(",")]
+    return out
+
+
+def pointer(tensor: torch.Tensor | None, offset: int = 0) -> int | None:
+    """The address of ``tensor``'s element ``offset`` (counted from its first), None for no tensor."""
+    return None if tensor is None else tensor.data_ptr() + tensor.element_size() * offset

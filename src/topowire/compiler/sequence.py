@@ -1,0 +1,185 @@
+"""Recurrent cells run over a whole sequence with their own backward pass.
+
+The gate arithmetic of a step is one fused kernel (:mod:`~topowire.compiler.kernels`); the
+products stay torch's GEMMs. Forward, per step: one ``baddbmm`` (the recurrent product; a
+summed cell's ``gx`` is its addend, the GRU's is ``b_hh``) and one kernel, which writes the
+new state into the sequence's state buffer and keeps what the backward needs. Backward, per
+step: one kernel (the gates' gradients, into sequence-long buffers) and one ``baddbmm`` (the
+gradient reaching the previous state); the recurrent weights' gradient is then one ``bmm``
+over all steps and sequences at once, as cuDNN and oneDNN do it, instead of a product and an
+accumulation per step.
+
+Buffers are model-major, ``[P, T, B, W]``: a step is a strided view that the GEMMs read in
+place, and all the steps of one model are one matrix for the weight gradient. A sequence
+stops updating after its length: its state is held and its gates get no gradient, so the
+last state is every sequence's last real one.
+
+The torch path (:data:`~topowire.compiler.cells.CELLS` step by step under autograd) stays the
+reference: the tests compare the two, values and gradients, for every cell this module runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+from torch import Tensor
+
+from topowire.compiler import kernels
+from topowire.compiler.functional import input_rows
+
+__all__ = ["Family", "KINDS", "supports", "sequence_forward", "sequence_states"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one cell runs here: its kernels' calls on one step's arguments (``s``, a namespace
+    of sizes and addresses, see :class:`_Sequence`).
+
+    Attributes
+    ----------
+    saved : int
+        Floats kept per unit and step for the backward pass (beside the states).
+    memory : bool
+        Carries a cell state c (the LSTM).
+    recurrent_bias : bool
+        ``b_hh`` is added inside the recurrent product, apart from the input's rows (the GRU,
+        whose reset gate scales it); a summed cell's rows carry both biases instead.
+    forward, backward : callable
+        ``(lib, s) -> None``: the step's kernel call.
+    """
+
+    saved: int
+    memory: bool
+    recurrent_bias: bool
+    forward: Callable
+    backward: Callable
+
+
+def _act(which: int) -> Family:
+    return Family(0, False, False,
+                  lambda lib, s: lib.act_forward(s.p, s.b, s.n, s.t, s.lengths, which, s.x, s.xs, s.xr, s.step, s.gs,
+                                                 s.h, s.h_next, s.hs),
+                  lambda lib, s: lib.act_backward(s.p, s.b, s.n, s.t, s.lengths, which, s.g, s.h_next, s.hs,
+                                                  *s.outside, s.dgh, s.ts, s.dx, s.xs, s.xr, s.prev))
+
+
+#: The cells run here.
+KINDS: dict[str, Family] = {
+    "gru": Family(4, False, True,
+                  lambda lib, s: lib.gru_forward(s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step, s.gs, s.h,
+                                                 s.h_next, s.hs, s.saved, s.ss),
+                  lambda lib, s: lib.gru_backward(s.p, s.b, s.n, s.t, s.lengths, s.g, s.saved, s.ss, s.h, s.hs,
+                                                  *s.outside, s.dx, s.xs, s.xr, s.dgh, s.ts, s.db, s.prev)),
+    "lstm": Family(5, True, False,
+                   lambda lib, s: lib.lstm_forward(s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step, s.gs, s.h,
+                                                   s.h_next, s.c, s.c_next, s.hs, s.saved, s.ss),
+                   lambda lib, s: lib.lstm_backward(s.p, s.b, s.n, s.t, s.lengths, s.g, s.gc, s.saved, s.ss, s.c,
+                                                    s.hs, *s.outside, s.dgh, s.ts, s.dx, s.xs, s.xr, s.prev,
+                                                    s.gc_prev)),
+    "rnn-tanh": _act(0),
+    "rnn-relu": _act(1),
+}
+
+
+def supports(kind: str, x: Tensor) -> bool:
+    """Whether ``kind`` runs here for inputs ``x``: one of :data:`KINDS`, float32 on the CPU,
+    with the kernels built and not switched off (:func:`~topowire.compiler.kernels.enabled`)."""
+    return kind in KINDS and x.device.type == "cpu" and x.dtype == torch.float32 and kernels.enabled()
+
+
+def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh_t: Tensor, bias_hh: Tensor,
+                     lengths: Tensor | None) -> Tensor:
+    """:func:`sequence_states` of ``kind`` for inputs ``x [B, T, d]``, from the masked, transposed
+    weights ``w_ih_t [P, d, G*N]`` and ``w_hh_t [P, N, G*N]`` and the biases ``[P, 1, G*N]``: a
+    summed cell's input rows carry both biases, the GRU's ``b_ih`` alone."""
+    apart = KINDS[kind].recurrent_bias
+    table, rows = input_rows(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh)
+    return sequence_states(kind, table, rows, w_hh_t, bias_hh if apart else None, lengths)
+
+
+def sequence_states(kind: str, table: Tensor, rows: Tensor, w_t: Tensor, b_hh: Tensor | None,
+                    lengths: Tensor | None) -> Tensor:
+    """Every state of ``kind`` over a sequence, from h0 = 0: ``[P, T + 1, B, N]`` (index 0 is h0).
+
+    Parameters
+    ----------
+    table : Tensor [P, R, G*N]; rows : Tensor [T, B] (int64)
+        The input's gate pre-activations: row ``rows[t, b]`` of the table at step t of
+        sequence b (:func:`~topowire.compiler.functional.input_rows`), with ``b_ih`` (a summed
+        cell: with ``b_hh`` too).
+    w_t : Tensor [P, N, G*N]
+        The masked recurrent weights, transposed.
+    b_hh : Tensor [P, 1, G*N], optional
+        The GRU's recurrent bias (None for a summed cell).
+    lengths : Tensor [B], optional
+        Real lengths: a sequence's state is held after its end.
+    """
+    if not 0 <= int(rows.min()) <= int(rows.max()) < table.shape[1]:
+        raise IndexError(f"input rows must lie in [0, {table.shape[1]}), got [{int(rows.min())}, {int(rows.max())}]")
+    lengths = None if lengths is None else lengths.to(torch.int64).contiguous()
+    return _Sequence.apply(KINDS[kind], table.contiguous(), rows.to(torch.int64).contiguous(), w_t, b_hh, lengths)
+
+
+class _Sequence(torch.autograd.Function):
+    """The time loops. Every buffer is model-major; ``s`` carries a step's sizes, model strides
+    (``hs`` states, ``xs`` table, ``ss`` saved, ``ts`` step-major gradients, ``gs`` step) and
+    addresses to the family's kernel call."""
+
+    @staticmethod
+    def forward(ctx, family, table, rows, w_t, b_hh, lengths):
+        lib, ptr = kernels.library(), kernels.pointer
+        p, t_steps, b, n, gn = table.shape[0], rows.shape[0], rows.shape[1], w_t.shape[1], w_t.shape[2]
+        h = table.new_empty(p, t_steps + 1, b, n)
+        h[:, 0] = 0
+        c = table.new_zeros(p, t_steps + 1, b, n) if family.memory else None
+        width = family.saved * n
+        saved = table.new_empty(p, t_steps, b, width) if width else None
+        step = table.new_empty(p, b, gn)
+        s = SimpleNamespace(p=p, b=b, n=n, lengths=ptr(lengths), x=ptr(table), xs=table.shape[1] * gn, step=ptr(step),
+                            gs=b * gn, hs=(t_steps + 1) * b * n, ss=t_steps * b * width)
+        for t in range(t_steps):
+            if family.recurrent_bias:
+                torch.baddbmm(b_hh, h[:, t], w_t, out=step)
+            else:
+                torch.bmm(h[:, t], w_t, out=step)
+            s.t, s.xr, s.saved = t, ptr(rows, t * b), ptr(saved, t * b * width)
+            s.h, s.h_next, s.c, s.c_next = (ptr(v, u * b * n) for v in (h, c) for u in (t, t + 1))
+            family.forward(lib, s)
+        ctx.family, ctx.table_rows = family, table.shape[1]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(rows, w_t, h, c, saved, lengths)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h):
+        lib, ptr, family = kernels.library(), kernels.pointer, ctx.family
+        rows, w_t, h, c, saved, lengths = ctx.saved_tensors
+        p, t1, b, n = h.shape
+        t_steps, gn = t1 - 1, w_t.shape[2]
+        width = family.saved * n
+        grad_h = None if grad_h is None else grad_h.contiguous()
+        g = h.new_zeros(p, b, n) if grad_h is None else grad_h[:, t_steps].clone()
+        prev = h.new_empty(p, b, n)
+        dx = h.new_zeros(p, ctx.table_rows, gn)
+        dgh = h.new_empty(p, t_steps, b, gn)  # the recurrent product's output gradient, every step
+        db = h.new_zeros(p, 1, gn) if family.recurrent_bias else None  # b_hh's gradient
+        gc, gc_prev = (h.new_zeros(p, b, n), h.new_empty(p, b, n)) if family.memory else (None, None)
+        w = w_t.transpose(1, 2)
+        s = SimpleNamespace(p=p, b=b, n=n, lengths=ptr(lengths), dx=ptr(dx), xs=ctx.table_rows * gn, db=ptr(db),
+                            hs=t1 * b * n, ss=t_steps * b * width, ts=t_steps * b * gn)
+        for t in reversed(range(t_steps)):
+            s.t, s.xr, s.dgh, s.saved = t, ptr(rows, t * b), ptr(dgh, t * b * gn), ptr(saved, t * b * width)
+            s.outside = (ptr(grad_h, t * b * n), s.hs) if grad_h is not None else (None, 0)
+            s.h, s.h_next, s.c = ptr(h, t * b * n), ptr(h, (t + 1) * b * n), ptr(c, t * b * n)
+            s.g, s.prev, s.gc, s.gc_prev = ptr(g), ptr(prev), ptr(gc), ptr(gc_prev)
+            family.backward(lib, s)
+            if t:  # h0 is a constant: nothing reaches it
+                prev.baddbmm_(dgh[:, t], w)
+            g, prev, gc, gc_prev = prev, g, gc_prev, gc
+        states = h[:, :t_steps].reshape(p, t_steps * b, n)
+        grad_w = torch.bmm(states.transpose(1, 2), dgh.view(p, t_steps * b, gn)) if ctx.needs_input_grad[3] else None
+        return None, dx, None, grad_w, db, None

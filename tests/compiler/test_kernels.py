@@ -1,0 +1,79 @@
+"""Building and loading the fused kernels: the cache, the fallback, the switch, their math."""
+
+import warnings
+
+import pytest
+import torch
+
+from topowire.compiler import kernels
+
+needs_compiler = pytest.mark.skipif(kernels.library() is None, reason="the kernels need a C compiler")
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """An empty kernel cache and no library loaded yet in this process (restored after)."""
+    monkeypatch.setenv("TOPOWIRE_CACHE", str(tmp_path))
+    kernels.library.cache_clear()
+    yield tmp_path
+    kernels.library.cache_clear()
+
+
+@needs_compiler
+def test_a_build_is_cached_by_its_source_and_flags_and_reused(fresh):
+    assert kernels.library() is not None
+    built = list((fresh / "kernels").glob("cells-*.so"))
+    assert len(built) == 1 and not list((fresh / "kernels").glob("tmp*"))  # renamed into place, nothing left
+    stamp = built[0].stat().st_mtime_ns
+    kernels.library.cache_clear()
+    assert kernels.library() is not None and built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
+
+
+def test_no_compiler_warns_once_and_the_torch_path_runs(fresh, monkeypatch):
+    monkeypatch.setenv("CC", "")
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
+    with pytest.warns(RuntimeWarning, match="no C compiler"):
+        assert kernels.library() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kernels.library() is None and not kernels.enabled()  # once: the result is kept
+
+
+def test_a_failing_build_warns_with_the_compilers_words_and_falls_back(fresh, monkeypatch, tmp_path):
+    broken = tmp_path / "cc"
+    broken.write_text("#!/bin/sh\necho 'kernels.c: error: no such luck' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CC", str(broken))
+    with pytest.warns(RuntimeWarning, match="no such luck"):
+        assert kernels.library() is None
+    assert not list((fresh / "kernels").glob("cells-*.so"))
+
+
+@needs_compiler
+def test_the_switches(monkeypatch):
+    assert kernels.enabled()
+    with kernels.use_kernels(False):
+        assert not kernels.enabled()
+    monkeypatch.setenv("TOPOWIRE_KERNELS", "0")
+    assert not kernels.enabled()
+
+
+def test_every_kernels_arguments_are_read_from_its_prototype():
+    sig = kernels.signatures("void f(int64_t n, const float *x, float *y);\nvoid g(int64_t a) {\n")
+    assert sig == {"f": [kernels.ctypes.c_int64, kernels.ctypes.c_void_p, kernels.ctypes.c_void_p],
+                   "g": [kernels.ctypes.c_int64]}
+    source = kernels.signatures(kernels.SOURCE.read_text())
+    assert {"gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "act_forward", "act_backward"} <= set(source)
+    assert len(source["gru_backward"]) == 19
+
+
+@needs_compiler
+@pytest.mark.parametrize("which, reference", [(0, torch.exp), (1, torch.sigmoid), (2, torch.tanh)])
+def test_exp_sigmoid_and_tanh_are_within_a_few_ulp_of_torchs(which, reference):
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.linspace(-1, 1, 20001), torch.tensor([0.0, 1e-30, -1e-8])])
+    if which == 0:
+        x = x.clamp(-80, 80)  # float32's exp range
+    y = torch.empty_like(x)
+    kernels.library().unary_f(x.numel(), which, kernels.pointer(x), kernels.pointer(y))
+    want = reference(x.double())
+    torch.testing.assert_close(y.double(), want, rtol=4e-7, atol=1e-38)
