@@ -1,5 +1,6 @@
 """The prepared device run cannot rot: its dry run (every step on the CPU, toy sizes) passes; the
-relational block product the bench measures computes the dense masked layer."""
+relational block product the bench measures computes the dense masked layer; bench_train undoes
+one engine change per variant."""
 
 import json
 import subprocess
@@ -42,3 +43,17 @@ def test_the_relational_block_product_of_the_bench_equals_the_dense_masked_layer
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 5.5 |") or line.startswith("| 63 |")]
     assert len(rows) == 2 and all(float(row.split("|")[-2]) < 1e-4 for row in rows)
+
+
+def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import bench_train
+
+    from topowire.compiler import functional, kernels
+
+    x = torch.nn.functional.one_hot(torch.tensor([[0, 2, 1]]), 3).float()
+    with bench_train.reference_path("torch-cells", "gru"):
+        assert not kernels.enabled() and functional.one_hot_symbols(x) is not None
+    with bench_train.reference_path("product-input", "gru"):
+        assert functional.one_hot_symbols(x) is None and kernels.enabled() == (kernels.library() is not None)
+    assert functional.one_hot_symbols(x).tolist() == [[0, 2, 1]]  # restored
