@@ -1,13 +1,15 @@
 """Recurrent cells run over a whole sequence with their own backward pass.
 
 The gate arithmetic of a step is one fused kernel (:mod:`~topowire.compiler.kernels`); the
-products stay torch's GEMMs. Forward, per step: one ``baddbmm`` (the recurrent product; a
-summed cell's ``gx`` is its addend, the GRU's is ``b_hh``) and one kernel, which writes the
-new state into the sequence's state buffer and keeps what the backward needs. Backward, per
-step: one kernel (the gates' gradients, into sequence-long buffers) and one ``baddbmm`` (the
-gradient reaching the previous state); the recurrent weights' gradient is then one ``bmm``
-over all steps and sequences at once, as cuDNN and oneDNN do it, instead of a product and an
-accumulation per step.
+products stay torch's GEMMs. Forward, per step: one recurrent product (the GRU's with
+``b_hh``) and one kernel, which adds the input's gate pre-activations -- rows of a table
+(:func:`~topowire.compiler.functional.input_rows`: for one-hot inputs ``W_ih.T + b_ih`` itself,
+indexed by the symbols), so no ``[P, T, B, G*N]`` input tensor is made -- writes the new
+state into the sequence's state buffer and keeps what the backward needs. Backward, per
+step: one kernel (the gates' gradients, into a sequence-long buffer, and summed into the
+table's rows) and one ``baddbmm`` (the gradient reaching the previous state); the recurrent
+weights' gradient is then one ``bmm`` over all steps and sequences at once, as cuDNN and
+oneDNN do it, instead of a product and an accumulation per step.
 
 Buffers are model-major, ``[P, T, B, W]``: a step is a strided view that the GEMMs read in
 place, and all the steps of one model are one matrix for the weight gradient. A sequence
