@@ -96,7 +96,7 @@ VARIANTS = {"packed": {}, "torch-cells": {}, "one-program": {"sub_pack": 0}, "pr
 
 
 @contextlib.contextmanager
-def reference_path(variant: str, kind: str):
+def reference_path(variant: str):
     """The engine with one of its changes undone (the reference path its tests compare
     with): ``torch-cells``, the cells step by step in torch under autograd instead of the
     fused kernels and their own backward (the engine before them); ``product-input``, the
@@ -213,7 +213,7 @@ def main() -> None:
                 best = dict.fromkeys([*configs, "loop"], float("inf"))
                 for _ in range(args.rounds):
                     for v, config in configs.items():
-                        with reference_path(v, kind):
+                        with reference_path(v):
                             t0 = time.perf_counter()
                             train_population(topologies, arch, task, config)
                             best[v] = min(best[v], time.perf_counter() - t0)

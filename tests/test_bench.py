@@ -52,8 +52,8 @@ def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
     from topowire.compiler import functional, kernels
 
     x = torch.nn.functional.one_hot(torch.tensor([[0, 2, 1]]), 3).float()
-    with bench_train.reference_path("torch-cells", "gru"):
+    with bench_train.reference_path("torch-cells"):
         assert not kernels.enabled() and functional.one_hot_symbols(x) is not None
-    with bench_train.reference_path("product-input", "gru"):
+    with bench_train.reference_path("product-input"):
         assert functional.one_hot_symbols(x) is None and kernels.enabled() == (kernels.library() is not None)
     assert functional.one_hot_symbols(x).tolist() == [[0, 2, 1]]  # restored

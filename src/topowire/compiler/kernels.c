@@ -49,6 +49,15 @@ static inline float tanh_f(float x) {
 
 static inline int alive(const int64_t *lengths, int64_t t, int64_t b) { return lengths == NULL || t < lengths[b]; }
 
+/* The backward of a row whose sequence has ended (its state held): no gradient reaches its
+ * `width` gate pre-activations, and h_{t-1} gets h_t's gradient d plus e (from outside, or NULL). */
+static void held_backward(int64_t N, int64_t width, const float *d, const float *e, float *gates, float *o) {
+    memset(gates, 0, width * sizeof(float));
+    IVDEP
+    for (int64_t j = 0; j < N; j++)
+        o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
+}
+
 /* Element-wise tanh/relu/sigmoid of a float array (the tests compare them with torch's). */
 void unary_f(int64_t count, int64_t which, const float *x, float *y) {
     for (int64_t i = 0; i < count; i++)
@@ -103,10 +112,7 @@ void gru_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *len
             float *gx = dx + p * dx_ps + xrow[b] * 3 * N, *gh = dgh + p * dgh_ps + b * 3 * N;
             float *o = prev + (p * B + b) * N, *gb = db + p * 3 * N;
             if (!alive(lengths, t, b)) {
-                memset(gh, 0, 3 * N * sizeof(float));
-                IVDEP
-                for (int64_t j = 0; j < N; j++)
-                    o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
+                held_backward(N, 3 * N, d, e, gh, o);
                 continue;
             }
             IVDEP
@@ -164,10 +170,7 @@ void act_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *len
             const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
             float *g = dpre + p * dpre_ps + b * N, *gx = dx + p * dx_ps + xrow[b] * N, *o = prev + (p * B + b) * N;
             if (!alive(lengths, t, b)) {
-                memset(g, 0, N * sizeof(float));
-                IVDEP
-                for (int64_t j = 0; j < N; j++)
-                    o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
+                held_backward(N, N, d, e, g, o);
                 continue;
             }
             IVDEP
@@ -227,12 +230,8 @@ void lstm_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *le
             float *g = dpre + p * dpre_ps + b * 4 * N, *gx = dx + p * dx_ps + xrow[b] * 4 * N;
             float *o = prev + row, *oc = cprev + row;
             if (!alive(lengths, t, b)) {
-                memset(g, 0, 4 * N * sizeof(float));
-                IVDEP
-                for (int64_t j = 0; j < N; j++) {
-                    o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
-                    oc[j] = dcc[j];
-                }
+                held_backward(N, 4 * N, d, e, g, o);
+                memcpy(oc, dcc, N * sizeof(float));
                 continue;
             }
             IVDEP

@@ -64,10 +64,11 @@ def _cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-def _build(compiler: str, flags: list[str]) -> Path:
-    """The shared library for ``compiler`` and ``flags``, compiled unless cached; written under
-    a temporary name and renamed into place, so concurrent processes never load half a file."""
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *flags, platform.machine()]).encode()).hexdigest()
+def _build(source: str, compiler: str, flags: list[str]) -> Path:
+    """The shared library of :data:`SOURCE` (whose text is ``source``) for ``compiler`` and
+    ``flags``, compiled unless cached; written under a temporary name and renamed into place,
+    so concurrent processes never load half a file."""
+    key = hashlib.sha256("\0".join([source, compiler, *flags, platform.machine()]).encode()).hexdigest()
     target = _cache_dir() / f"cells-{key[:16]}.so"
     if target.exists():
         return target
@@ -90,14 +91,15 @@ def library() -> ctypes.CDLL | None:
         return None
     flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC",
              *_VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+    source = SOURCE.read_text()
     try:
-        lib = ctypes.CDLL(str(_build(compiler, flags)))
+        lib = ctypes.CDLL(str(_build(source, compiler, flags)))
     except (OSError, subprocess.SubprocessError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc) or type(exc).__name__).strip().splitlines()
         warnings.warn(f"the fused cell kernels did not build ({detail[-1][:200] if detail else exc!r}); recurrent "
                       "cells run on the torch path", RuntimeWarning, stacklevel=2)
         return None
-    for name, argtypes in signatures(SOURCE.read_text()).items():
+    for name, argtypes in signatures(source).items():
         fn = getattr(lib, name)
         fn.argtypes = argtypes
         fn.restype = None
