@@ -14,8 +14,10 @@
  * floorf is an instruction; no -ffast-math).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <pthread.h>
 
 /* The rows a loop reads and writes never overlap: vectorize without alias checks. */
 #define IVDEP _Pragma("GCC ivdep")
@@ -252,4 +254,226 @@ void lstm_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *le
                 o[j] = e == NULL ? 0.0f : e[j];
             }
         }
+}
+
+/* ---- Block-sparse products: a layer masked by a block structure (graph2nn's relational
+ * layer, (A + I) (x) 1), computing only its blocks (topowire/compiler/blocks.py drives them).
+ *
+ * A plan lists Q output nodes (over the P models of a pack): node q is model nodes[3q]'s
+ * output channels [nodes[3q+1], + nodes[3q+2]), and it reads the input channels of the
+ * segments seg_ptr[q] .. seg_ptr[q+1] of segs ([start, length] pairs). Each node's block is
+ * one small dense product: its inputs gathered into a scratch panel, its weights packed
+ * transposed, multiplied by a register-tiled kernel written with GCC's vector extensions.
+ */
+#if defined(__AVX512F__)
+#define VEC 16
+#define ROWS 8
+#elif defined(__AVX__)
+#define VEC 8
+#define ROWS 4
+#else
+#define VEC 4
+#define ROWS 4
+#endif
+typedef float vf __attribute__((vector_size(VEC * 4)));
+typedef float vfu __attribute__((vector_size(VEC * 4), aligned(4)));
+
+static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+#define CONTRACT __attribute__((optimize("fp-contract=fast")))  /* a * b + c as one FMA, in the products only */
+
+/* C[ROWS, :valid] = sum_k A(r, k) Bm[k, :], nv = 1 or 2 vectors of columns (valid <= nv * VEC),
+ * over the columns k of A's segments: A(r, k) = a[r * ars + j * acs] for j in [start, + length)
+ * of segs[0 .. nseg), Bm's rows in the same order. */
+static inline __attribute__((always_inline)) CONTRACT void tile(int nv, int64_t nseg, const int64_t *segs,
+                                                                const float *a, int64_t ars, int64_t acs,
+                                                                const float *bm, int64_t ldb, float *c,
+                                                                int64_t ldc, int64_t valid) {
+    vf acc[ROWS][2];
+    for (int r = 0; r < ROWS; r++)
+        acc[r][0] = acc[r][1] = (vf){0};
+    for (int64_t s = 0; s < nseg; s++) {
+        const float *as = a + segs[2 * s] * acs;
+        for (int64_t k = 0; k < segs[2 * s + 1]; k++, bm += ldb) {
+            const float *ak = as + k * acs;
+            vf b0 = *(const vfu *)bm;
+            vf b1 = nv > 1 ? *(const vfu *)(bm + VEC) : b0;
+            for (int r = 0; r < ROWS; r++) {
+                float x = ak[r * ars];
+                acc[r][0] += x * b0;
+                if (nv > 1)
+                    acc[r][1] += x * b1;
+            }
+        }
+    }
+    for (int r = 0; r < ROWS; r++) {
+        float *cr = c + r * ldc;
+        if (valid == nv * VEC) {
+            *(vfu *)cr = acc[r][0];
+            if (nv > 1)
+                *(vfu *)(cr + VEC) = acc[r][1];
+        } else {
+            for (int64_t j = 0; j < valid; j++)
+                cr[j] = j < VEC ? acc[r][0][j] : acc[r][1][j - VEC];
+        }
+    }
+}
+
+/* C[M, :cols] = A @ Bm (see tile), M >= ROWS: the last row tile is moved back to end at row M
+ * (rows computed twice are written twice with the same values). Bm has round_up(cols, VEC)
+ * columns. */
+static CONTRACT void small_gemm(int64_t M, int64_t cols, int64_t nseg, const int64_t *segs, const float *a,
+                                int64_t ars, int64_t acs, const float *bm, int64_t ldb, float *c, int64_t ldc) {
+    for (int64_t j = 0; j < cols; j += 2 * VEC)
+        for (int64_t r0 = 0; r0 < M; r0 += ROWS) {
+            int64_t r = r0 + ROWS <= M ? r0 : M - ROWS, left = cols - j;
+            if (left > VEC)
+                tile(2, nseg, segs, a + r * ars, ars, acs, bm + j, ldb, c + r * ldc + j, ldc,
+                     left < 2 * VEC ? left : 2 * VEC);
+            else
+                tile(1, nseg, segs, a + r * ars, ars, acs, bm + j, ldb, c + r * ldc + j, ldc, left);
+        }
+}
+
+/* Node q's block of a layer packed transposed: wt[k, o] = w(o0 + o, j_k) for its input
+ * channels j_k, zero for o in [co, c). The weight at (o, j) is w[o * rs + j * cs]: the loops
+ * run along whichever of o and j is contiguous. */
+static void pack_weights(const float *w, int64_t rs, int64_t cs, int64_t o0, int64_t co,
+                            const int64_t *segs, int64_t nseg, float *wt, int64_t c) {
+    int64_t K = 0;
+    for (int64_t s = 0; s < nseg; s++)
+        K += segs[2 * s + 1];
+    memset(wt, 0, K * c * sizeof(float));
+    for (int64_t s = 0, kk = 0; s < nseg; kk += segs[2 * s + 1], s++) {
+        const float *ws = w + segs[2 * s] * cs + o0 * rs;
+        if (cs == 1) {
+            for (int64_t o = 0; o < co; o++)
+                for (int64_t j = 0; j < segs[2 * s + 1]; j++)
+                    wt[(kk + j) * c + o] = ws[o * rs + j];
+        } else {
+            for (int64_t j = 0; j < segs[2 * s + 1]; j++)
+                for (int64_t o = 0; o < co; o++)
+                    wt[(kk + j) * c + o] = ws[j * cs + o * rs];
+        }
+    }
+}
+
+/* The arguments of a block kernel, shared by the threads that split its nodes. */
+typedef struct block_args block_args;
+struct block_args {
+    int64_t P, Q, B, Wi, Wo, kmax, cmax, wps, wrs, wcs;
+    const int64_t *nodes, *seg_ptr, *segs;
+    const float *x, *w;  /* w: the weights (block_forward) or dy (block_weight_grad) */
+    float *out;
+    void (*range)(const block_args *, int64_t, int64_t);  /* computes nodes [q0, q1) */
+};
+typedef struct { const block_args *a; int64_t q0, q1; } block_job;
+
+static void *block_job_run(void *job) {
+    const block_job *j = job;
+    j->a->range(j->a, j->q0, j->q1);
+    return NULL;
+}
+
+/* a->range over nodes [0, a->Q) in `threads` contiguous parts, the calling thread taking the
+ * first (a part whose thread cannot start runs here too). Nodes write disjoint outputs, so
+ * the result does not depend on the thread count. */
+static void block_parallel(const block_args *a, int64_t threads) {
+    int64_t Q = a->Q;
+    enum { MAX_THREADS = 64 };
+    pthread_t tid[MAX_THREADS];
+    block_job jobs[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    threads = threads > Q ? 1 : threads;
+    for (int64_t t = 0; t < threads; t++) {
+        jobs[t] = (block_job){a, Q * t / threads, Q * (t + 1) / threads};
+        if (t > 0 && !(started[t] = pthread_create(&tid[t], NULL, block_job_run, &jobs[t]) == 0))
+            block_job_run(&jobs[t]);
+    }
+    block_job_run(&jobs[0]);
+    for (int64_t t = 1; t < threads; t++)
+        if (started[t])
+            pthread_join(tid[t], NULL);
+}
+
+static void forward_range(const block_args *a, int64_t q0, int64_t q1) {
+    int64_t B = a->B, Wi = a->Wi, Wo = a->Wo, cp = round_up(a->cmax, VEC);
+    float *wt = malloc(a->kmax * cp * sizeof(float) + 1);
+    for (int64_t q = q0; q < q1; q++) {
+        int64_t p = a->nodes[3 * q], o0 = a->nodes[3 * q + 1], co = a->nodes[3 * q + 2], c = round_up(co, VEC);
+        int64_t nseg = a->seg_ptr[q + 1] - a->seg_ptr[q];
+        const int64_t *sq = a->segs + 2 * a->seg_ptr[q];
+        const float *xp = a->x + p * B * Wi;
+        float *yp = a->out + p * B * Wo + o0;
+        pack_weights(a->w + p * a->wps, a->wrs, a->wcs, o0, co, sq, nseg, wt, c);
+        if (B >= ROWS) {
+            small_gemm(B, co, nseg, sq, xp, Wi, 1, wt, c, yp, Wo);
+            continue;
+        }
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t s = 0, kk = 0; s < nseg; s++)
+                for (int64_t j = sq[2 * s]; j < sq[2 * s] + sq[2 * s + 1]; j++, kk++)
+                    for (int64_t o = 0; o < co; o++)
+                        yp[b * Wo + o] += xp[b * Wi + j] * wt[kk * c + o];
+    }
+    free(wt);
+}
+
+/* y[p, b, o] = sum_j x[p, b, j] w[p](o, j) over the plan's blocks (weights outside them are
+ * not read), y [P, B, Wo] zeroed by the caller, x [P, B, Wi]. The weight of model p at (o, j)
+ * is w[p * wps + o * wrs + j * wcs]: the transposed layer (the input gradient) is the same
+ * call. x is read in place; a batch smaller than ROWS runs a plain loop. */
+void block_forward(int64_t threads, int64_t Q, int64_t B, int64_t Wi, int64_t Wo, const int64_t *nodes,
+                   const int64_t *seg_ptr, const int64_t *segs, int64_t kmax, int64_t cmax, const float *x,
+                   const float *w, int64_t wps, int64_t wrs, int64_t wcs, float *y) {
+    block_args a = {0, Q, B, Wi, Wo, kmax, cmax, wps, wrs, wcs, nodes, seg_ptr, segs, x, w, y, forward_range};
+    block_parallel(&a, threads);
+}
+
+/* The first row (of all models' P * Wo) that node q writes; P * Wo past the last node. */
+static int64_t node_row(const block_args *a, int64_t q) {
+    return q == a->Q ? a->P * a->Wo : q == 0 ? 0 : a->nodes[3 * q] * a->Wo + a->nodes[3 * q + 1];
+}
+
+static void weight_grad_range(const block_args *a, int64_t q0, int64_t q1) {
+    int64_t B = a->B, Wi = a->Wi, Wo = a->Wo, kp = round_up(a->kmax, ROWS), cp = round_up(a->cmax, VEC);
+    int64_t all[2] = {0, B}, row = node_row(a, q0), end = node_row(a, q1);
+    float *panel = calloc(B * kp + B * cp + kp * cp, sizeof(float));
+    float *g = panel + B * kp, *out = g + B * cp, *dw = a->out;
+    for (int64_t q = q0; q < q1; q++) {
+        int64_t p = a->nodes[3 * q], o0 = a->nodes[3 * q + 1], co = a->nodes[3 * q + 2], c = round_up(co, VEC);
+        int64_t nseg = a->seg_ptr[q + 1] - a->seg_ptr[q], K = 0, next = p * Wo + o0 + co;
+        const int64_t *sq = a->segs + 2 * a->seg_ptr[q];
+        memset(dw + row * Wi, 0, (next - row) * Wi * sizeof(float));  /* zeroed while in cache */
+        row = next;
+        for (int64_t s = 0; s < nseg; K += sq[2 * s + 1], s++)
+            for (int64_t b = 0; b < B; b++)
+                memcpy(panel + b * kp + K, a->x + (p * B + b) * Wi + sq[2 * s], sq[2 * s + 1] * sizeof(float));
+        for (int64_t b = 0; b < B; b++) {
+            memcpy(g + b * c, a->w + (p * B + b) * Wo + o0, co * sizeof(float));
+            memset(g + b * c + co, 0, (c - co) * sizeof(float));
+        }
+        small_gemm(round_up(K, ROWS), c, 1, all, panel, 1, kp, g, c, out, c);
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t s = 0, kk = 0; s < nseg; kk += sq[2 * s + 1], s++) {
+                int64_t at = (p * Wo + o0 + o) * Wi + sq[2 * s];
+                for (int64_t j = 0; j < sq[2 * s + 1]; j++)
+                    dw[at + j] = out[(kk + j) * c + o];
+            }
+    }
+    memset(dw + row * Wi, 0, (end - row) * Wi * sizeof(float));
+    free(panel);
+}
+
+/* dw[p](o, j) = sum_b dy[p, b, o] x[p, b, j] over the plan's blocks, zero elsewhere (dw
+ * [P, Wo, Wi] contiguous, every entry written; the plan's nodes ordered by model and row, so
+ * each row is zeroed just before its blocks are written, and the threads' rows are
+ * disjoint). Per node, its inputs are gathered into a panel [B, kp] and dy's block copied
+ * into [B, c], multiplied as (panel^T) @ dy. */
+void block_weight_grad(int64_t threads, int64_t P, int64_t Q, int64_t B, int64_t Wi, int64_t Wo,
+                       const int64_t *nodes, const int64_t *seg_ptr, const int64_t *segs, int64_t kmax,
+                       int64_t cmax, const float *x, const float *dy, float *dw) {
+    block_args a = {P, Q, B, Wi, Wo, kmax, cmax, 0, 0, 0, nodes, seg_ptr, segs, x, dy, dw, weight_grad_range};
+    block_parallel(&a, threads);
 }

@@ -2,8 +2,10 @@
 
 A recurrent step's gate arithmetic in torch is a dozen passes over ``[P, B, G*N]`` tensors;
 these kernels make it one pass forward and one backward (driven by
-:mod:`topowire.compiler.sequence`). The library is plain C loaded with :mod:`ctypes` -- no
-torch headers, so it builds in about a second -- with the vector flags of this CPU
+:mod:`topowire.compiler.sequence`). The relational layers' block product
+(:mod:`topowire.compiler.blocks`) is here too: small register-tiled GEMMs over a graph's
+``(A + I)`` blocks, split over torch's thread count with POSIX threads. The library is plain
+C loaded with :mod:`ctypes` -- no torch headers, so it builds in about a second -- with the vector flags of this CPU
 (``torch.backends.cpu.get_cpu_capability()``), and is cached under
 ``$TOPOWIRE_CACHE`` (default ``~/.cache/topowire``) by a hash of its source, compiler and flags.
 
@@ -43,8 +45,8 @@ _ENABLED = contextvars.ContextVar("topowire_kernels", default=True)
 
 @contextlib.contextmanager
 def use_kernels(on: bool = True):
-    """Inside, recurrent cells run with the fused kernels (True, where they build) or the torch
-    path (False)."""
+    """Inside, recurrent cells and relational layers run with the kernels (True, where they
+    build) or the torch path (False)."""
     token = _ENABLED.set(bool(on))
     try:
         yield
@@ -86,18 +88,18 @@ def library() -> ctypes.CDLL | None:
     """The loaded kernels, built on first use; None (with one warning) where they cannot be."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        warnings.warn("no C compiler found: recurrent cells run on the torch path (slower, same results to "
-                      "rounding)", RuntimeWarning, stacklevel=2)
+        warnings.warn("no C compiler found: recurrent cells and relational layers run on the torch path "
+                      "(slower, same results to rounding)", RuntimeWarning, stacklevel=2)
         return None
-    flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC",
+    flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-pthread",
              *_VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
     source = SOURCE.read_text()
     try:
         lib = ctypes.CDLL(str(_build(source, compiler, flags)))
     except (OSError, subprocess.SubprocessError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc) or type(exc).__name__).strip().splitlines()
-        warnings.warn(f"the fused cell kernels did not build ({detail[-1][:200] if detail else exc!r}); recurrent "
-                      "cells run on the torch path", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"the kernels did not build ({detail[-1][:200] if detail else exc!r}); recurrent "
+                      "cells and relational layers run on the torch path", RuntimeWarning, stacklevel=2)
         return None
     for name, argtypes in signatures(source).items():
         fn = getattr(lib, name)

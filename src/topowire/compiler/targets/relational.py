@@ -24,6 +24,11 @@ Size held fixed by design, by one of three rules:
 Packed, models of different widths are padded to the widest; a channel mask zeroes the
 padding after every BatchNorm, so padding is never read and model p computes what it
 computes alone.
+
+On the CPU a relational layer computes only its graph's blocks
+(:mod:`topowire.compiler.blocks`) where that measures faster than the dense masked product
+(sparse graphs, below the crossover), else the dense product masked to zero; the two agree
+to float rounding.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from topowire.compiler.blocks import BlockPlan, block_plan, block_product, blocks_pay
 from topowire.compiler.modules import stacked
 from topowire.compiler.targets.base import Target, register_target
 from topowire.compiler.wiring import Wiring
@@ -156,6 +162,32 @@ def relational_width(wiring: Wiring, arch) -> int:
     return best
 
 
+def neighbours(wiring: Wiring) -> list[list[int]]:
+    """Every node's inputs in a relational layer: itself and its neighbours, ascending."""
+    nodes = [{u} for u in range(wiring.n_neurons)]
+    for u, v in _undirected(wiring):
+        nodes[u].add(int(v))
+        nodes[v].add(int(u))
+    return [sorted(s) for s in nodes]
+
+
+def layer_plans(module: nn.Module, first: bool) -> tuple[BlockPlan, BlockPlan]:
+    """The block plans of a relational module's (one or a pack) layers and of their
+    transposes (:func:`~topowire.compiler.blocks.block_plan`): the first layer's (reading the
+    stem's channels) or the others'. Built once per module, from its graphs and widths."""
+    cache = module.__dict__.setdefault("_block_plans", {})
+    if first not in cache:
+        wirings = getattr(module, "wirings", None) or [module.wiring]
+        widths = getattr(module, "widths", None) or [module.width]
+        inputs = [stem_width(module.arch, w) if first else w for w in widths]
+        nb = [neighbours(w) for w in wirings]
+        outs = [channel_counts(c, w.n_neurons) for w, c in zip(wirings, widths)]
+        ins = [channel_counts(c, w.n_neurons) for w, c in zip(wirings, inputs)]
+        rows, cols = max(widths), max(inputs)
+        cache[first] = block_plan(nb, outs, ins, rows, cols), block_plan(nb, ins, outs, cols, rows)
+    return cache[first]
+
+
 def _mask(wiring: Wiring, width: int, inputs: int | None = None) -> Tensor:
     """``(A + I) (x) 1`` of a layer from ``inputs`` (default ``width``) to ``width``
     channels: channel a of node u reads channel b of node v iff u = v or u - v."""
@@ -220,8 +252,12 @@ def relational_forward(module: nn.Module, x: Tensor) -> Tensor:
     h = h if flops else h * keep[:, None]
     mask = stacked(module, "mask")
     for layer in range(arch.depth):
-        m = stacked(module, "mask_in") if layer == 0 and flops else mask
-        h = torch.bmm(h, (stacked(module, f"weight{layer}") * m).transpose(1, 2))
+        first = layer == 0 and flops
+        weight, plans = stacked(module, f"weight{layer}"), layer_plans(module, first)
+        if blocks_pay(plans[0], h):  # only the graph's blocks: work proportional to its density
+            h = block_product(h, weight, *plans)
+        else:
+            h = torch.bmm(h, (weight * (stacked(module, "mask_in") if first else mask)).transpose(1, 2))
         h = torch.relu(norm(h, layer + 1)) * keep[:, None]
     return torch.baddbmm(stacked(module, "head_bias")[:, None], h, stacked(module, "head").transpose(1, 2))
 
