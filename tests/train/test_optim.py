@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from topowire.train.optim import StackedAdam, StackedSGD, clip_per_model
+from topowire.train.optim import StackedAdam, StackedSGD, _lr_groups, clip_per_model
 
 
 def _pairs(seed=0):
@@ -70,3 +71,38 @@ def test_stacked_adam_with_weight_decay_equals_torch_adam_l2():
     stacked, separate = _pairs(4)
     refs = [torch.optim.Adam(ps, lr=1e-2, weight_decay=1e-2) for ps in separate]
     _assert_same_trajectory(StackedAdam(stacked, lr=1e-2, weight_decay=1e-2), refs, stacked, separate, 15, 1e-7)
+
+
+def test_the_distinct_learning_rates_are_grouped_by_model():
+    assert _lr_groups(1e-3) == [(1e-3, None)]
+    assert _lr_groups(torch.tensor([0.5, 0.5])) == [(0.5, None)]
+    assert _lr_groups(torch.tensor([0.5, 0.25, 0.5, 0.0])) == [(0.0, [3]), (0.25, [1]), (0.5, [0, 2])]
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_the_fused_adam_step_equals_the_elementwise_one_and_torch_adam_with_a_per_model_lr(weight_decay):
+    fused_params, separate = _pairs(5)
+    elementwise_params, _ = _pairs(5)
+    initial = fused_params[0].detach().clone()
+    lr = torch.tensor([1e-2, 1e-3, 1e-2, 0.0])  # two models share a rate; one does not move
+    refs = [torch.optim.Adam(ps, lr=float(lr[i]), weight_decay=weight_decay) for i, ps in enumerate(separate)]
+    fused = StackedAdam(fused_params, lr=lr, weight_decay=weight_decay)
+    elementwise = StackedAdam(elementwise_params, lr=lr, weight_decay=weight_decay)
+    fused.step_elementwise = lambda: pytest.fail("the CPU step fell back to the elementwise ops")
+    for step in range(15):
+        _grads(elementwise_params, [], step)  # the same gradients as the fused side gets
+        elementwise.step_elementwise()
+    _assert_same_trajectory(fused, refs, fused_params, separate, 15, 1e-7)
+    for a, b in zip(fused_params, elementwise_params):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(fused_params[0], initial) and torch.equal(fused_params[0].detach()[3], initial[3])
+
+
+def test_a_parameter_without_a_gradient_keeps_its_value_and_state_in_the_fused_step():
+    stacked, _ = _pairs(6)
+    opt = StackedAdam(stacked, lr=1e-2)
+    before = stacked[1].detach().clone()
+    stacked[0].grad = torch.ones_like(stacked[0])
+    opt.step()
+    assert torch.equal(stacked[1].detach(), before) and not opt.m[1].any() and not opt.v[1].any()
+    assert opt.m[0].allclose(torch.full_like(opt.m[0], 0.1)) and opt.t == 1

@@ -4,6 +4,12 @@ Adam and SGD act elementwise, so on ``[P, ...]`` tensors they are P independent
 optimizers; these versions also take a learning rate per model (``lr [P]``). With a scalar
 lr they match ``torch.optim.Adam`` / ``SGD`` to float rounding. ``stacked=False`` takes
 the parameters of one standalone model (no model axis) as a pack of one.
+
+On the CPU and CUDA, Adam's step is torch's fused Adam (``torch._fused_adam_``, what
+``torch.optim.Adam(fused=True)`` runs: one pass over each parameter and its state), called
+once per distinct learning rate over those models' slices; elsewhere, or with a learning
+rate tensor on an accelerator (reading it would wait for the device), the elementwise
+ops of :meth:`StackedAdam.step_elementwise`, the reference the tests compare with.
 """
 
 from __future__ import annotations
@@ -25,6 +31,22 @@ def _per_model(lr: float | Tensor, p: Tensor) -> Tensor | float:
     if isinstance(lr, Tensor):
         return lr.to(p.device, p.dtype).view(-1, *([1] * (p.dim() - 1)))
     return lr
+
+
+def _fusable(live: list[tuple[Tensor, Tensor, Tensor]], lr: float | Tensor) -> bool:
+    """Whether torch's fused Adam can take these parameters: on the CPU or CUDA, floating,
+    and a learning rate it can read without waiting for a device."""
+    return (hasattr(torch, "_fused_adam_") and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                                                   for p, _, _ in live)
+            and not (isinstance(lr, Tensor) and lr.device.type != "cpu"))
+
+
+def _lr_groups(lr: float | Tensor) -> list[tuple[float, list[int] | None]]:
+    """The distinct learning rates and the models that take each (None: every model)."""
+    values = lr.flatten().tolist() if isinstance(lr, Tensor) else [float(lr)]
+    if len(set(values)) == 1:
+        return [(values[0], None)]
+    return [(value, [i for i, x in enumerate(values) if x == value]) for value in sorted(set(values))]
 
 
 class StackedAdam:
@@ -50,9 +72,34 @@ class StackedAdam:
         self.m = [torch.zeros_like(_lead(p, stacked)) for p in self.params]
         self.v = [torch.zeros_like(_lead(p, stacked)) for p in self.params]
         self.t = 0
+        self._steps: dict[torch.device, Tensor] = {}  # the fused op's step count, one per device
 
     @torch.no_grad()
     def step(self) -> None:
+        """One Adam step of every model: fused where torch has it, else elementwise."""
+        live = [(p, m, v) for p, m, v in zip(self.params, self.m, self.v) if p.grad is not None]
+        groups = _lr_groups(self.lr) if live and _fusable(live, self.lr) else None
+        if groups is None:
+            self.step_elementwise()
+            return
+        self.t += 1
+        steps = {p.device: self._steps.setdefault(p.device, torch.zeros((), device=p.device)) for p, _, _ in live}
+        for count in steps.values():
+            count.fill_(self.t)
+        b1, b2 = self.betas
+        for lr, models in groups:
+            params, grads, ms, vs, counts = [], [], [], [], []
+            for param, m, v in live:
+                tensors = (_lead(param, self.stacked), _lead(param.grad, self.stacked), m, v)
+                for out, t in zip((params, grads, ms, vs), tensors):
+                    out.extend([t] if models is None else [t[i] for i in models])
+                counts.extend([steps[param.device]] * (1 if models is None else len(models)))
+            torch._fused_adam_(params, grads, ms, vs, [], counts, lr=lr, beta1=b1, beta2=b2,
+                               weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
+
+    @torch.no_grad()
+    def step_elementwise(self) -> None:
+        """One Adam step in elementwise torch ops (any device; the fused step's reference)."""
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
