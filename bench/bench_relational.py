@@ -16,7 +16,13 @@ graph's (networkx's ``density``: edges over n(n - 1)/2); *block used* says wheth
 topowire's crossover (:func:`~topowire.compiler.blocks.blocks_pay`) picks it at this thread
 count.
 
-    python bench/bench_relational.py [--width 512] [--batch 128] [--models 4] [--threads 1]
+``--network`` measures a whole training step instead (the pack's forward, backward and the
+trainer's ``StackedAdam`` step on random 784-pixel images: stem, three relational layers
+with BatchNorm, head): *before*, the dense masked layers and Adam in elementwise ops (the
+engine before the block product and the fused Adam); *dense masked*, the kernels off
+(``use_kernels(False)``) with the fused Adam; *default*, the block product where it pays.
+
+    python bench/bench_relational.py [--width 512] [--batch 128] [--models 4] [--threads 1] [--network]
 """
 
 from __future__ import annotations
@@ -26,10 +32,19 @@ import argparse
 import torch
 from bench_train import best_of
 
-from topowire.compiler import Arch, wire
+from topowire.compiler import Arch, pack, wire
 from topowire.compiler.blocks import block_plan, block_product, blocks_pay
-from topowire.compiler.targets.relational import _mask, _undirected, channel_counts, neighbours, relational_width
+from topowire.compiler.kernels import use_kernels
+from topowire.compiler.targets.relational import (
+    _mask,
+    _undirected,
+    channel_counts,
+    layer_plans,
+    neighbours,
+    relational_width,
+)
 from topowire.topology.generators import wsflex_graph
+from topowire.train.optim import StackedAdam
 
 
 def _max_gap(width: int, models: int, batch: int, plans, mask) -> float:
@@ -47,6 +62,48 @@ def _max_gap(width: int, models: int, batch: int, plans, mask) -> float:
     return max(float((a - b).abs().max()) for a, b in zip(*out))
 
 
+def network_row(graph, arch, args) -> tuple[list[float], int]:
+    """Best seconds of one training step of a pack of ``args.models`` relational MLPs on this
+    graph -- the engine before (dense masked layers, Adam in elementwise ops), the dense
+    masked layers with the fused Adam (kernels off), and the default (the block product where
+    it pays) -- and how many of its relational layers run on the blocks by default."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 784, generator=gen)
+    y = torch.randint(0, 10, (args.batch,), generator=gen)
+    net = pack([graph] * args.models, arch, seeds=list(range(args.models)))
+    opt = StackedAdam([t for t in net.parameters() if t.requires_grad], 1e-3)  # the trainer's optimizer
+
+    def step(kernels_on: bool, fused: bool) -> None:
+        with use_kernels(kernels_on):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x).reshape(-1, 10), y.repeat(args.models)).backward()
+            opt.step() if fused else opt.step_elementwise()
+
+    sides = [(False, False), (False, True), (True, True)]
+    best = [float("inf")] * len(sides)
+    for _ in range(args.rounds):
+        for i, side in enumerate(sides):
+            best[i] = min(best[i], best_of(lambda: step(*side), 1))
+    hidden = blocks_pay(layer_plans(net, False)[0], x)
+    return best, int(blocks_pay(layer_plans(net, True)[0], x)) + hidden * (arch.depth - 1)
+
+
+def network_table(arch, args) -> None:
+    """The whole-network table: one training step, before / dense masked / default."""
+    print("\n| mean degree | p | density | width | before ms | dense masked ms | default ms | blocks' speed-up "
+          "| over before | layers on blocks |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for degree in args.degrees:
+        for p in args.p if degree < 63 else [0.0]:
+            graph = wsflex_graph(64, degree, p, seed=1)
+            w = wire(graph, "both", "all", "all")
+            (before, dense, block), on_blocks = network_row(graph, arch, args)
+            density = 2 * len(_undirected(w)) / (64 * 63)
+            print(f"| {degree:g} | {p:g} | {density:.3f} | {relational_width(w, arch)} | {before * 1e3:.1f} | "
+                  f"{dense * 1e3:.1f} | {block * 1e3:.1f} | {dense / block:.2f}x | {before / block:.2f}x | "
+                  f"{on_blocks} of {arch.depth} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=512)
@@ -56,9 +113,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--degrees", type=float, nargs="+", default=[7.9, 15.8, 31.5, 47.3, 63.0])
     ap.add_argument("--p", type=float, nargs="+", default=[0.0, 0.5])
+    ap.add_argument("--network", action="store_true", help="a whole training step, kernels off vs on")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     arch = Arch("relational", d_in=784, d_out=10, width=args.width, depth=3)
+    if args.network:
+        print(f"graph2nn MLP training step (StackedAdam), width {args.width} dense, n = 64, batch {args.batch}, "
+              f"{args.models} models per pack, {args.threads} thread(s), best of {args.rounds} interleaved rounds")
+        network_table(arch, args)
+        return
     print(f"graph2nn MLP relational layer, width {args.width} dense, n = 64, batch {args.batch}, {args.models} "
           f"models per pack, {args.threads} thread(s), best of {args.rounds} interleaved rounds")
     print("\n| mean degree | p | density | width | share | dense masked ms | block ms | speed-up | block used | "

@@ -12,6 +12,8 @@ on ``reber``:
 - packed, product input: the default with the one-hot input projection as a product and
   a bias add per step (what the row gather replaced);
 - packed, bucketed: the default with batches of similar lengths (``bucket=True``);
+- packed, elementwise Adam: the default with Adam's step in elementwise torch ops
+  (``StackedAdam.step_elementwise``, what torch's fused Adam replaced);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches. It is a fair loop: the same
   masked cell code (topowire's functional core at P = 1 with the fused kernels, whose
@@ -29,10 +31,13 @@ all alike. Beside models*epochs/s and the speed-up over the loop it prints:
   second, against ``torch.bmm`` at the whole pack's step shape;
 - useful of peak: only the masked products of real time steps, against ``torch.mm``'s peak.
 
-Training counts 3 x the forward FLOPs. The CPU model and its vector flags are named.
+Training counts 3 x the forward FLOPs. The CPU model and its vector flags are named. The
+relational layer's dense masked vs block product, across densities, is
+``bench/bench_relational.py``.
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
-                                [--kinds gru lstm rnn-tanh] [--variants packed torch-cells one-program product-input bucketed]
+                                [--kinds gru lstm rnn-tanh] [--variants packed torch-cells one-program product-input bucketed
+                                            elementwise-adam]
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
 from topowire.train.batches import epoch_batches
 from topowire.train.losses import per_model_loss
+from topowire.train.optim import StackedAdam
 from topowire.train.trainer import pack_jobs
 
 
@@ -92,7 +98,7 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
 VARIANTS = {"packed": {}, "torch-cells": {}, "one-program": {"sub_pack": 0}, "product-input": {},
-            "bucketed": {"bucket": True}}
+            "bucketed": {"bucket": True}, "elementwise-adam": {}}
 
 
 @contextlib.contextmanager
@@ -100,15 +106,18 @@ def reference_path(variant: str):
     """The engine with one of its changes undone (the reference path its tests compare
     with): ``torch-cells``, the cells step by step in torch under autograd instead of the
     fused kernels and their own backward (the engine before them); ``product-input``, the
-    input projection as a product instead of the one-hot row gather."""
-    saved_symbols = functional.one_hot_symbols
+    input projection as a product instead of the one-hot row gather; ``elementwise-adam``,
+    Adam's step in elementwise torch ops instead of torch's fused Adam."""
+    saved_symbols, saved_step = functional.one_hot_symbols, StackedAdam.step
     if variant == "product-input":
         functional.one_hot_symbols = lambda x: None
+    if variant == "elementwise-adam":
+        StackedAdam.step = StackedAdam.step_elementwise
     try:
         with use_kernels(variant != "torch-cells"):
             yield
     finally:
-        functional.one_hot_symbols = saved_symbols
+        functional.one_hot_symbols, StackedAdam.step = saved_symbols, saved_step
 
 
 def cpu_name() -> str:

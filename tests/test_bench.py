@@ -43,6 +43,11 @@ def test_the_relational_block_product_of_the_bench_equals_the_dense_masked_layer
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 5.5 |") or line.startswith("| 63 |")]
     assert len(rows) == 2 and all(float(row.split("|")[-2]) < 1e-4 for row in rows)
+    network = subprocess.run([*done.args, "--network"], capture_output=True, text=True, timeout=600)
+    assert network.returncode == 0, network.stdout + network.stderr[-3000:]
+    rows = [line.split("|") for line in network.stdout.splitlines() if line.startswith(("| 5.5 |", "| 63 |"))]
+    # FLOPs matched: the sparse graph's layers are wider; the complete graph's never run on blocks
+    assert [(row[4].strip(), row[-2].strip()) for row in rows] == [("155", "3 of 3"), ("48", "0 of 3")]
 
 
 def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
@@ -56,4 +61,10 @@ def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
         assert not kernels.enabled() and functional.one_hot_symbols(x) is not None
     with bench_train.reference_path("product-input"):
         assert functional.one_hot_symbols(x) is None and kernels.enabled() == (kernels.library() is not None)
+    from topowire.train.optim import StackedAdam
+
+    fused = StackedAdam.step
+    with bench_train.reference_path("elementwise-adam"):
+        assert StackedAdam.step is StackedAdam.step_elementwise and kernels.enabled() == (kernels.library() is not None)
+    assert StackedAdam.step is fused
     assert functional.one_hot_symbols(x).tolist() == [[0, 2, 1]]  # restored
