@@ -101,17 +101,11 @@ def test_blocks_run_only_where_they_pay_and_the_kernels_are_on():
     sparse, _ = _layer([ring], [1024], [1024])  # 16 channels a node: the share is the density, 5 / 64
     dense, _ = _layer([complete], [1024], [1024])
     h = torch.zeros(1, 4, 128)
-    threads = torch.get_num_threads()
-    assert sparse[0].share == 5 / 64 and dense[0].share == 1.0 and 5 / 64 <= CROSSOVER / threads**0.5
+    assert sparse[0].share == 5 / 64 and dense[0].share == 1.0 and 5 / 64 <= CROSSOVER < 1.0
     assert blocks_pay(sparse[0], h) and not blocks_pay(dense[0], h)
     assert not blocks_pay(sparse[0], h.double())
     with kernels.use_kernels(False):
         assert not blocks_pay(sparse[0], h)
-    try:
-        torch.set_num_threads(int(np.ceil((CROSSOVER / sparse[0].share) ** 2)) + 1)  # the dense GEMM's threads win
-        assert not blocks_pay(sparse[0], h)
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("match", ["flops", "params"])

@@ -1,5 +1,6 @@
 """Building and loading the fused kernels: the cache, the fallback, the switch, their math."""
 
+import sys
 import warnings
 
 import pytest
@@ -47,6 +48,33 @@ def test_a_failing_build_warns_with_the_compilers_words_and_falls_back(fresh, mo
     with pytest.warns(RuntimeWarning, match="no such luck"):
         assert kernels.library() is None
     assert not list((fresh / "kernels").glob("cells-*.so"))
+
+
+@needs_compiler
+def test_a_compiler_without_openmp_builds_the_library_without_it(fresh, monkeypatch, tmp_path):
+    real, calls = kernels.os.environ.get("CC") or kernels.shutil.which("cc") or kernels.shutil.which("gcc"), tmp_path / "calls"
+    no_openmp = tmp_path / "cc"
+    no_openmp.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
+                         f'case " $* " in *" -fopenmp "*) echo "unsupported: -fopenmp" >&2; exit 1;; esac\n'
+                         f'exec {real} "$@"\n')
+    no_openmp.chmod(0o755)
+    monkeypatch.setenv("CC", str(no_openmp))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kernels.library() is not None
+    tried = calls.read_text().splitlines()
+    assert len(tried) == 2 and "-fopenmp" in tried[0].split() and "-fopenmp" not in tried[1].split()
+    assert len(list((fresh / "kernels").glob("cells-*.so"))) == 1
+
+
+@needs_compiler
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and torch.backends.openmp.is_available()),
+                    reason="reads /proc/self/maps for torch's libgomp")
+def test_the_blocks_run_in_torchs_own_openmp_runtime():
+    assert kernels.library() is not None
+    with open("/proc/self/maps") as maps:
+        runtimes = {line.split()[-1] for line in maps if "libgomp" in line}
+    assert len(runtimes) == 1  # torch's: a second runtime's workers would compete with its pool
 
 
 @needs_compiler

@@ -23,9 +23,8 @@ from topowire.compiler import kernels
 __all__ = ["BlockPlan", "block_plan", "block_product", "blocks_pay", "CROSSOVER", "LANES"]
 
 #: The block product runs where its executed work is at most this share of the dense
-#: product's on one thread, and this share over the square root of the thread count on
-#: several (torch's GEMM scales with threads better than the blocks split over nodes do):
-#: measured with ``bench/bench_relational.py`` (BENCHMARKS.md).
+#: product's: measured with ``bench/bench_relational.py`` on 1 and 2 threads (BENCHMARKS.md;
+#: the blocks split over torch's OpenMP threads scale as its GEMM does).
 CROSSOVER = 0.75
 
 #: The kernels compute a node's output channels in vectors of 16 floats (AVX-512; 8 on
@@ -91,9 +90,9 @@ def blocks_pay(plan: BlockPlan, h: Tensor) -> bool:
     """Whether :func:`block_product` should run for this plan and input: float32 on the CPU,
     the kernels built and on, not traced or compiled (an export records the dense masked
     product, which any runtime runs), and the block work within :data:`CROSSOVER` of the
-    dense product's (over the square root of torch's thread count)."""
+    dense product's."""
     return (h.device.type == "cpu" and h.dtype == torch.float32 and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling() and plan.share <= CROSSOVER / torch.get_num_threads() ** 0.5
+            and not torch.compiler.is_compiling() and plan.share <= CROSSOVER
             and kernels.enabled())
 
 

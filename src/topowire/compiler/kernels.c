@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
-#include <pthread.h>
 
 /* The rows a loop reads and writes never overlap: vectorize without alias checks. */
 #define IVDEP _Pragma("GCC ivdep")
@@ -367,34 +366,20 @@ struct block_args {
     float *out;
     void (*range)(const block_args *, int64_t, int64_t);  /* computes nodes [q0, q1) */
 };
-typedef struct { const block_args *a; int64_t q0, q1; } block_job;
 
-static void *block_job_run(void *job) {
-    const block_job *j = job;
-    j->a->range(j->a, j->q0, j->q1);
-    return NULL;
-}
-
-/* a->range over nodes [0, a->Q) in `threads` contiguous parts, the calling thread taking the
- * first (a part whose thread cannot start runs here too). Nodes write disjoint outputs, so
- * the result does not depend on the thread count. */
+/* a->range over nodes [0, a->Q) in `threads` contiguous parts, run in the OpenMP pool that
+ * torch's own parallel ops use (the library links the libgomp torch has loaded): threads of
+ * their own would compete for the cores with that pool's workers, which spin a while after
+ * each of torch's parallel regions. Nodes write disjoint outputs, so the result does not
+ * depend on the thread count; built without OpenMP, the parts run one after another. */
 static void block_parallel(const block_args *a, int64_t threads) {
     int64_t Q = a->Q;
-    enum { MAX_THREADS = 64 };
-    pthread_t tid[MAX_THREADS];
-    block_job jobs[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    threads = threads > Q ? 1 : threads;
-    for (int64_t t = 0; t < threads; t++) {
-        jobs[t] = (block_job){a, Q * t / threads, Q * (t + 1) / threads};
-        if (t > 0 && !(started[t] = pthread_create(&tid[t], NULL, block_job_run, &jobs[t]) == 0))
-            block_job_run(&jobs[t]);
-    }
-    block_job_run(&jobs[0]);
-    for (int64_t t = 1; t < threads; t++)
-        if (started[t])
-            pthread_join(tid[t], NULL);
+    threads = threads < 1 || threads > Q ? 1 : threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
+#endif
+    for (int64_t t = 0; t < threads; t++)
+        a->range(a, Q * t / threads, Q * (t + 1) / threads);
 }
 
 static void forward_range(const block_args *a, int64_t q0, int64_t q1) {

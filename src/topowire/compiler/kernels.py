@@ -4,7 +4,9 @@ A recurrent step's gate arithmetic in torch is a dozen passes over ``[P, B, G*N]
 these kernels make it one pass forward and one backward (driven by
 :mod:`topowire.compiler.sequence`). The relational layers' block product
 (:mod:`topowire.compiler.blocks`) is here too: small register-tiled GEMMs over a graph's
-``(A + I)`` blocks, split over torch's thread count with POSIX threads. The library is plain
+``(A + I)`` blocks, split over torch's thread count in the OpenMP pool torch's own ops use
+(built with ``-fopenmp``, it links the ``libgomp`` torch has already loaded; where that flag
+fails it builds without, and the blocks run on one thread). The library is plain
 C loaded with :mod:`ctypes` -- no torch headers, so it builds in about a second -- with the vector flags of this CPU
 (``torch.backends.cpu.get_cpu_capability()``), and is cached under
 ``$TOPOWIRE_CACHE`` (default ``~/.cache/topowire``) by a hash of its source, compiler and flags.
@@ -83,6 +85,15 @@ def _build(source: str, compiler: str, flags: list[str]) -> Path:
     return target
 
 
+def _build_either(source: str, compiler: str, choices: list[list[str]]) -> Path:
+    """The library built with the first of ``choices`` (flag lists) that compiles; the last
+    one's error where none does."""
+    for flags in choices[:-1]:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            return _build(source, compiler, flags)
+    return _build(source, compiler, choices[-1])
+
+
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The loaded kernels, built on first use; None (with one warning) where they cannot be."""
@@ -91,11 +102,11 @@ def library() -> ctypes.CDLL | None:
         warnings.warn("no C compiler found: recurrent cells and relational layers run on the torch path "
                       "(slower, same results to rounding)", RuntimeWarning, stacklevel=2)
         return None
-    flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-pthread",
+    flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC",
              *_VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
     source = SOURCE.read_text()
     try:
-        lib = ctypes.CDLL(str(_build(source, compiler, flags)))
+        lib = ctypes.CDLL(str(_build_either(source, compiler, [flags + ["-fopenmp"], flags])))
     except (OSError, subprocess.SubprocessError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc) or type(exc).__name__).strip().splitlines()
         warnings.warn(f"the kernels did not build ({detail[-1][:200] if detail else exc!r}); recurrent "
