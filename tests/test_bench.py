@@ -67,4 +67,11 @@ def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
     with bench_train.reference_path("elementwise-adam"):
         assert StackedAdam.step is StackedAdam.step_elementwise and kernels.enabled() == (kernels.library() is not None)
     assert StackedAdam.step is fused
+    from topowire.train import heap
+    from topowire.train.heap import kept_heap
+
+    with bench_train.reference_path("returned-heap"), kept_heap() as kept:
+        assert not kept and StackedAdam.step is fused
+    with kept_heap() as kept:
+        assert kept == (heap._libc() is not None)  # restored
     assert functional.one_hot_symbols(x).tolist() == [[0, 2, 1]]  # restored
