@@ -14,8 +14,6 @@ on ``reber``:
 - packed, bucketed: the default with batches of similar lengths (``bucket=True``);
 - packed, elementwise Adam: the default with Adam's step in elementwise torch ops
   (``StackedAdam.step_elementwise``, what torch's fused Adam replaced);
-- packed, returned heap: the default with freed memory given back to the system as glibc
-  does by default (``TOPOWIRE_KEEP_HEAP=0``, what :mod:`topowire.train.heap` replaced);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches. It is a fair loop: the same
   masked cell code (topowire's functional core at P = 1 with the fused kernels, whose
@@ -35,23 +33,22 @@ all alike. Beside models*epochs/s and the speed-up over the loop it prints:
 
 Training counts 3 x the forward FLOPs. The CPU model and its vector flags are named. The
 relational layer's dense masked vs block product, across densities, is
-``bench/bench_relational.py``.
+``bench/bench_relational.py``; freed memory kept in the heap vs given back,
+``bench/bench_heap.py`` (each side in a fresh process: glibc's state is the process's).
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
                                 [--kinds gru lstm rnn-tanh] [--variants packed torch-cells one-program product-input bucketed
-                                            elementwise-adam returned-heap]
+                                            elementwise-adam]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import platform
 import re
 import time
 from pathlib import Path
-from unittest import mock
 
 import torch
 
@@ -102,7 +99,7 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
 VARIANTS = {"packed": {}, "torch-cells": {}, "one-program": {"sub_pack": 0}, "product-input": {},
-            "bucketed": {"bucket": True}, "elementwise-adam": {}, "returned-heap": {}}
+            "bucketed": {"bucket": True}, "elementwise-adam": {}}
 
 
 @contextlib.contextmanager
@@ -111,16 +108,14 @@ def reference_path(variant: str):
     with): ``torch-cells``, the cells step by step in torch under autograd instead of the
     fused kernels and their own backward (the engine before them); ``product-input``, the
     input projection as a product instead of the one-hot row gather; ``elementwise-adam``,
-    Adam's step in elementwise torch ops instead of torch's fused Adam; ``returned-heap``,
-    freed memory given back to the system (``TOPOWIRE_KEEP_HEAP=0``)."""
+    Adam's step in elementwise torch ops instead of torch's fused Adam."""
     saved_symbols, saved_step = functional.one_hot_symbols, StackedAdam.step
     if variant == "product-input":
         functional.one_hot_symbols = lambda x: None
     if variant == "elementwise-adam":
         StackedAdam.step = StackedAdam.step_elementwise
-    heap = {"TOPOWIRE_KEEP_HEAP": "0"} if variant == "returned-heap" else {}
     try:
-        with use_kernels(variant != "torch-cells"), mock.patch.dict(os.environ, heap):
+        with use_kernels(variant != "torch-cells"):
             yield
     finally:
         functional.one_hot_symbols, StackedAdam.step = saved_symbols, saved_step

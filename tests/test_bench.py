@@ -1,6 +1,6 @@
 """The prepared device run cannot rot: its dry run (every step on the CPU, toy sizes) passes; the
 relational block product the bench measures computes the dense masked layer; bench_train undoes
-one engine change per variant."""
+one engine change per variant; bench_heap runs both of its sides."""
 
 import json
 import subprocess
@@ -67,11 +67,15 @@ def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
     with bench_train.reference_path("elementwise-adam"):
         assert StackedAdam.step is StackedAdam.step_elementwise and kernels.enabled() == (kernels.library() is not None)
     assert StackedAdam.step is fused
-    from topowire.train import heap
-    from topowire.train.heap import kept_heap
-
-    with bench_train.reference_path("returned-heap"), kept_heap() as kept:
-        assert not kept and StackedAdam.step is fused
-    with kept_heap() as kept:
-        assert kept == (heap._libc() is not None)  # restored
     assert functional.one_hot_symbols(x).tolist() == [[0, 2, 1]]  # restored
+
+
+def test_bench_heap_runs_each_side_in_a_fresh_process_and_prints_both():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_heap.py"), "--models", "6", "--batch", "16",
+                           "--n-train", "40", "--rounds", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in done.stdout.splitlines()
+            if line.startswith(("| kept heap |", "| returned heap |"))}
+    assert set(rows) == {"kept heap", "returned heap"}
+    assert all(float(rate) > 0 and int(faults) >= 0 for rate, faults, _ in rows.values())
+    assert "kept over returned:" in done.stdout

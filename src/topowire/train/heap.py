@@ -8,8 +8,11 @@ every step: measured with ``perf stat`` on a 2-core Intel Xeon, 256 GRUs for one
 epoch at batch 128 took 3.5 million page faults and a quarter of their time in the
 kernel. :func:`kept_heap` has ``malloc`` serve every block from its heap and never trim it
 while a pack trains (``mallopt``: ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` -1), so freed
-blocks are reused warm; on leaving, glibc's defaults are set back and the heap trimmed
-(``malloc_trim``), which returns the memory. The peak memory is the same (packs are still
+blocks are reused warm. On leaving, the heap is trimmed (``malloc_trim``: the memory goes
+back) and ``malloc`` set where glibc's own moving thresholds end once a 32 MiB block has been
+freed (blocks above 32 MiB mapped, the heap trimmed above 64 MiB free): setting any of them
+stops glibc moving them, and its small starting values (128 KiB) would then trim and refault
+a process's heap at every step. The peak memory is the same (packs are still
 cut by ``--memory-mb``); what changes is that it is held for the pack's whole training.
 
 ``TOPOWIRE_KEEP_HEAP=0`` turns it off; elsewhere than glibc it does nothing.
@@ -27,8 +30,9 @@ import threading
 
 __all__ = ["kept_heap"]
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
-_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536  # glibc's defaults
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameters (malloc.h)
+#: After: glibc's default count of mapped blocks, and its moving thresholds' ceilings.
+_AFTER = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
 _LOCK = threading.Lock()
 _HOLDERS = [0]  # packs training in this process now: the settings go back when the last ends
 
@@ -50,7 +54,8 @@ def _libc() -> ctypes.CDLL | None:
 def kept_heap():
     """Inside, freed memory stays in the heap for reuse (see the module); yields whether it
     does (False: not glibc, or ``TOPOWIRE_KEEP_HEAP=0``). Nests and may be entered from
-    several threads at once: glibc's defaults come back when the last one leaves."""
+    several threads at once: the heap is trimmed and the settings changed back when the
+    last one leaves."""
     libc = _libc() if os.environ.get("TOPOWIRE_KEEP_HEAP", "1") != "0" else None
     if libc is None:
         yield False
@@ -65,6 +70,6 @@ def kept_heap():
         with _LOCK:
             _HOLDERS[0] -= 1
             if _HOLDERS[0] == 0:
-                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                for param, value in _AFTER:
+                    libc.mallopt(param, value)
                 libc.malloc_trim(0)
