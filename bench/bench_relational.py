@@ -91,26 +91,28 @@ def network_row(graph, arch, args) -> tuple[list[float], int]:
     return best, int(blocks_pay(layer_plans(net, True)[0], x)) + hidden * (arch.depth - 1)
 
 
-def network_table(arch, args) -> None:
-    """The whole-network table: one training step, before / dense masked / default."""
-    print("\n| mean degree | p | density | width | before ms | dense masked ms | default ms | blocks' speed-up "
-          "| over before | layers on blocks |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    with kept_heap():  # as the trainer runs a pack: freed memory reused warm
-        _network_rows(arch, args)
+NETWORK_COLUMNS = ["mean degree", "p", "density", "width", "before ms", "dense masked ms", "default ms",
+                   "blocks' speed-up", "over before", "layers on blocks"]
+LAYER_COLUMNS = ["mean degree", "p", "density", "width", "share", "dense masked ms", "block ms", "speed-up",
+                 "block used", "max abs diff"]
 
 
-def _network_rows(arch, args) -> None:
-    """The whole-network table's rows."""
+def graphs(args):
+    """(mean degree, p, graph, its wiring) of every row: WS-flex graphs of 64 nodes."""
     for degree in args.degrees:
         for p in args.p if degree < 63 else [0.0]:
             graph = wsflex_graph(64, degree, p, seed=1)
-            w = wire(graph, "both", "all", "all")
-            (before, dense, block), on_blocks = network_row(graph, arch, args)
-            density = 2 * len(_undirected(w)) / (64 * 63)
-            print(f"| {degree:g} | {p:g} | {density:.3f} | {relational_width(w, arch)} | {before * 1e3:.1f} | "
-                  f"{dense * 1e3:.1f} | {block * 1e3:.1f} | {dense / block:.2f}x | {before / block:.2f}x | "
-                  f"{on_blocks} of {arch.depth} |", flush=True)
+            yield degree, p, graph, wire(graph, "both", "all", "all")
+
+
+def network_rows(arch, args) -> None:
+    """The whole-network table's rows: one training step, before / dense masked / default."""
+    for degree, p, graph, w in graphs(args):
+        (before, dense, block), on_blocks = network_row(graph, arch, args)
+        density = 2 * len(_undirected(w)) / (64 * 63)
+        print(f"| {degree:g} | {p:g} | {density:.3f} | {relational_width(w, arch)} | {before * 1e3:.1f} | "
+              f"{dense * 1e3:.1f} | {block * 1e3:.1f} | {dense / block:.2f}x | {before / block:.2f}x | "
+              f"{on_blocks} of {arch.depth} |", flush=True)
 
 
 def main() -> None:
@@ -126,50 +128,42 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     arch = Arch("relational", d_in=784, d_out=10, width=args.width, depth=3)
-    if args.network:
-        print(f"graph2nn MLP training step (StackedAdam), width {args.width} dense, n = 64, batch {args.batch}, "
-              f"{args.models} models per pack, {args.threads} thread(s), best of {args.rounds} interleaved rounds")
-        network_table(arch, args)
-        return
-    print(f"graph2nn MLP relational layer, width {args.width} dense, n = 64, batch {args.batch}, {args.models} "
-          f"models per pack, {args.threads} thread(s), best of {args.rounds} interleaved rounds")
-    print("\n| mean degree | p | density | width | share | dense masked ms | block ms | speed-up | block used | "
-          "max abs diff |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    what, columns, rows = (("training step (StackedAdam)", NETWORK_COLUMNS, network_rows) if args.network
+                           else ("relational layer", LAYER_COLUMNS, layer_rows))
+    print(f"graph2nn MLP {what}, width {args.width} dense, n = 64, batch {args.batch}, {args.models} models per "
+          f"pack, {args.threads} thread(s), best of {args.rounds} interleaved rounds")
+    print("\n| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
     with kept_heap():  # as the trainer runs a pack: freed memory reused warm
-        layer_rows(arch, args)
+        rows(arch, args)
 
 
 def layer_rows(arch, args) -> None:
     """The layer table's rows: dense masked vs block product per graph."""
-    for degree in args.degrees:
-        for p in args.p if degree < 63 else [0.0]:
-            graph = wsflex_graph(64, degree, p, seed=1)
-            w = wire(graph, "both", "all", "all")
-            width = relational_width(w, arch)
-            counts = [channel_counts(width, 64)] * args.models
-            plan = block_plan([neighbours(w)] * args.models, counts, counts, width, width)
-            plans = (plan, plan)  # a square layer of an undirected graph is its own transpose
-            mask = _mask(w, width)[None].expand(args.models, -1, -1).contiguous()
-            diff = _max_gap(width, args.models, args.batch, plans, mask)
-            assert diff < 1e-3, diff
-            weights = (torch.randn(args.models, width, width) * mask).requires_grad_(True)
-            h = torch.randn(args.models, args.batch, width).requires_grad_(True)
+    for degree, p, _, w in graphs(args):
+        width = relational_width(w, arch)
+        counts = [channel_counts(width, 64)] * args.models
+        plan = block_plan([neighbours(w)] * args.models, counts, counts, width, width)
+        plans = (plan, plan)  # a square layer of an undirected graph is its own transpose
+        mask = _mask(w, width)[None].expand(args.models, -1, -1).contiguous()
+        diff = _max_gap(width, args.models, args.batch, plans, mask)
+        assert diff < 1e-3, diff
+        weights = (torch.randn(args.models, width, width) * mask).requires_grad_(True)
+        h = torch.randn(args.models, args.batch, width).requires_grad_(True)
 
-            def step(product):
-                h.grad = weights.grad = None
-                product().sum().backward()
+        def step(product):
+            h.grad = weights.grad = None
+            product().sum().backward()
 
-            sides = {"dense": lambda: step(lambda: torch.bmm(h, (weights * mask).transpose(1, 2))),
-                     "block": lambda: step(lambda: block_product(h, weights, *plans))}
-            best = dict.fromkeys(sides, float("inf"))
-            for _ in range(args.rounds):
-                for side, fn in sides.items():
-                    best[side] = min(best[side], best_of(fn, 1))
-            density = 2 * len(_undirected(w)) / (64 * 63)  # the graph's, as networkx and graph2nn count it
-            used = "yes" if blocks_pay(plan, h) else "no"
-            print(f"| {degree:g} | {p:g} | {density:.3f} | {width} | {plan.share:.2f} | {best['dense'] * 1e3:.1f} | "
-                  f"{best['block'] * 1e3:.1f} | {best['dense'] / best['block']:.2f}x | {used} | {diff:.1e} |", flush=True)
+        sides = {"dense": lambda: step(lambda: torch.bmm(h, (weights * mask).transpose(1, 2))),
+                 "block": lambda: step(lambda: block_product(h, weights, *plans))}
+        best = dict.fromkeys(sides, float("inf"))
+        for _ in range(args.rounds):
+            for side, fn in sides.items():
+                best[side] = min(best[side], best_of(fn, 1))
+        density = 2 * len(_undirected(w)) / (64 * 63)  # the graph's, as networkx and graph2nn count it
+        used = "yes" if blocks_pay(plan, h) else "no"
+        print(f"| {degree:g} | {p:g} | {density:.3f} | {width} | {plan.share:.2f} | {best['dense'] * 1e3:.1f} | "
+              f"{best['block'] * 1e3:.1f} | {best['dense'] / best['block']:.2f}x | {used} | {diff:.1e} |", flush=True)
 
 
 if __name__ == "__main__":
