@@ -1,44 +1,87 @@
-"""Freed memory kept in the heap while packs train: page faults, nesting, the switch."""
+"""Freed memory kept in the heap while packs train: page faults, nesting, the switch.
 
-import resource
+Page faults are counted in a fresh process each (``getrusage``): glibc's heap is the
+process's, and a long-lived one (the test session's) may have its heap placed where it
+cannot grow in place.
+"""
+
+import json
+import os
+import subprocess
 import sys
 import threading
 
 import pytest
-import torch
 
 from topowire.train import heap
 from topowire.train.heap import kept_heap
 
 glibc = pytest.mark.skipif(heap._libc() is None, reason="mallopt is glibc's")
+
+PRELUDE = """
+import json, resource, threading, torch
+from topowire.train import heap
+from topowire.train.heap import kept_heap
 SIZE = 64 * 2**20  # above glibc's largest mmap threshold (32 MiB): served by mmap by default
+PAGES = SIZE // resource.getpagesize()
 
-
-def _faults_of_a_second_tensor(size: int = SIZE) -> int:
-    """Minor page faults of writing a fresh ``size``-byte tensor after a few were freed (the
-    first may not fit the first freed block: an aligned request asks a little more)."""
+def faults(size=SIZE):
+    # minor page faults of writing a fresh size-byte tensor after a few were freed (the first
+    # may not fit the first freed block: an aligned request asks a little more)
     for _ in range(3):
-        torch.ones(size // 4)  # allocated, written, freed
+        torch.ones(size // 4)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(size // 4)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+
+
+def _run(code: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", PRELUDE + code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TOPOWIRE_KEEP_HEAP": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @glibc
-def test_a_freed_block_is_reused_warm_inside_and_given_back_after(monkeypatch):
-    monkeypatch.delenv("TOPOWIRE_KEEP_HEAP", raising=False)
-    pages = SIZE // resource.getpagesize()
-    assert _faults_of_a_second_tensor() > pages // 2  # glibc's default: every page faulted in again
-    with kept_heap() as kept:
-        assert kept
-        assert _faults_of_a_second_tensor() < pages // 10  # the freed block, its pages still mapped
-    # defaults back and the heap trimmed: a size never freed inside is mmap'd, faulted in each time
-    assert _faults_of_a_second_tensor(SIZE * 3 // 2) > pages // 2
+def test_a_freed_block_is_reused_warm_inside_and_given_back_after():
+    out = _run("""
+before = faults()
+with kept_heap() as kept:
+    inside = faults()
+after = faults(SIZE * 3 // 2)  # a size never freed inside: mapped again, as glibc does
+print(json.dumps({"pages": PAGES, "before": before, "kept": kept, "inside": inside, "after": after}))
+""")
+    pages = out["pages"]
+    assert out["kept"]
+    assert out["before"] > pages // 2  # glibc's default: every page faulted in again
+    assert out["inside"] < pages // 10  # the freed block, its pages still mapped
+    assert out["after"] > pages // 2  # the settings back and the heap trimmed
 
 
 @glibc
-def test_the_defaults_come_back_when_the_last_holder_leaves():
+def test_the_heap_stays_kept_while_any_holder_is_inside():
+    out = _run("""
+entered, leave = threading.Event(), threading.Event()
+def other():
     with kept_heap():
+        entered.set()
+        leave.wait()
+thread = threading.Thread(target=other)
+with kept_heap():
+    thread.start()
+    entered.wait()
+leave_first = faults()  # the main thread left; the other thread still holds
+leave.set()
+thread.join()
+print(json.dumps({"pages": PAGES, "held": leave_first, "holders": heap._HOLDERS[0], "after": faults(SIZE * 3 // 2)}))
+""")
+    assert out["held"] < out["pages"] // 10 and out["holders"] == 0 and out["after"] > out["pages"] // 2
+
+
+def test_holders_are_counted_over_nesting_and_threads():
+    start = heap._HOLDERS[0]
+    with kept_heap() as kept:
         entered, leave = threading.Event(), threading.Event()
 
         def other():
@@ -50,18 +93,18 @@ def test_the_defaults_come_back_when_the_last_holder_leaves():
         thread.start()
         entered.wait()
         with kept_heap():
-            pass  # a nested holder leaves: the others still hold
+            assert heap._HOLDERS[0] == start + 3 * kept
+        assert heap._HOLDERS[0] == start + 2 * kept
         leave.set()
         thread.join()
-        assert heap._HOLDERS[0] == 1
-        assert _faults_of_a_second_tensor() < SIZE // resource.getpagesize() // 10
-    assert heap._HOLDERS[0] == 0
+        assert heap._HOLDERS[0] == start + kept
+    assert heap._HOLDERS[0] == start
 
 
 def test_the_switch_and_other_c_libraries(monkeypatch):
     monkeypatch.setenv("TOPOWIRE_KEEP_HEAP", "0")
     with kept_heap() as kept:
-        assert not kept
+        assert not kept and heap._HOLDERS[0] == 0
     monkeypatch.delenv("TOPOWIRE_KEEP_HEAP")
     with kept_heap() as kept:
         assert kept == (sys.platform.startswith("linux") and heap._libc() is not None)
