@@ -5,11 +5,13 @@ process's, and a long-lived one (the test session's) may have its heap placed wh
 cannot grow in place.
 """
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -17,11 +19,34 @@ from topowire.train import heap
 from topowire.train.heap import kept_heap
 
 glibc = pytest.mark.skipif(heap._libc() is None, reason="mallopt is glibc's")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def another_holder():
+    """Another thread inside :func:`kept_heap` until this context ends."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def other():
+        with kept_heap():
+            entered.set()
+            leave.wait()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    entered.wait()
+    try:
+        yield
+    finally:
+        leave.set()
+        thread.join()
+
 
 PRELUDE = """
-import json, resource, threading, torch
+import contextlib, json, resource, torch
 from topowire.train import heap
 from topowire.train.heap import kept_heap
+from tests.train.test_heap import another_holder
 SIZE = 64 * 2**20  # above glibc's largest mmap threshold (32 MiB): served by mmap by default
 PAGES = SIZE // resource.getpagesize()
 
@@ -38,7 +63,7 @@ def faults(size=SIZE):
 
 def _run(code: str) -> dict:
     done = subprocess.run([sys.executable, "-c", PRELUDE + code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TOPOWIRE_KEEP_HEAP": "1"})
+                          env={**os.environ, "TOPOWIRE_KEEP_HEAP": "1"}, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -62,18 +87,11 @@ print(json.dumps({"pages": PAGES, "before": before, "kept": kept, "inside": insi
 @glibc
 def test_the_heap_stays_kept_while_any_holder_is_inside():
     out = _run("""
-entered, leave = threading.Event(), threading.Event()
-def other():
-    with kept_heap():
-        entered.set()
-        leave.wait()
-thread = threading.Thread(target=other)
+other = contextlib.ExitStack()
 with kept_heap():
-    thread.start()
-    entered.wait()
+    other.enter_context(another_holder())
 leave_first = faults()  # the main thread left; the other thread still holds
-leave.set()
-thread.join()
+other.close()
 print(json.dumps({"pages": PAGES, "held": leave_first, "holders": heap._HOLDERS[0], "after": faults(SIZE * 3 // 2)}))
 """)
     assert out["held"] < out["pages"] // 10 and out["holders"] == 0 and out["after"] > out["pages"] // 2
@@ -82,21 +100,10 @@ print(json.dumps({"pages": PAGES, "held": leave_first, "holders": heap._HOLDERS[
 def test_holders_are_counted_over_nesting_and_threads():
     start = heap._HOLDERS[0]
     with kept_heap() as kept:
-        entered, leave = threading.Event(), threading.Event()
-
-        def other():
+        with another_holder():
             with kept_heap():
-                entered.set()
-                leave.wait()
-
-        thread = threading.Thread(target=other)
-        thread.start()
-        entered.wait()
-        with kept_heap():
-            assert heap._HOLDERS[0] == start + 3 * kept
-        assert heap._HOLDERS[0] == start + 2 * kept
-        leave.set()
-        thread.join()
+                assert heap._HOLDERS[0] == start + 3 * kept
+            assert heap._HOLDERS[0] == start + 2 * kept
         assert heap._HOLDERS[0] == start + kept
     assert heap._HOLDERS[0] == start
 

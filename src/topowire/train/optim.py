@@ -83,8 +83,9 @@ class StackedAdam:
             self.step_elementwise()
             return
         self.t += 1
-        steps = {p.device: self._steps.setdefault(p.device, torch.zeros((), device=p.device)) for p, _, _ in live}
-        for count in steps.values():
+        for device in {p.device for p, _, _ in live} - self._steps.keys():
+            self._steps[device] = torch.zeros((), device=device)
+        for count in self._steps.values():
             count.fill_(self.t)
         b1, b2 = self.betas
         for lr, models in groups:
@@ -93,7 +94,7 @@ class StackedAdam:
                 tensors = (_lead(param, self.stacked), _lead(param.grad, self.stacked), m, v)
                 for out, t in zip((params, grads, ms, vs), tensors):
                     out.extend([t] if models is None else [t[i] for i in models])
-                counts.extend([steps[param.device]] * (1 if models is None else len(models)))
+                counts.extend([self._steps[param.device]] * (1 if models is None else len(models)))
             torch._fused_adam_(params, grads, ms, vs, [], counts, lr=lr, beta1=b1, beta2=b2,
                                weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
 
