@@ -57,6 +57,21 @@ def test_values_and_gradients_equal_the_torch_path(kind, one_hot, with_lengths):
 
 
 @pytest.mark.parametrize("kind", list(sequence.KINDS))
+@pytest.mark.parametrize("n", [16, 21, 37])
+def test_rows_of_whole_vectors_and_a_moved_last_vector_equal_the_torch_path(kind, n):
+    # a row of n units runs as vectors of 16 (8 or 4 on smaller CPUs), the last moved back to
+    # end at n: its units already done must not be added twice into dx or b_hh's gradient
+    graphs = [ws_graph(n, 4, 0.3, seed=s) for s in range(2)]
+    packed = pack(graphs, Arch(kind, d_in=5, d_out=3), seeds=range(2))
+    x, lengths = _inputs(True, seed=n)
+    want, want_grads = _run(packed, x, lengths, False)
+    got, got_grads = _run(packed, x, lengths, True)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("kind", list(sequence.KINDS))
 def test_every_steps_readout_and_its_gradient_equal_the_torch_path(kind):
     packed = _pack(kind)
     x, lengths = _inputs(True, seed=3)

@@ -48,8 +48,12 @@ def readout(h: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
 
 
 def readout_all_steps(states: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
-    """The readout at every step: states ``[P, B, T, N]`` -> ``[P, B, T, O]``."""
+    """The readout at every step: states ``[P, B, T, N]`` -> ``[P, B, T, O]``. States stored step
+    by step (the kernels': a transposed view of ``[P, T, B, N]``) are read in place, and the
+    (small) output is the transposed view."""
     p, b, t, n = states.shape
+    if states.stride(1) < states.stride(2):  # time-major
+        return readout(states.transpose(1, 2).reshape(p, t * b, n), r, r_mask, b_out).view(p, t, b, -1).transpose(1, 2)
     return readout(states.reshape(p, b * t, n), r, r_mask, b_out).view(p, b, t, -1)
 
 

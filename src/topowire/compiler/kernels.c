@@ -11,7 +11,8 @@
  *
  * exp, sigmoid and tanh are written out (Cephes' single-precision polynomials, a few ulp)
  * so that the compiler vectorizes the loops (built with -fno-math-errno -fno-trapping-math, so
- * floorf is an instruction; no -ffast-math).
+ * floorf is an instruction; no -ffast-math). Built with -ffp-contract=fast: a * b + c is one
+ * FMA, in the polynomials (a third less time for a GRU step's forward) and the products.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,39 @@ static inline float tanh_f(float x) {
 
 static inline int alive(const int64_t *lengths, int64_t t, int64_t b) { return lengths == NULL || t < lengths[b]; }
 
+/* Floats per vector register; the block products below tile ROWS rows of them. */
+#if defined(__AVX512F__)
+#define VEC 16
+#define ROWS 8
+#elif defined(__AVX__)
+#define VEC 8
+#define ROWS 4
+#else
+#define VEC 4
+#define ROWS 4
+#endif
+
+/* A row of N units runs as whole vectors, units [j, j + VEC) for j = 0, VEC, ..., the last
+ * one moved back to end at N: the compiler's epilogue for a width that is not a multiple of
+ * VEC runs its last units one at a time (at N = 53 the 5 last took as long as the 48 before
+ * them). The moved vector's first `skip` units were done already: a kernel writes them again
+ * with the same values and adds nothing more into what it accumulates (FRESH). A row narrower
+ * than one vector runs unit by unit. lanes(j0, count, skip, N, ...) is a kernel's arithmetic
+ * over units [j0, j0 + count) of its row. */
+#define ROW(N, lanes, ...)                                                      \
+    do {                                                                        \
+        if ((N) < VEC)                                                          \
+            lanes(0, (N), 0, (N), __VA_ARGS__);                                 \
+        else                                                                    \
+            for (int64_t j_ = 0; j_ < (N); j_ += VEC)                           \
+                if (j_ + VEC <= (N))                                            \
+                    lanes(j_, VEC, 0, (N), __VA_ARGS__);                        \
+                else                                                            \
+                    lanes((N) - VEC, VEC, j_ - ((N) - VEC), (N), __VA_ARGS__);  \
+    } while (0)
+#define LANES static inline __attribute__((always_inline)) void
+#define FRESH(l, skip, x) ((l) >= (skip) ? (x) : 0.0f)
+
 /* The backward of a row whose sequence has ended (its state held): no gradient reaches its
  * `width` gate pre-activations, and h_{t-1} gets h_t's gradient d plus e (from outside, or NULL). */
 static void held_backward(int64_t N, int64_t width, const float *d, const float *e, float *gates, float *o) {
@@ -70,32 +104,62 @@ void unary_f(int64_t count, int64_t which, const float *x, float *y) {
  * inputs: the symbols, into the table W_ih.T + b_ih; other inputs: every step's rows).
  * The backward adds the rows' gradients into dx the same way (dx zeroed by the caller). */
 
-/* GRU (torch's gates r, z, n): gx from x and gh = W_hh h + b_hh, [.., 3N] each.
- * Saves r, z, n and gh's n part per row (s, width 4N). */
+LANES gru_forward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *g,
+                        const float *bh, const float *hp, float *ho, float *sv) {
+    (void)skip;
+    IVDEP
+    for (int64_t l = 0; l < count; l++) {
+        int64_t j = j0 + l;
+        float hn = g[2 * N + j] + bh[2 * N + j];
+        float r = sigmoid_f(gx[j] + (g[j] + bh[j]));
+        float z = sigmoid_f(gx[N + j] + (g[N + j] + bh[N + j]));
+        float n = tanh_f(gx[2 * N + j] + r * hn);
+        ho[j] = (1.0f - z) * n + z * hp[j];
+        sv[j] = r;
+        sv[N + j] = z;
+        sv[2 * N + j] = n;
+        sv[3 * N + j] = hn;
+    }
+}
+
+/* GRU (torch's gates r, z, n): gx from x and gh = W_hh h, [.., 3N] each, plus b_hh (bias,
+ * [P, 3N]: added here, where a product with a broadcast bias would first copy it into its
+ * output). Saves r, z, n and gh's n part (with its bias) per row (s, width 4N). */
 void gru_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
                  const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
-                 const float *h, float *hn, int64_t h_ps, float *s, int64_t s_ps) {
+                 const float *bias, const float *h, float *hn, int64_t h_ps, float *s, int64_t s_ps) {
     for (int64_t p = 0; p < P; p++)
         for (int64_t b = 0; b < B; b++) {
             const float *gx = x + p * x_ps + xrow[b] * 3 * N, *g = gh + p * gh_ps + b * 3 * N;
-            const float *hp = h + p * h_ps + b * N;
+            const float *hp = h + p * h_ps + b * N, *bh = bias + p * 3 * N;
             float *ho = hn + p * h_ps + b * N, *sv = s + p * s_ps + b * 4 * N;
-            if (!alive(lengths, t, b)) {
+            if (alive(lengths, t, b))
+                ROW(N, gru_forward_lanes, gx, g, bh, hp, ho, sv);
+            else
                 memcpy(ho, hp, N * sizeof(float));
-                continue;
-            }
-            IVDEP
-            for (int64_t j = 0; j < N; j++) {
-                float r = sigmoid_f(gx[j] + g[j]);
-                float z = sigmoid_f(gx[N + j] + g[N + j]);
-                float n = tanh_f(gx[2 * N + j] + r * g[2 * N + j]);
-                ho[j] = (1.0f - z) * n + z * hp[j];
-                sv[j] = r;
-                sv[N + j] = z;
-                sv[2 * N + j] = n;
-                sv[3 * N + j] = g[2 * N + j];
-            }
         }
+}
+
+LANES gru_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *d, const float *e,
+                         const float *sv, const float *hp, float *gx, float *gh, float *gb, float *o) {
+    IVDEP
+    for (int64_t l = 0; l < count; l++) {
+        int64_t j = j0 + l;
+        float r = sv[j], z = sv[N + j], n = sv[2 * N + j], hn = sv[3 * N + j];
+        float an = d[j] * (1.0f - z) * (1.0f - n * n);
+        float ar = an * hn * r * (1.0f - r);
+        float az = d[j] * (hp[j] - n) * z * (1.0f - z);
+        gh[j] = ar;
+        gh[N + j] = az;
+        gh[2 * N + j] = an * r;
+        gx[j] += FRESH(l, skip, ar);
+        gx[N + j] += FRESH(l, skip, az);
+        gx[2 * N + j] += FRESH(l, skip, an);
+        gb[j] += FRESH(l, skip, ar);
+        gb[N + j] += FRESH(l, skip, az);
+        gb[2 * N + j] += FRESH(l, skip, an * r);
+        o[j] = d[j] * z + (e == NULL ? 0.0f : e[j]);
+    }
 }
 
 /* The GRU step's backward: dh (the gradient reaching h_t, [P, B, N] contiguous) -> dx (added),
@@ -112,28 +176,27 @@ void gru_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *len
             const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
             float *gx = dx + p * dx_ps + xrow[b] * 3 * N, *gh = dgh + p * dgh_ps + b * 3 * N;
             float *o = prev + (p * B + b) * N, *gb = db + p * 3 * N;
-            if (!alive(lengths, t, b)) {
+            if (alive(lengths, t, b))
+                ROW(N, gru_backward_lanes, d, e, sv, hp, gx, gh, gb, o);
+            else
                 held_backward(N, 3 * N, d, e, gh, o);
-                continue;
-            }
-            IVDEP
-            for (int64_t j = 0; j < N; j++) {
-                float r = sv[j], z = sv[N + j], n = sv[2 * N + j], hn = sv[3 * N + j];
-                float an = d[j] * (1.0f - z) * (1.0f - n * n);
-                float ar = an * hn * r * (1.0f - r);
-                float az = d[j] * (hp[j] - n) * z * (1.0f - z);
-                gx[j] += ar;
-                gh[j] = ar;
-                gb[j] += ar;
-                gx[N + j] += az;
-                gh[N + j] = az;
-                gb[N + j] += az;
-                gx[2 * N + j] += an;
-                gh[2 * N + j] = an * r;
-                gb[2 * N + j] += an * r;
-                o[j] = d[j] * z + (e == NULL ? 0.0f : e[j]);
-            }
         }
+}
+
+LANES tanh_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *a, float *ho) {
+    (void)skip, (void)N;
+    IVDEP
+    for (int64_t l = 0; l < count; l++)
+        ho[j0 + l] = tanh_f(gx[j0 + l] + a[j0 + l]);
+}
+
+LANES relu_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *a, float *ho) {
+    (void)skip, (void)N;
+    IVDEP
+    for (int64_t l = 0; l < count; l++) {
+        float v = gx[j0 + l] + a[j0 + l];
+        ho[j0 + l] = v > 0.0f ? v : 0.0f;
+    }
 }
 
 /* One activation of gx + gh (rnn-tanh: which 0, rnn-relu: which 1), [.., N]; gh = W_hh h. */
@@ -144,20 +207,26 @@ void act_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *leng
         for (int64_t b = 0; b < B; b++) {
             const float *gx = x + p * x_ps + xrow[b] * N, *a = gh + p * gh_ps + b * N, *hp = h + p * h_ps + b * N;
             float *ho = hn + p * h_ps + b * N;
-            if (!alive(lengths, t, b)) {
+            if (!alive(lengths, t, b))
                 memcpy(ho, hp, N * sizeof(float));
-                continue;
-            }
-            if (which == 0) {
-                IVDEP
-                for (int64_t j = 0; j < N; j++)
-                    ho[j] = tanh_f(gx[j] + a[j]);
-            } else {
-                IVDEP
-                for (int64_t j = 0; j < N; j++)
-                    ho[j] = gx[j] + a[j] > 0.0f ? gx[j] + a[j] : 0.0f;
-            }
+            else if (which == 0)
+                ROW(N, tanh_lanes, gx, a, ho);
+            else
+                ROW(N, relu_lanes, gx, a, ho);
         }
+}
+
+LANES act_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, int64_t which, const float *d,
+                         const float *y, const float *e, float *g, float *gx, float *o) {
+    (void)N;
+    IVDEP
+    for (int64_t l = 0; l < count; l++) {
+        int64_t j = j0 + l;
+        float grad = which == 0 ? d[j] * (1.0f - y[j] * y[j]) : (y[j] > 0.0f ? d[j] : 0.0f);
+        g[j] = grad;
+        gx[j] += FRESH(l, skip, grad);
+        o[j] = e == NULL ? 0.0f : e[j];
+    }
 }
 
 /* Its backward from the new state hn: dpre ([.., N]), added into dx too, and prev (a held
@@ -170,18 +239,31 @@ void act_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *len
             const float *d = dh + (p * B + b) * N, *y = hn + p * h_ps + b * N;
             const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
             float *g = dpre + p * dpre_ps + b * N, *gx = dx + p * dx_ps + xrow[b] * N, *o = prev + (p * B + b) * N;
-            if (!alive(lengths, t, b)) {
+            if (alive(lengths, t, b))
+                ROW(N, act_backward_lanes, which, d, y, e, g, gx, o);
+            else
                 held_backward(N, N, d, e, g, o);
-                continue;
-            }
-            IVDEP
-            for (int64_t j = 0; j < N; j++) {
-                float grad = which == 0 ? d[j] * (1.0f - y[j] * y[j]) : (y[j] > 0.0f ? d[j] : 0.0f);
-                g[j] = grad;
-                gx[j] += grad;
-                o[j] = e == NULL ? 0.0f : e[j];
-            }
         }
+}
+
+LANES lstm_forward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *a,
+                         const float *cp, float *ho, float *co, float *sv) {
+    (void)skip;
+    IVDEP
+    for (int64_t l = 0; l < count; l++) {
+        int64_t j = j0 + l;
+        float i = sigmoid_f(gx[j] + a[j]), f = sigmoid_f(gx[N + j] + a[N + j]);
+        float g = tanh_f(gx[2 * N + j] + a[2 * N + j]), o = sigmoid_f(gx[3 * N + j] + a[3 * N + j]);
+        float cc = f * cp[j] + i * g;
+        float tc = tanh_f(cc);
+        co[j] = cc;
+        ho[j] = o * tc;
+        sv[j] = i;
+        sv[N + j] = f;
+        sv[2 * N + j] = g;
+        sv[3 * N + j] = o;
+        sv[4 * N + j] = tc;
+    }
 }
 
 /* LSTM (torch's gates i, f, g, o) from gx + gh ([.., 4N]; gh = W_hh h); c the cell state (same
@@ -194,26 +276,36 @@ void lstm_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *len
             const float *gx = x + p * x_ps + xrow[b] * 4 * N, *a = gh + p * gh_ps + b * 4 * N;
             const float *hp = h + p * h_ps + b * N, *cp = c + p * h_ps + b * N;
             float *ho = hn + p * h_ps + b * N, *co = cn + p * h_ps + b * N, *sv = s + p * s_ps + b * 5 * N;
-            if (!alive(lengths, t, b)) {
+            if (alive(lengths, t, b)) {
+                ROW(N, lstm_forward_lanes, gx, a, cp, ho, co, sv);
+            } else {
                 memcpy(ho, hp, N * sizeof(float));
                 memcpy(co, cp, N * sizeof(float));
-                continue;
-            }
-            IVDEP
-            for (int64_t j = 0; j < N; j++) {
-                float i = sigmoid_f(gx[j] + a[j]), f = sigmoid_f(gx[N + j] + a[N + j]);
-                float g = tanh_f(gx[2 * N + j] + a[2 * N + j]), o = sigmoid_f(gx[3 * N + j] + a[3 * N + j]);
-                float cc = f * cp[j] + i * g;
-                float tc = tanh_f(cc);
-                co[j] = cc;
-                ho[j] = o * tc;
-                sv[j] = i;
-                sv[N + j] = f;
-                sv[2 * N + j] = g;
-                sv[3 * N + j] = o;
-                sv[4 * N + j] = tc;
             }
         }
+}
+
+LANES lstm_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *d, const float *dcc,
+                          const float *sv, const float *cp, const float *e, float *g, float *gx, float *o,
+                          float *oc) {
+    IVDEP
+    for (int64_t l = 0; l < count; l++) {
+        int64_t j = j0 + l;
+        float i = sv[j], f = sv[N + j], gg = sv[2 * N + j], og = sv[3 * N + j], tc = sv[4 * N + j];
+        float dct = dcc[j] + d[j] * og * (1.0f - tc * tc);
+        float ai = dct * gg * i * (1.0f - i), af = dct * cp[j] * f * (1.0f - f);
+        float ag = dct * i * (1.0f - gg * gg), ao = d[j] * tc * og * (1.0f - og);
+        g[j] = ai;
+        g[N + j] = af;
+        g[2 * N + j] = ag;
+        g[3 * N + j] = ao;
+        gx[j] += FRESH(l, skip, ai);
+        gx[N + j] += FRESH(l, skip, af);
+        gx[2 * N + j] += FRESH(l, skip, ag);
+        gx[3 * N + j] += FRESH(l, skip, ao);
+        oc[j] = dct * f;
+        o[j] = e == NULL ? 0.0f : e[j];
+    }
 }
 
 /* Its backward: dh, dc (gradients reaching h_t and c_t, [P, B, N] contiguous) -> dpre
@@ -230,27 +322,11 @@ void lstm_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *le
             const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
             float *g = dpre + p * dpre_ps + b * 4 * N, *gx = dx + p * dx_ps + xrow[b] * 4 * N;
             float *o = prev + row, *oc = cprev + row;
-            if (!alive(lengths, t, b)) {
+            if (alive(lengths, t, b)) {
+                ROW(N, lstm_backward_lanes, d, dcc, sv, cp, e, g, gx, o, oc);
+            } else {
                 held_backward(N, 4 * N, d, e, g, o);
                 memcpy(oc, dcc, N * sizeof(float));
-                continue;
-            }
-            IVDEP
-            for (int64_t j = 0; j < N; j++) {
-                float i = sv[j], f = sv[N + j], gg = sv[2 * N + j], og = sv[3 * N + j], tc = sv[4 * N + j];
-                float dct = dcc[j] + d[j] * og * (1.0f - tc * tc);
-                float ai = dct * gg * i * (1.0f - i), af = dct * cp[j] * f * (1.0f - f);
-                float ag = dct * i * (1.0f - gg * gg), ao = d[j] * tc * og * (1.0f - og);
-                g[j] = ai;
-                g[N + j] = af;
-                g[2 * N + j] = ag;
-                g[3 * N + j] = ao;
-                gx[j] += ai;
-                gx[N + j] += af;
-                gx[2 * N + j] += ag;
-                gx[3 * N + j] += ao;
-                oc[j] = dct * f;
-                o[j] = e == NULL ? 0.0f : e[j];
             }
         }
 }
@@ -264,30 +340,17 @@ void lstm_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *le
  * one small dense product: its inputs gathered into a scratch panel, its weights packed
  * transposed, multiplied by a register-tiled kernel written with GCC's vector extensions.
  */
-#if defined(__AVX512F__)
-#define VEC 16
-#define ROWS 8
-#elif defined(__AVX__)
-#define VEC 8
-#define ROWS 4
-#else
-#define VEC 4
-#define ROWS 4
-#endif
 typedef float vf __attribute__((vector_size(VEC * 4)));
 typedef float vfu __attribute__((vector_size(VEC * 4), aligned(4)));
 
 static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
-#define CONTRACT __attribute__((optimize("fp-contract=fast")))  /* a * b + c as one FMA, in the products only */
-
 /* C[ROWS, :valid] = sum_k A(r, k) Bm[k, :], nv = 1 or 2 vectors of columns (valid <= nv * VEC),
  * over the columns k of A's segments: A(r, k) = a[r * ars + j * acs] for j in [start, + length)
  * of segs[0 .. nseg), Bm's rows in the same order. */
-static inline __attribute__((always_inline)) CONTRACT void tile(int nv, int64_t nseg, const int64_t *segs,
-                                                                const float *a, int64_t ars, int64_t acs,
-                                                                const float *bm, int64_t ldb, float *c,
-                                                                int64_t ldc, int64_t valid) {
+static inline __attribute__((always_inline)) void tile(int nv, int64_t nseg, const int64_t *segs, const float *a,
+                                                       int64_t ars, int64_t acs, const float *bm, int64_t ldb,
+                                                       float *c, int64_t ldc, int64_t valid) {
     vf acc[ROWS][2];
     for (int r = 0; r < ROWS; r++)
         acc[r][0] = acc[r][1] = (vf){0};
@@ -321,8 +384,8 @@ static inline __attribute__((always_inline)) CONTRACT void tile(int nv, int64_t 
 /* C[M, :cols] = A @ Bm (see tile), M >= ROWS: the last row tile is moved back to end at row M
  * (rows computed twice are written twice with the same values). Bm has round_up(cols, VEC)
  * columns. */
-static CONTRACT void small_gemm(int64_t M, int64_t cols, int64_t nseg, const int64_t *segs, const float *a,
-                                int64_t ars, int64_t acs, const float *bm, int64_t ldb, float *c, int64_t ldc) {
+static void small_gemm(int64_t M, int64_t cols, int64_t nseg, const int64_t *segs, const float *a, int64_t ars,
+                       int64_t acs, const float *bm, int64_t ldb, float *c, int64_t ldc) {
     for (int64_t j = 0; j < cols; j += 2 * VEC)
         for (int64_t r0 = 0; r0 < M; r0 += ROWS) {
             int64_t r = r0 + ROWS <= M ? r0 : M - ROWS, left = cols - j;

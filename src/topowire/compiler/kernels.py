@@ -102,7 +102,7 @@ def library() -> ctypes.CDLL | None:
         warnings.warn("no C compiler found: recurrent cells and relational layers run on the torch path "
                       "(slower, same results to rounding)", RuntimeWarning, stacklevel=2)
         return None
-    flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC",
+    flags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-shared", "-fPIC",
              *_VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
     source = SOURCE.read_text()
     try:

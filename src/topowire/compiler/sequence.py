@@ -1,8 +1,9 @@
 """Recurrent cells run over a whole sequence with their own backward pass.
 
 The gate arithmetic of a step is one fused kernel (:mod:`~topowire.compiler.kernels`); the
-products stay torch's GEMMs. Forward, per step: one recurrent product (the GRU's with
-``b_hh``) and one kernel, which adds the input's gate pre-activations -- rows of a table
+products stay torch's GEMMs. Forward, per step: one recurrent product and one kernel, which
+adds the GRU's ``b_hh`` (a product with a broadcast bias would first copy it into its whole
+output) and the input's gate pre-activations -- rows of a table
 (:func:`~topowire.compiler.functional.input_rows`: for one-hot inputs ``W_ih.T + b_ih`` itself,
 indexed by the symbols), so no ``[P, T, B, G*N]`` input tensor is made -- writes the new
 state into the sequence's state buffer and keeps what the backward needs. Backward, per
@@ -47,8 +48,8 @@ class Family:
     memory : bool
         Carries a cell state c (the LSTM).
     recurrent_bias : bool
-        ``b_hh`` is added inside the recurrent product, apart from the input's rows (the GRU,
-        whose reset gate scales it); a summed cell's rows carry both biases instead.
+        ``b_hh`` is added to the recurrent product by the kernel, apart from the input's rows
+        (the GRU, whose reset gate scales it); a summed cell's rows carry both biases instead.
     forward, backward : callable
         ``(lib, s) -> None``: the step's kernel call.
     """
@@ -71,8 +72,8 @@ def _act(which: int) -> Family:
 #: The cells run here.
 KINDS: dict[str, Family] = {
     "gru": Family(4, False, True,
-                  lambda lib, s: lib.gru_forward(s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step, s.gs, s.h,
-                                                 s.h_next, s.hs, s.saved, s.ss),
+                  lambda lib, s: lib.gru_forward(s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step, s.gs,
+                                                 s.bias, s.h, s.h_next, s.hs, s.saved, s.ss),
                   lambda lib, s: lib.gru_backward(s.p, s.b, s.n, s.t, s.lengths, s.g, s.saved, s.ss, s.h, s.hs,
                                                   *s.outside, s.dx, s.xs, s.xr, s.dgh, s.ts, s.db, s.prev)),
     "lstm": Family(5, True, False,
@@ -93,7 +94,7 @@ def supports(kind: str, x: Tensor) -> bool:
 
 
 def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh_t: Tensor, bias_hh: Tensor,
-                     lengths: Tensor | None) -> Tensor:
+                     lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     """:func:`sequence_states` of ``kind`` for inputs ``x [B, T, d]``, from the masked, transposed
     weights ``w_ih_t [P, d, G*N]`` and ``w_hh_t [P, N, G*N]`` and the biases ``[P, 1, G*N]``: a
     summed cell's input rows carry both biases, the GRU's ``b_ih`` alone."""
@@ -103,8 +104,12 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
 
 
 def sequence_states(kind: str, table: Tensor, rows: Tensor, w_t: Tensor, b_hh: Tensor | None,
-                    lengths: Tensor | None) -> Tensor:
-    """Every state of ``kind`` over a sequence, from h0 = 0: ``[P, T + 1, B, N]`` (index 0 is h0).
+                    lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Every state of ``kind`` over a sequence, from h0 = 0, and the last: ``([P, T, B, N], [P, B, N])``.
+
+    The two are views of one buffer (time-major: ``states[:, t]`` is one block of B rows);
+    each gets its own gradient, so neither costs a zero-filled ``[P, T, B, N]`` gradient
+    when only the other is used.
 
     Parameters
     ----------
@@ -117,11 +122,13 @@ def sequence_states(kind: str, table: Tensor, rows: Tensor, w_t: Tensor, b_hh: T
     b_hh : Tensor [P, 1, G*N], optional
         The GRU's recurrent bias (None for a summed cell).
     lengths : Tensor [B], optional
-        Real lengths: a sequence's state is held after its end.
+        Real lengths: a sequence's state is held after its end, so the last state is every
+        sequence's last real one.
     """
     if not 0 <= int(rows.min()) <= int(rows.max()) < table.shape[1]:
         raise IndexError(f"input rows must lie in [0, {table.shape[1]}), got [{int(rows.min())}, {int(rows.max())}]")
     lengths = None if lengths is None else lengths.to(torch.int64).contiguous()
+    b_hh = None if b_hh is None else b_hh.contiguous()
     return _Sequence.apply(KINDS[kind], table.contiguous(), rows.to(torch.int64).contiguous(), w_t, b_hh, lengths)
 
 
@@ -141,41 +148,42 @@ class _Sequence(torch.autograd.Function):
         saved = table.new_empty(p, t_steps, b, width) if width else None
         step = table.new_empty(p, b, gn)
         s = SimpleNamespace(p=p, b=b, n=n, lengths=ptr(lengths), x=ptr(table), xs=table.shape[1] * gn, step=ptr(step),
-                            gs=b * gn, hs=(t_steps + 1) * b * n, ss=t_steps * b * width)
+                            gs=b * gn, hs=(t_steps + 1) * b * n, ss=t_steps * b * width, bias=ptr(b_hh))
         for t in range(t_steps):
-            if family.recurrent_bias:
-                torch.baddbmm(b_hh, h[:, t], w_t, out=step)
-            else:
-                torch.bmm(h[:, t], w_t, out=step)
+            torch.bmm(h[:, t], w_t, out=step)
             s.t, s.xr, s.saved = t, ptr(rows, t * b), ptr(saved, t * b * width)
             s.h, s.h_next, s.c, s.c_next = (ptr(v, u * b * n) for v in (h, c) for u in (t, t + 1))
             family.forward(lib, s)
         ctx.family, ctx.table_rows = family, table.shape[1]
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(rows, w_t, h, c, saved, lengths)
-        return h
+        return h[:, 1:], h[:, t_steps]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_h):
+    def backward(ctx, grad_states, grad_last):
         lib, ptr, family = kernels.library(), kernels.pointer, ctx.family
         rows, w_t, h, c, saved, lengths = ctx.saved_tensors
         p, t1, b, n = h.shape
         t_steps, gn = t1 - 1, w_t.shape[2]
         width = family.saved * n
-        grad_h = None if grad_h is None else grad_h.contiguous()
-        g = h.new_zeros(p, b, n) if grad_h is None else grad_h[:, t_steps].clone()
+        grad_states = None if grad_states is None or not t_steps else grad_states.contiguous()
+        g = h.new_zeros(p, b, n)  # the gradient reaching h_{t+1}, from the last step back
+        for outside in (None if grad_states is None else grad_states[:, -1], grad_last):
+            if outside is not None:
+                g += outside
         prev = h.new_empty(p, b, n)
         dx = h.new_zeros(p, ctx.table_rows, gn)
         dgh = h.new_empty(p, t_steps, b, gn)  # the recurrent product's output gradient, every step
         db = h.new_zeros(p, 1, gn) if family.recurrent_bias else None  # b_hh's gradient
         gc, gc_prev = (h.new_zeros(p, b, n), h.new_empty(p, b, n)) if family.memory else (None, None)
-        w = w_t.transpose(1, 2)
+        w = w_t.transpose(1, 2).contiguous()  # a transposed view slows every step's product
         s = SimpleNamespace(p=p, b=b, n=n, lengths=ptr(lengths), dx=ptr(dx), xs=ctx.table_rows * gn, db=ptr(db),
                             hs=t1 * b * n, ss=t_steps * b * width, ts=t_steps * b * gn)
         for t in reversed(range(t_steps)):
             s.t, s.xr, s.dgh, s.saved = t, ptr(rows, t * b), ptr(dgh, t * b * gn), ptr(saved, t * b * width)
-            s.outside = (ptr(grad_h, t * b * n), s.hs) if grad_h is not None else (None, 0)
+            s.outside = (ptr(grad_states, (t - 1) * b * n), t_steps * b * n) if grad_states is not None and t \
+                else (None, 0)  # reaching h_t from outside; h0's is never used
             s.h, s.h_next, s.c = ptr(h, t * b * n), ptr(h, (t + 1) * b * n), ptr(c, t * b * n)
             s.g, s.prev, s.gc, s.gc_prev = ptr(g), ptr(prev), ptr(gc), ptr(gc_prev)
             family.backward(lib, s)

@@ -181,9 +181,10 @@ def recurrent_forward(
     w_ih_t = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in)).transpose(1, 2)  # [P, d_in, G*N]
     bias_ih, bias_hh = b_ih[:, None, :], b_hh[:, None, :]
     if graph_op is None and fused_program() is None and sequence.supports(kind, x):
-        hs = sequence.sequence_forward(kind, x, w_ih_t, bias_ih, masked_recurrent_weights(w_hh, mask).transpose(1, 2),
-                                       bias_hh, lengths)  # [P, T + 1, B, N]: ended sequences held
-        h, states = hs[:, -1], (hs[:, 1:].transpose(1, 2) if return_states else None)
+        states, h = sequence.sequence_forward(kind, x, w_ih_t, bias_ih,
+                                              masked_recurrent_weights(w_hh, mask).transpose(1, 2), bias_hh,
+                                              lengths)  # [P, T, B, N] (ended sequences held), [P, B, N]
+        states = states.transpose(1, 2) if return_states else None
     else:
         residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
         h, states = _by_steps(kind, x, w_ih_t, bias_ih, w_hh, bias_hh, mask, lengths, return_states, graph_op,
