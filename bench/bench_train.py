@@ -175,7 +175,8 @@ def gemm_seconds(topologies, arch, task, config, cache: dict, repeats: int = 10)
                 size = sub_pack_size(p, b, g * n, torch.device("cpu"))
             if (size, b, n) not in cache:
                 h, w, dy = torch.randn(size, b, n), torch.randn(size, n, g * n), torch.randn(size, b, g * n)
-                cache[size, b, n] = best_of(lambda: (torch.bmm(h, w), torch.bmm(dy, w.transpose(1, 2)),
+                w_t = w.transpose(1, 2).contiguous()  # as the backward has it
+                cache[size, b, n] = best_of(lambda: (torch.bmm(h, w), torch.bmm(dy, w_t),
                                                    torch.bmm(h.transpose(1, 2), dy)), repeats)
             total += cache[size, b, n] * steps * -(-p // size)
     return total
