@@ -230,15 +230,24 @@ def _per_model(mask: Tensor, like: Tensor) -> Tensor:
     return mask.view(-1, *([1] * (like.dim() - 1)))
 
 
+def reads_are_free(device: torch.device) -> bool:
+    """Whether reading a tensor back to Python costs nothing: on the CPU; on an accelerator
+    it would stall the device, and a training step reads nothing back."""
+    return device.type == "cpu"
+
+
 def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step, stream) -> list[dict[str, Any]]:
     """The epochs of :func:`train_pack` (inside its fused-steps switch).
 
-    Nothing in a step reads a tensor back to Python (no host-device synchronisation on a
-    GPU): a model that diverges is masked out on the device -- its parameters are taken as
-    they were before the step that diverged and put back after every later step -- and the
-    losses, accuracies and epochs of divergence are read once per epoch.
+    Nothing in a step reads a tensor back to Python on a GPU (no host-device
+    synchronisation): a model that diverges is masked out on the device -- its parameters
+    are taken as they were before the step that diverged and put back after every later
+    step -- and the losses, accuracies and epochs of divergence are read once per epoch. On
+    the CPU, where a read costs nothing, the two passes over every parameter that this takes
+    run only once a model has diverged.
     """
     p = len(packed)
+    reads_free = reads_are_free(device)
     alive = torch.ones(p, dtype=torch.bool, device=device)
     diverged = torch.full((p,), -1, dtype=torch.long, device=device)  # the epoch each model diverged in
     weights = [t if lead else t[None] for t in packed.parameters()]  # [P, ...] views
@@ -261,7 +270,7 @@ def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step
             losses = per_model_loss(out, yb, task.objective, mask)
             bad = (~torch.isfinite(losses) | (losses > config.diverge_loss)) & alive
             with torch.no_grad():
-                for t, f in zip(weights, frozen):
+                for t, f in zip(weights, frozen) if not reads_free or bool(bad.any()) else ():
                     f.copy_(torch.where(_per_model(bad, t), t, f))
             diverged = torch.where(bad, epoch, diverged)
             alive &= ~bad
@@ -274,7 +283,7 @@ def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step
             if config.stability is not None:
                 project_stable(packed, config.stability, alive)
             with torch.no_grad():
-                for t, f in zip(weights, frozen):
+                for t, f in zip(weights, frozen) if not reads_free or not bool(alive.all()) else ():
                     t.copy_(torch.where(_per_model(alive, t), t, f))
             loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses)) * len(idx)
             if on_step is not None:
