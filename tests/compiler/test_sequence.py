@@ -84,6 +84,22 @@ def test_every_steps_readout_and_its_gradient_equal_the_torch_path(kind):
         torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("kind", list(sequence.KINDS))
+def test_any_thread_count_gives_bitwise_the_same_results(kind):
+    # the kernels split a pack's models over torch's threads; each model's work is its own
+    packed = _pack(kind)
+    x, lengths = _inputs(True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a, ga = _run(packed, x, lengths, True, states=True)
+        torch.set_num_threads(3)
+        b, gb = _run(packed, x, lengths, True, states=True)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(a, b) and all(torch.equal(ga[k], gb[k]) for k in ga)
+
+
 def test_the_same_inputs_give_bitwise_the_same_results():
     packed = _pack("gru")
     x, lengths = _inputs(True)

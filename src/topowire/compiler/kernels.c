@@ -82,6 +82,15 @@ static inline int alive(const int64_t *lengths, int64_t t, int64_t b) { return l
                     lanes((N) - VEC, VEC, j_ - ((N) - VEC), (N), __VA_ARGS__);  \
     } while (0)
 #define LANES static inline __attribute__((always_inline)) void
+
+/* A cell kernel's models split over `threads` threads of the OpenMP pool torch's own ops use
+ * (see block_parallel below): each model's rows, and the rows of dx and db it adds into, are
+ * its own, so the result does not depend on the thread count. */
+#ifdef _OPENMP
+#define OVER_MODELS _Pragma("omp parallel for num_threads(threads) schedule(static) if (threads > 1 && P > 1)")
+#else
+#define OVER_MODELS (void)threads;
+#endif
 #define FRESH(l, skip, x) ((l) >= (skip) ? (x) : 0.0f)
 
 /* The backward of a row whose sequence has ended (its state held): no gradient reaches its
@@ -125,9 +134,10 @@ LANES gru_forward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, cons
 /* GRU (torch's gates r, z, n): gx from x and gh = W_hh h, [.., 3N] each, plus b_hh (bias,
  * [P, 3N]: added here, where a product with a broadcast bias would first copy it into its
  * output). Saves r, z, n and gh's n part (with its bias) per row (s, width 4N). */
-void gru_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+void gru_forward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
                  const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
                  const float *bias, const float *h, float *hn, int64_t h_ps, float *s, int64_t s_ps) {
+    OVER_MODELS
     for (int64_t p = 0; p < P; p++)
         for (int64_t b = 0; b < B; b++) {
             const float *gx = x + p * x_ps + xrow[b] * 3 * N, *g = gh + p * gh_ps + b * 3 * N;
@@ -166,10 +176,11 @@ LANES gru_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, con
  * dgh ([.., 3N]; added into db, [P, 3N], too: b_hh's gradient) and prev = the gradient
  * reaching h_{t-1} through the gates' z h term plus dprev (the gradient reaching h_{t-1}
  * from outside, or NULL); the caller adds dgh W_hh. */
-void gru_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+void gru_backward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
                   const float *dh, const float *s, int64_t s_ps, const float *h, int64_t h_ps,
                   const float *dprev, int64_t dprev_ps, float *dx, int64_t dx_ps, const int64_t *xrow,
                   float *dgh, int64_t dgh_ps, float *db, float *prev) {
+    OVER_MODELS
     for (int64_t p = 0; p < P; p++)
         for (int64_t b = 0; b < B; b++) {
             const float *d = dh + (p * B + b) * N, *sv = s + p * s_ps + b * 4 * N, *hp = h + p * h_ps + b * N;
@@ -200,9 +211,10 @@ LANES relu_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float
 }
 
 /* One activation of gx + gh (rnn-tanh: which 0, rnn-relu: which 1), [.., N]; gh = W_hh h. */
-void act_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
+void act_forward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
                  const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
                  const float *h, float *hn, int64_t h_ps) {
+    OVER_MODELS
     for (int64_t p = 0; p < P; p++)
         for (int64_t b = 0; b < B; b++) {
             const float *gx = x + p * x_ps + xrow[b] * N, *a = gh + p * gh_ps + b * N, *hp = h + p * h_ps + b * N;
@@ -231,9 +243,10 @@ LANES act_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, int
 
 /* Its backward from the new state hn: dpre ([.., N]), added into dx too, and prev (a held
  * state's gradient, plus dprev; the caller adds dpre W_hh). */
-void act_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
+void act_backward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
                   const float *dh, const float *hn, int64_t h_ps, const float *dprev, int64_t dprev_ps,
                   float *dpre, int64_t dpre_ps, float *dx, int64_t dx_ps, const int64_t *xrow, float *prev) {
+    OVER_MODELS
     for (int64_t p = 0; p < P; p++)
         for (int64_t b = 0; b < B; b++) {
             const float *d = dh + (p * B + b) * N, *y = hn + p * h_ps + b * N;
@@ -268,9 +281,10 @@ LANES lstm_forward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, con
 
 /* LSTM (torch's gates i, f, g, o) from gx + gh ([.., 4N]; gh = W_hh h); c the cell state (same
  * layout as h). Saves sigmoid(i), sigmoid(f), tanh(g), sigmoid(o), tanh(c') per row (s, width 5N). */
-void lstm_forward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+void lstm_forward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
                   const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
                   const float *h, float *hn, const float *c, float *cn, int64_t h_ps, float *s, int64_t s_ps) {
+    OVER_MODELS
     for (int64_t p = 0; p < P; p++)
         for (int64_t b = 0; b < B; b++) {
             const float *gx = x + p * x_ps + xrow[b] * 4 * N, *a = gh + p * gh_ps + b * 4 * N;
@@ -311,10 +325,11 @@ LANES lstm_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, co
 /* Its backward: dh, dc (gradients reaching h_t and c_t, [P, B, N] contiguous) -> dpre
  * ([.., 4N]; added into dx too), prev (reaching h_{t-1}: dprev; the caller adds dpre W_hh)
  * and cprev (reaching c_{t-1}). c is the state before the step. */
-void lstm_backward(int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
+void lstm_backward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
                    const float *dh, const float *dc, const float *s, int64_t s_ps, const float *c, int64_t h_ps,
                    const float *dprev, int64_t dprev_ps, float *dpre, int64_t dpre_ps, float *dx, int64_t dx_ps,
                    const int64_t *xrow, float *prev, float *cprev) {
+    OVER_MODELS
     for (int64_t p = 0; p < P; p++)
         for (int64_t b = 0; b < B; b++) {
             int64_t row = (p * B + b) * N;

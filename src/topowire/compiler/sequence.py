@@ -65,25 +65,25 @@ class Family:
 
 def _act(which: int) -> Family:
     return Family(0, False, False,
-                  lambda lib, s: lib.act_forward(s.p, s.b, s.n, s.t, s.lengths, which, s.x, s.xs, s.xr, s.step, s.gs,
-                                                 s.h, s.h_next, s.hs),
-                  lambda lib, s: lib.act_backward(s.p, s.b, s.n, s.t, s.lengths, which, s.g, s.h_next, s.hs,
-                                                  *s.outside, s.dgh, s.ts, s.dx, s.xs, s.xr, s.prev))
+                  lambda lib, s: lib.act_forward(s.threads, s.p, s.b, s.n, s.t, s.lengths, which, s.x, s.xs, s.xr,
+                                                 s.step, s.gs, s.h, s.h_next, s.hs),
+                  lambda lib, s: lib.act_backward(s.threads, s.p, s.b, s.n, s.t, s.lengths, which, s.g, s.h_next,
+                                                  s.hs, *s.outside, s.dgh, s.ts, s.dx, s.xs, s.xr, s.prev))
 
 
 #: The cells run here.
 KINDS: dict[str, Family] = {
     "gru": Family(4, False, True,
-                  lambda lib, s: lib.gru_forward(s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step, s.gs,
-                                                 s.bias, s.h, s.h_next, s.hs, s.saved, s.ss),
-                  lambda lib, s: lib.gru_backward(s.p, s.b, s.n, s.t, s.lengths, s.g, s.saved, s.ss, s.h, s.hs,
-                                                  *s.outside, s.dx, s.xs, s.xr, s.dgh, s.ts, s.db, s.prev)),
+                  lambda lib, s: lib.gru_forward(s.threads, s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step,
+                                                 s.gs, s.bias, s.h, s.h_next, s.hs, s.saved, s.ss),
+                  lambda lib, s: lib.gru_backward(s.threads, s.p, s.b, s.n, s.t, s.lengths, s.g, s.saved, s.ss, s.h,
+                                                  s.hs, *s.outside, s.dx, s.xs, s.xr, s.dgh, s.ts, s.db, s.prev)),
     "lstm": Family(5, True, False,
-                   lambda lib, s: lib.lstm_forward(s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step, s.gs, s.h,
-                                                   s.h_next, s.c, s.c_next, s.hs, s.saved, s.ss),
-                   lambda lib, s: lib.lstm_backward(s.p, s.b, s.n, s.t, s.lengths, s.g, s.gc, s.saved, s.ss, s.c,
-                                                    s.hs, *s.outside, s.dgh, s.ts, s.dx, s.xs, s.xr, s.prev,
-                                                    s.gc_prev)),
+                   lambda lib, s: lib.lstm_forward(s.threads, s.p, s.b, s.n, s.t, s.lengths, s.x, s.xs, s.xr, s.step,
+                                                   s.gs, s.h, s.h_next, s.c, s.c_next, s.hs, s.saved, s.ss),
+                   lambda lib, s: lib.lstm_backward(s.threads, s.p, s.b, s.n, s.t, s.lengths, s.g, s.gc, s.saved,
+                                                    s.ss, s.c, s.hs, *s.outside, s.dgh, s.ts, s.dx, s.xs, s.xr,
+                                                    s.prev, s.gc_prev)),
     "rnn-tanh": _act(0),
     "rnn-relu": _act(1),
 }
@@ -135,7 +135,8 @@ def sequence_states(kind: str, table: Tensor, rows: Tensor, w_t: Tensor, b_hh: T
 
 
 class _Sequence(torch.autograd.Function):
-    """The time loops. Every buffer is model-major; ``s`` carries a step's sizes, model strides
+    """The time loops. Every buffer is model-major; ``s`` carries torch's thread count (the
+    kernels split the models over it), a step's sizes, model strides
     (``hs`` states, ``xs`` table, ``ss`` saved, ``ts`` the step's gate gradients, ``gs`` the
     step's product) and addresses to the family's kernel call."""
 
@@ -149,8 +150,9 @@ class _Sequence(torch.autograd.Function):
         width = family.saved * n
         saved = table.new_empty(p, t_steps, b, width) if width else None
         step = table.new_empty(p, b, gn)
-        s = SimpleNamespace(p=p, b=b, n=n, lengths=ptr(lengths), x=ptr(table), xs=table.shape[1] * gn, step=ptr(step),
-                            gs=b * gn, hs=(t_steps + 1) * b * n, ss=t_steps * b * width, bias=ptr(b_hh))
+        s = SimpleNamespace(threads=torch.get_num_threads(), p=p, b=b, n=n, lengths=ptr(lengths), x=ptr(table),
+                            xs=table.shape[1] * gn, step=ptr(step), gs=b * gn, hs=(t_steps + 1) * b * n,
+                            ss=t_steps * b * width, bias=ptr(b_hh))
         for t in range(t_steps):
             torch.bmm(h[:, t], w_t, out=step)
             s.t, s.xr, s.saved = t, ptr(rows, t * b), ptr(saved, t * b * width)
@@ -181,8 +183,9 @@ class _Sequence(torch.autograd.Function):
         db = h.new_zeros(p, 1, gn) if family.recurrent_bias else None  # b_hh's gradient
         gc, gc_prev = (h.new_zeros(p, b, n), h.new_empty(p, b, n)) if family.memory else (None, None)
         w = w_t.transpose(1, 2).contiguous()  # a transposed view slows every step's product
-        s = SimpleNamespace(p=p, b=b, n=n, lengths=ptr(lengths), dx=ptr(dx), xs=ctx.table_rows * gn, db=ptr(db),
-                            hs=t1 * b * n, ss=t_steps * b * width, ts=b * gn, dgh=ptr(dgh))
+        s = SimpleNamespace(threads=torch.get_num_threads(), p=p, b=b, n=n, lengths=ptr(lengths), dx=ptr(dx),
+                            xs=ctx.table_rows * gn, db=ptr(db), hs=t1 * b * n, ss=t_steps * b * width, ts=b * gn,
+                            dgh=ptr(dgh))
         for t in reversed(range(t_steps)):
             s.t, s.xr, s.saved = t, ptr(rows, t * b), ptr(saved, t * b * width)
             s.outside = (ptr(grad_states, (t - 1) * b * n), t_steps * b * n) if grad_states is not None and t \
