@@ -2,11 +2,12 @@
 
 A recurrent step's gate arithmetic in torch is a dozen passes over ``[P, B, G*N]`` tensors;
 these kernels make it one pass forward and one backward (driven by
-:mod:`topowire.compiler.sequence`). The relational layers' block product
-(:mod:`topowire.compiler.blocks`) is here too: small register-tiled GEMMs over a graph's
-``(A + I)`` blocks, split over torch's thread count in the OpenMP pool torch's own ops use
-(built with ``-fopenmp``, it links the ``libgomp`` torch has already loaded; where that flag
-fails it builds without, and the blocks run on one thread). The library is plain
+:mod:`topowire.compiler.sequence`), a pack's models split over torch's thread count. The
+relational layers' block product (:mod:`topowire.compiler.blocks`) is here too: small
+register-tiled GEMMs over a graph's ``(A + I)`` blocks, split the same way. Both run in the
+OpenMP pool torch's own ops use (built with ``-fopenmp``, the library links the ``libgomp``
+torch has already loaded; where that flag fails it builds without, and the kernels run on
+one thread). The library is plain
 C loaded with :mod:`ctypes` -- no torch headers, so it builds in about a second -- with the vector flags of this CPU
 (``torch.backends.cpu.get_cpu_capability()``), and is cached under
 ``$TOPOWIRE_CACHE`` (default ``~/.cache/topowire``) by a hash of its source, compiler and flags.
