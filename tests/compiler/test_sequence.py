@@ -84,6 +84,18 @@ def test_every_steps_readout_and_its_gradient_equal_the_torch_path(kind):
         torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("rows", [1, 12, 10**6])
+def test_the_weight_gradient_over_windows_of_steps_equals_the_torch_path(monkeypatch, rows):
+    # batch 6 over 9 steps: a product per step, per 2 steps (the last window 1 step), or one
+    monkeypatch.setattr(sequence, "WEIGHT_ROWS", rows)
+    packed = _pack("gru")
+    x, lengths = _inputs(True, seed=rows % 7)
+    want, want_grads = _run(packed, x, lengths, False, states=True)
+    got, got_grads = _run(packed, x, lengths, True, states=True)
+    for name, w in want_grads.items():
+        torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
+
+
 @pytest.mark.parametrize("kind", list(sequence.KINDS))
 def test_any_thread_count_gives_bitwise_the_same_results(kind):
     # the kernels split a pack's models over torch's threads; each model's work is its own

@@ -7,12 +7,13 @@ output) and the input's gate pre-activations -- rows of a table
 (:func:`~topowire.compiler.functional.input_rows`: for one-hot inputs ``W_ih.T + b_ih`` itself,
 indexed by the symbols), so no ``[P, T, B, G*N]`` input tensor is made -- writes the new
 state into the sequence's state buffer and keeps what the backward needs. Backward, per
-step: one kernel (the gates' gradients into a one-step buffer, and summed into the table's
-rows) and two ``baddbmm_`` that read that buffer while it is in cache: the gradient
-reaching the previous state, and the recurrent weights' gradient accumulated. (cuDNN and
-oneDNN keep every step's gate gradients and make the weight gradient one product over all
-steps; on a CPU writing them out and reading them back cost more than the product saves:
-measured on 26 GRUs of N = 52, B = 128, T = 20: the backward 1.4x faster this way.)
+step: one kernel (the gates' gradients into a buffer of a few steps, and summed into the
+table's rows) and one ``baddbmm_`` reading them while they are in cache, the gradient
+reaching the previous state; the recurrent weights' gradient is accumulated from that
+buffer, one product per :data:`WEIGHT_ROWS` rows of steps. (cuDNN and oneDNN keep every
+step's gate gradients and make the weight gradient one product over all steps; on a CPU
+writing them out and reading them back cost more than the product saves: measured on 26
+GRUs of N = 52, B = 128, T = 20, the backward 1.4x faster this way.)
 
 Buffers are model-major, ``[P, T, B, W]``: a step is a strided view that the GEMMs read in
 place. A sequence
@@ -70,6 +71,11 @@ def _act(which: int) -> Family:
                   lambda lib, s: lib.act_backward(s.threads, s.p, s.b, s.n, s.t, s.lengths, which, s.g, s.h_next,
                                                   s.hs, *s.outside, s.dgh, s.ts, s.dx, s.xs, s.xr, s.prev))
 
+
+#: Rows (steps x batch) per product for the recurrent weights' gradient: one step's at a batch
+#: of 128 or more, several steps' at smaller batches (a product over 32 rows spends its time
+#: reading and writing the gradient rather than multiplying).
+WEIGHT_ROWS = 128
 
 #: The cells run here.
 KINDS: dict[str, Family] = {
@@ -178,24 +184,28 @@ class _Sequence(torch.autograd.Function):
                 g += outside
         prev = h.new_empty(p, b, n)
         dx = h.new_zeros(p, ctx.table_rows, gn)
-        dgh = h.new_empty(p, b, gn)  # the recurrent product's output gradient at a step
+        k = max(1, min(t_steps, -(-WEIGHT_ROWS // b)))  # steps per product for W_hh's gradient
+        dgh = h.new_empty(p, k, b, gn)  # the recurrent product's output gradient, k steps
         grad_w = h.new_zeros(p, n, gn) if ctx.needs_input_grad[3] else None
         db = h.new_zeros(p, 1, gn) if family.recurrent_bias else None  # b_hh's gradient
         gc, gc_prev = (h.new_zeros(p, b, n), h.new_empty(p, b, n)) if family.memory else (None, None)
         w = w_t.transpose(1, 2).contiguous()  # a transposed view slows every step's product
         s = SimpleNamespace(threads=torch.get_num_threads(), p=p, b=b, n=n, lengths=ptr(lengths), dx=ptr(dx),
-                            xs=ctx.table_rows * gn, db=ptr(db), hs=t1 * b * n, ss=t_steps * b * width, ts=b * gn,
-                            dgh=ptr(dgh))
+                            xs=ctx.table_rows * gn, db=ptr(db), hs=t1 * b * n, ss=t_steps * b * width,
+                            ts=k * b * gn)
         for t in reversed(range(t_steps)):
-            s.t, s.xr, s.saved = t, ptr(rows, t * b), ptr(saved, t * b * width)
+            slot = t % k  # steps [t - slot, + k) share one weight-gradient product, made at its first
+            s.t, s.xr, s.saved, s.dgh = t, ptr(rows, t * b), ptr(saved, t * b * width), ptr(dgh, slot * b * gn)
             s.outside = (ptr(grad_states, (t - 1) * b * n), t_steps * b * n) if grad_states is not None and t \
                 else (None, 0)  # reaching h_t from outside; h0's is never used
             s.h, s.h_next, s.c = ptr(h, t * b * n), ptr(h, (t + 1) * b * n), ptr(c, t * b * n)
             s.g, s.prev, s.gc, s.gc_prev = ptr(g), ptr(prev), ptr(gc), ptr(gc_prev)
             family.backward(lib, s)
             if t:  # h0 is a constant: nothing reaches it
-                prev.baddbmm_(dgh, w)
-            if grad_w is not None:
-                grad_w.baddbmm_(h[:, t].transpose(1, 2), dgh)
+                prev.baddbmm_(dgh[:, slot], w)
+            if grad_w is not None and slot == 0:
+                span = min(k, t_steps - t)
+                grad_w.baddbmm_(h[:, t:t + span].reshape(p, span * b, n).transpose(1, 2),
+                                dgh[:, :span].reshape(p, span * b, gn))
             g, prev, gc, gc_prev = prev, g, gc_prev, gc
         return None, dx, None, grad_w, db, None
