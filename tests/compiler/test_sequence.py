@@ -84,6 +84,27 @@ def test_every_steps_readout_and_its_gradient_equal_the_torch_path(kind):
         torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("kind", list(sequence.KINDS))
+@pytest.mark.parametrize("rows", [1, 10**6])
+def test_sequences_sorted_longest_first_compute_only_running_rows_and_equal_the_torch_path(monkeypatch, kind, rows):
+    monkeypatch.setattr(sequence, "WEIGHT_ROWS", rows)  # a weight-gradient product per step, or one
+    products = []
+    bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda a, *r, **k: products.append(a.shape[1]) or bmm(a, *r, **k))
+    packed = _pack(kind)
+    x, lengths = _inputs(True, seed=5)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    x, lengths = x[order], lengths[order]  # lengths [9, 9, 6, 3, 1, 0]
+    want, want_grads = _run(packed, x, lengths, False, states=True)
+    products.clear()
+    got, got_grads = _run(packed, x, lengths, True, states=True)
+    assert products[:9] == [5, 4, 4, 3, 3, 3, 2, 2, 2]  # the forward: the rows still running at each step
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
+    assert sequence.running_rows(torch.tensor([3, 1, 2]), 3, 3) == [3, 3, 3]  # not sorted: every row
+
+
 @pytest.mark.parametrize("rows", [1, 12, 10**6])
 def test_the_weight_gradient_over_windows_of_steps_equals_the_torch_path(monkeypatch, rows):
     # batch 6 over 9 steps: a product per step, per 2 steps (the last window 1 step), or one

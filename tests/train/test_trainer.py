@@ -370,3 +370,15 @@ def test_a_pack_trained_with_the_fused_kernels_trains_as_the_torch_path(kind, re
     np.testing.assert_allclose([r["test_loss"] for r in got], [r["test_loss"] for r in want], rtol=1e-4)
     for (name, a), b in zip(reference.named_parameters(), fused.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_batch_of_sequences_is_ordered_longest_first_and_holds_the_same_examples(reber_small):
+    from topowire.train.trainer import task_batch
+
+    idx = torch.arange(40, 8, -1)
+    xb, yb, lb, mask = task_batch(reber_small, "train", idx, torch.device("cpu"))
+    assert (lb[:-1] >= lb[1:]).all() and lb.tolist() == sorted(reber_small.len_train[idx].tolist(), reverse=True)
+    order = torch.argsort(reber_small.len_train[idx], descending=True, stable=True)  # ties keep the batch's order
+    torch.testing.assert_close(xb, reber_small.x_train[idx[order]][:, :xb.shape[1]], rtol=0, atol=0)
+    want_y = reber_small.y_train[idx[order]]
+    assert torch.equal(yb, want_y[:, :yb.shape[1]] if reber_small.per_step else want_y)

@@ -111,6 +111,16 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     return sequence_states(kind, table, rows, w_hh_t, bias_hh if apart else None, lengths)
 
 
+def running_rows(lengths: Tensor | None, t_steps: int, b: int) -> list[int]:
+    """How many rows of the batch each step's products compute: the sequences still running,
+    where they are a prefix of the batch (lengths sorted longest first, as the trainer's
+    batches are); every row otherwise (a held row's state is then copied by the kernel and
+    its product wasted)."""
+    if lengths is None or b < 2 or not bool((lengths[:-1] >= lengths[1:]).all()):
+        return [b] * t_steps
+    return (lengths[None, :] > torch.arange(t_steps)[:, None]).sum(1).tolist()
+
+
 def sequence_states(kind: str, table: Tensor, rows: Tensor, w_t: Tensor, b_hh: Tensor | None,
                     lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     """Every state of ``kind`` over a sequence, from h0 = 0, and the last: ``([P, T, B, N], [P, B, N])``.
@@ -155,16 +165,18 @@ class _Sequence(torch.autograd.Function):
         c = table.new_zeros(p, t_steps + 1, b, n) if family.memory else None
         width = family.saved * n
         saved = table.new_empty(p, t_steps, b, width) if width else None
-        step = table.new_empty(p, b, gn)
+        running, buffer = running_rows(lengths, t_steps, b), table.new_empty(p * b * gn)
         s = SimpleNamespace(threads=torch.get_num_threads(), p=p, b=b, n=n, lengths=ptr(lengths), x=ptr(table),
-                            xs=table.shape[1] * gn, step=ptr(step), gs=b * gn, hs=(t_steps + 1) * b * n,
-                            ss=t_steps * b * width, bias=ptr(b_hh))
-        for t in range(t_steps):
-            torch.bmm(h[:, t], w_t, out=step)
+                            xs=table.shape[1] * gn, hs=(t_steps + 1) * b * n, ss=t_steps * b * width,
+                            bias=ptr(b_hh))
+        for t, m in enumerate(running):
+            step = buffer[:p * m * gn].view(p, m, gn)  # the rows still running: the others are held
+            torch.bmm(h[:, t, :m], w_t, out=step)
+            s.step, s.gs = ptr(step), m * gn
             s.t, s.xr, s.saved = t, ptr(rows, t * b), ptr(saved, t * b * width)
             s.h, s.h_next, s.c, s.c_next = (ptr(v, u * b * n) for v in (h, c) for u in (t, t + 1))
             family.forward(lib, s)
-        ctx.family, ctx.table_rows = family, table.shape[1]
+        ctx.family, ctx.table_rows, ctx.running = family, table.shape[1], running
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(rows, w_t, h, c, saved, lengths)
         return h[:, 1:], h[:, t_steps]
@@ -194,16 +206,18 @@ class _Sequence(torch.autograd.Function):
                             xs=ctx.table_rows * gn, db=ptr(db), hs=t1 * b * n, ss=t_steps * b * width,
                             ts=k * b * gn)
         for t in reversed(range(t_steps)):
-            slot = t % k  # steps [t - slot, + k) share one weight-gradient product, made at its first
+            slot, m = t % k, ctx.running[t]  # steps [t - slot, + k) share one weight-gradient product
             s.t, s.xr, s.saved, s.dgh = t, ptr(rows, t * b), ptr(saved, t * b * width), ptr(dgh, slot * b * gn)
             s.outside = (ptr(grad_states, (t - 1) * b * n), t_steps * b * n) if grad_states is not None and t \
                 else (None, 0)  # reaching h_t from outside; h0's is never used
             s.h, s.h_next, s.c = ptr(h, t * b * n), ptr(h, (t + 1) * b * n), ptr(c, t * b * n)
             s.g, s.prev, s.gc, s.gc_prev = ptr(g), ptr(prev), ptr(gc), ptr(gc_prev)
             family.backward(lib, s)
-            if t:  # h0 is a constant: nothing reaches it
-                prev.baddbmm_(dgh[:, slot], w)
-            if grad_w is not None and slot == 0:
+            if t and m:  # h0 is a constant: nothing reaches it; a held row's gates get no gradient
+                prev[:, :m].baddbmm_(dgh[:, slot, :m], w)
+            if grad_w is not None and k == 1 and m:
+                grad_w.baddbmm_(h[:, t, :m].transpose(1, 2), dgh[:, 0, :m])
+            elif grad_w is not None and slot == 0 and k > 1:
                 span = min(k, t_steps - t)
                 grad_w.baddbmm_(h[:, t:t + span].reshape(p, span * b, n).transpose(1, 2),
                                 dgh[:, :span].reshape(p, span * b, gn))

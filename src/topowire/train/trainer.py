@@ -143,8 +143,13 @@ def task_forward(packed: nn.Module, task: Task, x: Tensor, lengths: Tensor | Non
 
 
 def task_batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """The examples ``idx`` of ``split`` on ``device``: inputs, targets, lengths and the per-step
+    mask. Sequences are ordered longest first (a stable sort), so those still running at any
+    step are a prefix of the batch, which the recurrent products alone compute."""
     x, y, lengths = (task.x_train, task.y_train, task.len_train) if split == "train" else \
         (task.x_test, task.y_test, task.len_test)
+    if lengths is not None:
+        idx = idx[torch.argsort(lengths[idx], descending=True, stable=True)]
     xb, yb = x[idx].to(device), y[idx].to(device)
     lb = lengths[idx].to(device) if lengths is not None else None
     if lb is not None:
