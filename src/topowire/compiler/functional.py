@@ -26,7 +26,13 @@ from topowire.compiler.cells import CELLS
 
 __all__ = ["input_mask", "masked_recurrent_weights", "readout", "readout_all_steps", "graph_step", "fused_steps",
            "fused_program", "input_projection", "input_rows", "sub_packs", "sub_pack_size", "over_sub_packs",
-           "l2_cache_bytes"]
+           "l2_cache_bytes", "reads_are_free"]
+
+
+def reads_are_free(device: torch.device) -> bool:
+    """Whether reading a tensor on ``device`` back to Python costs nothing: on the CPU. On an
+    accelerator it would stall the device, so nothing in a training step reads one back."""
+    return device.type == "cpu"
 
 
 def masked_recurrent_weights(w: Tensor, mask: Tensor) -> Tensor:

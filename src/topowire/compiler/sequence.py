@@ -215,11 +215,10 @@ class _Sequence(torch.autograd.Function):
             family.backward(lib, s)
             if t and m:  # h0 is a constant: nothing reaches it; a held row's gates get no gradient
                 prev[:, :m].baddbmm_(dgh[:, slot, :m], w)
-            if grad_w is not None and k == 1 and m:
-                grad_w.baddbmm_(h[:, t, :m].transpose(1, 2), dgh[:, 0, :m])
-            elif grad_w is not None and slot == 0 and k > 1:
+            if grad_w is not None and slot == 0 and m:
                 span = min(k, t_steps - t)
-                grad_w.baddbmm_(h[:, t:t + span].reshape(p, span * b, n).transpose(1, 2),
-                                dgh[:, :span].reshape(p, span * b, gn))
+                r = m if span == 1 else b  # one step: its running rows; a window: every row (held ones add 0)
+                grad_w.baddbmm_(h[:, t:t + span, :r].reshape(p, span * r, n).transpose(1, 2),
+                                dgh[:, :span, :r].reshape(p, span * r, gn))
             g, prev, gc, gc_prev = prev, g, gc_prev, gc
         return None, dx, None, grad_w, db, None

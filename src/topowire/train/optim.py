@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from topowire.compiler.functional import reads_are_free
+
 __all__ = ["StackedAdam", "StackedSGD", "clip_per_model"]
 
 
@@ -38,7 +40,7 @@ def _fusable(live: list[tuple[Tensor, Tensor, Tensor]], lr: float | Tensor) -> b
     and a learning rate it can read without waiting for a device."""
     return (hasattr(torch, "_fused_adam_") and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
                                                    for p, _, _ in live)
-            and not (isinstance(lr, Tensor) and lr.device.type != "cpu"))
+            and not (isinstance(lr, Tensor) and not reads_are_free(lr.device)))
 
 
 def _lr_groups(lr: float | Tensor) -> list[tuple[float, list[int] | None]]:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from topowire.compiler.arch import Arch
 from topowire.compiler.compile import model_parameter_counts, pack
-from topowire.compiler.functional import fused_steps, sub_packs
+from topowire.compiler.functional import fused_steps, reads_are_free, sub_packs
 from topowire.compiler.pack import PackOfOne
 from topowire.data.tasks import Task, make_task
 from topowire.data.transforms import augment, standardized
@@ -148,12 +148,14 @@ def task_batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Ten
     step are a prefix of the batch, which the recurrent products alone compute."""
     x, y, lengths = (task.x_train, task.y_train, task.len_train) if split == "train" else \
         (task.x_test, task.y_test, task.len_test)
-    if lengths is not None:
-        idx = idx[torch.argsort(lengths[idx], descending=True, stable=True)]
+    host = None if lengths is None else lengths[idx]
+    if host is not None:
+        order = torch.argsort(host, descending=True, stable=True)
+        idx, host = idx[order], host[order]
     xb, yb = x[idx].to(device), y[idx].to(device)
-    lb = lengths[idx].to(device) if lengths is not None else None
+    lb = host.to(device) if host is not None else None
     if lb is not None:
-        t = int(lengths.numpy()[idx.numpy()].max())  # from the host's copy: no read from the device
+        t = int(host.numpy().max())  # from the host's copy: no read from the device
         xb = xb[:, :t]
         if task.per_step:
             yb = yb[:, :t]
@@ -233,12 +235,6 @@ def prepared_task(task: Task, config: TrainConfig) -> Task:
 def _per_model(mask: Tensor, like: Tensor) -> Tensor:
     """A ``[P]`` mask shaped to broadcast over a ``[P, ...]`` tensor."""
     return mask.view(-1, *([1] * (like.dim() - 1)))
-
-
-def reads_are_free(device: torch.device) -> bool:
-    """Whether reading a tensor back to Python costs nothing: on the CPU; on an accelerator
-    it would stall the device, and a training step reads nothing back."""
-    return device.type == "cpu"
 
 
 def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step, stream) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from topowire.compiler.functional import (
     over_sub_packs,
     readout,
     readout_all_steps,
+    reads_are_free,
     sub_pack_size,
 )
 from topowire.compiler.modules import CompiledNet, stacked, wiring_masks
@@ -123,7 +124,7 @@ def first_masked_step(lengths: Tensor | None, t_steps: int) -> int:
     would stall the device (masking a step where every sequence is real changes nothing)."""
     if lengths is None:
         return t_steps
-    return int(lengths.min()) if lengths.device.type == "cpu" else 0
+    return int(lengths.min()) if reads_are_free(lengths.device) else 0
 
 
 def _held(alive: Tensor, new: tuple, old: tuple) -> tuple:
