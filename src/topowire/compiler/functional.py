@@ -25,7 +25,7 @@ from torch import Tensor
 from topowire.compiler.cells import CELLS
 
 __all__ = ["input_mask", "masked_recurrent_weights", "readout", "readout_all_steps", "graph_step", "fused_steps",
-           "fused_program", "input_projection", "input_rows", "sub_packs", "sub_pack_size", "over_sub_packs",
+           "fused_program", "input_projection", "symbol_table", "sub_packs", "sub_pack_size", "over_sub_packs",
            "l2_cache_bytes", "reads_are_free"]
 
 
@@ -102,25 +102,11 @@ def input_projection(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor) -> Callable[[in
     symbols = one_hot_symbols(x)
     if symbols is None:
         return lambda t: torch.baddbmm(bias_ih, x[:, t].expand(p, b, d), w_ih_t)
-    table = _symbol_table(w_ih_t, bias_ih)
+    table = symbol_table(w_ih_t, bias_ih)
     return lambda t: table.index_select(1, symbols[:, t])
 
 
-def input_rows(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor) -> tuple[Tensor, Tensor]:
-    """``x @ W_ih.T + b_ih`` at every step as a table of rows ``[P, R, G*N]`` and every step's
-    row indices ``[T, B]`` (int64; the input of :func:`~topowire.compiler.sequence.sequence_states`),
-    for ``x [B, T, d]``: one-hot inputs as the table of :func:`input_projection` (R = d + 1)
-    and the symbols, others as one product over every step (R = T * B, step-major)."""
-    p, d, gn = w_ih_t.shape
-    b, t, _ = x.shape
-    symbols = one_hot_symbols(x)
-    if symbols is None:
-        table = torch.baddbmm(bias_ih, x.transpose(0, 1).reshape(1, t * b, d).expand(p, t * b, d), w_ih_t)
-        return table, torch.arange(t * b, device=x.device).view(t, b)
-    return _symbol_table(w_ih_t, bias_ih), symbols.t().contiguous()
-
-
-def _symbol_table(w_ih_t: Tensor, bias_ih: Tensor) -> Tensor:
+def symbol_table(w_ih_t: Tensor, bias_ih: Tensor) -> Tensor:
     """``W_ih.T + b_ih`` with a last row of ``b_ih`` alone (padding): ``[P, d + 1, G*N]``."""
     return torch.cat([w_ih_t + bias_ih, bias_ih], dim=1)
 

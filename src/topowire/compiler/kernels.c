@@ -1,13 +1,6 @@
-/* The gate arithmetic of one time step of a packed recurrent cell, fused: one pass over a
- * step's rows instead of one pass per torch operation (topowire/compiler/sequence.py drives
- * them; the recurrent products stay torch's GEMMs).
- *
- * A step's tensors are P blocks of B rows of width W (W = N or G*N, float32); the rows of a
- * block are contiguous, block p starts at base + p * ps (ps: its stride in floats), so a
- * step of a [P, T, B, W] buffer is passed as base + t * B * W with ps = T * B * W.
- *
- * lengths (int64 [B], or NULL: every sequence real to the end): a sequence stops updating
- * at its end -- its state is held and no gradient reaches its gates.
+/* A packed recurrent cell's time step, one kernel call forward and one backward per step
+ * (topowire/compiler/sequence.py drives them; the layout and arguments are described at the
+ * cells below), and the relational layers' block products.
  *
  * exp, sigmoid and tanh are written out (Cephes' single-precision polynomials, a few ulp)
  * so that the compiler vectorizes the loops (built with -fno-math-errno -fno-trapping-math, so
@@ -49,8 +42,6 @@ static inline float tanh_f(float x) {
     return a < 0.625f ? small : big;
 }
 
-static inline int alive(const int64_t *lengths, int64_t t, int64_t b) { return lengths == NULL || t < lengths[b]; }
-
 /* Floats per vector register; the block products below tile ROWS rows of them. */
 #if defined(__AVX512F__)
 #define VEC 16
@@ -63,26 +54,6 @@ static inline int alive(const int64_t *lengths, int64_t t, int64_t b) { return l
 #define ROWS 4
 #endif
 
-/* A row of N units runs as whole vectors, units [j, j + VEC) for j = 0, VEC, ..., the last
- * one moved back to end at N: the compiler's epilogue for a width that is not a multiple of
- * VEC runs its last units one at a time (at N = 53 the 5 last took as long as the 48 before
- * them). The moved vector's first `skip` units were done already: a kernel writes them again
- * with the same values and adds nothing more into what it accumulates (FRESH). A row narrower
- * than one vector runs unit by unit. lanes(j0, count, skip, N, ...) is a kernel's arithmetic
- * over units [j0, j0 + count) of its row. */
-#define ROW(N, lanes, ...)                                                      \
-    do {                                                                        \
-        if ((N) < VEC)                                                          \
-            lanes(0, (N), 0, (N), __VA_ARGS__);                                 \
-        else                                                                    \
-            for (int64_t j_ = 0; j_ < (N); j_ += VEC)                           \
-                if (j_ + VEC <= (N))                                            \
-                    lanes(j_, VEC, 0, (N), __VA_ARGS__);                        \
-                else                                                            \
-                    lanes((N) - VEC, VEC, j_ - ((N) - VEC), (N), __VA_ARGS__);  \
-    } while (0)
-#define LANES static inline __attribute__((always_inline)) void
-
 /* A cell kernel's models split over `threads` threads of the OpenMP pool torch's own ops use
  * (see block_parallel below): each model's rows, and the rows of dx and db it adds into, are
  * its own, so the result does not depend on the thread count. */
@@ -91,16 +62,6 @@ static inline int alive(const int64_t *lengths, int64_t t, int64_t b) { return l
 #else
 #define OVER_MODELS (void)threads;
 #endif
-#define FRESH(l, skip, x) ((l) >= (skip) ? (x) : 0.0f)
-
-/* The backward of a row whose sequence has ended (its state held): no gradient reaches its
- * `width` gate pre-activations, and h_{t-1} gets h_t's gradient d plus e (from outside, or NULL). */
-static void held_backward(int64_t N, int64_t width, const float *d, const float *e, float *gates, float *o) {
-    memset(gates, 0, width * sizeof(float));
-    IVDEP
-    for (int64_t j = 0; j < N; j++)
-        o[j] = d[j] + (e == NULL ? 0.0f : e[j]);
-}
 
 /* Element-wise tanh/relu/sigmoid of a float array (the tests compare them with torch's). */
 void unary_f(int64_t count, int64_t which, const float *x, float *y) {
@@ -108,243 +69,465 @@ void unary_f(int64_t count, int64_t which, const float *x, float *y) {
         y[i] = which == 0 ? exp_f(x[i]) : which == 1 ? sigmoid_f(x[i]) : tanh_f(x[i]);
 }
 
-/* Every kernel reads the input's gate pre-activations of row (p, b) at this step from
- * x + p * x_ps + xrow[b] * G*N: a table of rows, xrow the step's B row indices (one-hot
- * inputs: the symbols, into the table W_ih.T + b_ih; other inputs: every step's rows).
- * The backward adds the rows' gradients into dx the same way (dx zeroed by the caller). */
+/* ---- Recurrent cells over their graph, one kernel call per time step.
+ *
+ * A step's tensors are unit-major: model p's state is N rows of Bp lanes (the batch, padded
+ * to whole vectors), h + p * h_ps + v * Bp; the saved gates likewise (a row per gate and unit).
+ * A lane's work is the same whatever its neighbours, so rows run as vectors of VEC lanes, CH
+ * vectors at a time.
+ *
+ * The recurrent product computes only the graph's connections: unit v of model p reads the
+ * units col[e] for e in [rowptr[p * (N + 1) + v], rowptr[.. + v + 1]), with the weights
+ * wv[e * G + g] of its G gates (W_hh[g * N + v, col[e]]), so its cost is the edges', not N^2.
+ *
+ * The input's gate pre-activations of gate column c (= g * N + v) are either a table row
+ * picked per lane by its symbol (sym != NULL: x + p * x_ps + c * VEC holds the table's rows
+ * 0 .. R-1 for that column, R <= VEC; one-hot inputs, W_ih.T + b_ih), or dense (sym == NULL:
+ * x + p * x_ps + c * x_cs + lane, a step of every step's projection).
+ *
+ * live[lane] (int32, 0 or 1): the lane's sequence is still running at this step; an ended
+ * one holds its state and its gates get no gradient. Only the first nv vectors of lanes are
+ * computed (lanes sorted longest first: the running ones); the rest hold their state.
+ */
+typedef float vf __attribute__((vector_size(VEC * 4)));
+typedef float vfu __attribute__((vector_size(VEC * 4), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(VEC * 4)));
+#if defined(__AVX512F__)
+#define CH 4
+#else
+#define CH 2
+#endif
+#define INLINE static inline __attribute__((always_inline))
+#define LANES_OF(nc) for (int64_t l = 0; l < (nc) * VEC; l++)
 
-LANES gru_forward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *g,
-                        const float *bh, const float *hp, float *ho, float *sv) {
-    (void)skip;
-    IVDEP
-    for (int64_t l = 0; l < count; l++) {
-        int64_t j = j0 + l;
-        float hn = g[2 * N + j] + bh[2 * N + j];
-        float r = sigmoid_f(gx[j] + (g[j] + bh[j]));
-        float z = sigmoid_f(gx[N + j] + (g[N + j] + bh[N + j]));
-        float n = tanh_f(gx[2 * N + j] + r * hn);
-        ho[j] = (1.0f - z) * n + z * hp[j];
-        sv[j] = r;
-        sv[N + j] = z;
-        sv[2 * N + j] = n;
-        sv[3 * N + j] = hn;
-    }
+/* The table's entry of each lane's symbol: lane i of the result is t[ix[i]]. */
+INLINE vf pick(vf t, vi ix) {
+#if defined(__clang__)
+    vf r;
+    for (int i = 0; i < VEC; i++)
+        r[i] = t[ix[i] & (VEC - 1)];
+    return r;
+#else
+    return __builtin_shuffle(t, ix);
+#endif
 }
 
-/* GRU (torch's gates r, z, n): gx from x and gh = W_hh h, [.., 3N] each, plus b_hh (bias,
- * [P, 3N]: added here, where a product with a broadcast bias would first copy it into its
- * output). Saves r, z, n and gh's n part (with its bias) per row (s, width 4N). */
-void gru_forward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
-                 const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
-                 const float *bias, const float *h, float *hn, int64_t h_ps, float *s, int64_t s_ps) {
-    OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
-        for (int64_t b = 0; b < B; b++) {
-            const float *gx = x + p * x_ps + xrow[b] * 3 * N, *g = gh + p * gh_ps + b * 3 * N;
-            const float *hp = h + p * h_ps + b * N, *bh = bias + p * 3 * N;
-            float *ho = hn + p * h_ps + b * N, *sv = s + p * s_ps + b * 4 * N;
-            if (alive(lengths, t, b))
-                ROW(N, gru_forward_lanes, gx, g, bh, hp, ho, sv);
-            else
-                memcpy(ho, hp, N * sizeof(float));
+/* One model's step: what every cell kernel reads. */
+typedef struct {
+    int64_t N, Bp, R, x_cs;
+    const int64_t *rp, *col;  /* rp: this model's N + 1 row offsets */
+    const float *wv, *x;
+    const int32_t *sym, *live;
+} step_in;
+
+INLINE step_in model_step(int64_t p, int64_t N, int64_t Bp, int64_t R, const int64_t *rowptr, const int64_t *col,
+                          const float *wv, const float *x, int64_t x_ps, int64_t x_cs, const int32_t *sym,
+                          const int32_t *live) {
+    step_in m = {N, Bp, R, x_cs, rowptr + p * (N + 1), col, wv, x + p * x_ps, sym, live};
+    return m;
+}
+
+/* The input's pre-activation of column c at vector i of the chunk at lane l0 (ix: its symbols). */
+INLINE vf input_at(const step_in *m, const vi *ix, int64_t c, int64_t l0, int i) {
+    return m->sym ? pick(*(const vfu *)(m->x + c * VEC), ix[i]) : *(const vfu *)(m->x + c * m->x_cs + l0 + i * VEC);
+}
+
+/* acc[g][i] = sum over unit v's edges e of wv[e, g] * h[col[e], lanes of vector i]. */
+INLINE void edge_sums(const step_in *m, int G, int nc, int64_t v, const float *h, int64_t l0, vf acc[4][CH]) {
+    for (int g = 0; g < G; g++)
+        for (int i = 0; i < nc; i++)
+            acc[g][i] = (vf){0};
+    for (int64_t e = m->rp[v]; e < m->rp[v + 1]; e++) {
+        const float *hk = h + m->col[e] * m->Bp + l0, *w = m->wv + e * G;
+        for (int i = 0; i < nc; i++) {
+            vf x = *(const vfu *)(hk + i * VEC);
+            for (int g = 0; g < G; g++)
+                acc[g][i] += w[g] * x;
         }
-}
-
-LANES gru_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *d, const float *e,
-                         const float *sv, const float *hp, float *gx, float *gh, float *gb, float *o) {
-    IVDEP
-    for (int64_t l = 0; l < count; l++) {
-        int64_t j = j0 + l;
-        float r = sv[j], z = sv[N + j], n = sv[2 * N + j], hn = sv[3 * N + j];
-        float an = d[j] * (1.0f - z) * (1.0f - n * n);
-        float ar = an * hn * r * (1.0f - r);
-        float az = d[j] * (hp[j] - n) * z * (1.0f - z);
-        gh[j] = ar;
-        gh[N + j] = az;
-        gh[2 * N + j] = an * r;
-        gx[j] += FRESH(l, skip, ar);
-        gx[N + j] += FRESH(l, skip, az);
-        gx[2 * N + j] += FRESH(l, skip, an);
-        gb[j] += FRESH(l, skip, ar);
-        gb[N + j] += FRESH(l, skip, az);
-        gb[2 * N + j] += FRESH(l, skip, an * r);
-        o[j] = d[j] * z + (e == NULL ? 0.0f : e[j]);
     }
 }
 
-/* The GRU step's backward: dh (the gradient reaching h_t, [P, B, N] contiguous) -> dx (added),
- * dgh ([.., 3N]; added into db, [P, 3N], too: b_hh's gradient) and prev = the gradient
- * reaching h_{t-1} through the gates' z h term plus dprev (the gradient reaching h_{t-1}
- * from outside, or NULL); the caller adds dgh W_hh. */
-void gru_backward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
-                  const float *dh, const float *s, int64_t s_ps, const float *h, int64_t h_ps,
-                  const float *dprev, int64_t dprev_ps, float *dx, int64_t dx_ps, const int64_t *xrow,
-                  float *dgh, int64_t dgh_ps, float *db, float *prev) {
-    OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
-        for (int64_t b = 0; b < B; b++) {
-            const float *d = dh + (p * B + b) * N, *sv = s + p * s_ps + b * 4 * N, *hp = h + p * h_ps + b * N;
-            const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
-            float *gx = dx + p * dx_ps + xrow[b] * 3 * N, *gh = dgh + p * dgh_ps + b * 3 * N;
-            float *o = prev + (p * B + b) * N, *gb = db + p * 3 * N;
-            if (alive(lengths, t, b))
-                ROW(N, gru_backward_lanes, d, e, sv, hp, gx, gh, gb, o);
-            else
-                held_backward(N, 3 * N, d, e, gh, o);
-        }
-}
-
-LANES tanh_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *a, float *ho) {
-    (void)skip, (void)N;
-    IVDEP
-    for (int64_t l = 0; l < count; l++)
-        ho[j0 + l] = tanh_f(gx[j0 + l] + a[j0 + l]);
-}
-
-LANES relu_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *a, float *ho) {
-    (void)skip, (void)N;
-    IVDEP
-    for (int64_t l = 0; l < count; l++) {
-        float v = gx[j0 + l] + a[j0 + l];
-        ho[j0 + l] = v > 0.0f ? v : 0.0f;
-    }
-}
-
-/* One activation of gx + gh (rnn-tanh: which 0, rnn-relu: which 1), [.., N]; gh = W_hh h. */
-void act_forward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
-                 const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
-                 const float *h, float *hn, int64_t h_ps) {
-    OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
-        for (int64_t b = 0; b < B; b++) {
-            const float *gx = x + p * x_ps + xrow[b] * N, *a = gh + p * gh_ps + b * N, *hp = h + p * h_ps + b * N;
-            float *ho = hn + p * h_ps + b * N;
-            if (!alive(lengths, t, b))
-                memcpy(ho, hp, N * sizeof(float));
-            else if (which == 0)
-                ROW(N, tanh_lanes, gx, a, ho);
-            else
-                ROW(N, relu_lanes, gx, a, ho);
-        }
-}
-
-LANES act_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, int64_t which, const float *d,
-                         const float *y, const float *e, float *g, float *gx, float *o) {
-    (void)N;
-    IVDEP
-    for (int64_t l = 0; l < count; l++) {
-        int64_t j = j0 + l;
-        float grad = which == 0 ? d[j] * (1.0f - y[j] * y[j]) : (y[j] > 0.0f ? d[j] : 0.0f);
-        g[j] = grad;
-        gx[j] += FRESH(l, skip, grad);
-        o[j] = e == NULL ? 0.0f : e[j];
-    }
-}
-
-/* Its backward from the new state hn: dpre ([.., N]), added into dx too, and prev (a held
- * state's gradient, plus dprev; the caller adds dpre W_hh). */
-void act_backward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths, int64_t which,
-                  const float *dh, const float *hn, int64_t h_ps, const float *dprev, int64_t dprev_ps,
-                  float *dpre, int64_t dpre_ps, float *dx, int64_t dx_ps, const int64_t *xrow, float *prev) {
-    OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
-        for (int64_t b = 0; b < B; b++) {
-            const float *d = dh + (p * B + b) * N, *y = hn + p * h_ps + b * N;
-            const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
-            float *g = dpre + p * dpre_ps + b * N, *gx = dx + p * dx_ps + xrow[b] * N, *o = prev + (p * B + b) * N;
-            if (alive(lengths, t, b))
-                ROW(N, act_backward_lanes, which, d, y, e, g, gx, o);
-            else
-                held_backward(N, N, d, e, g, o);
-        }
-}
-
-LANES lstm_forward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *gx, const float *a,
-                         const float *cp, float *ho, float *co, float *sv) {
-    (void)skip;
-    IVDEP
-    for (int64_t l = 0; l < count; l++) {
-        int64_t j = j0 + l;
-        float i = sigmoid_f(gx[j] + a[j]), f = sigmoid_f(gx[N + j] + a[N + j]);
-        float g = tanh_f(gx[2 * N + j] + a[2 * N + j]), o = sigmoid_f(gx[3 * N + j] + a[3 * N + j]);
-        float cc = f * cp[j] + i * g;
-        float tc = tanh_f(cc);
-        co[j] = cc;
-        ho[j] = o * tc;
-        sv[j] = i;
-        sv[N + j] = f;
-        sv[2 * N + j] = g;
-        sv[3 * N + j] = o;
-        sv[4 * N + j] = tc;
-    }
-}
-
-/* LSTM (torch's gates i, f, g, o) from gx + gh ([.., 4N]; gh = W_hh h); c the cell state (same
- * layout as h). Saves sigmoid(i), sigmoid(f), tanh(g), sigmoid(o), tanh(c') per row (s, width 5N). */
-void lstm_forward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
-                  const float *x, int64_t x_ps, const int64_t *xrow, const float *gh, int64_t gh_ps,
-                  const float *h, float *hn, const float *c, float *cn, int64_t h_ps, float *s, int64_t s_ps) {
-    OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
-        for (int64_t b = 0; b < B; b++) {
-            const float *gx = x + p * x_ps + xrow[b] * 4 * N, *a = gh + p * gh_ps + b * 4 * N;
-            const float *hp = h + p * h_ps + b * N, *cp = c + p * h_ps + b * N;
-            float *ho = hn + p * h_ps + b * N, *co = cn + p * h_ps + b * N, *sv = s + p * s_ps + b * 5 * N;
-            if (alive(lengths, t, b)) {
-                ROW(N, lstm_forward_lanes, gx, a, cp, ho, co, sv);
-            } else {
-                memcpy(ho, hp, N * sizeof(float));
-                memcpy(co, cp, N * sizeof(float));
+/* The backward's products over unit v's edges: the gradient reaching each neighbour's state,
+ * prev[col[e]] += sum_g wv[e, g] dg[g] (dg: v's gate gradients, G rows of nc vectors), and
+ * the weights' gradient, wacc[e, g] (VEC partial sums) += h[col[e]] . dg[g]. */
+INLINE void edge_grads(const step_in *m, int G, int nc, int64_t v, const float *h, int64_t l0, const float *dg,
+                       int64_t dg_rs, float *prev, float *wacc) {
+    vf d[4][CH];
+    for (int g = 0; g < G; g++)
+        for (int i = 0; i < nc; i++)
+            d[g][i] = *(const vfu *)(dg + g * dg_rs + i * VEC);
+    for (int64_t e = m->rp[v]; e < m->rp[v + 1]; e++) {
+        int64_t k = m->col[e] * m->Bp + l0;
+        const float *w = m->wv + e * G;
+        vf s[4] = {{0}};
+        for (int i = 0; i < nc; i++) {
+            vf hk = *(const vfu *)(h + k + i * VEC), pk = *(vfu *)(prev + k + i * VEC);
+            for (int g = 0; g < G; g++) {
+                pk += w[g] * d[g][i];
+                s[g] += hk * d[g][i];
             }
+            *(vfu *)(prev + k + i * VEC) = pk;
         }
-}
-
-LANES lstm_backward_lanes(int64_t j0, int64_t count, int64_t skip, int64_t N, const float *d, const float *dcc,
-                          const float *sv, const float *cp, const float *e, float *g, float *gx, float *o,
-                          float *oc) {
-    IVDEP
-    for (int64_t l = 0; l < count; l++) {
-        int64_t j = j0 + l;
-        float i = sv[j], f = sv[N + j], gg = sv[2 * N + j], og = sv[3 * N + j], tc = sv[4 * N + j];
-        float dct = dcc[j] + d[j] * og * (1.0f - tc * tc);
-        float ai = dct * gg * i * (1.0f - i), af = dct * cp[j] * f * (1.0f - f);
-        float ag = dct * i * (1.0f - gg * gg), ao = d[j] * tc * og * (1.0f - og);
-        g[j] = ai;
-        g[N + j] = af;
-        g[2 * N + j] = ag;
-        g[3 * N + j] = ao;
-        gx[j] += FRESH(l, skip, ai);
-        gx[N + j] += FRESH(l, skip, af);
-        gx[2 * N + j] += FRESH(l, skip, ag);
-        gx[3 * N + j] += FRESH(l, skip, ao);
-        oc[j] = dct * f;
-        o[j] = e == NULL ? 0.0f : e[j];
+        for (int g = 0; g < G; g++)
+            *(vf *)(wacc + (e * G + g) * VEC) += s[g];
     }
 }
 
-/* Its backward: dh, dc (gradients reaching h_t and c_t, [P, B, N] contiguous) -> dpre
- * ([.., 4N]; added into dx too), prev (reaching h_{t-1}: dprev; the caller adds dpre W_hh)
- * and cprev (reaching c_{t-1}). c is the state before the step. */
-void lstm_backward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, const int64_t *lengths,
-                   const float *dh, const float *dc, const float *s, int64_t s_ps, const float *c, int64_t h_ps,
-                   const float *dprev, int64_t dprev_ps, float *dpre, int64_t dpre_ps, float *dx, int64_t dx_ps,
-                   const int64_t *xrow, float *prev, float *cprev) {
-    OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
-        for (int64_t b = 0; b < B; b++) {
-            int64_t row = (p * B + b) * N;
-            const float *d = dh + row, *dcc = dc + row, *sv = s + p * s_ps + b * 5 * N, *cp = c + p * h_ps + b * N;
-            const float *e = dprev == NULL ? NULL : dprev + p * dprev_ps + b * N;
-            float *g = dpre + p * dpre_ps + b * 4 * N, *gx = dx + p * dx_ps + xrow[b] * 4 * N;
-            float *o = prev + row, *oc = cprev + row;
-            if (alive(lengths, t, b)) {
-                ROW(N, lstm_backward_lanes, d, dcc, sv, cp, e, g, gx, o, oc);
-            } else {
-                held_backward(N, 4 * N, d, e, g, o);
-                memcpy(oc, dcc, N * sizeof(float));
-            }
-        }
+/* acc (VEC partial sums) += the sum of nc vectors of lanes g. */
+INLINE void add_lanes(int nc, const float *g, float *acc) {
+    vf sum = *(const vfu *)g;
+    for (int i = 1; i < nc; i++)
+        sum += *(const vfu *)(g + i * VEC);
+    *(vf *)acc += sum;
 }
+
+/* A chunk's lanes by symbol: one[r][i] is 1 where lane j of vector i has symbol r, else 0
+ * (the input's gradient summed per symbol as products: a masked sum costs three operations). */
+typedef struct { vf one[VEC][CH]; } by_symbol;
+
+/* The symbols of a chunk's lanes (where the input is a table), and by symbol (bs, or NULL). */
+INLINE void symbols(const step_in *m, int64_t l0, int nc, vi *ix, by_symbol *bs) {
+    for (int i = 0; i < nc && m->sym; i++)
+        ix[i] = *(const vi *)(m->sym + l0 + i * VEC);
+    for (int32_t r = 0; bs != NULL && r < m->R && m->sym; r++)
+        for (int i = 0; i < nc; i++)
+            bs->one[r][i] = (vf)((vi)((vf){0} + 1.0f) & (ix[i] == (vi){0} + r));
+}
+
+/* Column c's input gradient, nc vectors of lanes g from lane l0: summed per symbol into
+ * dx + c * VEC * VEC (VEC partial sums for each of the R table rows; a chunk's vectors are
+ * summed first, so each row is read and written once per chunk) or written (dense:
+ * dx + c * x_cs + lane). */
+INLINE void input_grad(const step_in *m, const by_symbol *bs, float *dx, int64_t c, int64_t l0, int nc,
+                       const float *g) {
+    if (m->sym == NULL) {
+        for (int i = 0; i < nc; i++)
+            *(vfu *)(dx + c * m->x_cs + l0 + i * VEC) = *(const vfu *)(g + i * VEC);
+        return;
+    }
+    vf gv[CH];
+    for (int i = 0; i < nc; i++)
+        gv[i] = *(const vfu *)(g + i * VEC);
+    float *acc = dx + c * VEC * VEC;
+    for (int32_t r = 0; r < m->R; r++) {
+        vf sum = bs->one[r][0] * gv[0];
+        for (int i = 1; i < nc; i++)
+            sum += bs->one[r][i] * gv[i];
+        *(vf *)(acc + r * VEC) += sum;
+    }
+}
+
+/* o[lane] += e[lane] over nc vectors, e (a gradient from outside) or NULL: apart from the
+ * lane loops, whose vectorized `e == NULL ? 0 : e[l]` is a masked load per vector. */
+INLINE void add_outside(int nc, const float *e, float *o) {
+    if (e != NULL) {
+        IVDEP
+        LANES_OF(nc) o[l] += e[l];
+    }
+}
+
+/* Lanes [from, Bp) of rows [0, rows) of a model's state: held (copied) or, for a gradient,
+ * passed on plus e (from outside, or NULL). */
+static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const float *e, float *out) {
+    for (int64_t v = 0; v < rows; v++) {
+        memcpy(out + v * Bp + from, a + v * Bp + from, (Bp - from) * sizeof(float));
+        for (int64_t l = from; l < Bp && e != NULL; l++)
+            out[v * Bp + l] += e[v * Bp + l];
+    }
+}
+
+/* Splits a model's computed vectors into chunks of CH (the last one shorter) and calls
+ * body(nc, l0) with nc a constant, so that each chunk's accumulators stay in registers. */
+#define CHUNKS(nv, body)                                              \
+    for (int64_t l0 = 0; l0 < (nv) * VEC; l0 += CH * VEC) {           \
+        int64_t left_ = (nv) - l0 / VEC;                              \
+        if (left_ >= CH) body(CH, l0);                                \
+        else if (CH > 1 && left_ == 1) body(1, l0);                   \
+        else if (CH > 2 && left_ == 2) body(2, l0);                   \
+        else if (CH > 3 && left_ == 3) body(3, l0);                   \
+    }
+
+#define STEP_ARGS int64_t threads, int64_t P, int64_t N, int64_t Bp, int64_t nv, int64_t R, const int64_t *rowptr, \
+    const int64_t *col, const float *wv, const float *x, int64_t x_ps, int64_t x_cs, const int32_t *sym,           \
+    const int32_t *live
+#define MODEL model_step(p, N, Bp, R, rowptr, col, wv, x, x_ps, x_cs, sym, live)
+
+/* ---- GRU (torch's gates r, z, n; b_hh apart, as the reset gate scales its n part): saves
+ * r, z, n and the recurrent n pre-activation (with its bias) per unit, 4 rows of N. */
+INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, const float *h, float *hn, float *s,
+                      int64_t N) {
+    vi ix[CH];
+    symbols(m, l0, nc, ix, NULL);
+    for (int64_t v = 0; v < N; v++) {
+        vf acc[4][CH];
+        float pr[CH * VEC], pz[CH * VEC], pn[CH * VEC], ph[CH * VEC];
+        edge_sums(m, 3, nc, v, h, l0, acc);
+        for (int i = 0; i < nc; i++) {
+            *(vfu *)(pr + i * VEC) = input_at(m, ix, v, l0, i) + (acc[0][i] + bh[v]);
+            *(vfu *)(pz + i * VEC) = input_at(m, ix, N + v, l0, i) + (acc[1][i] + bh[N + v]);
+            *(vfu *)(pn + i * VEC) = input_at(m, ix, 2 * N + v, l0, i);
+            *(vfu *)(ph + i * VEC) = acc[2][i] + bh[2 * N + v];
+        }
+        const float *hp = h + v * m->Bp + l0;
+        const int32_t *lv = m->live + l0;
+        float *ho = hn + v * m->Bp + l0, *s0 = s + v * m->Bp + l0, *s1 = s0 + N * m->Bp, *s2 = s1 + N * m->Bp;
+        float *s3 = s2 + N * m->Bp;
+        IVDEP
+        LANES_OF(nc) {
+            float r = sigmoid_f(pr[l]), z = sigmoid_f(pz[l]);
+            float n = tanh_f(pn[l] + r * ph[l]);
+            float y = (1.0f - z) * n + z * hp[l];
+            ho[l] = lv[l] ? y : hp[l];
+            s0[l] = r;
+            s1[l] = z;
+            s2[l] = n;
+            s3[l] = ph[l];
+        }
+    }
+}
+
+/* bias: b_hh [P, 3N]. */
+void gru_forward(STEP_ARGS, const float *bias, const float *h, float *hn, int64_t h_ps, float *s, int64_t s_ps) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        step_in m = MODEL;
+        const float *hp = h + p * h_ps, *bh = bias + p * 3 * N;
+        float *ho = hn + p * h_ps, *sp = s + p * s_ps;
+#define GRU_FW(nc, l0) gru_chunk(&m, nc, l0, bh, hp, ho, sp, N)
+        CHUNKS(nv, GRU_FW)
+        hold(N, Bp, nv * VEC, hp, NULL, ho);
+    }
+}
+
+INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *e, const float *s,
+                           const float *h, float *dx, float *dg, float *db, float *prev, float *wacc, int64_t N) {
+    vi ix[CH];
+    int64_t Bp = m->Bp;
+    by_symbol bs;
+    symbols(m, l0, nc, ix, &bs);
+    for (int64_t v = 0; v < N; v++) {
+        const float *dv = d + v * Bp + l0, *hp = h + v * Bp + l0, *s0 = s + v * Bp + l0, *s1 = s0 + N * Bp;
+        const float *s2 = s1 + N * Bp, *s3 = s2 + N * Bp, *ev = e == NULL ? NULL : e + v * Bp + l0;
+        const int32_t *lv = m->live + l0;
+        float *gr = dg + v * Bp + l0, *gz = gr + N * Bp, *gn = gz + N * Bp, *o = prev + v * Bp + l0;
+        float an[CH * VEC];
+        IVDEP
+        LANES_OF(nc) {
+            float r = s0[l], z = s1[l], n = s2[l], live = lv[l] ? 1.0f : 0.0f;
+            float a = dv[l] * live * (1.0f - z) * (1.0f - n * n);
+            an[l] = a;
+            gr[l] = a * s3[l] * r * (1.0f - r);
+            gz[l] = dv[l] * live * (hp[l] - n) * z * (1.0f - z);
+            gn[l] = a * r;
+            o[l] = dv[l] * (live * z + (1.0f - live));
+        }
+        add_outside(nc, ev, o);
+        input_grad(m, &bs, dx, v, l0, nc, gr);
+        input_grad(m, &bs, dx, N + v, l0, nc, gz);
+        input_grad(m, &bs, dx, 2 * N + v, l0, nc, an);
+        add_lanes(nc, gr, db + v * VEC);
+        add_lanes(nc, gz, db + (N + v) * VEC);
+        add_lanes(nc, gn, db + (2 * N + v) * VEC);
+    }
+    for (int64_t v = 0; v < N; v++)
+        edge_grads(m, 3, nc, v, h, l0, dg + v * Bp + l0, N * Bp, prev, wacc);
+}
+
+/* The GRU step's backward: d (the gradient reaching h_{t+1}, [P, N, Bp]) -> prev (reaching
+ * h_t, [P, N, Bp]: through z h_t, the graph's products, a held lane's d, plus e from outside
+ * or NULL), the input's gradient (dx, see input_grad), b_hh's (db, [P, 3N, VEC] partial sums)
+ * and the weights' (wacc). dg ([P, 3N, Bp]) is scratch. h: the state before the step. */
+void gru_backward(STEP_ARGS, const float *d, const float *e, int64_t e_ps, const float *s, int64_t s_ps,
+                  const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *db, float *wacc,
+                  float *prev) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        step_in m = MODEL;
+        const float *dp = d + p * N * Bp, *ep = e == NULL ? NULL : e + p * e_ps, *hp = h + p * h_ps;
+        float *pp = prev + p * N * Bp, *dxp = dx + p * dx_ps, *dgp = dg + p * 3 * N * Bp, *dbp = db + p * 3 * N * VEC;
+#define GRU_BW(nc, l0) gru_back_chunk(&m, nc, l0, dp, ep, s + p * s_ps, hp, dxp, dgp, dbp, pp, wacc, N)
+        CHUNKS(nv, GRU_BW)
+        hold(N, Bp, nv * VEC, dp, ep, pp);
+    }
+}
+
+/* ---- LSTM (torch's gates i, f, g, o; both biases in the input's rows), c the cell state
+ * (laid out as h): saves sigmoid(i), sigmoid(f), tanh(g), sigmoid(o), tanh(c') per unit. */
+INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, float *hn, const float *c, float *cn,
+                       float *s, int64_t N) {
+    vi ix[CH];
+    symbols(m, l0, nc, ix, NULL);
+    for (int64_t v = 0; v < N; v++) {
+        vf acc[4][CH];
+        float pre[4][CH * VEC];
+        edge_sums(m, 4, nc, v, h, l0, acc);
+        for (int g = 0; g < 4; g++)
+            for (int i = 0; i < nc; i++)
+                *(vfu *)(pre[g] + i * VEC) = input_at(m, ix, g * N + v, l0, i) + acc[g][i];
+        int64_t at = v * m->Bp + l0, row = N * m->Bp;
+        const float *hp = h + at, *cp = c + at;
+        const int32_t *lv = m->live + l0;
+        float *ho = hn + at, *co = cn + at, *sv = s + at;
+        IVDEP
+        LANES_OF(nc) {
+            float i = sigmoid_f(pre[0][l]), f = sigmoid_f(pre[1][l]), g = tanh_f(pre[2][l]);
+            float o = sigmoid_f(pre[3][l]);
+            float cc = f * cp[l] + i * g, tc = tanh_f(cc);
+            co[l] = lv[l] ? cc : cp[l];
+            ho[l] = lv[l] ? o * tc : hp[l];
+            sv[l] = i;
+            sv[row + l] = f;
+            sv[2 * row + l] = g;
+            sv[3 * row + l] = o;
+            sv[4 * row + l] = tc;
+        }
+    }
+}
+
+void lstm_forward(STEP_ARGS, const float *h, float *hn, const float *c, float *cn, int64_t h_ps, float *s,
+                  int64_t s_ps) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        step_in m = MODEL;
+        const float *hp = h + p * h_ps, *cp = c + p * h_ps;
+        float *ho = hn + p * h_ps, *co = cn + p * h_ps, *sp = s + p * s_ps;
+#define LSTM_FW(nc, l0) lstm_chunk(&m, nc, l0, hp, ho, cp, co, sp, N)
+        CHUNKS(nv, LSTM_FW)
+        hold(N, Bp, nv * VEC, hp, NULL, ho);
+        hold(N, Bp, nv * VEC, cp, NULL, co);
+    }
+}
+
+INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *dc, const float *e,
+                            const float *s, const float *c, const float *h, float *dx, float *dg, float *prev,
+                            float *cprev, float *wacc, int64_t N) {
+    vi ix[CH];
+    int64_t Bp = m->Bp, row = N * Bp;
+    by_symbol bs;
+    symbols(m, l0, nc, ix, &bs);
+    for (int64_t v = 0; v < N; v++) {
+        int64_t at = v * Bp + l0;
+        const float *dv = d + at, *dcv = dc + at, *sv = s + at, *cp = c + at, *ev = e == NULL ? NULL : e + at;
+        const int32_t *lv = m->live + l0;
+        float *g = dg + at, *o = prev + at, *oc = cprev + at;
+        IVDEP
+        LANES_OF(nc) {
+            float i = sv[l], f = sv[row + l], gg = sv[2 * row + l], og = sv[3 * row + l], tc = sv[4 * row + l];
+            float live = lv[l] ? 1.0f : 0.0f;
+            float dct = dcv[l] + dv[l] * og * (1.0f - tc * tc);
+            float dl = dct * live;
+            g[l] = dl * gg * i * (1.0f - i);
+            g[row + l] = dl * cp[l] * f * (1.0f - f);
+            g[2 * row + l] = dl * i * (1.0f - gg * gg);
+            g[3 * row + l] = dv[l] * live * tc * og * (1.0f - og);
+            oc[l] = live * dct * f + (1.0f - live) * dcv[l];
+            o[l] = (1.0f - live) * dv[l];
+        }
+        add_outside(nc, ev, o);
+        for (int gate = 0; gate < 4; gate++)
+            input_grad(m, &bs, dx, gate * N + v, l0, nc, g + gate * row);
+    }
+    for (int64_t v = 0; v < N; v++)
+        edge_grads(m, 4, nc, v, h, l0, dg + v * Bp + l0, row, prev, wacc);
+}
+
+/* The LSTM step's backward: d, dc (reaching h_{t+1}, c_{t+1}; [P, N, Bp]) -> prev, cprev
+ * (reaching h_t, c_t), dx and wacc as the GRU's; c, h: the states before the step. */
+void lstm_backward(STEP_ARGS, const float *d, const float *dc, const float *e, int64_t e_ps, const float *s,
+                   int64_t s_ps, const float *c, const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg,
+                   float *wacc, float *prev, float *cprev) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        step_in m = MODEL;
+        int64_t at = p * N * Bp;
+        const float *ep = e == NULL ? NULL : e + p * e_ps;
+        float *dgp = dg + 4 * at, *dxp = dx + p * dx_ps;
+#define LSTM_BW(nc, l0) lstm_back_chunk(&m, nc, l0, d + at, dc + at, ep, s + p * s_ps, c + p * h_ps, h + p * h_ps, \
+                                        dxp, dgp, prev + at, cprev + at, wacc, N)
+        CHUNKS(nv, LSTM_BW)
+        hold(N, Bp, nv * VEC, d + at, ep, prev + at);
+        hold(N, Bp, nv * VEC, dc + at, NULL, cprev + at);
+    }
+}
+
+/* ---- One activation of the summed pre-activation (rnn-tanh: which 0, rnn-relu: which 1). */
+INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const float *h, float *hn, int64_t N) {
+    vi ix[CH];
+    symbols(m, l0, nc, ix, NULL);
+    for (int64_t v = 0; v < N; v++) {
+        vf acc[4][CH];
+        float pre[CH * VEC];
+        edge_sums(m, 1, nc, v, h, l0, acc);
+        for (int i = 0; i < nc; i++)
+            *(vfu *)(pre + i * VEC) = input_at(m, ix, v, l0, i) + acc[0][i];
+        const float *hp = h + v * m->Bp + l0;
+        const int32_t *lv = m->live + l0;
+        float *ho = hn + v * m->Bp + l0;
+        if (which == 0) {
+            IVDEP
+            LANES_OF(nc) ho[l] = lv[l] ? tanh_f(pre[l]) : hp[l];
+        } else {
+            IVDEP
+            LANES_OF(nc) ho[l] = lv[l] ? (pre[l] > 0.0f ? pre[l] : 0.0f) : hp[l];
+        }
+    }
+}
+
+void act_forward(STEP_ARGS, int64_t which, const float *h, float *hn, int64_t h_ps) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        step_in m = MODEL;
+        const float *hp = h + p * h_ps;
+        float *ho = hn + p * h_ps;
+#define ACT_FW(nc, l0) act_chunk(&m, nc, l0, which, hp, ho, N)
+        CHUNKS(nv, ACT_FW)
+        hold(N, Bp, nv * VEC, hp, NULL, ho);
+    }
+}
+
+INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const float *d, const float *e,
+                           const float *y, const float *h, float *dx, float *dg, float *prev, float *wacc, int64_t N) {
+    vi ix[CH];
+    int64_t Bp = m->Bp;
+    by_symbol bs;
+    symbols(m, l0, nc, ix, &bs);
+    for (int64_t v = 0; v < N; v++) {
+        int64_t at = v * Bp + l0;
+        const float *dv = d + at, *yv = y + at, *ev = e == NULL ? NULL : e + at;
+        const int32_t *lv = m->live + l0;
+        float *g = dg + at, *o = prev + at;
+        IVDEP
+        LANES_OF(nc) {
+            float slope = which == 0 ? 1.0f - yv[l] * yv[l] : (yv[l] > 0.0f ? 1.0f : 0.0f);
+            float live = lv[l] ? 1.0f : 0.0f;
+            g[l] = live * dv[l] * slope;
+            o[l] = (1.0f - live) * dv[l];
+        }
+        add_outside(nc, ev, o);
+        input_grad(m, &bs, dx, v, l0, nc, g);
+    }
+    for (int64_t v = 0; v < N; v++)
+        edge_grads(m, 1, nc, v, h, l0, dg + v * Bp + l0, N * Bp, prev, wacc);
+}
+
+/* Its backward: y the state after the step, h the one before; as the GRU's otherwise. */
+void act_backward(STEP_ARGS, int64_t which, const float *d, const float *e, int64_t e_ps, const float *y,
+                  const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *wacc, float *prev) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        step_in m = MODEL;
+        int64_t at = p * N * Bp;
+        const float *ep = e == NULL ? NULL : e + p * e_ps;
+#define ACT_BW(nc, l0) act_back_chunk(&m, nc, l0, which, d + at, ep, y + p * h_ps, h + p * h_ps, dx + p * dx_ps, \
+                                      dg + at, prev + at, wacc, N)
+        CHUNKS(nv, ACT_BW)
+        hold(N, Bp, nv * VEC, d + at, ep, prev + at);
+    }
+}
+
+/* The library's vector width in floats: the lanes a row is padded to, and the most table rows
+ * (symbols) a cell picks from per lane. */
+void vector_floats(int64_t *out) { *out = VEC; }
 
 /* ---- Block-sparse products: a layer masked by a block structure (graph2nn's relational
  * layer, (A + I) (x) 1), computing only its blocks (topowire/compiler/blocks.py drives them).
@@ -355,8 +538,6 @@ void lstm_backward(int64_t threads, int64_t P, int64_t B, int64_t N, int64_t t, 
  * one small dense product: its inputs gathered into a scratch panel, its weights packed
  * transposed, multiplied by a register-tiled kernel written with GCC's vector extensions.
  */
-typedef float vf __attribute__((vector_size(VEC * 4)));
-typedef float vfu __attribute__((vector_size(VEC * 4), aligned(4)));
 
 static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 

@@ -1,15 +1,17 @@
-"""The fused gate kernels of ``kernels.c``, compiled on first use with this machine's C compiler.
+"""The recurrent cells' and relational layers' kernels of ``kernels.c``, compiled on first use
+with this machine's C compiler.
 
-A recurrent step's gate arithmetic in torch is a dozen passes over ``[P, B, G*N]`` tensors;
-these kernels make it one pass forward and one backward (driven by
-:mod:`topowire.compiler.sequence`), a pack's models split over torch's thread count. The
-relational layers' block product (:mod:`topowire.compiler.blocks`) is here too: small
+A recurrent step in torch is a dense masked product and a dozen passes over ``[P, B, G*N]``
+tensors; here it is one kernel call forward and one backward (driven by
+:mod:`topowire.compiler.sequence`) that sums over the graph's edges only and does the gate
+arithmetic while the sums are in registers, a pack's models split over torch's thread count.
+The relational layers' block product (:mod:`topowire.compiler.blocks`) is here too: small
 register-tiled GEMMs over a graph's ``(A + I)`` blocks, split the same way. Both run in the
 OpenMP pool torch's own ops use (built with ``-fopenmp``, the library links the ``libgomp``
 torch has already loaded; where that flag fails it builds without, and the kernels run on
-one thread). The library is plain
-C loaded with :mod:`ctypes` -- no torch headers, so it builds in about a second -- with the vector flags of this CPU
-(``torch.backends.cpu.get_cpu_capability()``), and is cached under
+one thread). The library is plain C (with GCC's vector extensions, which Clang reads too)
+loaded with :mod:`ctypes` -- no torch headers, so it builds in about a second -- with the
+vector flags of this CPU (``torch.backends.cpu.get_cpu_capability()``), and is cached under
 ``$TOPOWIRE_CACHE`` (default ``~/.cache/topowire``) by a hash of its source, compiler and flags.
 
 Where there is no compiler, or building fails, topowire warns once and runs the torch path;
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["library", "use_kernels", "enabled", "pointer", "signatures"]
+__all__ = ["library", "use_kernels", "enabled", "pointer", "signatures", "vector_floats"]
 
 SOURCE = Path(__file__).with_name("kernels.c")
 
@@ -122,9 +124,13 @@ def library() -> ctypes.CDLL | None:
 
 def signatures(source: str) -> dict[str, list]:
     """Every exported kernel's ctypes argument types, read from its C prototype
-    (``void name(...)``: a pointer argument is ``c_void_p``, any other ``c_int64``)."""
+    (``void name(...)``: a pointer argument is ``c_void_p``, any other ``c_int64``; an
+    argument that names an object-like macro, such as ``STEP_ARGS``, stands for its text)."""
+    source = source.replace("\\\n", " ")
+    macros = dict(re.findall(r"^#define (\w+) (.*)$", source, flags=re.M))
     out = {}
     for name, args in re.findall(r"^void (\w+)\(([^)]*)\)", source, flags=re.M):
+        args = ",".join(macros.get(a.strip(), a) for a in args.split(","))
         out[name] = [ctypes.c_void_p if "*" in a else ctypes.c_int64 for a in args.split(",")]
     return out
 
@@ -132,3 +138,12 @@ def signatures(source: str) -> dict[str, list]:
 def pointer(tensor: torch.Tensor | None, offset: int = 0) -> int | None:
     """The address of ``tensor``'s element ``offset`` (counted from its first), None for no tensor."""
     return None if tensor is None else tensor.data_ptr() + tensor.element_size() * offset
+
+
+@functools.cache
+def vector_floats() -> int:
+    """Floats per vector of the built kernels (16 with AVX-512, 8 with AVX2): the lanes a
+    recurrent cell's batch is padded to, and one more than the most symbols it picks inputs from."""
+    out = ctypes.c_int64()
+    library().vector_floats(ctypes.addressof(out))
+    return out.value
