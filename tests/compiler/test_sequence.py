@@ -1,5 +1,9 @@
 """The sequence-level cells (fused kernels, own backward) against the torch reference path."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -231,3 +235,17 @@ def test_a_single_models_hidden_states_equal_the_torch_path():
     got = net.hidden_states(x, lengths)
     assert got.shape == (6, 9, 10)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("capability", ["AVX2", "DEFAULT"])
+def test_narrower_vector_builds_equal_the_torch_path_too(tmp_path, capability):
+    # this machine's build has one vector width; 8 lanes (AVX2, chunks of 2) and 4 (no vector
+    # flags: one-hot inputs of 5 symbols take the dense input) are built and tested apart
+    if capability == "AVX2" and torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("this CPU has no AVX2")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability.lower(), "TOPOWIRE_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                           "equal_the_torch_path and not narrower", "-x"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert " passed" in done.stdout
+    assert len(list((tmp_path / "kernels").glob("cells-*.so"))) == 1  # its own build, with its own flags
