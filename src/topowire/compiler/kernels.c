@@ -1,4 +1,4 @@
-/* A packed recurrent cell's time step, one kernel call forward and one backward per step
+/* A packed recurrent cell over a whole sequence, one kernel call forward and one backward
  * (topowire/compiler/sequence.py drives them; the layout and arguments are described at the
  * cells below), and the relational layers' block products.
  *
@@ -69,7 +69,8 @@ void unary_f(int64_t count, int64_t which, const float *x, float *y) {
         y[i] = which == 0 ? exp_f(x[i]) : which == 1 ? sigmoid_f(x[i]) : tanh_f(x[i]);
 }
 
-/* ---- Recurrent cells over their graph, one kernel call per time step.
+/* ---- Recurrent cells over their graph, one kernel call per sequence: each model runs its
+ * time steps one after another, so its state stays in cache from one step to the next.
  *
  * A step's tensors are unit-major: model p's state is N rows of Bp lanes (the batch, padded
  * to whole vectors), h + p * h_ps + v * Bp; the saved gates likewise (a row per gate and unit).
@@ -86,8 +87,8 @@ void unary_f(int64_t count, int64_t which, const float *x, float *y) {
  * x + p * x_ps + c * x_cs + lane, a step of every step's projection).
  *
  * live[lane] (int32, 0 or 1): the lane's sequence is still running at this step; an ended
- * one holds its state and its gates get no gradient. Only the first nv vectors of lanes are
- * computed (lanes sorted longest first: the running ones); the rest hold their state.
+ * one holds its state and its gates get no gradient. Only the first nvs[t] vectors of lanes
+ * are computed (lanes sorted longest first: the running ones); the rest hold their state.
  */
 typedef float vf __attribute__((vector_size(VEC * 4)));
 typedef float vfu __attribute__((vector_size(VEC * 4), aligned(4)));
@@ -247,10 +248,18 @@ static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const f
         else if (CH > 3 && left_ == 3) body(3, l0);                   \
     }
 
-#define STEP_ARGS int64_t threads, int64_t P, int64_t N, int64_t Bp, int64_t nv, int64_t R, const int64_t *rowptr, \
-    const int64_t *col, const float *wv, const float *x, int64_t x_ps, int64_t x_cs, const int32_t *sym,           \
-    const int32_t *live
-#define MODEL model_step(p, N, Bp, R, rowptr, col, wv, x, x_ps, x_cs, sym, live)
+/* What every cell kernel takes first: the sequence of T steps, nvs[t] vectors computed at step t;
+ * step t's inputs at x + t * x_ts (dense: x_ts = Bp; a table: 0), its symbols and live flags
+ * at sym + t * Bp and live + t * Bp. */
+#define SEQ_ARGS int64_t threads, int64_t P, int64_t T, int64_t N, int64_t Bp, const int64_t *nvs, int64_t R,    \
+    const int64_t *rowptr, const int64_t *col, const float *wv, const float *x, int64_t x_ps, int64_t x_cs,      \
+    int64_t x_ts, const int32_t *sym, const int32_t *live
+/* Model p's step t; the gradient from outside reaching its state before the step (h_t: e's row
+ * t - 1, none for h_0); two gradient buffers swapped after a backward step. */
+#define MODEL model_step(p, N, Bp, R, rowptr, col, wv, x + t * x_ts, x_ps, x_cs, sym ? sym + t * Bp : NULL, \
+                         live + t * Bp)
+#define OUTSIDE (e == NULL || t == 0 ? NULL : e + p * e_ps + (t - 1) * N * Bp)
+#define SWAP(a, b) do { float *swap_ = a; a = b; b = swap_; } while (0)
 
 /* ---- GRU (torch's gates r, z, n; b_hh apart, as the reset gate scales its n part): saves
  * r, z, n and the recurrent n pre-activation (with its bias) per unit, 4 rows of N. */
@@ -286,17 +295,20 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
     }
 }
 
-/* bias: b_hh [P, 3N]. */
-void gru_forward(STEP_ARGS, const float *bias, const float *h, float *hn, int64_t h_ps, float *s, int64_t s_ps) {
+/* The GRU over the sequence: h, the states [P, T + 1, N, Bp] (models h_ps apart), h_0 given;
+ * s, the saved rows [P, T, 4N, Bp]; bias: b_hh [P, 3N]. Each model runs its steps one after
+ * another, so its state stays in cache from one step to the next. */
+void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, float *s, int64_t s_ps) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++) {
-        step_in m = MODEL;
-        const float *hp = h + p * h_ps, *bh = bias + p * 3 * N;
-        float *ho = hn + p * h_ps, *sp = s + p * s_ps;
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t t = 0; t < T; t++) {
+            step_in m = MODEL;
+            const float *hp = h + p * h_ps + t * N * Bp, *bh = bias + p * 3 * N;
+            float *ho = h + p * h_ps + (t + 1) * N * Bp, *sp = s + p * s_ps + t * 4 * N * Bp;
 #define GRU_FW(nc, l0) gru_chunk(&m, nc, l0, bh, hp, ho, sp, N)
-        CHUNKS(nv, GRU_FW)
-        hold(N, Bp, nv * VEC, hp, NULL, ho);
-    }
+            CHUNKS(nvs[t], GRU_FW)
+            hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
+        }
 }
 
 INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *e, const float *s,
@@ -333,21 +345,26 @@ INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d,
         edge_grads(m, 3, nc, v, h, l0, dg + v * Bp + l0, N * Bp, prev, wacc);
 }
 
-/* The GRU step's backward: d (the gradient reaching h_{t+1}, [P, N, Bp]) -> prev (reaching
- * h_t, [P, N, Bp]: through z h_t, the graph's products, a held lane's d, plus e from outside
- * or NULL), the input's gradient (dx, see input_grad), b_hh's (db, [P, 3N, VEC] partial sums)
- * and the weights' (wacc). dg ([P, 3N, Bp]) is scratch. h: the state before the step. */
-void gru_backward(STEP_ARGS, const float *d, const float *e, int64_t e_ps, const float *s, int64_t s_ps,
-                  const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *db, float *wacc,
-                  float *prev) {
+/* The GRU's backward, last step first. d ([P, N, Bp]) holds the gradient reaching h_T; each
+ * step's d (reaching h_{t+1}) gives prev (reaching h_t: through z h_t, the graph's products,
+ * a held lane's d, plus e's row t - 1 from outside, e [P, T, N, Bp] or NULL), which is the
+ * next step's d (the two buffers swap; their ends are scratch). Summed over the steps: the
+ * input's gradient (dx + t * x_ts, see input_grad), b_hh's (db, [P, 3N, VEC] partial sums)
+ * and the weights' (wacc). dg ([P, 3N, Bp]) is scratch; h, s: the forward's. */
+void gru_backward(SEQ_ARGS, float *d, float *prev, const float *e, int64_t e_ps, const float *s, int64_t s_ps,
+                  const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *db, float *wacc) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        step_in m = MODEL;
-        const float *dp = d + p * N * Bp, *ep = e == NULL ? NULL : e + p * e_ps, *hp = h + p * h_ps;
-        float *pp = prev + p * N * Bp, *dxp = dx + p * dx_ps, *dgp = dg + p * 3 * N * Bp, *dbp = db + p * 3 * N * VEC;
-#define GRU_BW(nc, l0) gru_back_chunk(&m, nc, l0, dp, ep, s + p * s_ps, hp, dxp, dgp, dbp, pp, wacc, N)
-        CHUNKS(nv, GRU_BW)
-        hold(N, Bp, nv * VEC, dp, ep, pp);
+        float *dp = d + p * N * Bp, *pp = prev + p * N * Bp, *dgp = dg + p * 3 * N * Bp, *dbp = db + p * 3 * N * VEC;
+        for (int64_t t = T - 1; t >= 0; t--) {
+            step_in m = MODEL;
+            const float *ep = OUTSIDE, *hp = h + p * h_ps + t * N * Bp, *sp = s + p * s_ps + t * 4 * N * Bp;
+            float *dxp = dx + p * dx_ps + t * x_ts;
+#define GRU_BW(nc, l0) gru_back_chunk(&m, nc, l0, dp, ep, sp, hp, dxp, dgp, dbp, pp, wacc, N)
+            CHUNKS(nvs[t], GRU_BW)
+            hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
+            SWAP(dp, pp);
+        }
     }
 }
 
@@ -384,18 +401,20 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
     }
 }
 
-void lstm_forward(STEP_ARGS, const float *h, float *hn, const float *c, float *cn, int64_t h_ps, float *s,
-                  int64_t s_ps) {
+/* The LSTM over the sequence: h, c the states [P, T + 1, N, Bp] (h_0, c_0 given), s the saved
+ * rows [P, T, 5N, Bp]. */
+void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, float *s, int64_t s_ps) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++) {
-        step_in m = MODEL;
-        const float *hp = h + p * h_ps, *cp = c + p * h_ps;
-        float *ho = hn + p * h_ps, *co = cn + p * h_ps, *sp = s + p * s_ps;
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t t = 0; t < T; t++) {
+            step_in m = MODEL;
+            int64_t at = p * h_ps + t * N * Bp;
+            float *hp = h + at, *cp = c + at, *ho = hp + N * Bp, *co = cp + N * Bp, *sp = s + p * s_ps + t * 5 * N * Bp;
 #define LSTM_FW(nc, l0) lstm_chunk(&m, nc, l0, hp, ho, cp, co, sp, N)
-        CHUNKS(nv, LSTM_FW)
-        hold(N, Bp, nv * VEC, hp, NULL, ho);
-        hold(N, Bp, nv * VEC, cp, NULL, co);
-    }
+            CHUNKS(nvs[t], LSTM_FW)
+            hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
+            hold(N, Bp, nvs[t] * VEC, cp, NULL, co);
+        }
 }
 
 INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *dc, const float *e,
@@ -431,22 +450,28 @@ INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d
         edge_grads(m, 4, nc, v, h, l0, dg + v * Bp + l0, row, prev, wacc);
 }
 
-/* The LSTM step's backward: d, dc (reaching h_{t+1}, c_{t+1}; [P, N, Bp]) -> prev, cprev
- * (reaching h_t, c_t), dx and wacc as the GRU's; c, h: the states before the step. */
-void lstm_backward(STEP_ARGS, const float *d, const float *dc, const float *e, int64_t e_ps, const float *s,
-                   int64_t s_ps, const float *c, const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg,
-                   float *wacc, float *prev, float *cprev) {
+/* The LSTM's backward, last step first: d, dc (reaching h_T, c_T in; [P, N, Bp]) give prev,
+ * cprev (reaching h_t, c_t), swapped after each step as the GRU's d and prev; dx, wacc, dg
+ * as the GRU's; h, c, s: the forward's. */
+void lstm_backward(SEQ_ARGS, float *d, float *dc, float *prev, float *cprev, const float *e, int64_t e_ps,
+                   const float *s, int64_t s_ps, const float *c, const float *h, int64_t h_ps, float *dx,
+                   int64_t dx_ps, float *dg, float *wacc) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        step_in m = MODEL;
         int64_t at = p * N * Bp;
-        const float *ep = e == NULL ? NULL : e + p * e_ps;
-        float *dgp = dg + 4 * at, *dxp = dx + p * dx_ps;
-#define LSTM_BW(nc, l0) lstm_back_chunk(&m, nc, l0, d + at, dc + at, ep, s + p * s_ps, c + p * h_ps, h + p * h_ps, \
-                                        dxp, dgp, prev + at, cprev + at, wacc, N)
-        CHUNKS(nv, LSTM_BW)
-        hold(N, Bp, nv * VEC, d + at, ep, prev + at);
-        hold(N, Bp, nv * VEC, dc + at, NULL, cprev + at);
+        float *dp = d + at, *dcp = dc + at, *pp = prev + at, *cpp = cprev + at, *dgp = dg + 4 * at;
+        for (int64_t t = T - 1; t >= 0; t--) {
+            step_in m = MODEL;
+            int64_t st = p * h_ps + t * N * Bp;
+            const float *ep = OUTSIDE, *sp = s + p * s_ps + t * 5 * N * Bp;
+            float *dxp = dx + p * dx_ps + t * x_ts;
+#define LSTM_BW(nc, l0) lstm_back_chunk(&m, nc, l0, dp, dcp, ep, sp, c + st, h + st, dxp, dgp, pp, cpp, wacc, N)
+            CHUNKS(nvs[t], LSTM_BW)
+            hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
+            hold(N, Bp, nvs[t] * VEC, dcp, NULL, cpp);
+            SWAP(dp, pp);
+            SWAP(dcp, cpp);
+        }
     }
 }
 
@@ -473,16 +498,17 @@ INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const
     }
 }
 
-void act_forward(STEP_ARGS, int64_t which, const float *h, float *hn, int64_t h_ps) {
+/* Over the sequence: h the states [P, T + 1, N, Bp], h_0 given. */
+void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++) {
-        step_in m = MODEL;
-        const float *hp = h + p * h_ps;
-        float *ho = hn + p * h_ps;
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t t = 0; t < T; t++) {
+            step_in m = MODEL;
+            float *hp = h + p * h_ps + t * N * Bp, *ho = hp + N * Bp;
 #define ACT_FW(nc, l0) act_chunk(&m, nc, l0, which, hp, ho, N)
-        CHUNKS(nv, ACT_FW)
-        hold(N, Bp, nv * VEC, hp, NULL, ho);
-    }
+            CHUNKS(nvs[t], ACT_FW)
+            hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
+        }
 }
 
 INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const float *d, const float *e,
@@ -510,18 +536,22 @@ INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, 
         edge_grads(m, 1, nc, v, h, l0, dg + v * Bp + l0, N * Bp, prev, wacc);
 }
 
-/* Its backward: y the state after the step, h the one before; as the GRU's otherwise. */
-void act_backward(STEP_ARGS, int64_t which, const float *d, const float *e, int64_t e_ps, const float *y,
-                  const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *wacc, float *prev) {
+/* Its backward, last step first: as the GRU's (h the forward's states). */
+void act_backward(SEQ_ARGS, int64_t which, float *d, float *prev, const float *e, int64_t e_ps, const float *h,
+                  int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *wacc) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        step_in m = MODEL;
         int64_t at = p * N * Bp;
-        const float *ep = e == NULL ? NULL : e + p * e_ps;
-#define ACT_BW(nc, l0) act_back_chunk(&m, nc, l0, which, d + at, ep, y + p * h_ps, h + p * h_ps, dx + p * dx_ps, \
-                                      dg + at, prev + at, wacc, N)
-        CHUNKS(nv, ACT_BW)
-        hold(N, Bp, nv * VEC, d + at, ep, prev + at);
+        float *dp = d + at, *pp = prev + at, *dgp = dg + at;
+        for (int64_t t = T - 1; t >= 0; t--) {
+            step_in m = MODEL;
+            const float *ep = OUTSIDE, *hp = h + p * h_ps + t * N * Bp;
+            float *dxp = dx + p * dx_ps + t * x_ts;
+#define ACT_BW(nc, l0) act_back_chunk(&m, nc, l0, which, dp, ep, hp + N * Bp, hp, dxp, dgp, pp, wacc, N)
+            CHUNKS(nvs[t], ACT_BW)
+            hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
+            SWAP(dp, pp);
+        }
     }
 }
 

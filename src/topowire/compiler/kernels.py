@@ -2,9 +2,10 @@
 with this machine's C compiler.
 
 A recurrent step in torch is a dense masked product and a dozen passes over ``[P, B, G*N]``
-tensors; here it is one kernel call forward and one backward (driven by
-:mod:`topowire.compiler.sequence`) that sums over the graph's edges only and does the gate
-arithmetic while the sums are in registers, a pack's models split over torch's thread count.
+tensors; here a whole sequence is one kernel call forward and one backward (driven by
+:mod:`topowire.compiler.sequence`): each model runs its steps one after another, summing over
+the graph's edges only and doing the gate arithmetic while the sums are in registers, a
+pack's models split over torch's thread count.
 The relational layers' block product (:mod:`topowire.compiler.blocks`) is here too: small
 register-tiled GEMMs over a graph's ``(A + I)`` blocks, split the same way. Both run in the
 OpenMP pool torch's own ops use (built with ``-fopenmp``, the library links the ``libgomp``

@@ -1,10 +1,12 @@
 """Recurrent cells run over a whole sequence with their own backward pass, computing only
 their graph's connections.
 
-A time step of a pack is one kernel call (:mod:`~topowire.compiler.kernels`), forward and
-backward: per model and unit, the recurrent product sums over the unit's edges alone (a
-graph of mean degree 4 among 48 units is a twelfth of the dense product's work), and the
-gate arithmetic follows while the sums are in registers. Buffers are unit-major, ``[P, T,
+A pack's sequence is one kernel call (:mod:`~topowire.compiler.kernels`) forward and one
+backward, in which each model runs its time steps one after another (its state stays in
+cache from one step to the next; the models split over torch's threads). Per step and unit
+the recurrent product sums over the unit's edges alone (a graph of mean degree 4 among 48
+units is a twelfth of the dense product's work), and the gate arithmetic follows while the
+sums are in registers. Buffers are unit-major, ``[P, T,
 N, Bp]``: a unit's row holds the batch's lanes (padded to whole vectors), so every
 operation runs on whole vectors whatever the graph. The input's gate pre-activations are,
 for one-hot inputs, a per-lane pick from the table ``W_ih.T + b_ih`` (one row per symbol,
@@ -37,8 +39,8 @@ __all__ = ["Family", "KINDS", "supports", "sequence_forward", "edges", "lanes"]
 
 @dataclass(frozen=True)
 class Family:
-    """How one cell runs here: its kernels' calls on one step's arguments (``s``, a namespace
-    of sizes and addresses, see :class:`_Sequence`; ``s.step`` the arguments every kernel
+    """How one cell runs here: its kernels' calls on a sequence's arguments (``s``, a namespace
+    of sizes and addresses, see :class:`_Sequence`; ``s.seq`` the arguments every kernel
     takes first).
 
     Attributes
@@ -53,7 +55,7 @@ class Family:
         ``b_hh`` is added to the recurrent sums by the kernel, apart from the input's rows
         (the GRU, whose reset gate scales it); a summed cell's rows carry both biases instead.
     forward, backward : callable
-        ``(lib, s) -> None``: the step's kernel call.
+        ``(lib, s) -> None``: the sequence's kernel call.
     """
 
     gates: int
@@ -66,21 +68,21 @@ class Family:
 
 def _act(which: int) -> Family:
     return Family(1, 0, False, False,
-                  lambda lib, s: lib.act_forward(*s.step, which, s.h, s.h_next, s.hs),
-                  lambda lib, s: lib.act_backward(*s.step, which, s.g, *s.outside, s.h_next, s.h, s.hs, s.dx, s.dxs,
-                                                  s.dg, s.wacc, s.prev))
+                  lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs),
+                  lambda lib, s: lib.act_backward(*s.seq, which, s.g, s.prev, *s.outside, s.h, s.hs, s.dx, s.dxs,
+                                                  s.dg, s.wacc))
 
 
 #: The cells run here.
 KINDS: dict[str, Family] = {
     "gru": Family(3, 4, False, True,
-                  lambda lib, s: lib.gru_forward(*s.step, s.bias, s.h, s.h_next, s.hs, s.saved, s.ss),
-                  lambda lib, s: lib.gru_backward(*s.step, s.g, *s.outside, s.saved, s.ss, s.h, s.hs, s.dx, s.dxs,
-                                                  s.dg, s.db, s.wacc, s.prev)),
+                  lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.saved, s.ss),
+                  lambda lib, s: lib.gru_backward(*s.seq, s.g, s.prev, *s.outside, s.saved, s.ss, s.h, s.hs, s.dx,
+                                                  s.dxs, s.dg, s.db, s.wacc)),
     "lstm": Family(4, 5, True, False,
-                   lambda lib, s: lib.lstm_forward(*s.step, s.h, s.h_next, s.c, s.c_next, s.hs, s.saved, s.ss),
-                   lambda lib, s: lib.lstm_backward(*s.step, s.g, s.gc, *s.outside, s.saved, s.ss, s.c, s.h, s.hs,
-                                                    s.dx, s.dxs, s.dg, s.wacc, s.prev, s.gc_prev)),
+                   lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.saved, s.ss),
+                   lambda lib, s: lib.lstm_backward(*s.seq, s.g, s.gc, s.prev, s.gc_prev, *s.outside, s.saved, s.ss,
+                                                    s.c, s.h, s.hs, s.dx, s.dxs, s.dg, s.wacc)),
     "rnn-tanh": _act(0),
     "rnn-relu": _act(1),
 }
@@ -162,25 +164,23 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     xin, sym = _inputs(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh, live.shape[1], vec)
     rowptr, col, wv = edges(mask, w_hh, family.gates)
     shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=mask.shape[1], d=x.shape[2], live=live,
-                            computed=computed, sym=sym, rowptr=rowptr, col=col)
+                            computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col)
     return _Sequence.apply(family, shape, xin, wv, bias_hh.contiguous() if apart else None)
 
 
-def _step_args(sh, s, t: int, xin: Tensor) -> tuple:
-    """The arguments every kernel takes first, at step t (see ``STEP_ARGS`` in kernels.c)."""
-    ptr, gn = kernels.pointer, xin.shape[1]
-    if sh.sym is None:
-        x, x_ps, x_cs = ptr(xin, t * sh.bp), gn * sh.t * sh.bp, sh.t * sh.bp
-    else:
-        x, x_ps, x_cs = ptr(xin), gn * xin.shape[2], xin.shape[2]
-    return (s.threads, s.p, sh.n, sh.bp, sh.computed[t], sh.d + 1, ptr(sh.rowptr), ptr(sh.col), s.wv, x, x_ps, x_cs,
-            None if sh.sym is None else ptr(sh.sym, t * sh.bp), ptr(sh.live, t * sh.bp))
+def _sequence_args(sh, threads: int, xin: Tensor, wv: Tensor) -> tuple:
+    """The arguments every kernel takes first (see ``SEQ_ARGS`` in kernels.c)."""
+    ptr, p, gn = kernels.pointer, xin.shape[0], xin.shape[1]
+    x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
+        (gn * xin.shape[2], xin.shape[2], 0)
+    return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.d + 1, ptr(sh.rowptr), ptr(sh.col), ptr(wv), ptr(xin),
+            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live))
 
 
 class _Sequence(torch.autograd.Function):
-    """The time loops. ``s`` carries torch's thread count (the kernels split the models over
-    it), model strides (``hs`` states, ``ss`` saved, ``dxs`` the input's gradient) and
-    addresses to the family's kernel call."""
+    """The kernel calls. ``s`` carries the sequence's arguments (the kernels split the models
+    over torch's thread count), model strides (``hs`` states, ``ss`` saved, ``dxs`` the
+    input's gradient) and addresses to the family's kernel call."""
 
     @staticmethod
     def forward(ctx, family, sh, xin, wv, b_hh):
@@ -189,14 +189,9 @@ class _Sequence(torch.autograd.Function):
         h[:, 0] = 0
         c = xin.new_zeros(p, t_steps + 1, n, bp) if family.memory else None
         saved = xin.new_empty(p, t_steps, family.saved * n, bp) if family.saved else None
-        s = SimpleNamespace(threads=torch.get_num_threads(), p=p, wv=ptr(wv), bias=ptr(b_hh), hs=(t_steps + 1) * n * bp,
-                            ss=t_steps * family.saved * n * bp)
-        lib = kernels.library()
-        for t in range(t_steps):
-            s.step = _step_args(sh, s, t, xin)
-            s.saved = ptr(saved, t * family.saved * n * bp)
-            s.h, s.h_next, s.c, s.c_next = (ptr(v, u * n * bp) for v in (h, c) for u in (t, t + 1))
-            family.forward(lib, s)
+        s = SimpleNamespace(seq=_sequence_args(sh, torch.get_num_threads(), xin, wv), bias=ptr(b_hh), h=ptr(h),
+                            c=ptr(c), hs=(t_steps + 1) * n * bp, saved=ptr(saved), ss=t_steps * family.saved * n * bp)
+        family.forward(kernels.library(), s)
         ctx.family, ctx.sh = family, sh
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(xin, wv, h, c, saved)
@@ -214,29 +209,21 @@ class _Sequence(torch.autograd.Function):
         if grad_states is not None and t_steps:
             outside = h.new_zeros(p, t_steps, n, bp)
             outside[..., :b] = grad_states.transpose(2, 3)
-        g = h.new_zeros(p, n, bp)  # the gradient reaching h_{t+1}, from the last step back
+        g = h.new_zeros(p, n, bp)  # the gradient reaching h_T; the kernel's ping-pong buffer with prev
         if outside is not None:
             g += outside[:, -1]
         if grad_last is not None:
             g[..., :b] += grad_last.transpose(1, 2)
-        prev, dg = h.new_empty(p, n, bp), h.new_empty(p, family.gates * n, bp)
         dx = xin.new_zeros(p, xin.shape[1], vec, vec) if sh.sym is not None else torch.zeros_like(xin)
         wacc = wv.new_zeros(*wv.shape, vec)
         db = h.new_zeros(p, family.gates * n, vec) if family.recurrent_bias else None
         gc, gc_prev = (h.new_zeros(p, n, bp), h.new_empty(p, n, bp)) if family.memory else (None, None)
-        s = SimpleNamespace(threads=torch.get_num_threads(), p=p, wv=ptr(wv), hs=t1 * n * bp,
-                            ss=t_steps * family.saved * n * bp, dxs=dx[0].numel(), dg=ptr(dg), db=ptr(db),
-                            wacc=ptr(wacc))
-        lib = kernels.library()
-        for t in reversed(range(t_steps)):
-            s.step = _step_args(sh, s, t, xin)
-            s.outside = (ptr(outside, (t - 1) * n * bp), t_steps * n * bp) if outside is not None and t \
-                else (None, 0)  # reaching h_t from outside; h0's is never used
-            s.saved = ptr(saved, t * family.saved * n * bp)
-            s.dx = ptr(dx, t * bp) if sh.sym is None else ptr(dx)
-            s.h, s.h_next, s.c = ptr(h, t * n * bp), ptr(h, (t + 1) * n * bp), ptr(c, t * n * bp)
-            s.g, s.prev, s.gc, s.gc_prev = ptr(g), ptr(prev), ptr(gc), ptr(gc_prev)
-            family.backward(lib, s)
-            g, prev, gc, gc_prev = prev, g, gc_prev, gc
+        prev, dg = h.new_empty(p, n, bp), h.new_empty(p, family.gates * n, bp)  # scratch
+        s = SimpleNamespace(seq=_sequence_args(sh, torch.get_num_threads(), xin, wv), h=ptr(h), c=ptr(c),
+                            hs=t1 * n * bp, saved=ptr(saved), ss=t_steps * family.saved * n * bp, dx=ptr(dx),
+                            dxs=dx[0].numel(), dg=ptr(dg), db=ptr(db),
+                            wacc=ptr(wacc), g=ptr(g), prev=ptr(prev), gc=ptr(gc), gc_prev=ptr(gc_prev),
+                            outside=(ptr(outside), t_steps * n * bp))
+        family.backward(kernels.library(), s)
         grad_x = dx.sum(-1) if sh.sym is not None else dx
         return None, None, grad_x, wacc.sum(-1), None if db is None else db.sum(-1)[:, None, :]
