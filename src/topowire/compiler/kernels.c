@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 /* The rows a loop reads and writes never overlap: vectorize without alias checks. */
 #define IVDEP _Pragma("GCC ivdep")
@@ -174,6 +177,32 @@ INLINE void edge_grads(const step_in *m, int G, int nc, int64_t v, const float *
     }
 }
 
+/* Rows saved for the backward pass go to memory without being read first (streaming stores,
+ * where the vector unit has them and dst is aligned; plain ones otherwise): the backward reads
+ * them long after, from memory anyway. A kernel that saves rows ends with fence(). */
+INLINE void save(float *dst, const float *src, int nc) {
+#if defined(__AVX512F__)
+    if (((uintptr_t)dst & 63) == 0) {
+        for (int i = 0; i < nc; i++)
+            _mm512_stream_ps(dst + i * VEC, _mm512_loadu_ps(src + i * VEC));
+        return;
+    }
+#elif defined(__AVX__)
+    if (((uintptr_t)dst & 31) == 0) {
+        for (int i = 0; i < nc; i++)
+            _mm256_stream_ps(dst + i * VEC, _mm256_loadu_ps(src + i * VEC));
+        return;
+    }
+#endif
+    memcpy(dst, src, nc * VEC * sizeof(float));
+}
+
+static void fence(void) {
+#if defined(__AVX__)
+    _mm_sfence();
+#endif
+}
+
 /* acc (VEC partial sums) += the sum of nc vectors of lanes g. */
 INLINE void add_lanes(int nc, const float *g, float *acc) {
     vf sum = *(const vfu *)g;
@@ -287,11 +316,14 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
             float n = tanh_f(pn[l] + r * ph[l]);
             float y = (1.0f - z) * n + z * hp[l];
             ho[l] = lv[l] ? y : hp[l];
-            s0[l] = r;
-            s1[l] = z;
-            s2[l] = n;
-            s3[l] = ph[l];
+            pr[l] = r;
+            pz[l] = z;
+            pn[l] = n;
         }
+        save(s0, pr, nc);
+        save(s1, pz, nc);
+        save(s2, pn, nc);
+        save(s3, ph, nc);
     }
 }
 
@@ -309,6 +341,7 @@ void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, float *s, 
             CHUNKS(nvs[t], GRU_FW)
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
         }
+    fence();
 }
 
 INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *e, const float *s,
@@ -384,7 +417,7 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
         int64_t at = v * m->Bp + l0, row = N * m->Bp;
         const float *hp = h + at, *cp = c + at;
         const int32_t *lv = m->live + l0;
-        float *ho = hn + at, *co = cn + at, *sv = s + at;
+        float *ho = hn + at, *co = cn + at, tcs[CH * VEC];
         IVDEP
         LANES_OF(nc) {
             float i = sigmoid_f(pre[0][l]), f = sigmoid_f(pre[1][l]), g = tanh_f(pre[2][l]);
@@ -392,12 +425,15 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
             float cc = f * cp[l] + i * g, tc = tanh_f(cc);
             co[l] = lv[l] ? cc : cp[l];
             ho[l] = lv[l] ? o * tc : hp[l];
-            sv[l] = i;
-            sv[row + l] = f;
-            sv[2 * row + l] = g;
-            sv[3 * row + l] = o;
-            sv[4 * row + l] = tc;
+            pre[0][l] = i;
+            pre[1][l] = f;
+            pre[2][l] = g;
+            pre[3][l] = o;
+            tcs[l] = tc;
         }
+        for (int g = 0; g < 4; g++)
+            save(s + at + g * row, pre[g], nc);
+        save(s + at + 4 * row, tcs, nc);
     }
 }
 
@@ -415,6 +451,7 @@ void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, float *s, int64_t 
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
             hold(N, Bp, nvs[t] * VEC, cp, NULL, co);
         }
+    fence();
 }
 
 INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *dc, const float *e,
