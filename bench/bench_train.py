@@ -3,9 +3,10 @@
 P models of each cell kind (GRU, LSTM, tanh RNN; WS/ER/BA, n in [32, 64]) train one epoch
 on ``reber``:
 
-- packed: topowire's trainer (one tensor program per pack, P independent Adams), its time
-  loop over sub-packs sized to the L2 cache, the cells' gate arithmetic in fused kernels
-  with their own backward (:mod:`topowire.compiler.sequence`; the default);
+- packed: topowire's trainer (one tensor program per pack, P independent Adams), over
+  sub-packs sized to the L2 cache, each sub-pack's sequence one kernel call forward and one
+  backward that compute only the graph's edges (:mod:`topowire.compiler.sequence`; the
+  default);
 - packed, torch cells: the default with the cells stepped in torch under autograd (the
   engine before the kernels; ``use_kernels(False)``);
 - packed, one program: the same with ``sub_pack=0`` (the whole pack at each step);
@@ -15,18 +16,20 @@ on ``reber``:
 - packed, elementwise Adam: the default with Adam's step in elementwise torch ops
   (``StackedAdam.step_elementwise``, what torch's fused Adam replaced);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
-  model, trained one after another on the same batches. It is a fair loop: the same
-  masked cell code (topowire's functional core at P = 1 with the fused kernels, whose
-  masked, transposed weights are computed once per forward, outside the time loop) and
-  the same clipping.
+  model, trained one after another on the same batches. It is a strict loop: the same
+  cell code (topowire's functional core at P = 1 with the same sparse kernels, so every
+  kernel speed-up speeds it too) and the same clipping; the speed-up over it is what
+  packing adds alone.
 
 The sides are interleaved (each variant, then the loop, round after round; the best of
 ``--rounds`` each), at every thread count and batch size, so a busy shared machine slows
 all alike. Beside models*epochs/s and the speed-up over the loop it prints:
 
-- step / GEMMs: the packed epoch's time over the time its own GEMMs take alone at the
-  same shapes (per padded time step and sub-pack: the recurrent product forward, and the
-  two products of its backward), measured in the same run -- 1.0 would be all GEMM;
+- step / GEMMs: the packed epoch's time over the time the dense masked recurrent products
+  take alone at the same shapes (per padded time step and sub-pack: the product forward and
+  the two of its backward; what the torch path computes), measured in the same run. The
+  kernels compute the graph's edges instead, so below 1.0 means the whole epoch takes less
+  than those products alone;
 - of bmm: the dense FLOPs the packed program executes (padded widths and time steps) per
   second, against ``torch.bmm`` at the whole pack's step shape;
 - useful of peak: only the masked products of real time steps, against ``torch.mm``'s peak.
