@@ -179,7 +179,7 @@ INLINE void edge_grads(const step_in *m, int G, int nc, int64_t v, const float *
 
 /* Rows saved for the backward pass go to memory without being read first (streaming stores,
  * where the vector unit has them and dst is aligned; plain ones otherwise): the backward reads
- * them long after, from memory anyway. A kernel that saves rows ends with fence(). */
+ * them long after, from memory anyway. The thread that saved a model's rows ends with fence(). */
 INLINE void save(float *dst, const float *src, int nc) {
 #if defined(__AVX512F__)
     if (((uintptr_t)dst & 63) == 0) {
@@ -332,16 +332,17 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
  * another, so its state stays in cache from one step to the next. */
 void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, float *s, int64_t s_ps) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
+    for (int64_t p = 0; p < P; p++) {
+        const float *bh = bias + p * 3 * N;
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
-            const float *hp = h + p * h_ps + t * N * Bp, *bh = bias + p * 3 * N;
-            float *ho = h + p * h_ps + (t + 1) * N * Bp, *sp = s + p * s_ps + t * 4 * N * Bp;
+            float *hp = h + p * h_ps + t * N * Bp, *ho = hp + N * Bp, *sp = s + p * s_ps + t * 4 * N * Bp;
 #define GRU_FW(nc, l0) gru_chunk(&m, nc, l0, bh, hp, ho, sp, N)
             CHUNKS(nvs[t], GRU_FW)
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
         }
-    fence();
+        fence();
+    }
 }
 
 INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *e, const float *s,
@@ -441,7 +442,7 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
  * rows [P, T, 5N, Bp]. */
 void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, float *s, int64_t s_ps) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
+    for (int64_t p = 0; p < P; p++) {
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
             int64_t at = p * h_ps + t * N * Bp;
@@ -451,7 +452,8 @@ void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, float *s, int64_t 
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
             hold(N, Bp, nvs[t] * VEC, cp, NULL, co);
         }
-    fence();
+        fence();
+    }
 }
 
 INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d, const float *dc, const float *e,

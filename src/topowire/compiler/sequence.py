@@ -192,7 +192,7 @@ class _Sequence(torch.autograd.Function):
         s = SimpleNamespace(seq=_sequence_args(sh, torch.get_num_threads(), xin, wv), bias=ptr(b_hh), h=ptr(h),
                             c=ptr(c), hs=(t_steps + 1) * n * bp, saved=ptr(saved), ss=t_steps * family.saved * n * bp)
         family.forward(kernels.library(), s)
-        ctx.family, ctx.sh = family, sh
+        ctx.family, ctx.sh, ctx.s = family, sh, s  # its addresses: of tensors saved below
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(xin, wv, h, c, saved)
         states = h[:, 1:, :, :sh.b].transpose(2, 3)
@@ -219,10 +219,8 @@ class _Sequence(torch.autograd.Function):
         db = h.new_zeros(p, family.gates * n, vec) if family.recurrent_bias else None
         gc, gc_prev = (h.new_zeros(p, n, bp), h.new_empty(p, n, bp)) if family.memory else (None, None)
         prev, dg = h.new_empty(p, n, bp), h.new_empty(p, family.gates * n, bp)  # scratch
-        s = SimpleNamespace(seq=_sequence_args(sh, torch.get_num_threads(), xin, wv), h=ptr(h), c=ptr(c),
-                            hs=t1 * n * bp, saved=ptr(saved), ss=t_steps * family.saved * n * bp, dx=ptr(dx),
-                            dxs=dx[0].numel(), dg=ptr(dg), db=ptr(db),
-                            wacc=ptr(wacc), g=ptr(g), prev=ptr(prev), gc=ptr(gc), gc_prev=ptr(gc_prev),
+        s = SimpleNamespace(**vars(ctx.s), dx=ptr(dx), dxs=dx[0].numel(), dg=ptr(dg), db=ptr(db), wacc=ptr(wacc),
+                            g=ptr(g), prev=ptr(prev), gc=ptr(gc), gc_prev=ptr(gc_prev),
                             outside=(ptr(outside), t_steps * n * bp))
         family.backward(kernels.library(), s)
         grad_x = dx.sum(-1) if sh.sym is not None else dx
