@@ -9,7 +9,9 @@ on ``reber``:
   default);
 - packed, torch cells: the default with the cells stepped in torch under autograd (the
   engine before the kernels; ``use_kernels(False)``);
-- packed, one program: the same with ``sub_pack=0`` (the whole pack at each step);
+- packed, sub-packs: the same run as sub-packs of 16 models (``sub_pack=16``; the torch
+  path's split sized to the cache: the kernels run a pack model by model already, so their
+  default is the whole pack in one call);
 - packed, product input: the default with the one-hot input projection as a product and
   a bias add per step (what the row gather replaced);
 - packed, bucketed: the default with batches of similar lengths (``bucket=True``);
@@ -18,8 +20,10 @@ on ``reber``:
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches. It is a strict loop: the same
   cell code (topowire's functional core at P = 1 with the same sparse kernels, so every
-  kernel speed-up speeds it too) and the same clipping; the speed-up over it is what
-  packing adds alone.
+  kernel speed-up speeds it too), the same clipping and the same allocator policy (freed
+  memory kept in the heap, :func:`~topowire.train.heap.kept_heap`, as the trainer runs: with
+  glibc's defaults the loop's rate at batch 128 was half, and depended on what the process
+  had run before); the speed-up over it is what packing adds alone.
 
 The sides are interleaved (each variant, then the loop, round after round; the best of
 ``--rounds`` each), at every thread count and batch size, so a busy shared machine slows
@@ -40,7 +44,7 @@ relational layer's dense masked vs block product, across densities, is
 ``bench/bench_heap.py`` (each side in a fresh process: glibc's state is the process's).
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
-                                [--kinds gru lstm rnn-tanh] [--variants packed torch-cells one-program product-input bucketed
+                                [--kinds gru lstm rnn-tanh] [--variants packed torch-cells sub-packs product-input bucketed
                                             elementwise-adam]
 """
 
@@ -63,6 +67,7 @@ from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
 from topowire.train.batches import epoch_batches
+from topowire.train.heap import kept_heap
 from topowire.train.losses import per_model_loss
 from topowire.train.optim import StackedAdam
 from topowire.train.trainer import pack_jobs
@@ -83,6 +88,14 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
     batches = epoch_batches(len(task.y_train), config.batch_size, (*config.data_stream(0), 0), task.len_train,
                             config.bucket)
     t0 = time.perf_counter()
+    with kept_heap():
+        _loop(topologies, arch, task, config, device, batches)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def _loop(topologies, arch, task, config, device, batches) -> None:
     for i, t in enumerate(topologies):
         net = MaskedRecurrentNet(wire(t, arch.orientation, arch.inputs, arch.outputs), arch, seed=i).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
@@ -95,13 +108,10 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip)
             opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
 
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
-VARIANTS = {"packed": {}, "torch-cells": {}, "one-program": {"sub_pack": 0}, "product-input": {},
+VARIANTS = {"packed": {}, "torch-cells": {}, "sub-packs": {"sub_pack": 16}, "product-input": {},
             "bucketed": {"bucket": True}, "elementwise-adam": {}}
 
 

@@ -112,6 +112,9 @@ def test_sub_pack_size_fills_the_l2_cache_on_the_cpu_only():
         assert F.sub_pack_size(256, 128, 192, torch.device("meta")) == 256  # an accelerator: one program
     with F.sub_packs(0):
         assert F.sub_pack_size(256, 128, 192, cpu) == 256
+    assert F.sub_pack_size(256, 128, 192, cpu, by_cache=False) == 256  # the kernels: unset is the whole pack
+    with F.sub_packs(16):
+        assert F.sub_pack_size(256, 128, 192, cpu, by_cache=False) == 16  # a set size still holds
 
 
 def test_l2_cache_bytes_reads_sysfs_and_falls_back(tmp_path):

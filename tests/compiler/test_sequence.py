@@ -200,6 +200,23 @@ def test_only_the_kernel_path_runs_with_kernels_and_only_the_torch_path_without(
     assert calls
 
 
+def test_a_pack_is_one_kernel_call_unless_a_sub_pack_size_is_set(monkeypatch):
+    # the kernels run a pack model by model already: no cache-sized split (here every model
+    # alone) unless asked for
+    monkeypatch.setattr(functional, "l2_cache_bytes", lambda: 4)
+    calls = []
+    states = sequence.sequence_forward
+    monkeypatch.setattr(sequence, "sequence_forward", lambda *a: calls.append(a[2].shape[0]) or states(*a))
+    packed = _pack("gru")
+    x, lengths = _inputs(True)
+    _run(packed, x, lengths, True)
+    assert calls == [5]
+    calls.clear()
+    with functional.sub_packs(2):
+        _run(packed, x, lengths, True)
+    assert calls == [2, 2, 1]
+
+
 def test_cells_the_kernels_do_not_cover_take_the_torch_path():
     # wcrnn (a residual) and any device but the CPU or dtype but float32 step in torch
     assert not sequence.supports("wcrnn", torch.zeros(1))

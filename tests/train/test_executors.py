@@ -5,16 +5,19 @@ import torch
 
 from topowire.cli import main
 from topowire.errors import ParameterError
+from topowire.train import heap
 from topowire.train.executors import LocalExecutor, RayExecutor, connect_executor
 
 
 class _Job:
-    """A pack job that records torch's thread count while it runs."""
+    """A pack job that records torch's thread count, and the heap's holders, while it runs."""
 
     seen: list[int] = []
+    holders: list[int] = []
 
     def run(self, task):
         _Job.seen.append(torch.get_num_threads())
+        _Job.holders.append(heap._HOLDERS[0])
         return []
 
 
@@ -22,7 +25,7 @@ class _Job:
 def two_threads():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    _Job.seen = []
+    _Job.seen, _Job.holders = [], []
     yield
     torch.set_num_threads(before)
 
@@ -38,6 +41,20 @@ def test_local_threads_are_restored_when_the_consumer_stops_early(two_threads):
     assert torch.get_num_threads() == 1
     packs.close()
     assert _Job.seen == [1] and torch.get_num_threads() == 2
+
+
+def test_local_packs_share_one_kept_heap_given_back_once_at_the_end(two_threads, monkeypatch):
+    trims = []
+    monkeypatch.setattr(heap, "_libc", lambda: type("libc", (), {"mallopt": lambda *a: 1,
+                                                                   "malloc_trim": lambda pad: trims.append(pad)}))
+    monkeypatch.setenv("TOPOWIRE_KEEP_HEAP", "1")
+    start = heap._HOLDERS[0]
+    packs = LocalExecutor().map([_Job(), _Job(), _Job()], task=None)
+    next(packs)
+    next(packs)
+    assert trims == [] and heap._HOLDERS[0] == start + 1  # held between packs, not trimmed after each
+    list(packs)
+    assert _Job.holders == [start + 1] * 3 and trims == [0] and heap._HOLDERS[0] == start
 
 
 def test_unset_threads_leave_torch_as_it_is(two_threads):

@@ -119,8 +119,9 @@ _SUB_PACK = contextvars.ContextVar("topowire_sub_pack", default=None)
 @contextlib.contextmanager
 def sub_packs(size: int | None):
     """Inside, a recurrent pack on the CPU runs its time loop over sub-packs of ``size``
-    models (0: the whole pack as one program; None: sized to the cache,
-    :func:`sub_pack_size`). Results are the same whatever the size: the models are independent."""
+    models (0: the whole pack as one program; None: sized to the cache on the torch path,
+    the whole pack on the sequence kernels, :func:`sub_pack_size`). Results are the same
+    whatever the size: the models are independent."""
     token = _SUB_PACK.set(size)
     try:
         yield
@@ -143,13 +144,15 @@ def l2_cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
     return DEFAULT_L2
 
 
-def sub_pack_size(p: int, b: int, gn: int, device: torch.device) -> int:
+def sub_pack_size(p: int, b: int, gn: int, device: torch.device, by_cache: bool = True) -> int:
     """Models per sub-pack for a pack of ``p`` models at batch ``b`` with ``gn`` gate units
-    (G*N): the size set by :func:`sub_packs`, else -- on the CPU -- as many models as keep one
-    ``[models, B, G*N]`` float32 gate tensor within the L2 cache (at least one), so a time
-    step's working set stays in cache; the whole pack on an accelerator or when set to 0."""
+    (G*N): the size set by :func:`sub_packs`, else -- on the CPU, ``by_cache`` -- as many
+    models as keep one ``[models, B, G*N]`` float32 gate tensor within the L2 cache (at least
+    one), so a time step's working set stays in cache; the whole pack on an accelerator, when
+    set to 0, or when unset and not ``by_cache`` (the sequence kernels, which run a pack
+    model by model already)."""
     size = _SUB_PACK.get()
-    if size == 0 or device.type != "cpu":
+    if size == 0 or device.type != "cpu" or (size is None and not by_cache):
         return p
     if size is None:
         size = l2_cache_bytes() // (b * gn * 4)

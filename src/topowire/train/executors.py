@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from topowire import checks
+from topowire.train.heap import kept_heap
 
 if TYPE_CHECKING:  # pragma: no cover
     from topowire.data.tasks import Task
@@ -69,8 +70,9 @@ class LocalExecutor:
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads or before)
         try:
-            for job in jobs:
-                yield job, (job.run(task) if on_step is None else job.run(task, on_step=partial(on_step, job)))
+            with kept_heap():  # across the packs: the heap is trimmed once, at the end, not refaulted per pack
+                for job in jobs:
+                    yield job, (job.run(task) if on_step is None else job.run(task, on_step=partial(on_step, job)))
         finally:
             torch.set_num_threads(before)
 

@@ -251,8 +251,9 @@ def _residual_args(module: nn.Module) -> dict:
 
 
 def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
-    """The module's recurrent forward; a pack's over sub-packs sized to the cache
-    (:func:`~topowire.compiler.functional.sub_pack_size`)."""
+    """The module's recurrent forward; a pack's over sub-packs
+    (:func:`~topowire.compiler.functional.sub_pack_size`: sized to the cache on the torch path,
+    the whole pack on the sequence kernels unless a size is set)."""
     g = module.graph_args("w_hh")
     extra = _residual_args(module)
     per_model = {"w_ih": stacked(module, "w_ih"), "w_hh": g["w"], "b_ih": stacked(module, "b_ih"),
@@ -266,7 +267,8 @@ def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
                                  graph_op=g["graph_op"], gamma=extra.get("gamma", 1.0))
 
     p, gn = per_model["w_ih"].shape[:2]
-    size = p if g["graph_op"] is not None else sub_pack_size(p, x.shape[0], gn, x.device)
+    kernels = g["graph_op"] is None and fused_program() is None and sequence.supports(module.arch.kind, x)
+    size = p if g["graph_op"] is not None else sub_pack_size(p, x.shape[0], gn, x.device, by_cache=not kernels)
     return over_sub_packs(run, per_model, size)
 
 
