@@ -1,5 +1,6 @@
 """The sequence-level cells (fused kernels, own backward) against the torch reference path."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -215,6 +216,54 @@ def test_a_pack_is_one_kernel_call_unless_a_sub_pack_size_is_set(monkeypatch):
     with functional.sub_packs(2):
         _run(packed, x, lengths, True)
     assert calls == [2, 2, 1]
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_a_forward_no_gradient_will_follow_saves_nothing_and_gives_the_same_values(monkeypatch, kind):
+    seen, family = [], sequence.KINDS[kind]
+    forward = family.forward
+    monkeypatch.setitem(sequence.KINDS, kind, dataclasses.replace(
+        family, forward=lambda lib, s: seen.append(s.saved) or forward(lib, s)))
+    packed = _pack(kind)
+    x, lengths = _inputs(True)
+    with torch.no_grad():
+        evaluated = packed(x, lengths)
+    trained = packed(x, lengths)
+    assert seen[0] is None and seen[1] is not None
+    assert torch.equal(evaluated, trained.detach())
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
+def test_reused_buffers_give_a_forward_the_memory_its_last_backward_gave_back(monkeypatch, kind):
+    seen, family = [], sequence.KINDS[kind]
+    forward = family.forward
+    monkeypatch.setitem(sequence.KINDS, kind, dataclasses.replace(
+        family, forward=lambda lib, s: seen.append((s.h, s.saved)) or forward(lib, s)))
+    packed = _pack(kind)
+    x, lengths = _inputs(True)
+    want = [_run(packed, x[:, :t], lengths.clamp(max=t), True) for t in (9, 8, 9)]
+    with sequence.reused_buffers():
+        got = [_run(packed, x[:, :t], lengths.clamp(max=t), True) for t in (9, 8, 9)]
+    for (a, ga), (b, gb) in zip(want, got):
+        assert torch.equal(a, b) and all(torch.equal(ga[k], gb[k]) for k in ga)
+    assert seen[3] == seen[4] == seen[5]  # a shorter batch, and the longer again: the same buffers
+    assert seen[3][1] is None if kind == "rnn-tanh" else seen[3][1] is not None
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_a_forward_that_reads_the_last_state_alone_keeps_two_steps(monkeypatch, kind):
+    seen, family = [], sequence.KINDS[kind]
+    forward = family.forward
+    monkeypatch.setitem(sequence.KINDS, kind, dataclasses.replace(
+        family, forward=lambda lib, s: seen.append(s.ring) or forward(lib, s)))
+    packed = _pack(kind)
+    x, lengths = _inputs(False)
+    with torch.no_grad():
+        last = packed(x, lengths)
+        every = packed(x, lengths, all_steps=True)
+    assert seen == [2, 10]  # T = 9: two steps, or all ten states
+    torch.testing.assert_close(last, _run(packed, x, lengths, False)[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(every, _run(packed, x, lengths, False, states=True)[0], rtol=1e-5, atol=1e-6)
 
 
 def test_cells_the_kernels_do_not_cover_take_the_torch_path():

@@ -24,6 +24,8 @@ every cell this module runs.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -34,7 +36,7 @@ from torch import Tensor
 from topowire.compiler import kernels
 from topowire.compiler.functional import one_hot_symbols, symbol_table
 
-__all__ = ["Family", "KINDS", "supports", "sequence_forward", "edges", "lanes"]
+__all__ = ["Family", "KINDS", "supports", "sequence_forward", "edges", "lanes", "reused_buffers"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Family:
 
 def _act(which: int) -> Family:
     return Family(1, 0, False, False,
-                  lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs),
+                  lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs, s.ring),
                   lambda lib, s: lib.act_backward(*s.seq, which, s.g, s.prev, *s.outside, s.h, s.hs, s.dx, s.dxs,
                                                   s.dg, s.wacc))
 
@@ -76,11 +78,11 @@ def _act(which: int) -> Family:
 #: The cells run here.
 KINDS: dict[str, Family] = {
     "gru": Family(3, 4, False, True,
-                  lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.saved, s.ss),
+                  lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.ring, s.saved, s.ss),
                   lambda lib, s: lib.gru_backward(*s.seq, s.g, s.prev, *s.outside, s.saved, s.ss, s.h, s.hs, s.dx,
                                                   s.dxs, s.dg, s.db, s.wacc)),
     "lstm": Family(4, 5, True, False,
-                   lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.saved, s.ss),
+                   lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.ring, s.saved, s.ss),
                    lambda lib, s: lib.lstm_backward(*s.seq, s.g, s.gc, s.prev, s.gc_prev, *s.outside, s.saved, s.ss,
                                                     s.c, s.h, s.hs, s.dx, s.dxs, s.dg, s.wacc)),
     "rnn-tanh": _act(0),
@@ -138,9 +140,9 @@ def _inputs(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, bp: int, vec: int) -> tu
 
 
 def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh: Tensor, mask: Tensor,
-                     bias_hh: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+                     bias_hh: Tensor, lengths: Tensor | None, states: bool = True) -> tuple[Tensor, Tensor]:
     """Every state of ``kind`` over the sequences ``x [B, T, d]``, from h0 = 0, and the last:
-    ``([P, T, B, N], [P, B, N])``.
+    ``([P, T, B, N], [P, B, N])`` (without ``states``, the first may be empty).
 
     The two are views of one buffer; each gets its own gradient, so neither costs a
     zero-filled ``[P, T, B, N]`` gradient when only the other is used.
@@ -156,6 +158,9 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     lengths : Tensor [B], optional
         Real lengths: a sequence's state is held after its end, so the last state is every
         sequence's last real one.
+    states : bool, default True
+        Every state is read. Without (and without a gradient to follow) the kernels keep the
+        last two steps' states alone, and the first result is empty.
     """
     family, vec = KINDS[kind], kernels.vector_floats()
     b, t_steps, _ = x.shape
@@ -164,8 +169,72 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     xin, sym = _inputs(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh, live.shape[1], vec)
     rowptr, col, wv = edges(mask, w_hh, family.gates)
     shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=mask.shape[1], d=x.shape[2], live=live,
-                            computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col)
+                            computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col,
+                            grad=torch.is_grad_enabled(), states=states)
     return _Sequence.apply(family, shape, xin, wv, bias_hh.contiguous() if apart else None)
+
+
+class _Buffers:
+    """A forward's buffers given back by its backward pass, for the next forward to take, by
+    role (states, cell states, saved rows)."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, list[Tensor]] = {}
+
+    def take(self, role: str, count: int) -> Tensor:
+        """A flat float32 buffer of at least ``count`` floats for ``role``: the smallest given
+        back that is large enough, else a new one an eighth larger (sequences vary in length
+        from batch to batch), the smaller ones dropped."""
+        free = self.free.setdefault(role, [])
+        fits = [i for i, t in enumerate(free) if t.numel() >= count]
+        if fits:
+            return free.pop(min(fits, key=lambda i: free[i].numel()))
+        free.clear()
+        return torch.empty(count + count // 8)
+
+    def give(self, role: str, buffer: Tensor) -> None:
+        self.free.setdefault(role, []).append(buffer)
+
+
+_REUSED: contextvars.ContextVar[_Buffers | None] = contextvars.ContextVar("topowire_reused_buffers", default=None)
+
+
+@contextlib.contextmanager
+def reused_buffers():
+    """Inside, the buffers of a sequence's forward that a backward will follow (its states and
+    the rows it saves: the largest of a training step) go back to a pool once that backward
+    has run, and the next forward reuses them: the same memory, warm, batch after batch.
+    Freed and allocated anew instead, glibc's heap fragments and grows as the batches'
+    lengths vary, and each growth faults its pages in (:mod:`~topowire.train.heap`). For a
+    loop that runs each graph's backward once and reads its states no later (the trainer):
+    a second backward of a graph (``retain_graph``), or its states read after another
+    forward, would see what that forward wrote."""
+    token = _REUSED.set(_Buffers())
+    try:
+        yield
+    finally:
+        _REUSED.reset(token)
+
+
+def _forward_buffers(family: Family, shape: tuple[int, int, int, int], ring: int, saving: bool):
+    """A forward's states h and c (``[P, ring, N, Bp]``, the first step zero; c for a cell
+    with memory) and saved rows (``[P, T, saved * N, Bp]``, when ``saving``) for ``shape``
+    ``(P, T, N, Bp)``, and -- while :func:`reused_buffers` and ``saving`` -- the pool they
+    are taken from, with the flat buffers to give back to it."""
+    p, t_steps, n, bp = shape
+    pool = _REUSED.get() if saving else None
+    wanted = {"h": (p, ring, n, bp), "c": (p, ring, n, bp) if family.memory else None,
+              "saved": (p, t_steps, family.saved * n, bp) if family.saved and saving else None}
+    out, flats = {}, {}
+    for role, dims in wanted.items():
+        count = 0 if dims is None else dims[0] * dims[1] * dims[2] * dims[3]
+        if dims is not None:
+            flats[role] = pool.take(role, count) if pool is not None else torch.empty(count)
+        out[role] = None if dims is None else flats[role][:count].view(dims)
+    for role in ("h", "c"):
+        if out[role] is not None:
+            out[role][:, 0] = 0
+    return out["h"], out["c"], out["saved"], (pool, flats) if pool is not None else None
 
 
 def _sequence_args(sh, threads: int, xin: Tensor, wv: Tensor) -> tuple:
@@ -177,6 +246,15 @@ def _sequence_args(sh, threads: int, xin: Tensor, wv: Tensor) -> tuple:
             x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live))
 
 
+def _give_back(ctx) -> None:
+    """The forward's buffers back to their pool, if they came from one (once: its backward
+    has run)."""
+    if ctx.pool is not None:
+        for role, flat in ctx.pool[1].items():
+            ctx.pool[0].give(role, flat)
+        ctx.pool = None
+
+
 class _Sequence(torch.autograd.Function):
     """The kernel calls. ``s`` carries the sequence's arguments (the kernels split the models
     over torch's thread count), model strides (``hs`` states, ``ss`` saved, ``dxs`` the
@@ -185,18 +263,18 @@ class _Sequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, family, sh, xin, wv, b_hh):
         ptr, p, n, bp, t_steps = kernels.pointer, xin.shape[0], sh.n, sh.bp, sh.t
-        h = xin.new_empty(p, t_steps + 1, n, bp)
-        h[:, 0] = 0
-        c = xin.new_zeros(p, t_steps + 1, n, bp) if family.memory else None
-        saved = xin.new_empty(p, t_steps, family.saved * n, bp) if family.saved else None
+        backward = sh.grad and any(ctx.needs_input_grad)  # else (evaluation) nothing is saved for one
+        ring = t_steps + 1 if backward or sh.states else min(t_steps + 1, 2)  # every state, or the last two
+        h, c, saved, ctx.pool = _forward_buffers(family, (p, t_steps, n, bp), ring, backward)
         s = SimpleNamespace(seq=_sequence_args(sh, torch.get_num_threads(), xin, wv), bias=ptr(b_hh), h=ptr(h),
-                            c=ptr(c), hs=(t_steps + 1) * n * bp, saved=ptr(saved), ss=t_steps * family.saved * n * bp)
+                            c=ptr(c), hs=ring * n * bp, ring=ring, saved=ptr(saved),
+                            ss=t_steps * family.saved * n * bp)
         family.forward(kernels.library(), s)
         ctx.family, ctx.sh, ctx.s = family, sh, s  # its addresses: of tensors saved below
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(xin, wv, h, c, saved)
-        states = h[:, 1:, :, :sh.b].transpose(2, 3)
-        return states, h[:, t_steps, :, :sh.b].transpose(1, 2)
+        last = h[:, t_steps % ring, :, :sh.b].transpose(1, 2)
+        return (h[:, 1:, :, :sh.b].transpose(2, 3) if ring == t_steps + 1 else h.new_empty(0)), last
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -223,5 +301,6 @@ class _Sequence(torch.autograd.Function):
                             g=ptr(g), prev=ptr(prev), gc=ptr(gc), gc_prev=ptr(gc_prev),
                             outside=(ptr(outside), t_steps * n * bp))
         family.backward(kernels.library(), s)
+        _give_back(ctx)
         grad_x = dx.sum(-1) if sh.sym is not None else dx
         return None, None, grad_x, wacc.sum(-1), None if db is None else db.sum(-1)[:, None, :]

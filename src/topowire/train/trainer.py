@@ -25,6 +25,7 @@ from topowire.compiler.arch import Arch
 from topowire.compiler.compile import model_parameter_counts, pack
 from topowire.compiler.functional import fused_steps, reads_are_free, sub_packs
 from topowire.compiler.pack import PackOfOne
+from topowire.compiler.sequence import reused_buffers
 from topowire.data.tasks import Task, make_task
 from topowire.data.transforms import augment, standardized
 from topowire.seeds import model_seeds
@@ -222,7 +223,7 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *, lr: float 
            else StackedSGD(params, rate, config.momentum, config.nesterov, config.weight_decay, stacked=lead))
     if config.stability is not None:
         project_stable(packed, config.stability)
-    with fused_steps(config.fused), sub_packs(config.sub_pack), kept_heap():
+    with fused_steps(config.fused), sub_packs(config.sub_pack), kept_heap(), reused_buffers():
         return _train_epochs(packed, prepared_task(task, config), config, opt, rate, params, lead, device, on_step,
                              config.data_stream(0) if stream is None else tuple(stream))
 

@@ -183,7 +183,7 @@ def recurrent_forward(
     bias_ih, bias_hh = b_ih[:, None, :], b_hh[:, None, :]
     if graph_op is None and fused_program() is None and sequence.supports(kind, x):
         states, h = sequence.sequence_forward(kind, x, w_ih_t, bias_ih, masked_recurrent_weights(w_hh, mask), mask,
-                                              bias_hh, lengths)  # [P, T, B, N] (ended sequences held), [P, B, N]
+                                              bias_hh, lengths, return_states)  # [P, T, B, N] (ended held), [P, B, N]
         states = states.transpose(1, 2) if return_states else None
     else:
         residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
