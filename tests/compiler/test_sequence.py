@@ -120,14 +120,18 @@ def test_lanes_run_to_each_steps_last_running_sequence():
     assert live.tolist() == [[1] * 5 + [0] * 3] * 2 and computed == [2, 2]
 
 
-def test_edges_list_each_units_inputs_with_their_gates_weights():
+def test_edges_list_each_units_inputs_once_per_mask_and_version():
     mask = torch.tensor([[[0, 1, 1], [0, 0, 0], [1, 0, 0]], [[0, 0, 0], [1, 0, 1], [0, 0, 0]]])
-    w = torch.arange(2 * 6 * 3, dtype=torch.float32).view(2, 6, 3)  # 2 gates of 3 units
-    rowptr, col, wv = sequence.edges(mask, w, 2)
+    rowptr, col, most = first = sequence.edges(mask)
     assert rowptr.tolist() == [[0, 2, 2, 3], [3, 3, 5, 5]]
-    assert col.tolist() == [1, 2, 0, 0, 2]
-    assert wv.tolist() == [[w[0, 0, 1], w[0, 3, 1]], [w[0, 0, 2], w[0, 3, 2]], [w[0, 2, 0], w[0, 5, 0]],
-                           [w[1, 1, 0], w[1, 4, 0]], [w[1, 1, 2], w[1, 4, 2]]]
+    assert col.tolist() == [1, 2, 0, 0, 2] and most == 3
+    assert sequence.edges(mask) is first  # kept
+    assert sequence.edges(mask[1:])[1].tolist() == [0, 2]  # another view of it: its own
+    mask[1, 1, 0] = 0  # pruned in place: listed again
+    assert sequence.edges(mask)[1].tolist() == [1, 2, 0, 2] and sequence.edges(mask)[2] == 3
+    key = id(mask)
+    del mask, first, rowptr, col
+    assert key not in sequence._EDGES  # dropped with its mask
 
 
 def test_a_connection_whose_weight_is_zero_still_gets_its_gradient():

@@ -14,6 +14,12 @@
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#define THREAD omp_get_thread_num()
+#else
+#define THREAD 0
+#endif
 
 /* The rows a loop reads and writes never overlap: vectorize without alias checks. */
 #define IVDEP _Pragma("GCC ivdep")
@@ -120,7 +126,7 @@ INLINE vf pick(vf t, vi ix) {
 typedef struct {
     int64_t N, Bp, R, x_cs;
     const int64_t *rp, *col;  /* rp: this model's N + 1 row offsets */
-    const float *wv, *x;
+    const float *wv, *x;      /* wv: this model's edge weights, G per edge from rp[0] (model_scratch) */
     const int32_t *sym, *live;
 } step_in;
 
@@ -142,7 +148,7 @@ INLINE void edge_sums(const step_in *m, int G, int nc, int64_t v, const float *h
         for (int i = 0; i < nc; i++)
             acc[g][i] = (vf){0};
     for (int64_t e = m->rp[v]; e < m->rp[v + 1]; e++) {
-        const float *hk = h + m->col[e] * m->Bp + l0, *w = m->wv + e * G;
+        const float *hk = h + m->col[e] * m->Bp + l0, *w = m->wv + (e - m->rp[0]) * G;
         for (int i = 0; i < nc; i++) {
             vf x = *(const vfu *)(hk + i * VEC);
             for (int g = 0; g < G; g++)
@@ -161,8 +167,8 @@ INLINE void edge_grads(const step_in *m, int G, int nc, int64_t v, const float *
         for (int i = 0; i < nc; i++)
             d[g][i] = *(const vfu *)(dg + g * dg_rs + i * VEC);
     for (int64_t e = m->rp[v]; e < m->rp[v + 1]; e++) {
-        int64_t k = m->col[e] * m->Bp + l0;
-        const float *w = m->wv + e * G;
+        int64_t k = m->col[e] * m->Bp + l0, at = (e - m->rp[0]) * G;
+        const float *w = m->wv + at;
         vf s[4] = {{0}};
         for (int i = 0; i < nc; i++) {
             vf hk = *(const vfu *)(h + k + i * VEC), pk = *(vfu *)(prev + k + i * VEC);
@@ -173,7 +179,7 @@ INLINE void edge_grads(const step_in *m, int G, int nc, int64_t v, const float *
             *(vfu *)(prev + k + i * VEC) = pk;
         }
         for (int g = 0; g < G; g++)
-            *(vf *)(wacc + (e * G + g) * VEC) += s[g];
+            *(vf *)(wacc + (at + g) * VEC) += s[g];
     }
 }
 
@@ -225,7 +231,7 @@ INLINE void symbols(const step_in *m, int64_t l0, int nc, vi *ix, by_symbol *bs)
 }
 
 /* Column c's input gradient, nc vectors of lanes g from lane l0: summed per symbol into
- * dx + c * VEC * VEC (VEC partial sums for each of the R table rows; a chunk's vectors are
+ * dx + c * R * VEC (VEC partial sums for each of the R table rows; a chunk's vectors are
  * summed first, so each row is read and written once per chunk) or written (dense:
  * dx + c * x_cs + lane). */
 INLINE void input_grad(const step_in *m, const by_symbol *bs, float *dx, int64_t c, int64_t l0, int nc,
@@ -238,7 +244,7 @@ INLINE void input_grad(const step_in *m, const by_symbol *bs, float *dx, int64_t
     vf gv[CH];
     for (int i = 0; i < nc; i++)
         gv[i] = *(const vfu *)(g + i * VEC);
-    float *acc = dx + c * VEC * VEC;
+    float *acc = dx + c * m->R * VEC;
     for (int32_t r = 0; r < m->R; r++) {
         vf sum = bs->one[r][0] * gv[0];
         for (int i = 1; i < nc; i++)
@@ -278,17 +284,74 @@ static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const f
     }
 
 /* What every cell kernel takes first: the sequence of T steps, nvs[t] vectors computed at step t;
+ * the recurrent weights w [P, G*N, N] (dense, masked; only the graph's entries are read);
  * step t's inputs at x + t * x_ts (dense: x_ts = Bp; a table: 0), its symbols and live flags
- * at sym + t * Bp and live + t * Bp. */
+ * at sym + t * Bp and live + t * Bp; scratch, `slot` floats for each thread (model_scratch). */
 #define SEQ_ARGS int64_t threads, int64_t P, int64_t T, int64_t N, int64_t Bp, const int64_t *nvs, int64_t R,    \
-    const int64_t *rowptr, const int64_t *col, const float *wv, const float *x, int64_t x_ps, int64_t x_cs,      \
-    int64_t x_ts, const int32_t *sym, const int32_t *live
+    const int64_t *rowptr, const int64_t *col, const float *w, const float *x, int64_t x_ps, int64_t x_cs,       \
+    int64_t x_ts, const int32_t *sym, const int32_t *live, float *scratch, int64_t slot, int64_t emax
 /* Model p's step t; the gradient from outside reaching its state before the step (h_t: e's row
  * t - 1, none for h_0); two gradient buffers swapped after a backward step. */
 #define MODEL model_step(p, N, Bp, R, rowptr, col, wv, x + t * x_ts, x_ps, x_cs, sym ? sym + t * Bp : NULL, \
                          live + t * Bp)
 #define OUTSIDE (e == NULL || t == 0 ? NULL : e + p * e_ps + (t - 1) * N * Bp)
 #define SWAP(a, b) do { float *swap_ = a; a = b; b = swap_; } while (0)
+/* Model p's scratch (G gates; accumulators zeroed for a backward), and its gradients from it:
+ * the weights' (dw [P, G*N, N]), the table's (dx, where the input is one) and b_hh's (db or NULL). */
+#define SCRATCH(G, backward) model_scratch(scratch, slot, rowptr + p * (N + 1), col, w + p * (G) * N * N, N, \
+                                           sym ? R : 0, G, backward, emax)
+#define GRADS(G, db) model_grads(&sc, rowptr + p * (N + 1), col, N, R, G, dw + p * (G) * N * N, \
+                                 sym ? dx + p * dx_ps : NULL, db)
+/* Where a step's input gradient goes: the table's partial sums (where the input is a table), else
+ * the step's own rows. */
+#define DX (sym ? sc.dx : dx + p * dx_ps + t * x_ts)
+
+/* A model's scratch, in its thread's slot: its edge weights as the kernels read them (wv,
+ * wv[(e - rp[0]) * G + g] = w[g * N + v, col[e]] for edge e into unit v) and, in a backward,
+ * accumulators set to zero: the weights' gradient (wacc, VEC partial sums per edge and gate),
+ * the input table's (dx, R rows of VEC partial sums per gate column, where the input is a
+ * table) and b_hh's (db, VEC partial sums per gate column). The slot holds E G floats rounded
+ * to whole vectors, then E G, G N R (R: 0 where the input is no table) and G N vectors (E: the
+ * most edges of a model). */
+typedef struct { float *wv, *wacc, *dx, *db; } scratch_t;
+
+static scratch_t model_scratch(float *scratch, int64_t slot, const int64_t *rp, const int64_t *col, const float *w,
+                               int64_t N, int64_t R, int G, int backward, int64_t emax) {
+    float *base = scratch + (int64_t)THREAD * slot;
+    int64_t wvs = (emax * G + VEC - 1) / VEC * VEC;
+    scratch_t sc = {base, base + wvs, base + wvs + emax * G * VEC, base + wvs + emax * G * VEC + G * N * R * VEC};
+    for (int64_t v = 0; v < N; v++)
+        for (int64_t e = rp[v]; e < rp[v + 1]; e++)
+            for (int g = 0; g < G; g++)
+                sc.wv[(e - rp[0]) * G + g] = w[(g * N + v) * N + col[e]];
+    if (backward)
+        memset(sc.wacc, 0, (emax * G * VEC + G * N * R * VEC + G * N * VEC) * sizeof(float));
+    return sc;
+}
+
+INLINE float hsum(vf x) {
+    float sum = 0.0f;
+    for (int i = 0; i < VEC; i++)
+        sum += x[i];
+    return sum;
+}
+
+/* A model's gradients from its scratch's partial sums: the weights' dense (dw [G*N, N], zero off
+ * the graph), the input table's (dx [G*N, VEC], where the input is a table) and b_hh's (db
+ * [G*N], or NULL). */
+static void model_grads(const scratch_t *sc, const int64_t *rp, const int64_t *col, int64_t N, int64_t R, int G,
+                        float *dw, float *dx, float *db) {
+    memset(dw, 0, G * N * N * sizeof(float));
+    for (int64_t v = 0; v < N; v++)
+        for (int64_t e = rp[v]; e < rp[v + 1]; e++)
+            for (int g = 0; g < G; g++)
+                dw[(g * N + v) * N + col[e]] = hsum(*(const vf *)(sc->wacc + ((e - rp[0]) * G + g) * VEC));
+    for (int64_t c = 0; c < G * N && dx != NULL; c++)
+        for (int r = 0; r < VEC; r++)
+            dx[c * VEC + r] = r < R ? hsum(*(const vf *)(sc->dx + (c * R + r) * VEC)) : 0.0f;
+    for (int64_t c = 0; c < G * N && db != NULL; c++)
+        db[c] = hsum(*(const vf *)(sc->db + c * VEC));
+}
 
 /* ---- GRU (torch's gates r, z, n; b_hh apart, as the reset gate scales its n part): saves
  * r, z, n and the recurrent n pre-activation (with its bias) per unit, 4 rows of N, where s is
@@ -339,7 +402,7 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
 void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ring, float *s, int64_t s_ps) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        const float *bh = bias + p * 3 * N;
+        const float *bh = bias + p * 3 * N, *wv = SCRATCH(3, 0).wv;
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
             float *hp = h + p * h_ps + t % ring * N * Bp, *ho = h + p * h_ps + (t + 1) % ring * N * Bp;
@@ -390,22 +453,26 @@ INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d,
  * step's d (reaching h_{t+1}) gives prev (reaching h_t: through z h_t, the graph's products,
  * a held lane's d, plus e's row t - 1 from outside, e [P, T, N, Bp] or NULL), which is the
  * next step's d (the two buffers swap; their ends are scratch). Summed over the steps: the
- * input's gradient (dx + t * x_ts, see input_grad), b_hh's (db, [P, 3N, VEC] partial sums)
- * and the weights' (wacc). dg ([P, 3N, Bp]) is scratch; h, s: the forward's. */
+ * input's gradient (a table's: dx [P, 3N, VEC]; else each step's, dx + t * x_ts), b_hh's
+ * (db [P, 3N]) and the weights' (dw [P, 3N, N]). dg ([P, 3N, Bp]) is scratch; h, s: the
+ * forward's. */
 void gru_backward(SEQ_ARGS, float *d, float *prev, const float *e, int64_t e_ps, const float *s, int64_t s_ps,
-                  const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *db, float *wacc) {
+                  const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *db, float *dw) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        float *dp = d + p * N * Bp, *pp = prev + p * N * Bp, *dgp = dg + p * 3 * N * Bp, *dbp = db + p * 3 * N * VEC;
+        scratch_t sc = SCRATCH(3, 1);
+        const float *wv = sc.wv;
+        float *dp = d + p * N * Bp, *pp = prev + p * N * Bp, *dgp = dg + p * 3 * N * Bp;
         for (int64_t t = T - 1; t >= 0; t--) {
             step_in m = MODEL;
             const float *ep = OUTSIDE, *hp = h + p * h_ps + t * N * Bp, *sp = s + p * s_ps + t * 4 * N * Bp;
-            float *dxp = dx + p * dx_ps + t * x_ts;
-#define GRU_BW(nc, l0) gru_back_chunk(&m, nc, l0, dp, ep, sp, hp, dxp, dgp, dbp, pp, wacc, N)
+            float *dxp = DX;
+#define GRU_BW(nc, l0) gru_back_chunk(&m, nc, l0, dp, ep, sp, hp, dxp, dgp, sc.db, pp, sc.wacc, N)
             CHUNKS(nvs[t], GRU_BW)
             hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
             SWAP(dp, pp);
         }
+        GRADS(3, db + p * 3 * N);
     }
 }
 
@@ -452,6 +519,7 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
 void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, float *s, int64_t s_ps) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
+        const float *wv = SCRATCH(4, 0).wv;
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
             int64_t at = p * h_ps + t % ring * N * Bp, next = p * h_ps + (t + 1) % ring * N * Bp;
@@ -500,27 +568,30 @@ INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d
 }
 
 /* The LSTM's backward, last step first: d, dc (reaching h_T, c_T in; [P, N, Bp]) give prev,
- * cprev (reaching h_t, c_t), swapped after each step as the GRU's d and prev; dx, wacc, dg
+ * cprev (reaching h_t, c_t), swapped after each step as the GRU's d and prev; dx, dw, dg
  * as the GRU's; h, c, s: the forward's. */
 void lstm_backward(SEQ_ARGS, float *d, float *dc, float *prev, float *cprev, const float *e, int64_t e_ps,
                    const float *s, int64_t s_ps, const float *c, const float *h, int64_t h_ps, float *dx,
-                   int64_t dx_ps, float *dg, float *wacc) {
+                   int64_t dx_ps, float *dg, float *dw) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
+        scratch_t sc = SCRATCH(4, 1);
+        const float *wv = sc.wv;
         int64_t at = p * N * Bp;
         float *dp = d + at, *dcp = dc + at, *pp = prev + at, *cpp = cprev + at, *dgp = dg + 4 * at;
         for (int64_t t = T - 1; t >= 0; t--) {
             step_in m = MODEL;
             int64_t st = p * h_ps + t * N * Bp;
             const float *ep = OUTSIDE, *sp = s + p * s_ps + t * 5 * N * Bp;
-            float *dxp = dx + p * dx_ps + t * x_ts;
-#define LSTM_BW(nc, l0) lstm_back_chunk(&m, nc, l0, dp, dcp, ep, sp, c + st, h + st, dxp, dgp, pp, cpp, wacc, N)
+            float *dxp = DX;
+#define LSTM_BW(nc, l0) lstm_back_chunk(&m, nc, l0, dp, dcp, ep, sp, c + st, h + st, dxp, dgp, pp, cpp, sc.wacc, N)
             CHUNKS(nvs[t], LSTM_BW)
             hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
             hold(N, Bp, nvs[t] * VEC, dcp, NULL, cpp);
             SWAP(dp, pp);
             SWAP(dcp, cpp);
         }
+        GRADS(4, NULL);
     }
 }
 
@@ -550,7 +621,8 @@ INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const
 /* Over the sequence: h the states [P, ring, N, Bp], h_0 given (ring: see gru_forward). */
 void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++)
+    for (int64_t p = 0; p < P; p++) {
+        const float *wv = SCRATCH(1, 0).wv;
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
             float *hp = h + p * h_ps + t % ring * N * Bp, *ho = h + p * h_ps + (t + 1) % ring * N * Bp;
@@ -558,6 +630,7 @@ void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring) 
             CHUNKS(nvs[t], ACT_FW)
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
         }
+    }
 }
 
 INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const float *d, const float *e,
@@ -587,20 +660,23 @@ INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, 
 
 /* Its backward, last step first: as the GRU's (h the forward's states). */
 void act_backward(SEQ_ARGS, int64_t which, float *d, float *prev, const float *e, int64_t e_ps, const float *h,
-                  int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *wacc) {
+                  int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *dw) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
+        scratch_t sc = SCRATCH(1, 1);
+        const float *wv = sc.wv;
         int64_t at = p * N * Bp;
         float *dp = d + at, *pp = prev + at, *dgp = dg + at;
         for (int64_t t = T - 1; t >= 0; t--) {
             step_in m = MODEL;
             const float *ep = OUTSIDE, *hp = h + p * h_ps + t * N * Bp;
-            float *dxp = dx + p * dx_ps + t * x_ts;
-#define ACT_BW(nc, l0) act_back_chunk(&m, nc, l0, which, dp, ep, hp + N * Bp, hp, dxp, dgp, pp, wacc, N)
+            float *dxp = DX;
+#define ACT_BW(nc, l0) act_back_chunk(&m, nc, l0, which, dp, ep, hp + N * Bp, hp, dxp, dgp, pp, sc.wacc, N)
             CHUNKS(nvs[t], ACT_BW)
             hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
             SWAP(dp, pp);
         }
+        GRADS(1, NULL);
     }
 }
 

@@ -6,12 +6,15 @@ backward, in which each model runs its time steps one after another (its state s
 cache from one step to the next; the models split over torch's threads). Per step and unit
 the recurrent product sums over the unit's edges alone (a graph of mean degree 4 among 48
 units is a twelfth of the dense product's work), and the gate arithmetic follows while the
-sums are in registers. Buffers are unit-major, ``[P, T,
-N, Bp]``: a unit's row holds the batch's lanes (padded to whole vectors), so every
-operation runs on whole vectors whatever the graph. The input's gate pre-activations are,
-for one-hot inputs, a per-lane pick from the table ``W_ih.T + b_ih`` (one row per symbol,
+sums are in registers. Buffers are unit-major, ``[P, T, N, Bp]``: a unit's row holds the
+batch's lanes (padded to whole vectors), so every operation runs on whole vectors whatever
+the graph. The input's gate pre-activations are, for one-hot inputs, a per-lane pick from
+the table ``W_ih.T + b_ih`` (one row per symbol,
 :func:`~topowire.compiler.functional.symbol_table`), else one product over every step. The
-recurrent weights' gradient is accumulated per edge; nothing per step is left to torch.
+kernels read the graph's weights from the dense masked ``W_hh`` (each model's edges gathered
+once per call, the edge lists kept per mask: :func:`edges`) and write its gradient dense,
+accumulated per edge; the gradients of ``b_hh`` and of the input table are summed inside
+too. Nothing per step is left to torch, and little per call.
 
 A sequence stops updating after its length: its state is held and its gates get no
 gradient, so the last state is every sequence's last real one. Lanes sorted longest first
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -72,7 +76,7 @@ def _act(which: int) -> Family:
     return Family(1, 0, False, False,
                   lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs, s.ring),
                   lambda lib, s: lib.act_backward(*s.seq, which, s.g, s.prev, *s.outside, s.h, s.hs, s.dx, s.dxs,
-                                                  s.dg, s.wacc))
+                                                  s.dg, s.dw))
 
 
 #: The cells run here.
@@ -80,11 +84,11 @@ KINDS: dict[str, Family] = {
     "gru": Family(3, 4, False, True,
                   lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.ring, s.saved, s.ss),
                   lambda lib, s: lib.gru_backward(*s.seq, s.g, s.prev, *s.outside, s.saved, s.ss, s.h, s.hs, s.dx,
-                                                  s.dxs, s.dg, s.db, s.wacc)),
+                                                  s.dxs, s.dg, s.db, s.dw)),
     "lstm": Family(4, 5, True, False,
                    lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.ring, s.saved, s.ss),
                    lambda lib, s: lib.lstm_backward(*s.seq, s.g, s.gc, s.prev, s.gc_prev, *s.outside, s.saved, s.ss,
-                                                    s.c, s.h, s.hs, s.dx, s.dxs, s.dg, s.wacc)),
+                                                    s.c, s.h, s.hs, s.dx, s.dxs, s.dg, s.dw)),
     "rnn-tanh": _act(0),
     "rnn-relu": _act(1),
 }
@@ -96,21 +100,40 @@ def supports(kind: str, x: Tensor) -> bool:
     return kind in KINDS and x.device.type == "cpu" and x.dtype == torch.float32 and kernels.enabled()
 
 
-def edges(mask: Tensor, w_hh: Tensor, gates: int) -> tuple[Tensor, Tensor, Tensor]:
-    """A pack's graphs as the kernels read them: ``(rowptr [P, N + 1], col [E], wv [E, G])``.
+def edges(mask: Tensor) -> tuple[Tensor, Tensor, int]:
+    """A pack's graphs as the kernels read them: ``(rowptr [P, N + 1], col [E], most)``.
 
     Edge e (ordered by model, then unit) joins unit ``col[e]`` into unit v of model p, for
-    e in ``[rowptr[p, v], rowptr[p, v + 1])``; ``wv[e]`` holds its G gates' weights, indexed
-    from ``w_hh [P, G*N, N]`` (masked), so their gradient reaches ``w_hh`` through autograd.
-    ``mask [P, N, N]``: ``mask[p, v, u] != 0`` iff ``u -> v``.
+    e in ``[rowptr[p, v], rowptr[p, v + 1])``; ``most`` is the most edges of a model.
+    ``mask [P, N, N]``: ``mask[p, v, u] != 0`` iff ``u -> v``. Computed once per mask and
+    version (a pruned mask is listed again), and kept while the mask lives.
     """
+    base = mask if mask._base is None else mask._base
+    view = (mask.data_ptr(), tuple(mask.shape), mask.stride())
+    views = _edges_of(base)
+    kept = views.get(view)
+    if kept is not None and kept[0] == mask._version:
+        return kept[1]
     p, n, _ = mask.shape
     at = (mask != 0).nonzero()  # (p, v, u), ordered
     counts = (mask != 0).sum(2).flatten()
     rowptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    rowptr = torch.cat([rowptr[:-1].view(p, n), rowptr[n::n].view(p, 1)], 1)
-    wv = w_hh.view(p, gates, n, n)[at[:, 0], :, at[:, 1], at[:, 2]]
-    return rowptr.contiguous(), at[:, 2].contiguous(), wv.contiguous()
+    rowptr = torch.cat([rowptr[:-1].view(p, n), rowptr[n::n].view(p, 1)], 1).contiguous()
+    out = rowptr, at[:, 2].contiguous(), int((rowptr[:, n] - rowptr[:, 0]).max()) if p else 0
+    views[view] = (mask._version, out)
+    return out
+
+
+_EDGES: dict[int, tuple[weakref.ref, dict]] = {}  # id(mask) -> (the mask, {view: (version, edges)})
+
+
+def _edges_of(base: Tensor) -> dict:
+    """The edge lists kept for the mask ``base`` (by view), dropped when it dies."""
+    key = id(base)
+    entry = _EDGES.get(key)
+    if entry is None or entry[0]() is not base:
+        entry = _EDGES[key] = (weakref.ref(base, lambda _, key=key: _EDGES.pop(key, None)), {})
+    return entry[1]
 
 
 def lanes(lengths: Tensor | None, t_steps: int, b: int, vec: int) -> tuple[Tensor, list[int]]:
@@ -167,11 +190,14 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     live, computed = lanes(None if lengths is None else lengths.cpu(), t_steps, b, vec)
     apart = family.recurrent_bias
     xin, sym = _inputs(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh, live.shape[1], vec)
-    rowptr, col, wv = edges(mask, w_hh, family.gates)
-    shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=mask.shape[1], d=x.shape[2], live=live,
+    rowptr, col, most = edges(mask)
+    n, g = mask.shape[1], family.gates
+    rows = 0 if sym is None else x.shape[2] + 1  # of the table's gradient
+    slot = -(-most * g // vec) * vec + most * g * vec + g * n * rows * vec + g * n * vec  # see model_scratch
+    shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, d=x.shape[2], live=live,
                             computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col,
-                            grad=torch.is_grad_enabled(), states=states)
-    return _Sequence.apply(family, shape, xin, wv, bias_hh.contiguous() if apart else None)
+                            most=most, slot=slot, grad=torch.is_grad_enabled(), states=states)
+    return _Sequence.apply(family, shape, xin, w_hh.contiguous(), bias_hh.contiguous() if apart else None)
 
 
 class _Buffers:
@@ -237,13 +263,13 @@ def _forward_buffers(family: Family, shape: tuple[int, int, int, int], ring: int
     return out["h"], out["c"], out["saved"], (pool, flats) if pool is not None else None
 
 
-def _sequence_args(sh, threads: int, xin: Tensor, wv: Tensor) -> tuple:
+def _sequence_args(sh, threads: int, xin: Tensor, w: Tensor, scratch: Tensor) -> tuple:
     """The arguments every kernel takes first (see ``SEQ_ARGS`` in kernels.c)."""
     ptr, p, gn = kernels.pointer, xin.shape[0], xin.shape[1]
     x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
         (gn * xin.shape[2], xin.shape[2], 0)
-    return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.d + 1, ptr(sh.rowptr), ptr(sh.col), ptr(wv), ptr(xin),
-            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live))
+    return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.d + 1, ptr(sh.rowptr), ptr(sh.col), ptr(w), ptr(xin),
+            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(scratch), sh.slot, sh.most)
 
 
 def _give_back(ctx) -> None:
@@ -261,18 +287,20 @@ class _Sequence(torch.autograd.Function):
     input's gradient) and addresses to the family's kernel call."""
 
     @staticmethod
-    def forward(ctx, family, sh, xin, wv, b_hh):
+    def forward(ctx, family, sh, xin, w, b_hh):
         ptr, p, n, bp, t_steps = kernels.pointer, xin.shape[0], sh.n, sh.bp, sh.t
         backward = sh.grad and any(ctx.needs_input_grad)  # else (evaluation) nothing is saved for one
         ring = t_steps + 1 if backward or sh.states else min(t_steps + 1, 2)  # every state, or the last two
         h, c, saved, ctx.pool = _forward_buffers(family, (p, t_steps, n, bp), ring, backward)
-        s = SimpleNamespace(seq=_sequence_args(sh, torch.get_num_threads(), xin, wv), bias=ptr(b_hh), h=ptr(h),
+        threads = torch.get_num_threads()
+        ctx.scratch = xin.new_empty(threads * sh.slot)  # each thread's, for the model it runs (model_scratch)
+        s = SimpleNamespace(seq=_sequence_args(sh, threads, xin, w, ctx.scratch), bias=ptr(b_hh), h=ptr(h),
                             c=ptr(c), hs=ring * n * bp, ring=ring, saved=ptr(saved),
                             ss=t_steps * family.saved * n * bp)
         family.forward(kernels.library(), s)
         ctx.family, ctx.sh, ctx.s = family, sh, s  # its addresses: of tensors saved below
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(xin, wv, h, c, saved)
+        ctx.save_for_backward(xin, w, h, c, saved)
         last = h[:, t_steps % ring, :, :sh.b].transpose(1, 2)
         return (h[:, 1:, :, :sh.b].transpose(2, 3) if ring == t_steps + 1 else h.new_empty(0)), last
 
@@ -280,7 +308,7 @@ class _Sequence(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_states, grad_last):
         ptr, family, sh = kernels.pointer, ctx.family, ctx.sh
-        xin, wv, h, c, saved = ctx.saved_tensors
+        xin, w, h, c, saved = ctx.saved_tensors
         p, t1, n, bp = h.shape
         t_steps, b, vec = t1 - 1, sh.b, kernels.vector_floats()
         outside = None
@@ -292,15 +320,15 @@ class _Sequence(torch.autograd.Function):
             g += outside[:, -1]
         if grad_last is not None:
             g[..., :b] += grad_last.transpose(1, 2)
-        dx = xin.new_zeros(p, xin.shape[1], vec, vec) if sh.sym is not None else torch.zeros_like(xin)
-        wacc = wv.new_zeros(*wv.shape, vec)
-        db = h.new_zeros(p, family.gates * n, vec) if family.recurrent_bias else None
+        # written whole by the kernel: a table's gradient, the weights' (dense) and b_hh's; each step's
+        # input gradient (dense inputs) only where a step computes
+        dx = xin.new_empty(p, xin.shape[1], vec) if sh.sym is not None else torch.zeros_like(xin)
+        dw, db = torch.empty_like(w), h.new_empty(p, 1, family.gates * n) if family.recurrent_bias else None
         gc, gc_prev = (h.new_zeros(p, n, bp), h.new_empty(p, n, bp)) if family.memory else (None, None)
         prev, dg = h.new_empty(p, n, bp), h.new_empty(p, family.gates * n, bp)  # scratch
-        s = SimpleNamespace(**vars(ctx.s), dx=ptr(dx), dxs=dx[0].numel(), dg=ptr(dg), db=ptr(db), wacc=ptr(wacc),
+        s = SimpleNamespace(**vars(ctx.s), dx=ptr(dx), dxs=dx[0].numel(), dg=ptr(dg), db=ptr(db), dw=ptr(dw),
                             g=ptr(g), prev=ptr(prev), gc=ptr(gc), gc_prev=ptr(gc_prev),
                             outside=(ptr(outside), t_steps * n * bp))
         family.backward(kernels.library(), s)
         _give_back(ctx)
-        grad_x = dx.sum(-1) if sh.sym is not None else dx
-        return None, None, grad_x, wacc.sum(-1), None if db is None else db.sum(-1)[:, None, :]
+        return None, None, dx, dw, db
