@@ -230,26 +230,34 @@ INLINE void symbols(const step_in *m, int64_t l0, int nc, vi *ix, by_symbol *bs)
             bs->one[r][i] = (vf)((vi)((vf){0} + 1.0f) & (ix[i] == (vi){0} + r));
 }
 
-/* Column c's input gradient, nc vectors of lanes g from lane l0: summed per symbol into
- * dx + c * R * VEC (VEC partial sums for each of the R table rows; a chunk's vectors are
- * summed first, so each row is read and written once per chunk) or written (dense:
- * dx + c * x_cs + lane). */
-INLINE void input_grad(const step_in *m, const by_symbol *bs, float *dx, int64_t c, int64_t l0, int nc,
-                       const float *g) {
+/* Unit v's input gradient, for each of its G gates k the nc vectors of lanes g[k] from lane
+ * l0 (column k N + v): summed per symbol into dx + c * R * VEC (VEC partial sums for each of the
+ * R table rows; a chunk's vectors are summed first, so each row is read and written once per
+ * chunk, and each symbol's lanes serve the G gates at once) or written (dense: dx + c * x_cs +
+ * lane). */
+INLINE void input_grads(const step_in *m, const by_symbol *bs, float *dx, int G, int64_t v, int64_t l0, int nc,
+                        const float *const *g) {
     if (m->sym == NULL) {
-        for (int i = 0; i < nc; i++)
-            *(vfu *)(dx + c * m->x_cs + l0 + i * VEC) = *(const vfu *)(g + i * VEC);
+        for (int k = 0; k < G; k++)
+            for (int i = 0; i < nc; i++)
+                *(vfu *)(dx + (k * m->N + v) * m->x_cs + l0 + i * VEC) = *(const vfu *)(g[k] + i * VEC);
         return;
     }
-    vf gv[CH];
-    for (int i = 0; i < nc; i++)
-        gv[i] = *(const vfu *)(g + i * VEC);
-    float *acc = dx + c * m->R * VEC;
+    vf gv[4][CH];
+    for (int k = 0; k < G; k++)
+        for (int i = 0; i < nc; i++)
+            gv[k][i] = *(const vfu *)(g[k] + i * VEC);
     for (int32_t r = 0; r < m->R; r++) {
-        vf sum = bs->one[r][0] * gv[0];
-        for (int i = 1; i < nc; i++)
-            sum += bs->one[r][i] * gv[i];
-        *(vf *)(acc + r * VEC) += sum;
+        vf sum[4];
+        for (int k = 0; k < G; k++)
+            sum[k] = bs->one[r][0] * gv[k][0];
+        for (int i = 1; i < nc; i++) {
+            vf one = bs->one[r][i];
+            for (int k = 0; k < G; k++)
+                sum[k] += one * gv[k][i];
+        }
+        for (int k = 0; k < G; k++)
+            *(vf *)(dx + ((k * m->N + v) * m->R + r) * VEC) += sum[k];
     }
 }
 
@@ -438,9 +446,8 @@ INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d,
             o[l] = dv[l] * (live * z + (1.0f - live));
         }
         add_outside(nc, ev, o);
-        input_grad(m, &bs, dx, v, l0, nc, gr);
-        input_grad(m, &bs, dx, N + v, l0, nc, gz);
-        input_grad(m, &bs, dx, 2 * N + v, l0, nc, an);
+        const float *rows[3] = {gr, gz, an};
+        input_grads(m, &bs, dx, 3, v, l0, nc, rows);
         add_lanes(nc, gr, db + v * VEC);
         add_lanes(nc, gz, db + (N + v) * VEC);
         add_lanes(nc, gn, db + (2 * N + v) * VEC);
@@ -560,8 +567,8 @@ INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d
             o[l] = (1.0f - live) * dv[l];
         }
         add_outside(nc, ev, o);
-        for (int gate = 0; gate < 4; gate++)
-            input_grad(m, &bs, dx, gate * N + v, l0, nc, g + gate * row);
+        const float *rows[4] = {g, g + row, g + 2 * row, g + 3 * row};
+        input_grads(m, &bs, dx, 4, v, l0, nc, rows);
     }
     for (int64_t v = 0; v < N; v++)
         edge_grads(m, 4, nc, v, h, l0, dg + v * Bp + l0, row, prev, wacc);
@@ -652,7 +659,8 @@ INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, 
             o[l] = (1.0f - live) * dv[l];
         }
         add_outside(nc, ev, o);
-        input_grad(m, &bs, dx, v, l0, nc, g);
+        const float *rows[1] = {g};
+        input_grads(m, &bs, dx, 1, v, l0, nc, rows);
     }
     for (int64_t v = 0; v < N; v++)
         edge_grads(m, 1, nc, v, h, l0, dg + v * Bp + l0, N * Bp, prev, wacc);
