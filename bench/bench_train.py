@@ -3,12 +3,13 @@
 P models of each cell kind (GRU, LSTM, tanh RNN; WS/ER/BA, n in [32, 64]) train one epoch
 on ``reber``:
 
-- packed: topowire's trainer (one tensor program per pack, P independent Adams), over
-  sub-packs sized to the L2 cache, each sub-pack's sequence one kernel call forward and one
-  backward that compute only the graph's edges (:mod:`topowire.compiler.sequence`; the
+- packed: topowire's trainer (one tensor program per pack, P independent Adams), each
+  pack's sequence one kernel call forward and one backward that compute only the graph's
+  edges, its models one after another inside (:mod:`topowire.compiler.sequence`; the
   default);
 - packed, torch cells: the default with the cells stepped in torch under autograd (the
-  engine before the kernels; ``use_kernels(False)``);
+  engine before the kernels; ``use_kernels(False)``; its time loop over sub-packs sized to
+  the L2 cache);
 - packed, sub-packs: the same run as sub-packs of 16 models (``sub_pack=16``; the torch
   path's split sized to the cache: the kernels run a pack model by model already, so their
   default is the whole pack in one call);
@@ -18,12 +19,14 @@ on ``reber``:
 - packed, elementwise Adam: the default with Adam's step in elementwise torch ops
   (``StackedAdam.step_elementwise``, what torch's fused Adam replaced);
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
-  model, trained one after another on the same batches. It is a strict loop: the same
-  cell code (topowire's functional core at P = 1 with the same sparse kernels, so every
-  kernel speed-up speeds it too), the same clipping and the same allocator policy (freed
-  memory kept in the heap, :func:`~topowire.train.heap.kept_heap`, as the trainer runs: with
-  glibc's defaults the loop's rate at batch 128 was half, and depended on what the process
-  had run before); the speed-up over it is what packing adds alone.
+  model, trained one after another on the same batches (``--looped`` models drawn evenly
+  from the population, every family). It is a strict loop: the same cell code (topowire's
+  functional core at P = 1 with the same sparse kernels, so every kernel speed-up speeds it
+  too), the same clipping, the same test-set scoring after the epoch and the same
+  allocator policy (freed memory kept in the heap, :func:`~topowire.train.heap.kept_heap`,
+  as the trainer runs: with glibc's defaults the loop's rate at batch 128 was half, and
+  depended on what the process had run before); the speed-up over it is what packing adds
+  alone.
 
 The sides are interleaved (each variant, then the loop, round after round; the best of
 ``--rounds`` each), at every thread count and batch size, so a busy shared machine slows
@@ -68,7 +71,7 @@ from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
 from topowire.train.batches import epoch_batches
 from topowire.train.heap import kept_heap
-from topowire.train.losses import per_model_loss
+from topowire.train.losses import per_model_correct, per_model_loss
 from topowire.train.optim import StackedAdam
 from topowire.train.trainer import pack_jobs
 
@@ -108,6 +111,11 @@ def _loop(topologies, arch, task, config, device, batches) -> None:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip)
             opt.step()
+        with torch.no_grad():  # the test set after the epoch, as the trainer scores every model
+            lengths = task.len_test.to(device)
+            out = net(task.x_test[:, : int(lengths.max())].to(device), lengths)[None]
+            per_model_loss(out, task.y_test.to(device), "classification")
+            per_model_correct(out, task.y_test.to(device), "classification")
 
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
@@ -219,6 +227,7 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device("cpu")
     topologies = population(args.models)
+    looped = topologies[::max(1, len(topologies) // args.looped)][:args.looped]  # every family, evenly
     task = make_task("reber", n_train=args.n_train, n_test=200, seed=0)
     print(f"CPU: {cpu_name()}, L2 {l2_cache_bytes() // 1024} KiB per core; torch {torch.__version__}; "
           f"{args.models} models (loop: {args.looped}), n in [32, 64], reber ({args.n_train} strings), one epoch, "
@@ -241,7 +250,7 @@ def main() -> None:
                             t0 = time.perf_counter()
                             train_population(topologies, arch, task, config)
                             best[v] = min(best[v], time.perf_counter() - t0)
-                    best["loop"] = min(best["loop"], loop_epoch(topologies[:args.looped], arch, task, base, device))
+                    best["loop"] = min(best["loop"], loop_epoch(looped, arch, task, base, device))
                 l_rate, cache = args.looped / best["loop"], {}
                 for v, config in configs.items():
                     executed, useful, shape = flops(topologies, arch, task, config)
