@@ -270,6 +270,26 @@ def test_a_forward_that_reads_the_last_state_alone_keeps_two_steps(monkeypatch, 
     torch.testing.assert_close(every, _run(packed, x, lengths, False, states=True)[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-relu"])
+def test_a_narrower_models_padding_is_skipped_its_states_zero_as_on_the_torch_path(monkeypatch, kind):
+    seen = []
+    states = sequence.sequence_forward
+    monkeypatch.setattr(sequence, "sequence_forward", lambda *a: seen.append(a[-1].tolist()) or states(*a))
+    packed = _pack(kind)  # three models of 12 neurons, two of 9
+    x, lengths = _inputs(True)
+    got = _run(packed, x, lengths, True, states=True)
+    want = _run(packed, x, lengths, False, states=True)
+    assert seen == [[12, 12, 12, 9, 9]]
+    with torch.no_grad():
+        hidden = recurrent.recurrent_forward(kind, x, packed.w_ih, packed.w_hh, packed.b_ih, packed.b_hh, packed.mask,
+                                             packed.in_mask, packed.readout, packed.out_mask, packed.readout_bias,
+                                             lengths, True, sizes=torch.tensor([12, 12, 12, 9, 9]))[1]
+    assert torch.equal(hidden[3:, :, :, 9:], torch.zeros_like(hidden[3:, :, :, 9:]))
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    for name, w in want[1].items():
+        torch.testing.assert_close(got[1][name], w, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_cells_the_kernels_do_not_cover_take_the_torch_path():
     # wcrnn (a residual) and any device but the CPU or dtype but float32 step in torch
     assert not sequence.supports("wcrnn", torch.zeros(1))

@@ -124,16 +124,16 @@ INLINE vf pick(vf t, vi ix) {
 
 /* One model's step: what every cell kernel reads. */
 typedef struct {
-    int64_t N, Bp, R, x_cs;
+    int64_t N, n, Bp, R, x_cs;  /* n: this model's own units (N: the pack's, padded) */
     const int64_t *rp, *col;  /* rp: this model's N + 1 row offsets */
     const float *wv, *x;      /* wv: this model's edge weights, G per edge from rp[0] (model_scratch) */
     const int32_t *sym, *live;
 } step_in;
 
-INLINE step_in model_step(int64_t p, int64_t N, int64_t Bp, int64_t R, const int64_t *rowptr, const int64_t *col,
-                          const float *wv, const float *x, int64_t x_ps, int64_t x_cs, const int32_t *sym,
-                          const int32_t *live) {
-    step_in m = {N, Bp, R, x_cs, rowptr + p * (N + 1), col, wv, x + p * x_ps, sym, live};
+INLINE step_in model_step(int64_t p, int64_t N, int64_t n, int64_t Bp, int64_t R, const int64_t *rowptr,
+                          const int64_t *col, const float *wv, const float *x, int64_t x_ps, int64_t x_cs,
+                          const int32_t *sym, const int32_t *live) {
+    step_in m = {N, n, Bp, R, x_cs, rowptr + p * (N + 1), col, wv, x + p * x_ps, sym, live};
     return m;
 }
 
@@ -294,14 +294,19 @@ static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const f
 /* What every cell kernel takes first: the sequence of T steps, nvs[t] vectors computed at step t;
  * the recurrent weights w [P, G*N, N] (dense, masked; only the graph's entries are read);
  * step t's inputs at x + t * x_ts (dense: x_ts = Bp; a table: 0), its symbols and live flags
- * at sym + t * Bp and live + t * Bp; scratch, `slot` floats for each thread (model_scratch). */
+ * at sym + t * Bp and live + t * Bp; sizes[p], model p's own units (the rest padding, see
+ * PADDING); scratch, `slot` floats for each thread (model_scratch). */
 #define SEQ_ARGS int64_t threads, int64_t P, int64_t T, int64_t N, int64_t Bp, const int64_t *nvs, int64_t R,    \
     const int64_t *rowptr, const int64_t *col, const float *w, const float *x, int64_t x_ps, int64_t x_cs,       \
-    int64_t x_ts, const int32_t *sym, const int32_t *live, float *scratch, int64_t slot, int64_t emax
+    int64_t x_ts, const int32_t *sym, const int32_t *live, const int64_t *sizes, float *scratch, int64_t slot,     \
+    int64_t emax
 /* Model p's step t; the gradient from outside reaching its state before the step (h_t: e's row
  * t - 1, none for h_0); two gradient buffers swapped after a backward step. */
-#define MODEL model_step(p, N, Bp, R, rowptr, col, wv, x + t * x_ts, x_ps, x_cs, sym ? sym + t * Bp : NULL, \
-                         live + t * Bp)
+#define MODEL model_step(p, N, sizes[p], Bp, R, rowptr, col, wv, x + t * x_ts, x_ps, x_cs, \
+                         sym ? sym + t * Bp : NULL, live + t * Bp)
+/* A model's units past its own (a narrower model's padding: no edges, no input, not read out)
+ * are not computed; their states hold (zero from h_0), their gradients stay zero. */
+#define PADDING(a, o) hold(N - sizes[p], Bp, 0, (a) + sizes[p] * Bp, NULL, (o) + sizes[p] * Bp)
 #define OUTSIDE (e == NULL || t == 0 ? NULL : e + p * e_ps + (t - 1) * N * Bp)
 #define SWAP(a, b) do { float *swap_ = a; a = b; b = swap_; } while (0)
 /* Model p's scratch (G gates; accumulators zeroed for a backward), and its gradients from it:
@@ -370,7 +375,7 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
                       int64_t N) {
     vi ix[CH];
     symbols(m, l0, nc, ix, NULL);
-    for (int64_t v = 0; v < N; v++) {
+    for (int64_t v = 0; v < m->n; v++) {
         vf acc[4][CH];
         float pr[CH * VEC], pz[CH * VEC], pn[CH * VEC], ph[CH * VEC];
         edge_sums(m, 3, nc, v, h, l0, acc);
@@ -418,6 +423,7 @@ void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ri
 #define GRU_FW(nc, l0) gru_chunk(&m, nc, l0, bh, hp, ho, sp, N)
             CHUNKS(nvs[t], GRU_FW)
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
+            PADDING(hp, ho);
         }
         fence();
     }
@@ -429,7 +435,7 @@ INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d,
     int64_t Bp = m->Bp;
     by_symbol bs;
     symbols(m, l0, nc, ix, &bs);
-    for (int64_t v = 0; v < N; v++) {
+    for (int64_t v = 0; v < m->n; v++) {
         const float *dv = d + v * Bp + l0, *hp = h + v * Bp + l0, *s0 = s + v * Bp + l0, *s1 = s0 + N * Bp;
         const float *s2 = s1 + N * Bp, *s3 = s2 + N * Bp, *ev = e == NULL ? NULL : e + v * Bp + l0;
         const int32_t *lv = m->live + l0;
@@ -452,7 +458,7 @@ INLINE void gru_back_chunk(const step_in *m, int nc, int64_t l0, const float *d,
         add_lanes(nc, gz, db + (N + v) * VEC);
         add_lanes(nc, gn, db + (2 * N + v) * VEC);
     }
-    for (int64_t v = 0; v < N; v++)
+    for (int64_t v = 0; v < m->n; v++)
         edge_grads(m, 3, nc, v, h, l0, dg + v * Bp + l0, N * Bp, prev, wacc);
 }
 
@@ -490,7 +496,7 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
                        float *s, int64_t N) {
     vi ix[CH];
     symbols(m, l0, nc, ix, NULL);
-    for (int64_t v = 0; v < N; v++) {
+    for (int64_t v = 0; v < m->n; v++) {
         vf acc[4][CH];
         float pre[4][CH * VEC];
         edge_sums(m, 4, nc, v, h, l0, acc);
@@ -536,6 +542,8 @@ void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, floa
             CHUNKS(nvs[t], LSTM_FW)
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
             hold(N, Bp, nvs[t] * VEC, cp, NULL, co);
+            PADDING(hp, ho);
+            PADDING(cp, co);
         }
         fence();
     }
@@ -548,7 +556,7 @@ INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d
     int64_t Bp = m->Bp, row = N * Bp;
     by_symbol bs;
     symbols(m, l0, nc, ix, &bs);
-    for (int64_t v = 0; v < N; v++) {
+    for (int64_t v = 0; v < m->n; v++) {
         int64_t at = v * Bp + l0;
         const float *dv = d + at, *dcv = dc + at, *sv = s + at, *cp = c + at, *ev = e == NULL ? NULL : e + at;
         const int32_t *lv = m->live + l0;
@@ -570,7 +578,7 @@ INLINE void lstm_back_chunk(const step_in *m, int nc, int64_t l0, const float *d
         const float *rows[4] = {g, g + row, g + 2 * row, g + 3 * row};
         input_grads(m, &bs, dx, 4, v, l0, nc, rows);
     }
-    for (int64_t v = 0; v < N; v++)
+    for (int64_t v = 0; v < m->n; v++)
         edge_grads(m, 4, nc, v, h, l0, dg + v * Bp + l0, row, prev, wacc);
 }
 
@@ -606,7 +614,7 @@ void lstm_backward(SEQ_ARGS, float *d, float *dc, float *prev, float *cprev, con
 INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const float *h, float *hn, int64_t N) {
     vi ix[CH];
     symbols(m, l0, nc, ix, NULL);
-    for (int64_t v = 0; v < N; v++) {
+    for (int64_t v = 0; v < m->n; v++) {
         vf acc[4][CH];
         float pre[CH * VEC];
         edge_sums(m, 1, nc, v, h, l0, acc);
@@ -636,6 +644,7 @@ void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring) 
 #define ACT_FW(nc, l0) act_chunk(&m, nc, l0, which, hp, ho, N)
             CHUNKS(nvs[t], ACT_FW)
             hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
+            PADDING(hp, ho);
         }
     }
 }
@@ -646,7 +655,7 @@ INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, 
     int64_t Bp = m->Bp;
     by_symbol bs;
     symbols(m, l0, nc, ix, &bs);
-    for (int64_t v = 0; v < N; v++) {
+    for (int64_t v = 0; v < m->n; v++) {
         int64_t at = v * Bp + l0;
         const float *dv = d + at, *yv = y + at, *ev = e == NULL ? NULL : e + at;
         const int32_t *lv = m->live + l0;
@@ -662,7 +671,7 @@ INLINE void act_back_chunk(const step_in *m, int nc, int64_t l0, int64_t which, 
         const float *rows[1] = {g};
         input_grads(m, &bs, dx, 1, v, l0, nc, rows);
     }
-    for (int64_t v = 0; v < N; v++)
+    for (int64_t v = 0; v < m->n; v++)
         edge_grads(m, 1, nc, v, h, l0, dg + v * Bp + l0, N * Bp, prev, wacc);
 }
 

@@ -163,7 +163,8 @@ def _inputs(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, bp: int, vec: int) -> tu
 
 
 def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh: Tensor, mask: Tensor,
-                     bias_hh: Tensor, lengths: Tensor | None, states: bool = True) -> tuple[Tensor, Tensor]:
+                     bias_hh: Tensor, lengths: Tensor | None, states: bool = True,
+                     sizes: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Every state of ``kind`` over the sequences ``x [B, T, d]``, from h0 = 0, and the last:
     ``([P, T, B, N], [P, B, N])`` (without ``states``, the first may be empty).
 
@@ -184,6 +185,11 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     states : bool, default True
         Every state is read. Without (and without a gradient to follow) the kernels keep the
         last two steps' states alone, and the first result is empty.
+    sizes : Tensor [P], optional
+        Each model's own neurons, the first ``sizes[p]`` (default: all N). The rest are a
+        narrower model's padding in a pack -- no connections, no input, not read out -- and
+        are not computed: their states stay zero and their parameters get no gradient, as
+        on the torch path (whose zero padding computes zeros).
     """
     family, vec = KINDS[kind], kernels.vector_floats()
     b, t_steps, _ = x.shape
@@ -196,7 +202,8 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     slot = -(-most * g // vec) * vec + most * g * vec + g * n * rows * vec + g * n * vec  # see model_scratch
     shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, d=x.shape[2], live=live,
                             computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col,
-                            most=most, slot=slot, grad=torch.is_grad_enabled(), states=states)
+                            most=most, slot=slot, grad=torch.is_grad_enabled(), states=states,
+                            sizes=torch.full((len(w_hh),), n) if sizes is None else sizes.to(torch.int64).contiguous())
     return _Sequence.apply(family, shape, xin, w_hh.contiguous(), bias_hh.contiguous() if apart else None)
 
 
@@ -269,7 +276,7 @@ def _sequence_args(sh, threads: int, xin: Tensor, w: Tensor, scratch: Tensor) ->
     x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
         (gn * xin.shape[2], xin.shape[2], 0)
     return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.d + 1, ptr(sh.rowptr), ptr(sh.col), ptr(w), ptr(xin),
-            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(scratch), sh.slot, sh.most)
+            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.sizes), ptr(scratch), sh.slot, sh.most)
 
 
 def _give_back(ctx) -> None:

@@ -138,6 +138,7 @@ def recurrent_forward(
     mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
     lengths: Tensor | None = None, return_states: bool = False, graph_op=None,
     residual: tuple[Tensor, Tensor] | None = None, gamma: float = 1.0, ih_mask: Tensor | None = None,
+    sizes: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Masked recurrent cells over a shared sequence batch, read out at the last real step.
 
@@ -173,6 +174,8 @@ def recurrent_forward(
         ``wcrnn`` only: the coupling strength.
     ih_mask : Tensor [P, N, d_in], optional
         Per-connection input mask (pruning), multiplied with ``in_mask``.
+    sizes : Tensor [P], optional
+        Each model's own neurons in a pack (the rest padding), which the kernels skip.
 
     Returns
     -------
@@ -183,7 +186,7 @@ def recurrent_forward(
     bias_ih, bias_hh = b_ih[:, None, :], b_hh[:, None, :]
     if graph_op is None and fused_program() is None and sequence.supports(kind, x):
         states, h = sequence.sequence_forward(kind, x, w_ih_t, bias_ih, masked_recurrent_weights(w_hh, mask), mask,
-                                              bias_hh, lengths, return_states)  # [P, T, B, N] (ended held), [P, B, N]
+                                              bias_hh, lengths, return_states, sizes)  # [P, T, B, N], [P, B, N]
         states = states.transpose(1, 2) if return_states else None
     else:
         residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
@@ -250,6 +253,12 @@ def _residual_args(module: nn.Module) -> dict:
     return {"residual": (stacked(module, "res_diag"), stacked(module, "res_pair")), "gamma": module.arch.gamma}
 
 
+def _sizes(module: nn.Module) -> Tensor | None:
+    """A pack's models' own neurons (``[P]``), None for a standalone module (all its own)."""
+    sizes = getattr(module, "sizes", None) if getattr(module, "stacked", False) else None
+    return None if sizes is None else torch.as_tensor(sizes, dtype=torch.int64)
+
+
 def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
     """The module's recurrent forward; a pack's over sub-packs
     (:func:`~topowire.compiler.functional.sub_pack_size`: sized to the cache on the torch path,
@@ -260,7 +269,7 @@ def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
                  "b_hh": stacked(module, "b_hh"), "mask": g["mask"], "in_mask": stacked(module, "in_mask"),
                  "r": stacked(module, "readout"), "out_mask": stacked(module, "out_mask"),
                  "b_out": stacked(module, "readout_bias"), "residual": extra.get("residual"),
-                 "ih_mask": stacked(module, "ih_mask")}
+                 "ih_mask": stacked(module, "ih_mask"), "sizes": _sizes(module)}
 
     def run(**tensors):
         return recurrent_forward(module.arch.kind, x, **tensors, lengths=lengths, return_states=states,
