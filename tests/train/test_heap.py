@@ -6,6 +6,7 @@ cannot grow in place.
 """
 
 import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -15,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from topowire.train import heap
-from topowire.train.heap import kept_heap
+from topowire.compiler import Arch
+from topowire.compiler.compile import pack
+from topowire.data import make_task
+from topowire.topology import ws_graph
+from topowire.train import TrainConfig, heap, train_pack
+from topowire.train.heap import kept_heap, paused_gc
+from topowire.train.spec import prepare_arch
 
 glibc = pytest.mark.skipif(heap._libc() is None, reason="mallopt is glibc's")
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +121,31 @@ def test_the_switch_and_other_c_libraries(monkeypatch):
     monkeypatch.delenv("TOPOWIRE_KEEP_HEAP")
     with kept_heap() as kept:
         assert kept == (sys.platform.startswith("linux") and heap._libc() is not None)
+
+
+def test_paused_gc_nests_and_gives_the_collector_back_as_it_was():
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # an outer holder is still inside
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
+
+
+def test_a_pack_trains_with_the_collector_paused_and_leaves_no_cycles():
+    task = make_task("reber", n_train=96, n_test=32, seed=0)
+    graphs = [ws_graph(10, 4, 0.3, seed=s) for s in range(3)]
+    seen = []
+    gc.collect()
+    train_pack(pack(graphs, prepare_arch(Arch("gru"), task), seeds=range(3)), task,
+               TrainConfig(epochs=2, batch_size=32, device="cpu"), on_step=lambda: seen.append(gc.isenabled()))
+    assert seen == [False] * 6 and gc.isenabled()
+    assert gc.collect() == 0  # no reference cycle left for the paused collector

@@ -33,7 +33,7 @@ from topowire.topology.topology import Topology
 from topowire.train.batches import epoch_batches
 from topowire.train.config import TrainConfig, check_device, device_free_bytes, pack_budget
 from topowire.train.executors import Executor, get_executor
-from topowire.train.heap import kept_heap
+from topowire.train.heap import kept_heap, paused_gc
 from topowire.train.losses import per_model_correct, per_model_loss, step_mask
 from topowire.train.optim import StackedAdam, StackedSGD, clip_per_model
 from topowire.train.spec import RunSpec, prepare_arch
@@ -223,7 +223,7 @@ def train_pack(packed: nn.Module, task: Task, config: TrainConfig, *, lr: float 
            else StackedSGD(params, rate, config.momentum, config.nesterov, config.weight_decay, stacked=lead))
     if config.stability is not None:
         project_stable(packed, config.stability)
-    with fused_steps(config.fused), sub_packs(config.sub_pack), kept_heap(), reused_buffers():
+    with fused_steps(config.fused), sub_packs(config.sub_pack), kept_heap(), reused_buffers(), paused_gc():
         return _train_epochs(packed, prepared_task(task, config), config, opt, rate, params, lead, device, on_step,
                              config.data_stream(0) if stream is None else tuple(stream))
 
