@@ -22,11 +22,11 @@ on ``reber``:
   model, trained one after another on the same batches (``--looped`` models drawn evenly
   from the population, every family). It is a strict loop: the same cell code (topowire's
   functional core at P = 1 with the same sparse kernels, so every kernel speed-up speeds it
-  too), the same clipping, the same test-set scoring after the epoch and the same
-  allocator policy (freed memory kept in the heap, :func:`~topowire.train.heap.kept_heap`,
-  as the trainer runs: with glibc's defaults the loop's rate at batch 128 was half, and
-  depended on what the process had run before); the speed-up over it is what packing adds
-  alone.
+  too), the same clipping, the same test-set scoring after the epoch and the same memory
+  policy as the trainer (freed memory kept in the heap, :func:`~topowire.train.heap.kept_heap`
+  -- with glibc's defaults the loop's rate at batch 128 was half, and depended on what the
+  process had run before -- and Python's cyclic collector paused,
+  :func:`~topowire.train.heap.paused_gc`); the speed-up over it is what packing adds alone.
 
 The sides are interleaved (each variant, then the loop, round after round; the best of
 ``--rounds`` each), at every thread count and batch size, so a busy shared machine slows
@@ -70,7 +70,7 @@ from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
 from topowire.train.batches import epoch_batches
-from topowire.train.heap import kept_heap
+from topowire.train.heap import kept_heap, paused_gc
 from topowire.train.losses import per_model_correct, per_model_loss
 from topowire.train.optim import StackedAdam
 from topowire.train.trainer import pack_jobs
@@ -91,7 +91,7 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
     batches = epoch_batches(len(task.y_train), config.batch_size, (*config.data_stream(0), 0), task.len_train,
                             config.bucket)
     t0 = time.perf_counter()
-    with kept_heap():
+    with kept_heap(), paused_gc():
         _loop(topologies, arch, task, config, device, batches)
     if device.type == "cuda":
         torch.cuda.synchronize()
