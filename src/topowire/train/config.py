@@ -100,8 +100,10 @@ class TrainConfig:
     sub_pack : int or None
         On the CPU, the models of a pack whose time loop runs together (a sub-pack; the pack
         keeps one data pass and one optimizer step per batch): None (the default) sizes it
-        to the L2 cache (:func:`~topowire.compiler.functional.sub_pack_size`), 0 runs the
-        whole pack as one program. Results are the same (not part of the run id).
+        to the L2 cache on the torch path and runs the whole pack in one kernel call on the
+        sequence kernels, which run its models one after another already
+        (:func:`~topowire.compiler.functional.sub_pack_size`); 0 runs the whole pack as one
+        program. Results are the same (not part of the run id).
     stability : float or None
         Miller & Hardt's stable models: after initialisation and after every optimizer
         step, each model's masked ``W_hh`` (every gate block of it) is rescaled to spectral
