@@ -142,7 +142,8 @@ INLINE vf input_at(const step_in *m, const vi *ix, int64_t c, int64_t l0, int i)
     return m->sym ? pick(*(const vfu *)(m->x + c * VEC), ix[i]) : *(const vfu *)(m->x + c * m->x_cs + l0 + i * VEC);
 }
 
-/* acc[g][i] = sum over unit v's edges e of wv[e, g] * h[col[e], lanes of vector i]. */
+/* acc[g][i] = sum over unit v's edges e of wv[e, g] * h[col[e], lanes of vector i] (wv, and
+ * wacc below, indexed from the model's first edge, rp[0]). */
 INLINE void edge_sums(const step_in *m, int G, int nc, int64_t v, const float *h, int64_t l0, vf acc[4][CH]) {
     for (int g = 0; g < G; g++)
         for (int i = 0; i < nc; i++)
