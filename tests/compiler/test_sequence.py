@@ -120,6 +120,25 @@ def test_lanes_run_to_each_steps_last_running_sequence():
     assert live.tolist() == [[1] * 5 + [0] * 3] * 2 and computed == [2, 2]
 
 
+def test_the_input_gradient_sums_over_the_symbols_running_lanes_have_at_each_step():
+    sym = torch.tensor([[0, 1, 7, 0], [2, 2, 0, 0], [7, 3, 3, 0]], dtype=torch.int32)
+    live = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.int32)
+    assert sequence._present(sym, live, 8).tolist() == [0b11, 0b100, 0b10001000]  # an ended lane's 7 not
+    assert sequence._present(None, live, 8).tolist() == [-1, -1, -1]  # no table: every row
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_a_zero_input_inside_a_sequence_gets_its_gradient_as_on_the_torch_path(kind):
+    packed = _pack(kind)
+    x, lengths = _inputs(True)
+    x[0, 2] = 0  # a running step with no symbol: the table's bias-only row
+    want, want_grads = _run(packed, x, lengths, False)
+    got, got_grads = _run(packed, x, lengths, True)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_edges_list_each_units_inputs_once_per_mask_and_version():
     mask = torch.tensor([[[0, 1, 1], [0, 0, 0], [1, 0, 0]], [[0, 0, 0], [1, 0, 1], [0, 0, 0]]])
     rowptr, col, most = first = sequence.edges(mask)

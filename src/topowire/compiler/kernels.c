@@ -128,12 +128,13 @@ typedef struct {
     const int64_t *rp, *col;  /* rp: this model's N + 1 row offsets */
     const float *wv, *x;      /* wv: this model's edge weights, G per edge from rp[0] (model_scratch) */
     const int32_t *sym, *live;
+    int32_t present;          /* bit r: some running lane has symbol r at this step */
 } step_in;
 
 INLINE step_in model_step(int64_t p, int64_t N, int64_t n, int64_t Bp, int64_t R, const int64_t *rowptr,
                           const int64_t *col, const float *wv, const float *x, int64_t x_ps, int64_t x_cs,
-                          const int32_t *sym, const int32_t *live) {
-    step_in m = {N, n, Bp, R, x_cs, rowptr + p * (N + 1), col, wv, x + p * x_ps, sym, live};
+                          const int32_t *sym, const int32_t *live, int32_t present) {
+    step_in m = {N, n, Bp, R, x_cs, rowptr + p * (N + 1), col, wv, x + p * x_ps, sym, live, present};
     return m;
 }
 
@@ -227,7 +228,7 @@ INLINE void symbols(const step_in *m, int64_t l0, int nc, vi *ix, by_symbol *bs)
     for (int i = 0; i < nc && m->sym; i++)
         ix[i] = *(const vi *)(m->sym + l0 + i * VEC);
     for (int32_t r = 0; bs != NULL && r < m->R && m->sym; r++)
-        for (int i = 0; i < nc; i++)
+        for (int i = 0; i < nc && (m->present >> r & 1); i++)
             bs->one[r][i] = (vf)((vi)((vf){0} + 1.0f) & (ix[i] == (vi){0} + r));
 }
 
@@ -249,6 +250,8 @@ INLINE void input_grads(const step_in *m, const by_symbol *bs, float *dx, int G,
         for (int i = 0; i < nc; i++)
             gv[k][i] = *(const vfu *)(g[k] + i * VEC);
     for (int32_t r = 0; r < m->R; r++) {
+        if (!(m->present >> r & 1))
+            continue;  /* no running lane has this symbol: nothing to add */
         vf sum[4];
         for (int k = 0; k < G; k++)
             sum[k] = bs->one[r][0] * gv[k][0];
@@ -299,12 +302,12 @@ static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const f
  * PADDING); scratch, `slot` floats for each thread (model_scratch). */
 #define SEQ_ARGS int64_t threads, int64_t P, int64_t T, int64_t N, int64_t Bp, const int64_t *nvs, int64_t R,    \
     const int64_t *rowptr, const int64_t *col, const float *w, const float *x, int64_t x_ps, int64_t x_cs,       \
-    int64_t x_ts, const int32_t *sym, const int32_t *live, const int64_t *sizes, float *scratch, int64_t slot,     \
-    int64_t emax
+    int64_t x_ts, const int32_t *sym, const int32_t *live, const int32_t *present, const int64_t *sizes,           \
+    float *scratch, int64_t slot, int64_t emax
 /* Model p's step t; the gradient from outside reaching its state before the step (h_t: e's row
  * t - 1, none for h_0); two gradient buffers swapped after a backward step. */
 #define MODEL model_step(p, N, sizes[p], Bp, R, rowptr, col, wv, x + t * x_ts, x_ps, x_cs, \
-                         sym ? sym + t * Bp : NULL, live + t * Bp)
+                         sym ? sym + t * Bp : NULL, live + t * Bp, sym ? present[t] : -1)
 /* A model's units past its own (a narrower model's padding: no edges, no input, not read out)
  * are not computed; their states hold (zero from h_0), their gradients stay zero. */
 #define PADDING(a, o) hold(N - sizes[p], Bp, 0, (a) + sizes[p] * Bp, NULL, (o) + sizes[p] * Bp)

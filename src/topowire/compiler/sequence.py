@@ -147,6 +147,15 @@ def lanes(lengths: Tensor | None, t_steps: int, b: int, vec: int) -> tuple[Tenso
     return live, (-(-last // vec)).tolist()
 
 
+def _present(sym: Tensor | None, live: Tensor, rows: int) -> Tensor:
+    """Per step, the symbols some running lane has (bit r for symbol r; int32 ``[T]``): the
+    backward sums the input table's gradient over those alone. All bits without a table."""
+    if sym is None:
+        return torch.full((len(live),), -1, dtype=torch.int32)
+    has = torch.zeros(len(live), rows, dtype=torch.int32).scatter_add_(1, sym.long(), live) > 0
+    return (has.to(torch.int32) << torch.arange(rows, dtype=torch.int32)).sum(1, dtype=torch.int32)
+
+
 def _inputs(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, bp: int, vec: int) -> tuple[Tensor, Tensor | None]:
     """The input's gate pre-activations as the kernels read them, and the symbols ``[T, Bp]``
     (int32) they are picked by: one-hot inputs of at most ``vec - 1`` symbols as the table's
@@ -203,6 +212,7 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, d=x.shape[2], live=live,
                             computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col,
                             most=most, slot=slot, grad=torch.is_grad_enabled(), states=states,
+                            present=_present(sym, live, x.shape[2] + 1),
                             sizes=torch.full((len(w_hh),), n) if sizes is None else sizes.to(torch.int64).contiguous())
     return _Sequence.apply(family, shape, xin, w_hh.contiguous(), bias_hh.contiguous() if apart else None)
 
@@ -276,7 +286,8 @@ def _sequence_args(sh, threads: int, xin: Tensor, w: Tensor, scratch: Tensor) ->
     x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
         (gn * xin.shape[2], xin.shape[2], 0)
     return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.d + 1, ptr(sh.rowptr), ptr(sh.col), ptr(w), ptr(xin),
-            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.sizes), ptr(scratch), sh.slot, sh.most)
+            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.present), ptr(sh.sizes), ptr(scratch), sh.slot,
+            sh.most)
 
 
 def _give_back(ctx) -> None:
