@@ -241,12 +241,18 @@ def test_a_pack_is_one_kernel_call_unless_a_sub_pack_size_is_set(monkeypatch):
     assert calls == [2, 2, 1]
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_a_forward_no_gradient_will_follow_saves_nothing_and_gives_the_same_values(monkeypatch, kind):
+def _recording(monkeypatch, kind, read):
+    """Every forward kernel call of ``kind`` records ``read(s)`` (its arguments) in the list returned."""
     seen, family = [], sequence.KINDS[kind]
     forward = family.forward
     monkeypatch.setitem(sequence.KINDS, kind, dataclasses.replace(
-        family, forward=lambda lib, s: seen.append(s.saved) or forward(lib, s)))
+        family, forward=lambda lib, s: seen.append(read(s)) or forward(lib, s)))
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_a_forward_no_gradient_will_follow_saves_nothing_and_gives_the_same_values(monkeypatch, kind):
+    seen = _recording(monkeypatch, kind, lambda s: s.saved)
     packed = _pack(kind)
     x, lengths = _inputs(True)
     with torch.no_grad():
@@ -258,10 +264,7 @@ def test_a_forward_no_gradient_will_follow_saves_nothing_and_gives_the_same_valu
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
 def test_reused_buffers_give_a_forward_the_memory_its_last_backward_gave_back(monkeypatch, kind):
-    seen, family = [], sequence.KINDS[kind]
-    forward = family.forward
-    monkeypatch.setitem(sequence.KINDS, kind, dataclasses.replace(
-        family, forward=lambda lib, s: seen.append((s.h, s.saved)) or forward(lib, s)))
+    seen = _recording(monkeypatch, kind, lambda s: (s.h, s.saved))
     packed = _pack(kind)
     x, lengths = _inputs(True)
     want = [_run(packed, x[:, :t], lengths.clamp(max=t), True) for t in (9, 8, 9)]
@@ -275,10 +278,7 @@ def test_reused_buffers_give_a_forward_the_memory_its_last_backward_gave_back(mo
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
 def test_a_forward_that_reads_the_last_state_alone_keeps_two_steps(monkeypatch, kind):
-    seen, family = [], sequence.KINDS[kind]
-    forward = family.forward
-    monkeypatch.setitem(sequence.KINDS, kind, dataclasses.replace(
-        family, forward=lambda lib, s: seen.append(s.ring) or forward(lib, s)))
+    seen = _recording(monkeypatch, kind, lambda s: s.ring)
     packed = _pack(kind)
     x, lengths = _inputs(False)
     with torch.no_grad():

@@ -332,17 +332,25 @@ static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const f
  * most edges of a model). */
 typedef struct { float *wv, *wacc, *dx, *db; } scratch_t;
 
+static int64_t weights_floats(int64_t emax, int64_t G) { return (emax * G + VEC - 1) / VEC * VEC; }
+
+static int64_t slot_floats(int64_t emax, int64_t G, int64_t N, int64_t R) {
+    return weights_floats(emax, G) + emax * G * VEC + G * N * R * VEC + G * N * VEC;
+}
+
+/* The floats of one thread's slot (the layout above), for the caller to allocate. */
+void scratch_floats(int64_t emax, int64_t G, int64_t N, int64_t R, int64_t *out) { *out = slot_floats(emax, G, N, R); }
+
 static scratch_t model_scratch(float *scratch, int64_t slot, const int64_t *rp, const int64_t *col, const float *w,
                                int64_t N, int64_t R, int G, int backward, int64_t emax) {
-    float *base = scratch + (int64_t)THREAD * slot;
-    int64_t wvs = (emax * G + VEC - 1) / VEC * VEC;
-    scratch_t sc = {base, base + wvs, base + wvs + emax * G * VEC, base + wvs + emax * G * VEC + G * N * R * VEC};
+    float *base = scratch + (int64_t)THREAD * slot, *wacc = base + weights_floats(emax, G);
+    scratch_t sc = {base, wacc, wacc + emax * G * VEC, wacc + emax * G * VEC + G * N * R * VEC};
     for (int64_t v = 0; v < N; v++)
         for (int64_t e = rp[v]; e < rp[v + 1]; e++)
             for (int g = 0; g < G; g++)
                 sc.wv[(e - rp[0]) * G + g] = w[(g * N + v) * N + col[e]];
     if (backward)
-        memset(sc.wacc, 0, (emax * G * VEC + G * N * R * VEC + G * N * VEC) * sizeof(float));
+        memset(wacc, 0, (slot_floats(emax, G, N, R) - weights_floats(emax, G)) * sizeof(float));
     return sc;
 }
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["library", "use_kernels", "enabled", "pointer", "signatures", "vector_floats"]
+__all__ = ["library", "use_kernels", "enabled", "pointer", "signatures", "vector_floats", "scratch_floats"]
 
 SOURCE = Path(__file__).with_name("kernels.c")
 
@@ -147,4 +147,13 @@ def vector_floats() -> int:
     recurrent cell's batch is padded to, and one more than the most symbols it picks inputs from."""
     out = ctypes.c_int64()
     library().vector_floats(ctypes.addressof(out))
+    return out.value
+
+
+def scratch_floats(most: int, gates: int, n: int, rows: int) -> int:
+    """Floats of one thread's scratch in a recurrent kernel call (``model_scratch`` in
+    kernels.c): for models of at most ``most`` edges, ``gates`` gates and ``n`` units, and
+    ``rows`` table rows of input gradient (0 where the input is no table)."""
+    out = ctypes.c_int64()
+    library().scratch_floats(most, gates, n, rows, ctypes.addressof(out))
     return out.value

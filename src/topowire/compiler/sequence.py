@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,13 +207,11 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     apart = family.recurrent_bias
     xin, sym = _inputs(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh, live.shape[1], vec)
     rowptr, col, most = edges(mask)
-    n, g = mask.shape[1], family.gates
-    rows = 0 if sym is None else x.shape[2] + 1  # of the table's gradient
-    slot = -(-most * g // vec) * vec + most * g * vec + g * n * rows * vec + g * n * vec  # see model_scratch
-    shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, d=x.shape[2], live=live,
+    n, rows = mask.shape[1], x.shape[2] + 1  # rows: of the input table, one per symbol and padding's
+    shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, rows=rows, live=live,
                             computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col,
-                            most=most, slot=slot, grad=torch.is_grad_enabled(), states=states,
-                            present=_present(sym, live, x.shape[2] + 1),
+                            most=most, slot=kernels.scratch_floats(most, family.gates, n, 0 if sym is None else rows),
+                            grad=torch.is_grad_enabled(), states=states, present=_present(sym, live, rows),
                             sizes=torch.full((len(w_hh),), n) if sizes is None else sizes.to(torch.int64).contiguous())
     return _Sequence.apply(family, shape, xin, w_hh.contiguous(), bias_hh.contiguous() if apart else None)
 
@@ -268,15 +267,13 @@ def _forward_buffers(family: Family, shape: tuple[int, int, int, int], ring: int
     pool = _REUSED.get() if saving else None
     wanted = {"h": (p, ring, n, bp), "c": (p, ring, n, bp) if family.memory else None,
               "saved": (p, t_steps, family.saved * n, bp) if family.saved and saving else None}
-    out, flats = {}, {}
-    for role, dims in wanted.items():
-        count = 0 if dims is None else dims[0] * dims[1] * dims[2] * dims[3]
-        if dims is not None:
-            flats[role] = pool.take(role, count) if pool is not None else torch.empty(count)
-        out[role] = None if dims is None else flats[role][:count].view(dims)
-    for role in ("h", "c"):
-        if out[role] is not None:
-            out[role][:, 0] = 0
+    out, flats = dict.fromkeys(wanted), {}
+    for role, dims in ((r, d) for r, d in wanted.items() if d is not None):
+        count = math.prod(dims)
+        flats[role] = pool.take(role, count) if pool is not None else torch.empty(count)
+        out[role] = flats[role][:count].view(dims)
+        if role != "saved":
+            out[role][:, 0] = 0  # the first state
     return out["h"], out["c"], out["saved"], (pool, flats) if pool is not None else None
 
 
@@ -285,7 +282,7 @@ def _sequence_args(sh, threads: int, xin: Tensor, w: Tensor, scratch: Tensor) ->
     ptr, p, gn = kernels.pointer, xin.shape[0], xin.shape[1]
     x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
         (gn * xin.shape[2], xin.shape[2], 0)
-    return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.d + 1, ptr(sh.rowptr), ptr(sh.col), ptr(w), ptr(xin),
+    return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.rows, ptr(sh.rowptr), ptr(sh.col), ptr(w), ptr(xin),
             x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.present), ptr(sh.sizes), ptr(scratch), sh.slot,
             sh.most)
 

@@ -72,19 +72,34 @@ def kept_heap():
     if libc is None:
         yield False
         return
-    with _LOCK:
-        _HOLDERS[0] += 1
+    def keep():
         libc.mallopt(_M_MMAP_MAX, 0)
         libc.mallopt(_M_TRIM_THRESHOLD, -1)
-    try:
+
+    def give_back():
+        for param, value in _AFTER:
+            libc.mallopt(param, value)
+        libc.malloc_trim(0)
+
+    with _held(_HOLDERS, keep, give_back):
         yield True
+
+
+@contextlib.contextmanager
+def _held(holders: list, first, last):
+    """Counts ``holders[0]`` in and out (under one lock, across threads): ``first()`` as the
+    first comes in, ``last()`` as the last leaves."""
+    with _LOCK:
+        if holders[0] == 0:
+            first()
+        holders[0] += 1
+    try:
+        yield
     finally:
         with _LOCK:
-            _HOLDERS[0] -= 1
-            if _HOLDERS[0] == 0:
-                for param, value in _AFTER:
-                    libc.mallopt(param, value)
-                libc.malloc_trim(0)
+            holders[0] -= 1
+            if holders[0] == 0:
+                last()
 
 
 @contextlib.contextmanager
@@ -92,15 +107,9 @@ def paused_gc():
     """Inside, Python's cyclic garbage collector does not run (see the module). Nests and may
     be entered from several threads at once: the collector is switched back on, if it was
     on, when the last one leaves."""
-    with _LOCK:
-        if _PAUSED[0] == 0:
-            _PAUSED[1] = gc.isenabled()
-            gc.disable()
-        _PAUSED[0] += 1
-    try:
+    def pause():
+        _PAUSED[1] = gc.isenabled()
+        gc.disable()
+
+    with _held(_PAUSED, pause, lambda: _PAUSED[1] and gc.enable()):
         yield
-    finally:
-        with _LOCK:
-            _PAUSED[0] -= 1
-            if _PAUSED[0] == 0 and _PAUSED[1]:
-                gc.enable()

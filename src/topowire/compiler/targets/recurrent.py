@@ -133,6 +133,12 @@ def _held(alive: Tensor, new: tuple, old: tuple) -> tuple:
     return tuple(None if n is None else torch.where(mask, n, o) for n, o in zip(new, old))
 
 
+def _on_kernels(kind: str, x: Tensor, graph_op) -> bool:
+    """Whether ``kind`` runs on the sequence kernels for inputs ``x``: a dense graph, no fused
+    steps asked for, and a cell and device they cover (:func:`~topowire.compiler.sequence.supports`)."""
+    return graph_op is None and fused_program() is None and sequence.supports(kind, x)
+
+
 def recurrent_forward(
     kind: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
     mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
@@ -184,7 +190,7 @@ def recurrent_forward(
     d_in = w_ih.shape[2]
     w_ih_t = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in)).transpose(1, 2)  # [P, d_in, G*N]
     bias_ih, bias_hh = b_ih[:, None, :], b_hh[:, None, :]
-    if graph_op is None and fused_program() is None and sequence.supports(kind, x):
+    if _on_kernels(kind, x, graph_op):
         states, h = sequence.sequence_forward(kind, x, w_ih_t, bias_ih, masked_recurrent_weights(w_hh, mask), mask,
                                               bias_hh, lengths, return_states, sizes)  # [P, T, B, N], [P, B, N]
         states = states.transpose(1, 2) if return_states else None
@@ -276,8 +282,8 @@ def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
                                  graph_op=g["graph_op"], gamma=extra.get("gamma", 1.0))
 
     p, gn = per_model["w_ih"].shape[:2]
-    kernels = g["graph_op"] is None and fused_program() is None and sequence.supports(module.arch.kind, x)
-    size = p if g["graph_op"] is not None else sub_pack_size(p, x.shape[0], gn, x.device, by_cache=not kernels)
+    size = p if g["graph_op"] is not None else sub_pack_size(
+        p, x.shape[0], gn, x.device, by_cache=not _on_kernels(module.arch.kind, x, g["graph_op"]))
     return over_sub_packs(run, per_model, size)
 
 
