@@ -63,11 +63,12 @@ def test_values_and_gradients_equal_the_torch_path(kind, one_hot, with_lengths):
 
 
 @pytest.mark.parametrize("kind", list(sequence.KINDS))
-@pytest.mark.parametrize("b", [1, 17, 70])
+@pytest.mark.parametrize("b", [1, 17, 70, 150])
 @pytest.mark.parametrize("one_hot", [True, False])
 def test_batches_of_several_vectors_and_chunks_of_them_equal_the_torch_path(kind, b, one_hot):
-    # a step's lanes (the batch) run as vectors of 16 (8 on AVX2 CPUs), up to 4 (2) at a time:
-    # 17 lanes are 2 vectors, the second partial; 70 are 5 (9), a whole chunk and a partial one
+    # a step's lanes (the batch) run as vectors of 16 (8 on AVX2 CPUs), up to 4 (2) at a time over
+    # the edges and up to 8 (4) in the backward's per-unit pass: 17 lanes are 2 vectors, the second
+    # partial; 70 are 5 (9), a whole chunk and a partial one; 150 are 10 (19), whole and partial both
     packed = _pack(kind)
     x, lengths = _inputs(one_hot, seed=b, b=b)
     want, want_grads = _run(packed, x, lengths, False, states=True)
@@ -151,6 +152,21 @@ def test_edges_list_each_units_inputs_once_per_mask_and_version():
     key = id(mask)
     del mask, first, rowptr, col
     assert key not in sequence._EDGES  # dropped with its mask
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
+def test_a_mask_of_any_values_scales_its_weights_and_their_gradients_as_the_torch_path(kind):
+    # the kernels read W_hh unmasked and apply the mask's entries themselves, forward and backward
+    packed = _pack(kind)
+    with torch.no_grad():
+        packed.mask.mul_(torch.rand(packed.mask.shape, generator=torch.Generator().manual_seed(3)) + 0.5)
+        packed.w_hh.add_(1.0)  # off the graph too: an entry the mask zeroes must not be read
+    x, lengths = _inputs(True)
+    want, want_grads = _run(packed, x, lengths, False)
+    got, got_grads = _run(packed, x, lengths, True)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():  # relative to the largest (weights near 2 saturate the states)
+        assert float((got_grads[name] - w).abs().max()) <= 1e-5 * float(w.abs().max()), name
 
 
 def test_a_connection_whose_weight_is_zero_still_gets_its_gradient():

@@ -11,8 +11,8 @@ batch's lanes (padded to whole vectors), so every operation runs on whole vector
 the graph. The input's gate pre-activations are, for one-hot inputs, a per-lane pick from
 the table ``W_ih.T + b_ih`` (one row per symbol,
 :func:`~topowire.compiler.functional.symbol_table`), else one product over every step. The
-kernels read the graph's weights from the dense masked ``W_hh`` (each model's edges gathered
-once per call, the edge lists kept per mask: :func:`edges`) and write its gradient dense,
+kernels read the graph's weights from the dense ``W_hh`` times its mask (each model's edges
+gathered once per call, the edge lists kept per mask: :func:`edges`) and write its gradient dense,
 accumulated per edge; the gradients of ``b_hh`` and of the input table are summed inside
 too. Nothing per step is left to torch, and little per call.
 
@@ -186,8 +186,10 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     w_ih_t : Tensor [P, d, G*N]; bias_ih : Tensor [P, 1, G*N]
         The masked input weights, transposed, and ``b_ih``.
     w_hh : Tensor [P, G*N, N]; mask : Tensor [P, N, N]
-        The masked recurrent weights and their graph (``mask[p, v, u] != 0`` iff ``u -> v``):
-        only its connections are computed, and only they get a gradient.
+        The recurrent weights and their mask (``mask[p, v, u] != 0`` iff ``u -> v``), tiled per
+        gate: only the graph's connections are computed, with the weights times the mask, and
+        only they get a gradient (times the mask, as through the product ``w_hh * mask``); the
+        weights are not masked first, a pass over ``[P, G*N, N]`` and another in the backward.
     bias_hh : Tensor [P, 1, G*N]
     lengths : Tensor [B], optional
         Real lengths: a sequence's state is held after its end, so the last state is every
@@ -208,7 +210,7 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
     xin, sym = _inputs(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh, live.shape[1], vec)
     rowptr, col, most = edges(mask)
     n, rows = mask.shape[1], x.shape[2] + 1  # rows: of the input table, one per symbol and padding's
-    shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, rows=rows, live=live,
+    shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, rows=rows, live=live, mask=mask.contiguous(),
                             computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col,
                             most=most, slot=kernels.scratch_floats(most, family.gates, n, 0 if sym is None else rows),
                             grad=torch.is_grad_enabled(), states=states, present=_present(sym, live, rows),
@@ -282,7 +284,8 @@ def _sequence_args(sh, threads: int, xin: Tensor, w: Tensor, scratch: Tensor) ->
     ptr, p, gn = kernels.pointer, xin.shape[0], xin.shape[1]
     x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
         (gn * xin.shape[2], xin.shape[2], 0)
-    return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.rows, ptr(sh.rowptr), ptr(sh.col), ptr(w), ptr(xin),
+    return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.rows, ptr(sh.rowptr), ptr(sh.col), ptr(w),
+            ptr(sh.mask), ptr(xin),
             x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.present), ptr(sh.sizes), ptr(scratch), sh.slot,
             sh.most)
 

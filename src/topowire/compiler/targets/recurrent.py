@@ -191,8 +191,8 @@ def recurrent_forward(
     w_ih_t = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, d_in)).transpose(1, 2)  # [P, d_in, G*N]
     bias_ih, bias_hh = b_ih[:, None, :], b_hh[:, None, :]
     if _on_kernels(kind, x, graph_op):
-        states, h = sequence.sequence_forward(kind, x, w_ih_t, bias_ih, masked_recurrent_weights(w_hh, mask), mask,
-                                              bias_hh, lengths, return_states, sizes)  # [P, T, B, N], [P, B, N]
+        states, h = sequence.sequence_forward(kind, x, w_ih_t, bias_ih, w_hh, mask, bias_hh, lengths, return_states,
+                                              sizes)  # [P, T, B, N], [P, B, N]; w_hh masked inside
         states = states.transpose(1, 2) if return_states else None
     else:
         residual = None if residual is None else tuple(v[:, None, :] for v in residual)  # [P, 1, N]
