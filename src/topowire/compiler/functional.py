@@ -49,8 +49,17 @@ def input_mask(in_mask: Tensor, ih_mask: Tensor | None, d_in: int) -> Tensor:
 
 
 def readout(h: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
-    """The readout of the output neurons: h ``[P, B, N]``, r ``[P, O, N]``, r_mask ``[P, N]`` -> ``[P, B, O]``."""
-    return torch.baddbmm(b_out[:, None, :], h, (r * r_mask[:, None, :]).transpose(1, 2))
+    """The readout of the output neurons: h ``[P, B, N]``, r ``[P, O, N]``, r_mask ``[P, N]`` -> ``[P, B, O]``.
+
+    States stored unit-major (the sequence kernels': lanes contiguous) are read as
+    ``[P, N, B]`` matrices, the product ``[P, O, B]`` and its transposed view returned: as
+    ``[P, B, N]`` the product's forward and backward took 4x as long at batch 128 (2.9 vs 0.7
+    ms a step for 64 models with the loss; AMD EPYC, one thread).
+    """
+    w = r * r_mask[:, None, :]
+    if h.stride(1) == 1 and h.stride(2) != 1:
+        return torch.baddbmm(b_out[:, :, None], w, h.transpose(1, 2)).transpose(1, 2)
+    return torch.baddbmm(b_out[:, None, :], h, w.transpose(1, 2))
 
 
 def readout_all_steps(states: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
