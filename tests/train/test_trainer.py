@@ -295,7 +295,10 @@ def _reads_while_training(monkeypatch, n_train: int) -> int:
     # as on an accelerator: the forward reads neither the shortest length back nor whether inputs are one-hot
     monkeypatch.setattr(cells, "first_masked_step", lambda lengths, t: t if lengths is None else 0)
     monkeypatch.setattr(functional, "one_hot_symbols", lambda x: None)
-    monkeypatch.setattr(trainer, "reads_are_free", lambda device: False)
+    from topowire.train import optim
+
+    for module in (trainer, optim):  # the trainer's and the clipping's choices, as on an accelerator
+        monkeypatch.setattr(module, "reads_are_free", lambda device: False)
     reads = []
     for method in ("item", "tolist", "cpu", "__bool__", "__int__", "__float__", "__index__"):
         original = getattr(torch.Tensor, method)

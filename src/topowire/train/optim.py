@@ -156,12 +156,15 @@ def clip_per_model(params: Sequence[Tensor], max_norm: float, *, stacked: bool =
     """Scale each model's gradients so its total norm is at most ``max_norm``.
 
     Same coefficient as ``torch.nn.utils.clip_grad_norm_`` applied to each model alone:
-    ``min(1, max_norm / (norm + 1e-6))``. Returns the per-model norms before clipping.
+    ``min(1, max_norm / (norm + 1e-6))``, the norm of the parameters' norms. Returns the
+    per-model norms before clipping. Each gradient is read once for its norms (no squared
+    copy) and, on the CPU, scaled only when some model's coefficient is below 1.
     """
     grads = [_lead(p.grad, stacked) for p in params if p.grad is not None]
-    sq = sum(g.pow(2).flatten(1).sum(1) for g in grads)
-    norms = sq.sqrt()
+    norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], 1),
+                                     dim=1)
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+    if not reads_are_free(coef.device) or bool((coef < 1).any()):
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
     return norms
