@@ -109,6 +109,33 @@ def test_sequences_sorted_longest_first_compute_only_running_vectors_and_equal_t
         torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
+def test_the_last_state_alone_is_every_sequences_last_real_one_when_vectors_of_lanes_end_early(monkeypatch, kind):
+    # read at the last step alone, a step's skipped lanes are not held step by step: the last slot
+    # gets each vector's state when last computed, and the padding units zero -- here every other
+    # slot starts as NaN, so a state taken from anywhere else shows
+    forward_buffers = sequence._forward_buffers
+
+    def poisoned(*args):
+        h, c, saved, pool = forward_buffers(*args)
+        for states in (h, c) if c is not None else (h,):
+            states[:, 1:] = float("nan")
+        return h, c, saved, pool
+
+    monkeypatch.setattr(sequence, "_forward_buffers", poisoned)
+    graphs = [ws_graph(12, 4, 0.3, seed=0), er_graph(9, 0.3, seed=1)]  # the second padded to 12
+    packed = pack(graphs, Arch(kind, d_in=5, d_out=3), seeds=range(2))
+    lengths = torch.tensor([9] * 4 + [6] * 12 + [3] * 12 + [1] * 11 + [0])  # 3 vectors of 16, ending at 6, 3, 1
+    x, _ = _inputs(True, seed=5, b=40, lengths=lengths)
+    want, want_grads = _run(packed, x, lengths, False)
+    got, got_grads = _run(packed, x, lengths, True)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
+    with torch.no_grad(), kernels.use_kernels(True):  # two slots kept (evaluation)
+        torch.testing.assert_close(packed(x, lengths), want, rtol=1e-5, atol=1e-6)
+
+
 def test_lanes_run_to_each_steps_last_running_sequence():
     live, computed = sequence.lanes(torch.tensor([9, 9, 6, 3, 1, 0]), 9, 6, 4)
     assert live.shape == (9, 8) and live.dtype == torch.int32

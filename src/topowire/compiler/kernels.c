@@ -291,11 +291,42 @@ INLINE void add_outside(int nc, const float *e, float *o) {
 /* Lanes [from, Bp) of rows [0, rows) of a model's state: held (copied) or, for a gradient,
  * passed on plus e (from outside, or NULL). */
 static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const float *e, float *out) {
-    for (int64_t v = 0; v < rows; v++) {
-        memcpy(out + v * Bp + from, a + v * Bp + from, (Bp - from) * sizeof(float));
-        for (int64_t l = from; l < Bp && e != NULL; l++)
-            out[v * Bp + l] += e[v * Bp + l];
+    if (from == Bp || rows <= 0)
+        return;  /* every lane computed: nothing held */
+    if (from == 0 && e == NULL) {
+        memcpy(out, a, rows * Bp * sizeof(float));  /* whole rows: one block */
+        return;
     }
+    for (int64_t v = 0; v < rows; v++) {
+        float *o = out + v * Bp;
+        const float *x = a + v * Bp;
+        if (e == NULL) {
+            IVDEP
+            for (int64_t l = from; l < Bp; l++)
+                o[l] = x[l];
+        } else {
+            const float *y = e + v * Bp;
+            IVDEP
+            for (int64_t l = from; l < Bp; l++)
+                o[l] = x[l] + y[l];
+        }
+    }
+}
+
+/* The last slot (T % ring) of a model's states h [ring, N, Bp] where they were not held every
+ * step: each vector of lanes its state when last computed (a vector computed at the steps before
+ * t_j is in slot t_j % ring: no later step writes it), the padding units (from n) zero. */
+static void final_states(int64_t T, int64_t ring, int64_t N, int64_t n, int64_t Bp, const int64_t *nvs, float *h) {
+    float *last = h + T % ring * N * Bp;
+    for (int64_t j = T ? nvs[T - 1] : 0; j < Bp / VEC; j++) {
+        int64_t tj = 0;
+        while (tj < T && nvs[tj] > j)
+            tj++;
+        const float *from = h + tj % ring * N * Bp;
+        for (int64_t v = 0; v < n && from != last; v++)
+            memcpy(last + v * Bp + j * VEC, from + v * Bp + j * VEC, VEC * sizeof(float));
+    }
+    memset(last + n * Bp, 0, (N - n) * Bp * sizeof(float));
 }
 
 /* Splits a model's computed vectors into chunks of CH (the last one shorter) and calls
@@ -331,6 +362,10 @@ static void hold(int64_t rows, int64_t Bp, int64_t from, const float *a, const f
 /* A model's units past its own (a narrower model's padding: no edges, no input, not read out)
  * are not computed; their states hold (zero from h_0), their gradients stay zero. */
 #define PADDING(a, o) hold(N - sizes[p], Bp, 0, (a) + sizes[p] * Bp, NULL, (o) + sizes[p] * Bp)
+/* A forward's states of the lanes a step does not compute (ended sequences) and of the padding
+ * units: held at every step where every state is read (`every`); else nothing reads them but
+ * the last step's slot, which final_states fills once, after the model's last step. */
+#define HELD(a, o) do { if (every) { hold(N, Bp, nvs[t] * VEC, (a), NULL, (o)); PADDING((a), (o)); } } while (0)
 #define OUTSIDE (e == NULL || t == 0 ? NULL : e + p * e_ps + (t - 1) * N * Bp)
 #define SWAP(a, b) do { float *swap_ = a; a = b; b = swap_; } while (0)
 /* Model p's scratch (G gates; accumulators zeroed for a backward), and its gradients from it:
@@ -443,9 +478,11 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
 
 /* The GRU over the sequence: h, the states [P, ring, N, Bp] (models h_ps apart), h_0 given, step
  * t's at t % ring (ring T + 1: every step kept; 2: the last two, for a forward that reads only
- * the last); s, the saved rows [P, T, 4N, Bp] or NULL; bias: b_hh [P, 3N]. Each model runs its
+ * the last); every: every step's states are read (else the lanes a step skips are filled in the
+ * last slot alone, see HELD); s, the saved rows [P, T, 4N, Bp] or NULL; bias: b_hh [P, 3N]. Each model runs its
  * steps one after another, so its state stays in cache from one step to the next. */
-void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ring, float *s, int64_t s_ps) {
+void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ring, int64_t every, float *s,
+                 int64_t s_ps) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
         const float *bh = bias + p * 3 * N, *wv = SCRATCH(3, 0).wv;
@@ -455,9 +492,10 @@ void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ri
             float *sp = s ? s + p * s_ps + t * 4 * N * Bp : NULL;
 #define GRU_FW(nc, l0) gru_chunk(&m, nc, l0, bh, hp, ho, sp, N)
             CHUNKS(nvs[t], GRU_FW)
-            hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
-            PADDING(hp, ho);
+            HELD(hp, ho);
         }
+        if (!every)
+            final_states(T, ring, N, sizes[p], Bp, nvs, h + p * h_ps);
         fence();
     }
 }
@@ -569,7 +607,8 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
 
 /* The LSTM over the sequence: h, c the states [P, ring, N, Bp] (h_0, c_0 given; ring: see
  * gru_forward), s the saved rows [P, T, 5N, Bp] or NULL. */
-void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, float *s, int64_t s_ps) {
+void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, int64_t every, float *s,
+                  int64_t s_ps) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
         const float *wv = SCRATCH(4, 0).wv;
@@ -580,11 +619,11 @@ void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, floa
             float *sp = s ? s + p * s_ps + t * 5 * N * Bp : NULL;
 #define LSTM_FW(nc, l0) lstm_chunk(&m, nc, l0, hp, ho, cp, co, sp, N)
             CHUNKS(nvs[t], LSTM_FW)
-            hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
-            hold(N, Bp, nvs[t] * VEC, cp, NULL, co);
-            PADDING(hp, ho);
-            PADDING(cp, co);
+            HELD(hp, ho);
+            HELD(cp, co);
         }
+        if (!every)
+            final_states(T, ring, N, sizes[p], Bp, nvs, h + p * h_ps);  /* c is not read out */
         fence();
     }
 }
@@ -674,7 +713,7 @@ INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const
 }
 
 /* Over the sequence: h the states [P, ring, N, Bp], h_0 given (ring: see gru_forward). */
-void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring) {
+void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring, int64_t every) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
         const float *wv = SCRATCH(1, 0).wv;
@@ -683,9 +722,10 @@ void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring) 
             float *hp = h + p * h_ps + t % ring * N * Bp, *ho = h + p * h_ps + (t + 1) % ring * N * Bp;
 #define ACT_FW(nc, l0) act_chunk(&m, nc, l0, which, hp, ho, N)
             CHUNKS(nvs[t], ACT_FW)
-            hold(N, Bp, nvs[t] * VEC, hp, NULL, ho);
-            PADDING(hp, ho);
+            HELD(hp, ho);
         }
+        if (!every)
+            final_states(T, ring, N, sizes[p], Bp, nvs, h + p * h_ps);
     }
 }
 

@@ -75,7 +75,7 @@ class Family:
 
 def _act(which: int) -> Family:
     return Family(1, 0, False, False,
-                  lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs, s.ring),
+                  lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs, s.ring, s.every),
                   lambda lib, s: lib.act_backward(*s.seq, which, s.g, s.prev, *s.outside, s.h, s.hs, s.dx, s.dxs,
                                                   s.dg, s.dw))
 
@@ -83,11 +83,11 @@ def _act(which: int) -> Family:
 #: The cells run here.
 KINDS: dict[str, Family] = {
     "gru": Family(3, 4, False, True,
-                  lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.ring, s.saved, s.ss),
+                  lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.ring, s.every, s.saved, s.ss),
                   lambda lib, s: lib.gru_backward(*s.seq, s.g, s.prev, *s.outside, s.saved, s.ss, s.h, s.hs, s.dx,
                                                   s.dxs, s.dg, s.db, s.dw)),
     "lstm": Family(4, 5, True, False,
-                   lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.ring, s.saved, s.ss),
+                   lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.ring, s.every, s.saved, s.ss),
                    lambda lib, s: lib.lstm_backward(*s.seq, s.g, s.gc, s.prev, s.gc_prev, *s.outside, s.saved, s.ss,
                                                     s.c, s.h, s.hs, s.dx, s.dxs, s.dg, s.dw)),
     "rnn-tanh": _act(0),
@@ -195,8 +195,10 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
         Real lengths: a sequence's state is held after its end, so the last state is every
         sequence's last real one.
     states : bool, default True
-        Every state is read. Without (and without a gradient to follow) the kernels keep the
-        last two steps' states alone, and the first result is empty.
+        Every state is read. Without, the lanes and padding units a step skips are not held
+        step by step (the last state gets each one's value once, at the end), without a
+        gradient to follow the kernels keep the last two steps' states alone, and the first
+        result is empty.
     sizes : Tensor [P], optional
         Each model's own neurons, the first ``sizes[p]`` (default: all N). The rest are a
         narrower model's padding in a pack -- no connections, no input, not read out -- and
@@ -313,14 +315,14 @@ class _Sequence(torch.autograd.Function):
         threads = torch.get_num_threads()
         ctx.scratch = xin.new_empty(threads * sh.slot)  # each thread's, for the model it runs (model_scratch)
         s = SimpleNamespace(seq=_sequence_args(sh, threads, xin, w, ctx.scratch), bias=ptr(b_hh), h=ptr(h),
-                            c=ptr(c), hs=ring * n * bp, ring=ring, saved=ptr(saved),
+                            c=ptr(c), hs=ring * n * bp, ring=ring, every=int(sh.states), saved=ptr(saved),
                             ss=t_steps * family.saved * n * bp)
         family.forward(kernels.library(), s)
         ctx.family, ctx.sh, ctx.s = family, sh, s  # its addresses: of tensors saved below
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(xin, w, h, c, saved)
         last = h[:, t_steps % ring, :, :sh.b].transpose(1, 2)
-        return (h[:, 1:, :, :sh.b].transpose(2, 3) if ring == t_steps + 1 else h.new_empty(0)), last
+        return (h[:, 1:, :, :sh.b].transpose(2, 3) if sh.states else h.new_empty(0)), last  # held only when read
 
     @staticmethod
     @torch.autograd.function.once_differentiable
