@@ -378,9 +378,9 @@ static void final_states(int64_t T, int64_t ring, int64_t N, int64_t n, int64_t 
  * the step's own rows. */
 #define DX (sym ? sc.dx : dx + p * dx_ps + t * x_ts)
 
-/* A model's scratch, in its thread's slot: its masked edge weights as the kernels read them (wv,
- * wv[(e - rp[0]) * G + g] = w[g * N + v, col[e]] mask[v, col[e]] for edge e into unit v) and, in a backward,
- * accumulators set to zero: the weights' gradient (wacc, VEC partial sums per edge and gate),
+/* A model's scratch, in its thread's slot: its masked edge weights as the kernels read them
+ * (wv, wv[(e - rp[0]) * G + g] = w[g * N + v, col[e]] mask[v, col[e]] for edge e into unit v)
+ * and, in a backward, accumulators set to zero: the weights' gradient (wacc, VEC partial sums per edge and gate),
  * the input table's (dx, R rows of VEC partial sums per gate column, where the input is a
  * table) and b_hh's (db, VEC partial sums per gate column). The slot holds E G floats rounded
  * to whole vectors, then E G, G N R (R: 0 where the input is no table) and G N vectors (E: the
@@ -417,8 +417,8 @@ INLINE float hsum(vf x) {
 }
 
 /* A model's gradients from its scratch's partial sums: the weights' dense (dw [G*N, N], zero off
- * the graph; through the mask, times its entries), the input table's (dx [G*N, VEC], where the input is a table) and b_hh's (db
- * [G*N], or NULL). */
+ * the graph; through the mask, times its entries), the input table's (dx [G*N, VEC], where the
+ * input is a table) and b_hh's (db [G*N], or NULL). */
 static void model_grads(const scratch_t *sc, const int64_t *rp, const int64_t *col, const float *mask, int64_t N,
                         int64_t R, int G, float *dw, float *dx, float *db) {
     memset(dw, 0, G * N * N * sizeof(float));
@@ -479,8 +479,8 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
 /* The GRU over the sequence: h, the states [P, ring, N, Bp] (models h_ps apart), h_0 given, step
  * t's at t % ring (ring T + 1: every step kept; 2: the last two, for a forward that reads only
  * the last); every: every step's states are read (else the lanes a step skips are filled in the
- * last slot alone, see HELD); s, the saved rows [P, T, 4N, Bp] or NULL; bias: b_hh [P, 3N]. Each model runs its
- * steps one after another, so its state stays in cache from one step to the next. */
+ * last slot alone, see HELD); s, the saved rows [P, T, 4N, Bp] or NULL; bias: b_hh [P, 3N].
+ * Each model runs its steps one after another, so its state stays in cache from step to step. */
 void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ring, int64_t every, float *s,
                  int64_t s_ps) {
     OVER_MODELS
