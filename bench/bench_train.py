@@ -63,7 +63,7 @@ from pathlib import Path
 import torch
 
 from topowire.compiler import Arch, functional, wire
-from topowire.compiler.functional import l2_cache_bytes, sub_pack_size, sub_packs
+from topowire.compiler.functional import cache_bytes, sub_pack_size, sub_packs
 from topowire.compiler.kernels import use_kernels
 from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.data import make_task
@@ -229,7 +229,7 @@ def main() -> None:
     topologies = population(args.models)
     looped = topologies[::max(1, len(topologies) // args.looped)][:args.looped]  # every family, evenly
     task = make_task("reber", n_train=args.n_train, n_test=200, seed=0)
-    print(f"CPU: {cpu_name()}, L2 {l2_cache_bytes() // 1024} KiB per core; torch {torch.__version__}; "
+    print(f"CPU: {cpu_name()}, L2 {cache_bytes(2) // 1024} KiB per core, L3 {cache_bytes(3) // 2**20} MiB; torch {torch.__version__}; "
           f"{args.models} models (loop: {args.looped}), n in [32, 64], reber ({args.n_train} strings), one epoch, "
           f"best of {args.rounds} interleaved rounds")
     print("\n| threads | batch | cell | variant | packed models/s | loop models/s | speed-up | step / GEMMs | of bmm "

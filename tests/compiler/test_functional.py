@@ -103,7 +103,7 @@ def test_over_sub_packs_splits_tensors_tuples_and_none():
 
 def test_sub_pack_size_fills_the_l2_cache_on_the_cpu_only():
     cpu = torch.device("cpu")
-    l2 = F.l2_cache_bytes()
+    l2 = F.cache_bytes(2)
     assert F.sub_pack_size(10**6, 128, 192, cpu) == max(1, l2 // (128 * 192 * 4))
     assert F.sub_pack_size(3, 1, 1, cpu) == 3  # never more than the pack
     assert F.sub_pack_size(256, 10**6, 10**6, cpu) == 1  # never less than one model
@@ -117,13 +117,14 @@ def test_sub_pack_size_fills_the_l2_cache_on_the_cpu_only():
         assert F.sub_pack_size(256, 128, 192, cpu, by_cache=False) == 16  # a set size still holds
 
 
-def test_l2_cache_bytes_reads_sysfs_and_falls_back(tmp_path):
+def test_cache_bytes_reads_each_level_from_sysfs_and_falls_back(tmp_path):
     for i, (level, size) in enumerate([("1", "32K"), ("2", "1024K"), ("3", "32768K")]):
         (tmp_path / f"index{i}").mkdir()
         (tmp_path / f"index{i}" / "level").write_text(level + "\n")
         (tmp_path / f"index{i}" / "size").write_text(size + "\n")
-    assert F.l2_cache_bytes(str(tmp_path)) == 2**20
-    assert F.l2_cache_bytes(str(tmp_path / "absent")) == F.DEFAULT_L2
+    assert F.cache_bytes(2, str(tmp_path)) == 2**20 and F.cache_bytes(3, str(tmp_path)) == 2**25
+    assert F.cache_bytes(2, str(tmp_path / "absent")) == F.DEFAULT_CACHE[2] == 2**20
+    assert F.cache_bytes(3, str(tmp_path / "absent")) == F.DEFAULT_CACHE[3]
 
 
 @pytest.mark.parametrize("kind, extra", [k for k in KINDS if k[0] != "gru"])

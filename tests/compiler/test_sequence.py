@@ -109,11 +109,9 @@ def test_sequences_sorted_longest_first_compute_only_running_vectors_and_equal_t
         torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
-def test_the_last_state_alone_is_every_sequences_last_real_one_when_vectors_of_lanes_end_early(monkeypatch, kind):
-    # read at the last step alone, a step's skipped lanes are not held step by step: the last slot
-    # gets each vector's state when last computed, and the padding units zero -- here every other
-    # slot starts as NaN, so a state taken from anywhere else shows
+def _poison_states(monkeypatch):
+    """Every forward's states start NaN but for the first step (h_0, c_0 = 0), so a state read
+    from a slot no step wrote shows."""
     forward_buffers = sequence._forward_buffers
 
     def poisoned(*args):
@@ -123,6 +121,14 @@ def test_the_last_state_alone_is_every_sequences_last_real_one_when_vectors_of_l
         return h, c, saved, pool
 
     monkeypatch.setattr(sequence, "_forward_buffers", poisoned)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
+def test_the_last_state_alone_is_every_sequences_last_real_one_when_vectors_of_lanes_end_early(monkeypatch, kind):
+    # read at the last step alone, a step's skipped lanes are not held step by step: the last slot
+    # gets each vector's state when last computed, and the padding units zero -- here every other
+    # slot starts as NaN, so a state taken from anywhere else shows
+    _poison_states(monkeypatch)
     graphs = [ws_graph(12, 4, 0.3, seed=0), er_graph(9, 0.3, seed=1)]  # the second padded to 12
     packed = pack(graphs, Arch(kind, d_in=5, d_out=3), seeds=range(2))
     lengths = torch.tensor([9] * 4 + [6] * 12 + [3] * 12 + [1] * 11 + [0])  # 3 vectors of 16, ending at 6, 3, 1
@@ -270,7 +276,7 @@ def test_only_the_kernel_path_runs_with_kernels_and_only_the_torch_path_without(
 def test_a_pack_is_one_kernel_call_unless_a_sub_pack_size_is_set(monkeypatch):
     # the kernels run a pack model by model already: no cache-sized split (here every model
     # alone) unless asked for
-    monkeypatch.setattr(functional, "l2_cache_bytes", lambda: 4)
+    monkeypatch.setattr(functional, "cache_bytes", lambda level=2: 4)
     calls = []
     states = sequence.sequence_forward
     monkeypatch.setattr(sequence, "sequence_forward", lambda *a: calls.append(a[2].shape[0]) or states(*a))
@@ -291,6 +297,28 @@ def _recording(monkeypatch, kind, read):
     monkeypatch.setitem(sequence.KINDS, kind, dataclasses.replace(
         family, forward=lambda lib, s: seen.append(read(s)) or forward(lib, s)))
     return seen
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
+def test_states_kept_apart_from_a_working_ring_give_bitwise_the_same_results(monkeypatch, kind):
+    # a forward whose kept states outgrow half the last-level cache computes each step in a
+    # working ring of its own and streams the states out; here with ended lanes and padding
+    seen = _recording(monkeypatch, kind, lambda s: s.apart)
+    _poison_states(monkeypatch)
+    graphs = [ws_graph(12, 4, 0.3, seed=0), er_graph(9, 0.3, seed=1)]
+    packed = pack(graphs, Arch(kind, d_in=5, d_out=3), seeds=range(2))
+    lengths = torch.tensor([9] * 4 + [6] * 12 + [3] * 12 + [1] * 11 + [0])
+    x, _ = _inputs(True, seed=5, b=40, lengths=lengths)
+    in_place, in_place_grads = _run(packed, x, lengths, True)
+    monkeypatch.setattr(sequence, "cache_bytes", lambda level: 0)
+    apart, apart_grads = _run(packed, x, lengths, True)
+    states, _ = _run(packed, x, lengths, True, states=True)  # every state read: written in place
+    with torch.no_grad(), kernels.use_kernels(True):
+        evaluated = packed(x, lengths)  # two slots kept: in place
+    assert seen == [0, 1, 0, 0]
+    assert torch.equal(apart, in_place) and torch.equal(evaluated, in_place)
+    assert all(torch.equal(apart_grads[k], g) for k, g in in_place_grads.items())
+    torch.testing.assert_close(states[:, :4, -1], apart[:, :4])  # the longest sequences' last step (another product)
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])

@@ -26,7 +26,7 @@ from topowire.compiler.cells import CELLS
 
 __all__ = ["input_mask", "masked_recurrent_weights", "readout", "readout_all_steps", "graph_step", "fused_steps",
            "fused_program", "input_projection", "symbol_table", "sub_packs", "sub_pack_size", "over_sub_packs",
-           "l2_cache_bytes", "reads_are_free"]
+           "cache_bytes", "reads_are_free"]
 
 
 def reads_are_free(device: torch.device) -> bool:
@@ -120,8 +120,8 @@ def symbol_table(w_ih_t: Tensor, bias_ih: Tensor) -> Tensor:
     return torch.cat([w_ih_t + bias_ih, bias_ih], dim=1)
 
 
-#: Bytes of per-core L2 cache assumed when the OS does not report it.
-DEFAULT_L2 = 2**20
+#: Bytes of each cache level (per-core L2, shared L3) assumed when the OS does not report it.
+DEFAULT_CACHE = {2: 2**20, 3: 2**24}
 _SUB_PACK = contextvars.ContextVar("topowire_sub_pack", default=None)
 
 
@@ -139,18 +139,19 @@ def sub_packs(size: int | None):
 
 
 @functools.cache
-def l2_cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
-    """The per-core L2 cache of this machine in bytes, as the OS reports it (Linux sysfs);
-    :data:`DEFAULT_L2` when it does not."""
+@functools.cache
+def cache_bytes(level: int = 2, root: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
+    """This machine's cache of ``level`` in bytes (the L2 per core, the L3 shared), as the OS
+    reports it (Linux sysfs); :data:`DEFAULT_CACHE` when it does not."""
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
     for index in sorted(Path(root).glob("index*")):
         try:
-            if (index / "level").read_text().strip() == "2":
+            if (index / "level").read_text().strip() == str(level):
                 size = (index / "size").read_text().strip()
                 return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
         except (OSError, ValueError):
             break
-    return DEFAULT_L2
+    return DEFAULT_CACHE[level]
 
 
 def sub_pack_size(p: int, b: int, gn: int, device: torch.device, by_cache: bool = True) -> int:
@@ -164,7 +165,7 @@ def sub_pack_size(p: int, b: int, gn: int, device: torch.device, by_cache: bool 
     if size == 0 or device.type != "cpu" or (size is None and not by_cache):
         return p
     if size is None:
-        size = l2_cache_bytes() // (b * gn * 4)
+        size = cache_bytes(2) // (b * gn * 4)
     return max(1, min(p, size))
 
 
