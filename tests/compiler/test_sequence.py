@@ -109,6 +109,15 @@ def test_sequences_sorted_longest_first_compute_only_running_vectors_and_equal_t
         torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def _ending_early(kind):
+    """A pack of two (the second padded to 12 units) and 40 sequences sorted longest first: 3
+    vectors of 16 lanes, ending at steps 6, 3 and 1."""
+    graphs = [ws_graph(12, 4, 0.3, seed=0), er_graph(9, 0.3, seed=1)]
+    lengths = torch.tensor([9] * 4 + [6] * 12 + [3] * 12 + [1] * 11 + [0])
+    x, _ = _inputs(True, seed=5, b=40, lengths=lengths)
+    return pack(graphs, Arch(kind, d_in=5, d_out=3), seeds=range(2)), x, lengths
+
+
 def _poison_states(monkeypatch):
     """Every forward's states start NaN but for the first step (h_0, c_0 = 0), so a state read
     from a slot no step wrote shows."""
@@ -129,10 +138,7 @@ def test_the_last_state_alone_is_every_sequences_last_real_one_when_vectors_of_l
     # gets each vector's state when last computed, and the padding units zero -- here every other
     # slot starts as NaN, so a state taken from anywhere else shows
     _poison_states(monkeypatch)
-    graphs = [ws_graph(12, 4, 0.3, seed=0), er_graph(9, 0.3, seed=1)]  # the second padded to 12
-    packed = pack(graphs, Arch(kind, d_in=5, d_out=3), seeds=range(2))
-    lengths = torch.tensor([9] * 4 + [6] * 12 + [3] * 12 + [1] * 11 + [0])  # 3 vectors of 16, ending at 6, 3, 1
-    x, _ = _inputs(True, seed=5, b=40, lengths=lengths)
+    packed, x, lengths = _ending_early(kind)
     want, want_grads = _run(packed, x, lengths, False)
     got, got_grads = _run(packed, x, lengths, True)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
@@ -300,25 +306,22 @@ def _recording(monkeypatch, kind, read):
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
-def test_states_kept_apart_from_a_working_ring_give_bitwise_the_same_results(monkeypatch, kind):
-    # a forward whose kept states outgrow half the last-level cache computes each step in a
-    # working ring of its own and streams the states out; here with ended lanes and padding
-    seen = _recording(monkeypatch, kind, lambda s: s.apart)
+def test_states_streamed_from_a_working_ring_give_bitwise_the_same_results(monkeypatch, kind):
+    # a forward whose kept states outgrow the last-level cache computes each step in a working
+    # ring of its own and streams the states out; here with ended lanes and padding
+    seen = _recording(monkeypatch, kind, lambda s: s.streamed)
     _poison_states(monkeypatch)
-    graphs = [ws_graph(12, 4, 0.3, seed=0), er_graph(9, 0.3, seed=1)]
-    packed = pack(graphs, Arch(kind, d_in=5, d_out=3), seeds=range(2))
-    lengths = torch.tensor([9] * 4 + [6] * 12 + [3] * 12 + [1] * 11 + [0])
-    x, _ = _inputs(True, seed=5, b=40, lengths=lengths)
+    packed, x, lengths = _ending_early(kind)
     in_place, in_place_grads = _run(packed, x, lengths, True)
     monkeypatch.setattr(sequence, "cache_bytes", lambda level: 0)
-    apart, apart_grads = _run(packed, x, lengths, True)
+    streamed, streamed_grads = _run(packed, x, lengths, True)
     states, _ = _run(packed, x, lengths, True, states=True)  # every state read: written in place
     with torch.no_grad(), kernels.use_kernels(True):
         evaluated = packed(x, lengths)  # two slots kept: in place
     assert seen == [0, 1, 0, 0]
-    assert torch.equal(apart, in_place) and torch.equal(evaluated, in_place)
-    assert all(torch.equal(apart_grads[k], g) for k, g in in_place_grads.items())
-    torch.testing.assert_close(states[:, :4, -1], apart[:, :4])  # the longest sequences' last step (another product)
+    assert torch.equal(streamed, in_place) and torch.equal(evaluated, in_place)
+    assert all(torch.equal(streamed_grads[k], g) for k, g in in_place_grads.items())
+    torch.testing.assert_close(states[:, :4, -1], streamed[:, :4])  # the longest sequences' last step (another product)
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])

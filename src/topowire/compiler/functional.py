@@ -139,7 +139,6 @@ def sub_packs(size: int | None):
 
 
 @functools.cache
-@functools.cache
 def cache_bytes(level: int = 2, root: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
     """This machine's cache of ``level`` in bytes (the L2 per core, the L3 shared), as the OS
     reports it (Linux sysfs); :data:`DEFAULT_CACHE` when it does not."""

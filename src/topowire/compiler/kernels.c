@@ -329,14 +329,14 @@ static void final_states(int64_t T, int64_t ring, int64_t N, int64_t n, int64_t 
     memset(last + n * Bp, 0, (N - n) * Bp * sizeof(float));
 }
 
-/* A model's working ring where its states are kept apart (`apart`): each step computes in two
+/* A model's working ring where its states are streamed (`streamed`): each step computes in two
  * slots of its own (`copies` states per slot: h, and c for a cell with memory; the first slot
  * zero), which stay in cache, and streams its new states into the kept buffer the backward
  * reads; written there in place, each line of a pack's states larger than the cache is read
  * from memory before it is written (the GRU's forward at batch 128 18% slower). NULL (written
  * in place) without, or where no memory is left. */
-static float *working_ring(int64_t apart, int64_t N, int64_t Bp, int copies) {
-    float *work = apart ? malloc(2 * copies * N * Bp * sizeof(float)) : NULL;
+static float *working_ring(int64_t streamed, int64_t N, int64_t Bp, int copies) {
+    float *work = streamed ? malloc(2 * copies * N * Bp * sizeof(float)) : NULL;
     for (int k = 0; k < copies && work != NULL; k++)
         memset(work + 2 * k * N * Bp, 0, N * Bp * sizeof(float));
     return work;
@@ -397,9 +397,9 @@ static float *working_ring(int64_t apart, int64_t N, int64_t Bp, int copies) {
 
 /* A model's scratch, in its thread's slot: its masked edge weights as the kernels read them
  * (wv, wv[(e - rp[0]) * G + g] = w[g * N + v, col[e]] mask[v, col[e]] for edge e into unit v)
- * and, in a backward, accumulators set to zero: the weights' gradient (wacc, VEC partial sums per edge and gate),
- * the input table's (dx, R rows of VEC partial sums per gate column, where the input is a
- * table) and b_hh's (db, VEC partial sums per gate column). The slot holds E G floats rounded
+ * and, in a backward, accumulators set to zero: the weights' gradient (wacc, VEC partial sums
+ * per edge and gate), the input table's (dx, R rows of VEC partial sums per gate column, where
+ * the input is a table) and b_hh's (db, VEC partial sums per gate column). The slot holds E G floats rounded
  * to whole vectors, then E G, G N R (R: 0 where the input is no table) and G N vectors (E: the
  * most edges of a model). */
 typedef struct { float *wv, *wacc, *dx, *db; } scratch_t;
@@ -454,8 +454,9 @@ static void model_grads(const scratch_t *sc, const int64_t *rp, const int64_t *c
 /* ---- GRU (torch's gates r, z, n; b_hh apart, as the reset gate scales its n part): saves
  * r, z, n and the recurrent n pre-activation (with its bias) per unit, 4 rows of N, where s is
  * not NULL (a forward no backward follows saves nothing). Summing the n pre-activation again
- * in the backward instead of saving it was slower (one gate's edges per unit and chunk: GRU
- * backward +13%, forward within noise; AMD EPYC). */
+ * in the backward instead of saving it was no faster (one gate's edges per unit: GRU backward
+ * +13% in one measurement; within 3% either way, interleaved, once the other changes were in;
+ * AMD EPYC). */
 INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, const float *h, float *hn, float *s,
                       int64_t N, float *kept) {
     vi ix[CH];
@@ -498,15 +499,15 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
 /* The GRU over the sequence: h, the states [P, ring, N, Bp] (models h_ps apart), h_0 given, step
  * t's at t % ring (ring T + 1: every step kept; 2: the last two, for a forward that reads only
  * the last); every: every step's states are read (else the lanes a step skips are filled in the
- * last slot alone, see HELD); apart: steps compute in a working ring and stream their states to h
+ * last slot alone, see HELD); streamed: steps compute in a working ring and stream their states to h
  * (working_ring; not with every); s, the saved rows [P, T, 4N, Bp] or NULL; bias: b_hh [P, 3N].
  * Each model runs its steps one after another, so its state stays in cache from step to step. */
-void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ring, int64_t every, int64_t apart,
+void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ring, int64_t every, int64_t streamed,
                  float *s, int64_t s_ps) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
         const float *bh = bias + p * 3 * N, *wv = SCRATCH(3, 0).wv;
-        float *work = working_ring(apart, N, Bp, 1);
+        float *work = working_ring(streamed, N, Bp, 1);
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
             float *hp = h + p * h_ps + t % ring * N * Bp, *ho = h + p * h_ps + (t + 1) % ring * N * Bp, *kept = NULL;
@@ -634,12 +635,12 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
 
 /* The LSTM over the sequence: h, c the states [P, ring, N, Bp] (h_0, c_0 given; ring: see
  * gru_forward), s the saved rows [P, T, 5N, Bp] or NULL. */
-void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, int64_t every, int64_t apart,
+void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, int64_t every, int64_t streamed,
                   float *s, int64_t s_ps) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
         const float *wv = SCRATCH(4, 0).wv;
-        float *work = working_ring(apart, N, Bp, 2);
+        float *work = working_ring(streamed, N, Bp, 2);
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
             int64_t at = p * h_ps + t % ring * N * Bp, next = p * h_ps + (t + 1) % ring * N * Bp;
@@ -747,11 +748,11 @@ INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const
 }
 
 /* Over the sequence: h the states [P, ring, N, Bp], h_0 given (ring: see gru_forward). */
-void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring, int64_t every, int64_t apart) {
+void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring, int64_t every, int64_t streamed) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
         const float *wv = SCRATCH(1, 0).wv;
-        float *work = working_ring(apart, N, Bp, 1);
+        float *work = working_ring(streamed, N, Bp, 1);
         for (int64_t t = 0; t < T; t++) {
             step_in m = MODEL;
             float *hp = h + p * h_ps + t % ring * N * Bp, *ho = h + p * h_ps + (t + 1) % ring * N * Bp, *kept = NULL;

@@ -75,7 +75,7 @@ class Family:
 
 def _act(which: int) -> Family:
     return Family(1, 0, False, False,
-                  lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs, s.ring, s.every, s.apart),
+                  lambda lib, s: lib.act_forward(*s.seq, which, s.h, s.hs, s.ring, s.every, s.streamed),
                   lambda lib, s: lib.act_backward(*s.seq, which, s.g, s.prev, *s.outside, s.h, s.hs, s.dx, s.dxs,
                                                   s.dg, s.dw))
 
@@ -83,12 +83,12 @@ def _act(which: int) -> Family:
 #: The cells run here.
 KINDS: dict[str, Family] = {
     "gru": Family(3, 4, False, True,
-                  lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.ring, s.every, s.apart, s.saved,
+                  lambda lib, s: lib.gru_forward(*s.seq, s.bias, s.h, s.hs, s.ring, s.every, s.streamed, s.saved,
                                                  s.ss),
                   lambda lib, s: lib.gru_backward(*s.seq, s.g, s.prev, *s.outside, s.saved, s.ss, s.h, s.hs, s.dx,
                                                   s.dxs, s.dg, s.db, s.dw)),
     "lstm": Family(4, 5, True, False,
-                   lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.ring, s.every, s.apart, s.saved,
+                   lambda lib, s: lib.lstm_forward(*s.seq, s.h, s.c, s.hs, s.ring, s.every, s.streamed, s.saved,
                                                   s.ss),
                    lambda lib, s: lib.lstm_backward(*s.seq, s.g, s.gc, s.prev, s.gc_prev, *s.outside, s.saved, s.ss,
                                                     s.c, s.h, s.hs, s.dx, s.dxs, s.dg, s.dw)),
@@ -289,9 +289,8 @@ def _sequence_args(sh, threads: int, xin: Tensor, w: Tensor, scratch: Tensor) ->
     x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
         (gn * xin.shape[2], xin.shape[2], 0)
     return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.rows, ptr(sh.rowptr), ptr(sh.col), ptr(w),
-            ptr(sh.mask), ptr(xin),
-            x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.present), ptr(sh.sizes), ptr(scratch), sh.slot,
-            sh.most)
+            ptr(sh.mask), ptr(xin), x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.present), ptr(sh.sizes),
+            ptr(scratch), sh.slot, sh.most)
 
 
 def _give_back(ctx) -> None:
@@ -303,16 +302,16 @@ def _give_back(ctx) -> None:
         ctx.pool = None
 
 
-def _kept_apart(h: Tensor, c: Tensor | None, ring: int, sh) -> bool:
+def _streamed(h: Tensor, c: Tensor | None, backward: bool, sh) -> bool:
     """Whether a forward's steps compute in a working ring of their own and stream their states
     to ``h`` (and ``c``) for the backward (the kernels' ``working_ring``): where every step is
-    kept for a backward, not read as states, and the states outgrow the last-level cache
+    kept for a ``backward``, not read as states, and the states outgrow the last-level cache
     (written in place, each line is first read from memory). One pack of 64 (AMD EPYC, 32 MiB
     L3): at batch 128 (36 MB of GRU states) the forward 18% faster and the backward 3% slower
     (it reads them from memory, not partly from the cache), the GRU's and the LSTM's calls 9%
     faster in all, the tanh RNN's the same; with 18 MB 1-4% faster, with 9 MB up to 4% slower."""
     size = h.numel() + (0 if c is None else c.numel())
-    return ring == sh.t + 1 and not sh.states and 4 * size > cache_bytes(3)
+    return backward and not sh.states and 4 * size > cache_bytes(3)
 
 
 class _Sequence(torch.autograd.Function):
@@ -330,7 +329,7 @@ class _Sequence(torch.autograd.Function):
         ctx.scratch = xin.new_empty(threads * sh.slot)  # each thread's, for the model it runs (model_scratch)
         s = SimpleNamespace(seq=_sequence_args(sh, threads, xin, w, ctx.scratch), bias=ptr(b_hh), h=ptr(h),
                             c=ptr(c), hs=ring * n * bp, ring=ring, every=int(sh.states),
-                            apart=int(_kept_apart(h, c, ring, sh)), saved=ptr(saved),
+                            streamed=int(_streamed(h, c, backward, sh)), saved=ptr(saved),
                             ss=t_steps * family.saved * n * bp)
         family.forward(kernels.library(), s)
         ctx.family, ctx.sh, ctx.s = family, sh, s  # its addresses: of tensors saved below
