@@ -21,10 +21,11 @@ on ``reber``:
 - per-model loop: what prior work did -- one module and one ``torch.optim.Adam`` per
   model, trained one after another on the same batches (``--looped`` models drawn evenly
   from the population, every family). It is a strict loop: the same cell code (topowire's
-  functional core at P = 1 with the same sparse kernels, so every kernel speed-up speeds it
-  too), the same clipping, the same test-set scoring after the epoch and the same memory
-  policy as the trainer (freed memory kept in the heap, :func:`~topowire.train.heap.kept_heap`
-  -- with glibc's defaults the loop's rate at batch 128 was half, and depended on what the
+  functional core at P = 1 with the same sparse kernels and the same training-step call,
+  which computes the loss with the backward, so every kernel speed-up speeds it too), the
+  same clipping, the same test-set scoring after the epoch and the same memory policy as
+  the trainer (freed memory kept in the heap, :func:`~topowire.train.heap.kept_heap` --
+  with glibc's defaults the loop's rate at batch 128 was half, and depended on what the
   process had run before -- and Python's cyclic collector paused,
   :func:`~topowire.train.heap.paused_gc`); the speed-up over it is what packing adds alone.
 
@@ -65,6 +66,7 @@ import torch
 from topowire.compiler import Arch, functional, wire
 from topowire.compiler.functional import cache_bytes, sub_pack_size, sub_packs
 from topowire.compiler.kernels import use_kernels
+from topowire.compiler.pack import PackOfOne
 from topowire.compiler.targets.recurrent import MaskedRecurrentNet
 from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
@@ -73,7 +75,7 @@ from topowire.train.batches import epoch_batches
 from topowire.train.heap import kept_heap, paused_gc
 from topowire.train.losses import per_model_correct, per_model_loss
 from topowire.train.optim import StackedAdam
-from topowire.train.trainer import pack_jobs
+from topowire.train.trainer import pack_jobs, task_losses
 
 
 def population(count: int, seed: int = 0):
@@ -101,12 +103,13 @@ def loop_epoch(topologies, arch, task, config, device) -> float:
 def _loop(topologies, arch, task, config, device, batches) -> None:
     for i, t in enumerate(topologies):
         net = MaskedRecurrentNet(wire(t, arch.orientation, arch.inputs, arch.outputs), arch, seed=i).to(device)
+        one = PackOfOne(net)  # its loss as the trainer's: on the kernels, one training-step call
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
         for idx in batches:
             lengths = task.len_train[idx].to(device)
             x = task.x_train[idx][:, : int(lengths.max())].to(device)
             y = task.y_train[idx].to(device)
-            loss = per_model_loss(net(x, lengths)[None], y, "classification")[0]
+            loss = task_losses(one, task, x, y, lengths, None)[0]
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), config.clip)

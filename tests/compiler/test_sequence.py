@@ -12,6 +12,7 @@ from topowire.compiler import Arch, functional, kernels, sequence
 from topowire.compiler.compile import pack
 from topowire.compiler.targets import recurrent
 from topowire.topology import er_graph, ws_graph
+from topowire.train.losses import per_model_loss
 
 pytestmark = pytest.mark.skipif(kernels.library() is None, reason="the kernels need a C compiler")
 
@@ -381,6 +382,95 @@ def test_a_narrower_models_padding_is_skipped_its_states_zero_as_on_the_torch_pa
     torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
     for name, w in want[1].items():
         torch.testing.assert_close(got[1][name], w, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def _step(packed, x, lengths, y, on, weights):
+    """A training step's per-model losses and gradients: the target's own (``on``: the kernels'
+    training step) or the torch path's outputs scored, the losses weighted by ``weights``."""
+    packed.zero_grad()
+    with kernels.use_kernels(on):
+        losses = packed.arch.target.losses(packed, x, lengths, y, "classification")
+        assert (losses is None) == (not on)
+        if losses is None:
+            losses = per_model_loss(packed(x, lengths), y, "classification")
+    (losses * weights).sum().backward()
+    return losses.detach(), {name: p.grad.clone() for name, p in packed.named_parameters()}
+
+
+@pytest.mark.parametrize("kind", list(sequence.KINDS))
+@pytest.mark.parametrize("one_hot", [True, False])
+@pytest.mark.parametrize("b", [6, 70])
+def test_a_training_steps_losses_and_gradients_equal_the_torch_path(kind, one_hot, b):
+    # forward, cross-entropy and backward model by model in one call; each model's gradients
+    # scaled by its loss's upstream gradient (0 for a model left out, as a diverged one)
+    packed = _pack(kind)
+    x, lengths = _inputs(one_hot, seed=b, b=b)
+    y = torch.randint(0, 3, (b,), generator=torch.Generator().manual_seed(b))
+    weights = torch.tensor([1.0, 0.0, 2.5, 1.0, -0.5])
+    want, want_grads = _step(packed, x, lengths, y, False, weights)
+    got, got_grads = _step(packed, x, lengths, y, True, weights)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        assert float(w.abs().sum()) > 0 and not w[1].any(), name
+        assert float((got_grads[name] - w).abs().max()) <= 1e-5 * float(w.abs().max()), name
+
+
+def test_a_training_step_reads_nothing_it_did_not_write(monkeypatch):
+    # its work buffer (states, saved rows, gradient buffers) comes back from the pool as it was
+    # left: here all NaN, so a state, cell state or gradient read before it is written shows
+    packed, x, lengths = _ending_early("lstm")
+    y = torch.arange(40) % 3
+    weights = torch.ones(2)
+    want, want_grads = _step(packed, x, lengths, y, False, weights)
+    with sequence.reused_buffers():
+        sequence._REUSED.get().give("work", torch.full((10**6,), float("nan")))
+        got, got_grads = _step(packed, x, lengths, y, True, weights)
+        assert not sequence._REUSED.get().free["work"][0].isnan().all()  # it was the one used
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        torch.testing.assert_close(got_grads[name], w, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_training_step_is_bitwise_the_same_on_any_thread_count_and_in_sub_packs():
+    packed = _pack("gru")
+    x, lengths = _inputs(True)
+    y, weights = torch.tensor([0, 1, 2, 2, 1, 0]), torch.ones(5)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a, ga = _step(packed, x, lengths, y, True, weights)
+        torch.set_num_threads(3)
+        b, gb = _step(packed, x, lengths, y, True, weights)
+    finally:
+        torch.set_num_threads(before)
+    with functional.sub_packs(2):
+        c, gc = _step(packed, x, lengths, y, True, weights)
+    assert torch.equal(a, b) and torch.equal(a, c)
+    assert all(torch.equal(ga[k], gb[k]) and torch.equal(ga[k], gc[k]) for k in ga)
+
+
+def test_a_training_step_refuses_classes_outside_the_readout():
+    packed = _pack("gru")
+    x, lengths = _inputs(True)
+    for y in (torch.tensor([0, 1, 3, 0, 0, 0]), torch.tensor([0, -1, 2, 0, 0, 0]), torch.tensor([0, 1])):
+        with pytest.raises(ValueError, match="classes must be 6 values in \\[0, 3\\)"):
+            packed.arch.target.losses(packed, x, lengths, y, "classification")
+
+
+def test_a_training_step_is_the_targets_only_for_a_classification_with_a_gradient_on_the_kernels():
+    packed, wcrnn = _pack("gru"), _pack("wcrnn", residual="homogeneous")
+    x, lengths = _inputs(True)
+    y = torch.zeros(6, dtype=torch.int64)
+    target = packed.arch.target
+    assert target.losses(packed, x, lengths, y, "classification") is not None
+    assert target.losses(packed, x, lengths, y.float()[:, None, None], "regression") is None
+    assert target.losses(wcrnn, x, lengths, y, "classification") is None
+    with torch.no_grad():
+        assert target.losses(packed, x, lengths, y, "classification") is None
+    with kernels.use_kernels(False):
+        assert target.losses(packed, x, lengths, y, "classification") is None
+    with functional.fused_steps():
+        assert target.losses(packed, x, lengths, y, "classification") is None
 
 
 def test_cells_the_kernels_do_not_cover_take_the_torch_path():

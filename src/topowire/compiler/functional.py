@@ -24,9 +24,9 @@ from torch import Tensor
 
 from topowire.compiler.cells import CELLS
 
-__all__ = ["input_mask", "masked_recurrent_weights", "readout", "readout_all_steps", "graph_step", "fused_steps",
-           "fused_program", "input_projection", "symbol_table", "sub_packs", "sub_pack_size", "over_sub_packs",
-           "cache_bytes", "reads_are_free"]
+__all__ = ["input_mask", "masked_recurrent_weights", "readout", "readout_weights", "readout_all_steps", "graph_step",
+           "fused_steps", "fused_program", "input_projection", "symbol_table", "sub_packs", "sub_pack_size",
+           "over_sub_packs", "cache_bytes", "reads_are_free"]
 
 
 def reads_are_free(device: torch.device) -> bool:
@@ -48,6 +48,11 @@ def input_mask(in_mask: Tensor, ih_mask: Tensor | None, d_in: int) -> Tensor:
     return m if ih_mask is None else m * ih_mask
 
 
+def readout_weights(r: Tensor, r_mask: Tensor) -> Tensor:
+    """The readout's weights ``r [P, O, N]`` on the output neurons ``r_mask [P, N]`` alone."""
+    return r * r_mask[:, None, :]
+
+
 def readout(h: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
     """The readout of the output neurons: h ``[P, B, N]``, r ``[P, O, N]``, r_mask ``[P, N]`` -> ``[P, B, O]``.
 
@@ -56,7 +61,7 @@ def readout(h: Tensor, r: Tensor, r_mask: Tensor, b_out: Tensor) -> Tensor:
     ``[P, B, N]`` the product's forward and backward took 4x as long at batch 128 (2.9 vs 0.7
     ms a step for 64 models with the loss; AMD EPYC, one thread).
     """
-    w = r * r_mask[:, None, :]
+    w = readout_weights(r, r_mask)
     if h.stride(1) == 1 and h.stride(2) != 1:
         return torch.baddbmm(b_out[:, :, None], w, h.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(b_out[:, None, :], h, w.transpose(1, 2))

@@ -196,18 +196,20 @@ INLINE void edge_grads(const step_in *m, int G, int nc, int64_t v, const float *
     }
 }
 
-/* Rows saved for the backward pass go to memory without being read first (streaming stores,
- * where the vector unit has them and dst is aligned; plain ones otherwise): the backward reads
- * them long after, from memory anyway. The thread that saved a model's rows ends with fence(). */
-INLINE void save(float *dst, const float *src, int nc) {
+/* Rows saved for the backward pass: with `nt`, sent to memory without being read first
+ * (streaming stores, where the vector unit has them and dst is aligned; plain ones otherwise),
+ * for a backward that reads them long after, from memory anyway (the thread that saved a
+ * model's rows ends with fence()); without, plain stores, which stay in cache for a backward
+ * that follows at once (a training step's, see gru_train). */
+INLINE void save(float *dst, const float *src, int nc, int nt) {
 #if defined(__AVX512F__)
-    if (((uintptr_t)dst & 63) == 0) {
+    if (nt && ((uintptr_t)dst & 63) == 0) {
         for (int i = 0; i < nc; i++)
             _mm512_stream_ps(dst + i * VEC, _mm512_loadu_ps(src + i * VEC));
         return;
     }
 #elif defined(__AVX__)
-    if (((uintptr_t)dst & 31) == 0) {
+    if (nt && ((uintptr_t)dst & 31) == 0) {
         for (int i = 0; i < nc; i++)
             _mm256_stream_ps(dst + i * VEC, _mm256_loadu_ps(src + i * VEC));
         return;
@@ -368,8 +370,11 @@ static float *working_ring(int64_t streamed, int64_t N, int64_t Bp, int copies) 
     const int64_t *rowptr, const int64_t *col, const float *w, const float *mask, const float *x, int64_t x_ps,  \
     int64_t x_cs, int64_t x_ts, const int32_t *sym, const int32_t *live, const int32_t *present,                  \
     const int64_t *sizes, float *scratch, int64_t slot, int64_t emax
-/* Model p's step t; the gradient from outside reaching its state before the step (h_t: e's row
- * t - 1, none for h_0); two gradient buffers swapped after a backward step. */
+/* SEQ_ARGS passed on, to a model's forward or backward. */
+#define SEQ threads, P, T, N, Bp, nvs, R, rowptr, col, w, mask, x, x_ps, x_cs, x_ts, sym, live, present, sizes, \
+    scratch, slot, emax
+/* Model p's step t; the gradient from outside reaching its state before the step (h_t: the
+ * model's e at row t - 1, none for h_0); two gradient buffers swapped after a backward step. */
 #define MODEL model_step(p, N, sizes[p], Bp, R, rowptr, col, wv, x + t * x_ts, x_ps, x_cs, \
                          sym ? sym + t * Bp : NULL, live + t * Bp, sym ? present[t] : -1)
 /* A model's units past its own (a narrower model's padding: no edges, no input, not read out)
@@ -383,7 +388,7 @@ static float *working_ring(int64_t streamed, int64_t N, int64_t Bp, int copies) 
  * the kept slot o was going to be streamed to. */
 #define WORKING(a, o, kept, k) do { if (work != NULL) { kept = (o); (a) = work + (2 * (k) + t % 2) * N * Bp; \
                                                       (o) = work + (2 * (k) + (t + 1) % 2) * N * Bp; } } while (0)
-#define OUTSIDE (e == NULL || t == 0 ? NULL : e + p * e_ps + (t - 1) * N * Bp)
+#define OUTSIDE (e == NULL || t == 0 ? NULL : e + (t - 1) * N * Bp)
 #define SWAP(a, b) do { float *swap_ = a; a = b; b = swap_; } while (0)
 /* Model p's scratch (G gates; accumulators zeroed for a backward), and its gradients from it:
  * the weights' (dw [P, G*N, N]), the table's (dx, where the input is one) and b_hh's (db or NULL). */
@@ -451,6 +456,122 @@ static void model_grads(const scratch_t *sc, const int64_t *rp, const int64_t *c
         db[c] = hsum(*(const vf *)(sc->db + c * VEC));
 }
 
+/* ---- A training step in one call per cell (gru_train, lstm_train, act_train): each model's
+ * forward, loss and backward one after another, so the rows its backward reads are still in
+ * cache: kept for a whole pack until its loss is known, they go to memory and come back (a
+ * third of the GRU's backward at batch 128; measured on the AMD EPYC). The loss is the
+ * readout's cross-entropy (train_head); its gradient reaching the last state starts the
+ * backward. What the step adds to every kernel's arguments: the batch's B lanes and their
+ * classes y [B] (of O), the readout's masked weights wr [P, O, N] and bias bo [P, O], each
+ * thread's work buffer (work_ps floats apart, train_floats), and where the models' losses
+ * (loss [P]) and the readout's gradients (dwr [P, O, N], dbo [P, O]) go. */
+#define HEAD_ARGS int64_t B, int64_t O, const int64_t *y, const float *wr, const float *bo, float *work,           \
+    int64_t work_ps, float *loss, float *dwr, float *dbo
+
+/* One model's buffers in its thread's work buffer: states h (and c) [T + 1, N, Bp], saved rows s
+ * [T, saved * N, Bp], the backward's d, prev (and dc, cprev) [N, Bp] and dg [G * N, Bp], the
+ * readout's logits z [O, Bp]; h_0 (c_0) and dc zero. */
+typedef struct { float *h, *c, *s, *d, *dc, *prev, *cprev, *dg, *z; } model_work;
+
+static int64_t work_floats(int64_t T, int64_t N, int64_t Bp, int64_t G, int64_t saved, int64_t memory, int64_t O) {
+    return ((T + 1) * (1 + memory) + T * saved + 2 * (1 + memory) + G) * N * Bp + O * Bp;
+}
+
+/* The floats of one thread's work buffer (the layout above), for the caller to allocate. */
+void train_floats(int64_t T, int64_t N, int64_t Bp, int64_t G, int64_t saved, int64_t memory, int64_t O,
+                  int64_t *out) {
+    *out = work_floats(T, N, Bp, G, saved, memory, O);
+}
+
+static model_work carve(float *work, int64_t T, int64_t N, int64_t Bp, int64_t G, int64_t saved, int memory) {
+    int64_t row = N * Bp, states = (T + 1) * row;
+    model_work k = {work, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    float *at = work + states;
+    if (memory) {
+        k.c = at;
+        at += states;
+    }
+    k.s = at;
+    at += T * saved * row;
+    k.d = at;
+    at += row;
+    k.prev = at;
+    at += row;
+    if (memory) {
+        k.dc = at;
+        k.cprev = at + row;
+        at += 2 * row;
+        memset(k.c, 0, row * sizeof(float));
+        memset(k.dc, 0, row * sizeof(float));
+    }
+    k.dg = at;
+    k.z = at + G * row;
+    memset(k.h, 0, row * sizeof(float));
+    return k;
+}
+
+/* A model's loss in a training step: the mean over the batch's B lanes of the cross-entropy of
+ * the readout of its last state hl [N, Bp] (logits z[o] = bo[o] + wr[o, :n] . hl[:n, lane]; wr
+ * [O, N], n its own units) against the classes y [B], as torch's cross_entropy computes it
+ * (the log-softmax with the largest logit subtracted). Its gradient reaching hl goes to d
+ * [N, Bp] (zero past lane B and unit n), wr's and bo's to dwr [O, N] and dbo [O]; z [O, Bp] is
+ * scratch (the logits, then their gradient). */
+static float train_head(int64_t N, int64_t n, int64_t Bp, int64_t B, int64_t O, const int64_t *y, const float *wr,
+                        const float *bo, const float *hl, float *z, float *d, float *dwr, float *dbo) {
+    for (int64_t o = 0; o < O; o++) {
+        float *zo = z + o * Bp;
+        for (int64_t l = 0; l < Bp; l++)
+            zo[l] = bo[o];
+        for (int64_t v = 0; v < n; v++) {
+            const float wo = wr[o * N + v], *hv = hl + v * Bp;
+            IVDEP
+            for (int64_t l = 0; l < Bp; l++)
+                zo[l] += wo * hv[l];
+        }
+    }
+    double total = 0.0;
+    for (int64_t l = 0; l < Bp; l++) {
+        if (l >= B) {
+            for (int64_t o = 0; o < O; o++)
+                z[o * Bp + l] = 0.0f;
+            continue;
+        }
+        float top = z[l], sum = 0.0f;
+        for (int64_t o = 1; o < O; o++)
+            top = fmaxf(top, z[o * Bp + l]);
+        for (int64_t o = 0; o < O; o++)
+            sum += expf(z[o * Bp + l] - top);
+        float lse = top + logf(sum);
+        total += lse - z[y[l] * Bp + l];
+        for (int64_t o = 0; o < O; o++)
+            z[o * Bp + l] = (expf(z[o * Bp + l] - lse) - (o == y[l] ? 1.0f : 0.0f)) / (float)B;
+    }
+    for (int64_t o = 0; o < O; o++) {
+        float sum = 0.0f;
+        for (int64_t l = 0; l < B; l++)
+            sum += z[o * Bp + l];
+        dbo[o] = sum;
+    }
+    for (int64_t v = 0; v < N; v++) {
+        float *dv = d + v * Bp;
+        const float *hv = hl + v * Bp;
+        memset(dv, 0, Bp * sizeof(float));
+        for (int64_t o = 0; o < O; o++) {
+            const float wo = wr[o * N + v], *zo = z + o * Bp;
+            float sum = 0.0f;
+            if (v < n) {
+                IVDEP
+                for (int64_t l = 0; l < Bp; l++)
+                    dv[l] += wo * zo[l];
+                for (int64_t l = 0; l < B; l++)
+                    sum += zo[l] * hv[l];
+            }
+            dwr[o * N + v] = sum;
+        }
+    }
+    return (float)(total / (double)B);
+}
+
 /* ---- GRU (torch's gates r, z, n; b_hh apart, as the reset gate scales its n part): saves
  * r, z, n and the recurrent n pre-activation (with its bias) per unit, 4 rows of N, where s is
  * not NULL (a forward no backward follows saves nothing). Summing the n pre-activation again
@@ -458,7 +579,7 @@ static void model_grads(const scratch_t *sc, const int64_t *rp, const int64_t *c
  * +13% in one measurement; within 3% either way, interleaved, once the other changes were in;
  * AMD EPYC). */
 INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, const float *h, float *hn, float *s,
-                      int64_t N, float *kept) {
+                      int64_t N, float *kept, int nt) {
     vi ix[CH];
     symbols(m, l0, nc, ix, NULL);
     for (int64_t v = 0; v < m->n; v++) {
@@ -485,43 +606,50 @@ INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, con
             pn[l] = n;
         }
         if (kept != NULL)
-            save(kept + v * m->Bp + l0, ho, nc);
+            save(kept + v * m->Bp + l0, ho, nc, 1);
         if (s != NULL) {
             float *s0 = s + v * m->Bp + l0;
-            save(s0, pr, nc);
-            save(s0 + N * m->Bp, pz, nc);
-            save(s0 + 2 * N * m->Bp, pn, nc);
-            save(s0 + 3 * N * m->Bp, ph, nc);
+            save(s0, pr, nc, nt);
+            save(s0 + N * m->Bp, pz, nc, nt);
+            save(s0 + 2 * N * m->Bp, pn, nc, nt);
+            save(s0 + 3 * N * m->Bp, ph, nc, nt);
         }
     }
 }
 
-/* The GRU over the sequence: h, the states [P, ring, N, Bp] (models h_ps apart), h_0 given, step
- * t's at t % ring (ring T + 1: every step kept; 2: the last two, for a forward that reads only
- * the last); every: every step's states are read (else the lanes a step skips are filled in the
- * last slot alone, see HELD); streamed: steps compute in a working ring and stream their states to h
- * (working_ring; not with every); s, the saved rows [P, T, 4N, Bp] or NULL; bias: b_hh [P, 3N].
- * Each model runs its steps one after another, so its state stays in cache from step to step. */
+/* Model p's GRU forward: h, its states [ring, N, Bp], h_0 given, step t's at t % ring (ring T + 1:
+ * every step kept; 2: the last two, for a forward that reads only the last); every: every
+ * step's states are read (else the lanes a step skips are filled in the last slot alone, see
+ * HELD); streamed: steps compute in a working ring and stream their states to h (working_ring;
+ * not with every); s, its saved rows [T, 4N, Bp] or NULL, streamed to memory with nt (see
+ * save); bias: b_hh [P, 3N]. The model runs its steps one after another, so its state stays
+ * in cache from step to step. */
+static void gru_model_forward(SEQ_ARGS, int64_t p, const float *bias, float *h, int64_t ring, int64_t every,
+                              int64_t streamed, float *s, int nt) {
+    const float *bh = bias + p * 3 * N, *wv = SCRATCH(3, 0).wv;
+    float *work = working_ring(streamed, N, Bp, 1);
+    for (int64_t t = 0; t < T; t++) {
+        step_in m = MODEL;
+        float *hp = h + t % ring * N * Bp, *ho = h + (t + 1) % ring * N * Bp, *kept = NULL;
+        WORKING(hp, ho, kept, 0);
+        float *sp = s ? s + t * 4 * N * Bp : NULL;
+#define GRU_FW(nc, l0) gru_chunk(&m, nc, l0, bh, hp, ho, sp, N, kept, nt)
+        CHUNKS(nvs[t], GRU_FW)
+        HELD(hp, ho);
+    }
+    free(work);
+    fence();
+    if (!every)
+        final_states(T, ring, N, sizes[p], Bp, nvs, h);
+}
+
+/* The GRU over a pack's sequence: model p's forward (above) on h + p * h_ps, s + p * s_ps (h:
+ * [P, ring, N, Bp]; s: [P, T, 4N, Bp] or NULL), its saved rows streamed to memory. */
 void gru_forward(SEQ_ARGS, const float *bias, float *h, int64_t h_ps, int64_t ring, int64_t every, int64_t streamed,
                  float *s, int64_t s_ps) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++) {
-        const float *bh = bias + p * 3 * N, *wv = SCRATCH(3, 0).wv;
-        float *work = working_ring(streamed, N, Bp, 1);
-        for (int64_t t = 0; t < T; t++) {
-            step_in m = MODEL;
-            float *hp = h + p * h_ps + t % ring * N * Bp, *ho = h + p * h_ps + (t + 1) % ring * N * Bp, *kept = NULL;
-            WORKING(hp, ho, kept, 0);
-            float *sp = s ? s + p * s_ps + t * 4 * N * Bp : NULL;
-#define GRU_FW(nc, l0) gru_chunk(&m, nc, l0, bh, hp, ho, sp, N, kept)
-            CHUNKS(nvs[t], GRU_FW)
-            HELD(hp, ho);
-        }
-        free(work);
-        fence();
-        if (!every)
-            final_states(T, ring, N, sizes[p], Bp, nvs, h + p * h_ps);
-    }
+    for (int64_t p = 0; p < P; p++)
+        gru_model_forward(SEQ, p, bias, h + p * h_ps, ring, every, streamed, s ? s + p * s_ps : NULL, 1);
 }
 
 INLINE void gru_back_units(const step_in *m, int nc, int64_t l0, const float *d, const float *e, const float *s,
@@ -562,32 +690,53 @@ INLINE void back_edges(const step_in *m, int G, int nc, int64_t l0, const float 
         edge_grads(m, G, nc, v, h, l0, dg + v * m->Bp + l0, m->N * m->Bp, prev, wacc);
 }
 
-/* The GRU's backward, last step first. d ([P, N, Bp]) holds the gradient reaching h_T; each
- * step's d (reaching h_{t+1}) gives prev (reaching h_t: through z h_t, the graph's products,
- * a held lane's d, plus e's row t - 1 from outside, e [P, T, N, Bp] or NULL), which is the
- * next step's d (the two buffers swap; their ends are scratch). Summed over the steps: the
- * input's gradient (a table's: dx [P, 3N, VEC]; else each step's, dx + t * x_ts), b_hh's
- * (db [P, 3N]) and the weights' (dw [P, 3N, N]). dg ([P, 3N, Bp]) is scratch; h, s: the
- * forward's. */
+/* Model p's GRU backward, last step first. d ([N, Bp]) holds the gradient reaching h_T; each
+ * step's d (reaching h_{t+1}) gives prev (reaching h_t: through z h_t, the graph's products, a
+ * held lane's d, plus e's row t - 1 from outside, e [T, N, Bp] or NULL), which is the next
+ * step's d (the two buffers swap; their ends are scratch). Summed over the steps: the input's
+ * gradient (a table's: dx [P, 3N, VEC]; else each step's, dx + t * x_ts), b_hh's (db [P, 3N])
+ * and the weights' (dw [P, 3N, N]). dg ([3N, Bp]) is scratch; h ([T + 1, N, Bp]), s
+ * ([T, 4N, Bp]): its forward's. */
+static void gru_model_backward(SEQ_ARGS, int64_t p, float *d, float *prev, const float *e, const float *s,
+                               const float *h, float *dx, int64_t dx_ps, float *dg, float *db, float *dw) {
+    scratch_t sc = SCRATCH(3, 1);
+    const float *wv = sc.wv;
+    for (int64_t t = T - 1; t >= 0; t--) {
+        step_in m = MODEL;
+        const float *ep = OUTSIDE, *hp = h + t * N * Bp, *sp = s + t * 4 * N * Bp;
+        float *dxp = DX;
+#define GRU_BW(nc, l0) gru_back_units(&m, nc, l0, d, ep, sp, hp, dxp, dg, sc.db, prev, N)
+#define GRU_EDGES(nc, l0) back_edges(&m, 3, nc, l0, hp, dg, prev, sc.wacc)
+        CHUNKS_OF(WIDE, nvs[t], GRU_BW)
+        CHUNKS(nvs[t], GRU_EDGES)
+        hold(N, Bp, nvs[t] * VEC, d, ep, prev);
+        SWAP(d, prev);
+    }
+    GRADS(3, db + p * 3 * N);
+}
+
+/* The GRU's backward over a pack (model p's above, on its rows of d, prev [P, N, Bp], e
+ * [P, T, N, Bp] (models e_ps apart) or NULL, dg [P, 3N, Bp], h, s: the forward's). */
 void gru_backward(SEQ_ARGS, float *d, float *prev, const float *e, int64_t e_ps, const float *s, int64_t s_ps,
                   const float *h, int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *db, float *dw) {
     OVER_MODELS
+    for (int64_t p = 0; p < P; p++)
+        gru_model_backward(SEQ, p, d + p * N * Bp, prev + p * N * Bp, e ? e + p * e_ps : NULL, s + p * s_ps,
+                           h + p * h_ps, dx, dx_ps, dg + p * 3 * N * Bp, db, dw);
+}
+
+/* A training step of the GRU: model by model, its forward, its loss (train_head) and its
+ * backward, so that the rows the backward reads are still in cache (each thread's work
+ * buffer, train_floats); nothing is streamed to memory. The loss and gradients of each model
+ * go to loss, dwr, dbo (HEAD_ARGS) and dx, db, dw as gru_backward's. */
+void gru_train(SEQ_ARGS, const float *bias, HEAD_ARGS, float *dx, int64_t dx_ps, float *db, float *dw) {
+    OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        scratch_t sc = SCRATCH(3, 1);
-        const float *wv = sc.wv;
-        float *dp = d + p * N * Bp, *pp = prev + p * N * Bp, *dgp = dg + p * 3 * N * Bp;
-        for (int64_t t = T - 1; t >= 0; t--) {
-            step_in m = MODEL;
-            const float *ep = OUTSIDE, *hp = h + p * h_ps + t * N * Bp, *sp = s + p * s_ps + t * 4 * N * Bp;
-            float *dxp = DX;
-#define GRU_BW(nc, l0) gru_back_units(&m, nc, l0, dp, ep, sp, hp, dxp, dgp, sc.db, pp, N)
-#define GRU_EDGES(nc, l0) back_edges(&m, 3, nc, l0, hp, dgp, pp, sc.wacc)
-            CHUNKS_OF(WIDE, nvs[t], GRU_BW)
-            CHUNKS(nvs[t], GRU_EDGES)
-            hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
-            SWAP(dp, pp);
-        }
-        GRADS(3, db + p * 3 * N);
+        model_work k = carve(work + THREAD * work_ps, T, N, Bp, 3, 4, 0);
+        gru_model_forward(SEQ, p, bias, k.h, T + 1, 0, 0, k.s, 0);
+        loss[p] = train_head(N, sizes[p], Bp, B, O, y, wr + p * O * N, bo + p * O, k.h + T * N * Bp, k.z, k.d,
+                             dwr + p * O * N, dbo + p * O);
+        gru_model_backward(SEQ, p, k.d, k.prev, NULL, k.s, k.h, dx, dx_ps, k.dg, db, dw);
     }
 }
 
@@ -595,7 +744,7 @@ void gru_backward(SEQ_ARGS, float *d, float *prev, const float *e, int64_t e_ps,
  * (laid out as h): saves sigmoid(i), sigmoid(f), tanh(g), sigmoid(o), tanh(c') per unit (where s
  * is not NULL). */
 INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, float *hn, const float *c, float *cn,
-                       float *s, int64_t N, float *kh, float *kc) {
+                       float *s, int64_t N, float *kh, float *kc, int nt) {
     vi ix[CH];
     symbols(m, l0, nc, ix, NULL);
     for (int64_t v = 0; v < m->n; v++) {
@@ -623,41 +772,47 @@ INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, flo
             tcs[l] = tc;
         }
         if (kh != NULL) {
-            save(kh + at, ho, nc);
-            save(kc + at, co, nc);
+            save(kh + at, ho, nc, 1);
+            save(kc + at, co, nc, 1);
         }
         for (int g = 0; g < 4 && s != NULL; g++)
-            save(s + at + g * row, pre[g], nc);
+            save(s + at + g * row, pre[g], nc, nt);
         if (s != NULL)
-            save(s + at + 4 * row, tcs, nc);
+            save(s + at + 4 * row, tcs, nc, nt);
     }
 }
 
-/* The LSTM over the sequence: h, c the states [P, ring, N, Bp] (h_0, c_0 given; ring: see
- * gru_forward), s the saved rows [P, T, 5N, Bp] or NULL. */
+/* Model p's LSTM forward: h, c its states [ring, N, Bp] (h_0, c_0 given; ring, every, streamed:
+ * see gru_model_forward), s its saved rows [T, 5N, Bp] or NULL (nt: see save). */
+static void lstm_model_forward(SEQ_ARGS, int64_t p, float *h, float *c, int64_t ring, int64_t every,
+                               int64_t streamed, float *s, int nt) {
+    const float *wv = SCRATCH(4, 0).wv;
+    float *work = working_ring(streamed, N, Bp, 2);
+    for (int64_t t = 0; t < T; t++) {
+        step_in m = MODEL;
+        int64_t at = t % ring * N * Bp, next = (t + 1) % ring * N * Bp;
+        float *hp = h + at, *cp = c + at, *ho = h + next, *co = c + next, *kh = NULL, *kc = NULL;
+        WORKING(hp, ho, kh, 0);
+        WORKING(cp, co, kc, 1);
+        float *sp = s ? s + t * 5 * N * Bp : NULL;
+#define LSTM_FW(nc, l0) lstm_chunk(&m, nc, l0, hp, ho, cp, co, sp, N, kh, kc, nt)
+        CHUNKS(nvs[t], LSTM_FW)
+        HELD(hp, ho);
+        HELD(cp, co);
+    }
+    free(work);
+    fence();
+    if (!every)
+        final_states(T, ring, N, sizes[p], Bp, nvs, h);  /* c is not read out */
+}
+
+/* The LSTM over a pack's sequence: h, c the states [P, ring, N, Bp], s the saved rows
+ * [P, T, 5N, Bp] or NULL (model p's forward above, its rows streamed to memory). */
 void lstm_forward(SEQ_ARGS, float *h, float *c, int64_t h_ps, int64_t ring, int64_t every, int64_t streamed,
                   float *s, int64_t s_ps) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++) {
-        const float *wv = SCRATCH(4, 0).wv;
-        float *work = working_ring(streamed, N, Bp, 2);
-        for (int64_t t = 0; t < T; t++) {
-            step_in m = MODEL;
-            int64_t at = p * h_ps + t % ring * N * Bp, next = p * h_ps + (t + 1) % ring * N * Bp;
-            float *hp = h + at, *cp = c + at, *ho = h + next, *co = c + next, *kh = NULL, *kc = NULL;
-            WORKING(hp, ho, kh, 0);
-            WORKING(cp, co, kc, 1);
-            float *sp = s ? s + p * s_ps + t * 5 * N * Bp : NULL;
-#define LSTM_FW(nc, l0) lstm_chunk(&m, nc, l0, hp, ho, cp, co, sp, N, kh, kc)
-            CHUNKS(nvs[t], LSTM_FW)
-            HELD(hp, ho);
-            HELD(cp, co);
-        }
-        free(work);
-        fence();
-        if (!every)
-            final_states(T, ring, N, sizes[p], Bp, nvs, h + p * h_ps);  /* c is not read out */
-    }
+    for (int64_t p = 0; p < P; p++)
+        lstm_model_forward(SEQ, p, h + p * h_ps, c + p * h_ps, ring, every, streamed, s ? s + p * s_ps : NULL, 1);
 }
 
 INLINE void lstm_back_units(const step_in *m, int nc, int64_t l0, const float *d, const float *dc, const float *e,
@@ -691,33 +846,52 @@ INLINE void lstm_back_units(const step_in *m, int nc, int64_t l0, const float *d
     }
 }
 
-/* The LSTM's backward, last step first: d, dc (reaching h_T, c_T in; [P, N, Bp]) give prev,
- * cprev (reaching h_t, c_t), swapped after each step as the GRU's d and prev; dx, dw, dg
- * as the GRU's; h, c, s: the forward's. */
+/* Model p's LSTM backward, last step first: d, dc (reaching h_T, c_T in; [N, Bp]) give prev,
+ * cprev (reaching h_t, c_t), swapped after each step as the GRU's d and prev; e, dx, dw, dg
+ * as the GRU's (dg [4N, Bp]); h, c ([T + 1, N, Bp]), s ([T, 5N, Bp]): its forward's. */
+static void lstm_model_backward(SEQ_ARGS, int64_t p, float *d, float *dc, float *prev, float *cprev, const float *e,
+                                const float *s, const float *c, const float *h, float *dx, int64_t dx_ps, float *dg,
+                                float *dw) {
+    scratch_t sc = SCRATCH(4, 1);
+    const float *wv = sc.wv;
+    for (int64_t t = T - 1; t >= 0; t--) {
+        step_in m = MODEL;
+        const float *ep = OUTSIDE, *sp = s + t * 5 * N * Bp, *ct = c + t * N * Bp, *ht = h + t * N * Bp;
+        float *dxp = DX;
+#define LSTM_BW(nc, l0) lstm_back_units(&m, nc, l0, d, dc, ep, sp, ct, dxp, dg, prev, cprev, N)
+#define LSTM_EDGES(nc, l0) back_edges(&m, 4, nc, l0, ht, dg, prev, sc.wacc)
+        CHUNKS_OF(WIDE, nvs[t], LSTM_BW)
+        CHUNKS(nvs[t], LSTM_EDGES)
+        hold(N, Bp, nvs[t] * VEC, d, ep, prev);
+        hold(N, Bp, nvs[t] * VEC, dc, NULL, cprev);
+        SWAP(d, prev);
+        SWAP(dc, cprev);
+    }
+    GRADS(4, NULL);
+}
+
+/* The LSTM's backward over a pack (model p's above, on its rows of d, dc, prev, cprev
+ * [P, N, Bp], e, dg [P, 4N, Bp]; h, c, s: the forward's). */
 void lstm_backward(SEQ_ARGS, float *d, float *dc, float *prev, float *cprev, const float *e, int64_t e_ps,
                    const float *s, int64_t s_ps, const float *c, const float *h, int64_t h_ps, float *dx,
                    int64_t dx_ps, float *dg, float *dw) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        scratch_t sc = SCRATCH(4, 1);
-        const float *wv = sc.wv;
         int64_t at = p * N * Bp;
-        float *dp = d + at, *dcp = dc + at, *pp = prev + at, *cpp = cprev + at, *dgp = dg + 4 * at;
-        for (int64_t t = T - 1; t >= 0; t--) {
-            step_in m = MODEL;
-            int64_t st = p * h_ps + t * N * Bp;
-            const float *ep = OUTSIDE, *sp = s + p * s_ps + t * 5 * N * Bp;
-            float *dxp = DX;
-#define LSTM_BW(nc, l0) lstm_back_units(&m, nc, l0, dp, dcp, ep, sp, c + st, dxp, dgp, pp, cpp, N)
-#define LSTM_EDGES(nc, l0) back_edges(&m, 4, nc, l0, h + st, dgp, pp, sc.wacc)
-            CHUNKS_OF(WIDE, nvs[t], LSTM_BW)
-            CHUNKS(nvs[t], LSTM_EDGES)
-            hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
-            hold(N, Bp, nvs[t] * VEC, dcp, NULL, cpp);
-            SWAP(dp, pp);
-            SWAP(dcp, cpp);
-        }
-        GRADS(4, NULL);
+        lstm_model_backward(SEQ, p, d + at, dc + at, prev + at, cprev + at, e ? e + p * e_ps : NULL, s + p * s_ps,
+                            c + p * h_ps, h + p * h_ps, dx, dx_ps, dg + 4 * at, dw);
+    }
+}
+
+/* A training step of the LSTM, model by model (see gru_train). */
+void lstm_train(SEQ_ARGS, HEAD_ARGS, float *dx, int64_t dx_ps, float *dw) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        model_work k = carve(work + THREAD * work_ps, T, N, Bp, 4, 5, 1);
+        lstm_model_forward(SEQ, p, k.h, k.c, T + 1, 0, 0, k.s, 0);
+        loss[p] = train_head(N, sizes[p], Bp, B, O, y, wr + p * O * N, bo + p * O, k.h + T * N * Bp, k.z, k.d,
+                             dwr + p * O * N, dbo + p * O);
+        lstm_model_backward(SEQ, p, k.d, k.dc, k.prev, k.cprev, NULL, k.s, k.c, k.h, dx, dx_ps, k.dg, dw);
     }
 }
 
@@ -743,29 +917,35 @@ INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const
             LANES_OF(nc) ho[l] = lv[l] ? (pre[l] > 0.0f ? pre[l] : 0.0f) : hp[l];
         }
         if (kept != NULL)
-            save(kept + v * m->Bp + l0, ho, nc);
+            save(kept + v * m->Bp + l0, ho, nc, 1);
     }
 }
 
-/* Over the sequence: h the states [P, ring, N, Bp], h_0 given (ring: see gru_forward). */
+/* Model p's forward: h its states [ring, N, Bp], h_0 given (ring, every, streamed: see
+ * gru_model_forward). */
+static void act_model_forward(SEQ_ARGS, int64_t p, int64_t which, float *h, int64_t ring, int64_t every,
+                              int64_t streamed) {
+    const float *wv = SCRATCH(1, 0).wv;
+    float *work = working_ring(streamed, N, Bp, 1);
+    for (int64_t t = 0; t < T; t++) {
+        step_in m = MODEL;
+        float *hp = h + t % ring * N * Bp, *ho = h + (t + 1) % ring * N * Bp, *kept = NULL;
+        WORKING(hp, ho, kept, 0);
+#define ACT_FW(nc, l0) act_chunk(&m, nc, l0, which, hp, ho, N, kept)
+        CHUNKS(nvs[t], ACT_FW)
+        HELD(hp, ho);
+    }
+    free(work);
+    fence();
+    if (!every)
+        final_states(T, ring, N, sizes[p], Bp, nvs, h);
+}
+
+/* Over a pack's sequence: h the states [P, ring, N, Bp] (model p's forward above). */
 void act_forward(SEQ_ARGS, int64_t which, float *h, int64_t h_ps, int64_t ring, int64_t every, int64_t streamed) {
     OVER_MODELS
-    for (int64_t p = 0; p < P; p++) {
-        const float *wv = SCRATCH(1, 0).wv;
-        float *work = working_ring(streamed, N, Bp, 1);
-        for (int64_t t = 0; t < T; t++) {
-            step_in m = MODEL;
-            float *hp = h + p * h_ps + t % ring * N * Bp, *ho = h + p * h_ps + (t + 1) % ring * N * Bp, *kept = NULL;
-            WORKING(hp, ho, kept, 0);
-#define ACT_FW(nc, l0) act_chunk(&m, nc, l0, which, hp, ho, N, kept)
-            CHUNKS(nvs[t], ACT_FW)
-            HELD(hp, ho);
-        }
-        free(work);
-        fence();
-        if (!every)
-            final_states(T, ring, N, sizes[p], Bp, nvs, h + p * h_ps);
-    }
+    for (int64_t p = 0; p < P; p++)
+        act_model_forward(SEQ, p, which, h + p * h_ps, ring, every, streamed);
 }
 
 INLINE void act_back_units(const step_in *m, int nc, int64_t l0, int64_t which, const float *d, const float *e,
@@ -792,27 +972,46 @@ INLINE void act_back_units(const step_in *m, int nc, int64_t l0, int64_t which, 
     }
 }
 
-/* Its backward, last step first: as the GRU's (h the forward's states). */
+/* Model p's backward, last step first: as the GRU's (dg [N, Bp]; h [T + 1, N, Bp]: its
+ * forward's states). */
+static void act_model_backward(SEQ_ARGS, int64_t p, int64_t which, float *d, float *prev, const float *e,
+                               const float *h, float *dx, int64_t dx_ps, float *dg, float *dw) {
+    scratch_t sc = SCRATCH(1, 1);
+    const float *wv = sc.wv;
+    for (int64_t t = T - 1; t >= 0; t--) {
+        step_in m = MODEL;
+        const float *ep = OUTSIDE, *hp = h + t * N * Bp;
+        float *dxp = DX;
+#define ACT_BW(nc, l0) act_back_units(&m, nc, l0, which, d, ep, hp + N * Bp, dxp, dg, prev)
+#define ACT_EDGES(nc, l0) back_edges(&m, 1, nc, l0, hp, dg, prev, sc.wacc)
+        CHUNKS_OF(WIDE, nvs[t], ACT_BW)
+        CHUNKS(nvs[t], ACT_EDGES)
+        hold(N, Bp, nvs[t] * VEC, d, ep, prev);
+        SWAP(d, prev);
+    }
+    GRADS(1, NULL);
+}
+
+/* Its backward over a pack (model p's above, on its rows of d, prev, dg [P, N, Bp], e). */
 void act_backward(SEQ_ARGS, int64_t which, float *d, float *prev, const float *e, int64_t e_ps, const float *h,
                   int64_t h_ps, float *dx, int64_t dx_ps, float *dg, float *dw) {
     OVER_MODELS
     for (int64_t p = 0; p < P; p++) {
-        scratch_t sc = SCRATCH(1, 1);
-        const float *wv = sc.wv;
         int64_t at = p * N * Bp;
-        float *dp = d + at, *pp = prev + at, *dgp = dg + at;
-        for (int64_t t = T - 1; t >= 0; t--) {
-            step_in m = MODEL;
-            const float *ep = OUTSIDE, *hp = h + p * h_ps + t * N * Bp;
-            float *dxp = DX;
-#define ACT_BW(nc, l0) act_back_units(&m, nc, l0, which, dp, ep, hp + N * Bp, dxp, dgp, pp)
-#define ACT_EDGES(nc, l0) back_edges(&m, 1, nc, l0, hp, dgp, pp, sc.wacc)
-            CHUNKS_OF(WIDE, nvs[t], ACT_BW)
-            CHUNKS(nvs[t], ACT_EDGES)
-            hold(N, Bp, nvs[t] * VEC, dp, ep, pp);
-            SWAP(dp, pp);
-        }
-        GRADS(1, NULL);
+        act_model_backward(SEQ, p, which, d + at, prev + at, e ? e + p * e_ps : NULL, h + p * h_ps, dx, dx_ps,
+                           dg + at, dw);
+    }
+}
+
+/* A training step of the activation's cell, model by model (see gru_train). */
+void act_train(SEQ_ARGS, int64_t which, HEAD_ARGS, float *dx, int64_t dx_ps, float *dw) {
+    OVER_MODELS
+    for (int64_t p = 0; p < P; p++) {
+        model_work k = carve(work + THREAD * work_ps, T, N, Bp, 1, 0, 0);
+        act_model_forward(SEQ, p, which, k.h, T + 1, 0, 0);
+        loss[p] = train_head(N, sizes[p], Bp, B, O, y, wr + p * O * N, bo + p * O, k.h + T * N * Bp, k.z, k.d,
+                             dwr + p * O * N, dbo + p * O);
+        act_model_backward(SEQ, p, which, k.d, k.prev, NULL, k.h, dx, dx_ps, k.dg, dw);
     }
 }
 

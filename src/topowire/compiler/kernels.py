@@ -5,7 +5,8 @@ A recurrent step in torch is a dense masked product and a dozen passes over ``[P
 tensors; here a whole sequence is one kernel call forward and one backward (driven by
 :mod:`topowire.compiler.sequence`): each model runs its steps one after another, summing over
 the graph's edges only and doing the gate arithmetic while the sums are in registers, a
-pack's models split over torch's thread count.
+pack's models split over torch's thread count. A training step read out at the last state
+is one call, each model's forward, cross-entropy and backward in turn.
 The relational layers' block product (:mod:`topowire.compiler.blocks`) is here too: small
 register-tiled GEMMs over a graph's ``(A + I)`` blocks, split the same way. Both run in the
 OpenMP pool torch's own ops use (built with ``-fopenmp``, the library links the ``libgomp``
@@ -38,7 +39,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["library", "use_kernels", "enabled", "pointer", "signatures", "vector_floats", "scratch_floats"]
+__all__ = ["library", "use_kernels", "enabled", "pointer", "signatures", "vector_floats", "scratch_floats",
+           "train_floats"]
 
 SOURCE = Path(__file__).with_name("kernels.c")
 
@@ -46,6 +48,7 @@ _VECTOR_FLAGS = {
     "AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
     "AVX2": ["-mavx2", "-mfma"],
 }
+_LIBS = ["-lm"]  # expf, logf: the training step's cross-entropy
 _ENABLED = contextvars.ContextVar("topowire_kernels", default=True)
 
 
@@ -76,15 +79,15 @@ def _build(source: str, compiler: str, flags: list[str]) -> Path:
     """The shared library of :data:`SOURCE` (whose text is ``source``) for ``compiler`` and
     ``flags``, compiled unless cached; written under a temporary name and renamed into place,
     so concurrent processes never load half a file."""
-    key = hashlib.sha256("\0".join([source, compiler, *flags, platform.machine()]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([source, compiler, *flags, *_LIBS, platform.machine()]).encode()).hexdigest()
     target = _cache_dir() / f"cells-{key[:16]}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
-        subprocess.run([compiler, *flags, "-o", str(out), str(SOURCE)], check=True, capture_output=True, text=True,
-                       timeout=300)
+        subprocess.run([compiler, *flags, "-o", str(out), str(SOURCE), *_LIBS], check=True, capture_output=True,
+                       text=True, timeout=300)
         os.replace(out, target)
     return target
 
@@ -156,4 +159,14 @@ def scratch_floats(most: int, gates: int, n: int, rows: int) -> int:
     ``rows`` table rows of input gradient (0 where the input is no table)."""
     out = ctypes.c_int64()
     library().scratch_floats(most, gates, n, rows, ctypes.addressof(out))
+    return out.value
+
+
+def train_floats(steps: int, n: int, lanes: int, gates: int, saved: int, memory: bool, outputs: int) -> int:
+    """Floats of one thread's work buffer in a training step's kernel call (``train_floats`` in
+    kernels.c): one model's states, saved rows and gradient buffers for ``steps`` steps of
+    ``n`` units over ``lanes`` lanes (``gates`` gates, ``saved`` rows per unit, a cell state
+    with ``memory``) and its readout's ``outputs`` logits."""
+    out = ctypes.c_int64()
+    library().train_floats(steps, n, lanes, gates, saved, int(memory), outputs, ctypes.addressof(out))
     return out.value

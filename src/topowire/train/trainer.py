@@ -143,6 +143,18 @@ def task_forward(packed: nn.Module, task: Task, x: Tensor, lengths: Tensor | Non
     return packed(x, lengths, all_steps=task.per_step)
 
 
+def task_losses(packed: nn.Module, task: Task, x: Tensor, y: Tensor, lengths: Tensor | None,
+                mask: Tensor | None) -> Tensor:
+    """Every model's mean training loss on a batch, ``[P]``: computed by the pack's target with
+    its backward where it has such a path (:meth:`~topowire.compiler.targets.Target.losses`:
+    the recurrent kernels' classification), else its outputs scored."""
+    if task.sequence and not task.per_step:
+        losses = packed.arch.target.losses(packed, x, lengths, y, task.objective)
+        if losses is not None:
+            return losses
+    return per_model_loss(task_forward(packed, task, x, lengths), y, task.objective, mask)
+
+
 def task_batch(task: Task, split: str, idx, device) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """The examples ``idx`` of ``split`` on ``device``: inputs, targets, lengths and the per-step
     mask. Sequences are ordered longest first (a stable sort), so those still running at any
@@ -268,8 +280,7 @@ def _train_epochs(packed, task, config, opt, rate, params, lead, device, on_step
             if config.augment:
                 xb = augment(xb, task.image, (*stream, epoch, step * config.batch_size))
             with _autocast(config):
-                out = task_forward(packed, task, xb, lb)
-            losses = per_model_loss(out, yb, task.objective, mask)
+                losses = task_losses(packed, task, xb, yb, lb, mask)
             bad = (~torch.isfinite(losses) | (losses > config.diverge_loss)) & alive
             with torch.no_grad():
                 for t, f in zip(weights, frozen) if not reads_free or bool(bad.any()) else ():

@@ -92,6 +92,14 @@ class Target:
         :func:`~topowire.compiler.modules.stacked`."""
         raise TypeError(f"{type(self).__name__} builds its own modules: they have their own forward")
 
+    def losses(self, module: nn.Module, x: Tensor, lengths: Tensor | None, y: Tensor,
+               objective: str) -> Tensor | None:
+        """Every model's mean training loss on a batch of sequences read out at their last step,
+        ``[P]``, computed by the target itself with its backward (faster than reading out and
+        scoring :meth:`forward`'s outputs), or None where it has no such path for these
+        inputs and ``objective`` (the default): the trainer then scores the outputs."""
+        return None
+
     def parameter_counts(self, wiring: Wiring, arch: Arch, seed: int = 0) -> dict[str, int]:
         """Effective trainable parameters (mask non-zeros, not tensor sizes): ``graph``,
         ``interface``, ``bias``, ... and ``total``, without building the model where the

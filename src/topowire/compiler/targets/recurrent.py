@@ -34,6 +34,7 @@ from topowire.compiler.functional import (
     over_sub_packs,
     readout,
     readout_all_steps,
+    readout_weights,
     reads_are_free,
     sub_pack_size,
 )
@@ -41,8 +42,8 @@ from topowire.compiler.modules import CompiledNet, stacked, wiring_masks
 from topowire.compiler.targets.base import NoOptions, Target, register_target
 from topowire.errors import ParameterError
 
-__all__ = ["MaskedRecurrentNet", "ResidualOptions", "RESIDUALS", "recurrent_forward", "residual_vectors",
-           "residual_matrix", "CellTarget"]
+__all__ = ["MaskedRecurrentNet", "ResidualOptions", "RESIDUALS", "recurrent_forward", "recurrent_loss",
+           "residual_vectors", "residual_matrix", "CellTarget"]
 
 #: Residual matrices of the ``wcrnn`` cell.
 RESIDUALS = ("homogeneous", "rotational", "heterogeneous")
@@ -265,10 +266,9 @@ def _sizes(module: nn.Module) -> Tensor | None:
     return None if sizes is None else torch.as_tensor(sizes, dtype=torch.int64)
 
 
-def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
-    """The module's recurrent forward; a pack's over sub-packs
-    (:func:`~topowire.compiler.functional.sub_pack_size`: sized to the cache on the torch path,
-    the whole pack on the sequence kernels unless a size is set)."""
+def _per_model(module: nn.Module) -> tuple[dict, dict, dict]:
+    """The module's graph arguments, wcrnn's residual ones, and its tensors by the names
+    :func:`recurrent_forward` takes them (``[P, ...]`` each)."""
     g = module.graph_args("w_hh")
     extra = _residual_args(module)
     per_model = {"w_ih": stacked(module, "w_ih"), "w_hh": g["w"], "b_ih": stacked(module, "b_ih"),
@@ -276,6 +276,14 @@ def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
                  "r": stacked(module, "readout"), "out_mask": stacked(module, "out_mask"),
                  "b_out": stacked(module, "readout_bias"), "residual": extra.get("residual"),
                  "ih_mask": stacked(module, "ih_mask"), "sizes": _sizes(module)}
+    return g, extra, per_model
+
+
+def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
+    """The module's recurrent forward; a pack's over sub-packs
+    (:func:`~topowire.compiler.functional.sub_pack_size`: sized to the cache on the torch path,
+    the whole pack on the sequence kernels unless a size is set)."""
+    g, extra, per_model = _per_model(module)
 
     def run(**tensors):
         return recurrent_forward(module.arch.kind, x, **tensors, lengths=lengths, return_states=states,
@@ -285,6 +293,19 @@ def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
     size = p if g["graph_op"] is not None else sub_pack_size(
         p, x.shape[0], gn, x.device, by_cache=not _on_kernels(module.arch.kind, x, g["graph_op"]))
     return over_sub_packs(run, per_model, size)
+
+
+def recurrent_loss(kind: str, x: Tensor, y: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+                   mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
+                   lengths: Tensor | None = None, ih_mask: Tensor | None = None, sizes: Tensor | None = None,
+                   **_) -> Tensor:
+    """Every model's mean cross-entropy against the classes ``y [B]`` of :func:`recurrent_forward`'s
+    outputs, ``[P]``, on the sequence kernels' training step
+    (:func:`~topowire.compiler.sequence.sequence_loss`); the arguments are
+    :func:`recurrent_forward`'s (a cell the kernels run)."""
+    w_ih_t = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, w_ih.shape[2])).transpose(1, 2)
+    return sequence.sequence_loss(kind, x, w_ih_t, b_ih[:, None, :], w_hh, mask, b_hh[:, None, :], lengths,
+                                  readout_weights(r, out_mask), b_out, y, sizes)
 
 
 class CellTarget(Target):
@@ -351,6 +372,17 @@ class CellTarget(Target):
         states = _run(module, x, lengths, True)[1]
         return readout_all_steps(states, stacked(module, "readout"), stacked(module, "out_mask"),
                                  stacked(module, "readout_bias"))
+
+    def losses(self, module, x, lengths, y, objective):
+        """On the sequence kernels, a classification's cross-entropy in their training step
+        (:func:`recurrent_loss`), a pack over its sub-packs; None otherwise."""
+        g, _, per_model = _per_model(module)
+        if objective != "classification" or not torch.is_grad_enabled() or not _on_kernels(module.arch.kind, x,
+                                                                                            g["graph_op"]):
+            return None
+        size = sub_pack_size(len(per_model["w_ih"]), x.shape[0], per_model["w_ih"].shape[1], x.device, by_cache=False)
+        return over_sub_packs(lambda **t: recurrent_loss(module.arch.kind, x, y, **t, lengths=lengths), per_model,
+                              size)
 
     def parameter_counts(self, wiring, arch, seed=0):
         g = self.gates(arch)
