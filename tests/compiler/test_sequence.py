@@ -415,6 +415,24 @@ def test_a_training_steps_losses_and_gradients_equal_the_torch_path(kind, one_ho
         assert float((got_grads[name] - w).abs().max()) <= 1e-5 * float(w.abs().max()), name
 
 
+def test_a_training_steps_cross_entropy_of_large_logits_and_ten_classes_equals_the_torch_path():
+    # the largest logit subtracted before the exponentials; lanes' sums multiplied 16 at a time
+    graphs = [ws_graph(12, 4, 0.3, seed=s) for s in range(3)]
+    packed = pack(graphs, Arch("gru", d_in=5, d_out=10), seeds=range(3))
+    with torch.no_grad():
+        packed.readout.mul_(40.0)
+        packed.readout_bias.add_(torch.linspace(-30, 30, 10))
+    x, lengths = _inputs(True, seed=7, b=70)
+    y = torch.randint(0, 10, (70,), generator=torch.Generator().manual_seed(7))
+    weights = torch.ones(3)
+    want, want_grads = _step(packed, x, lengths, y, False, weights)
+    got, got_grads = _step(packed, x, lengths, y, True, weights)
+    assert bool(want.isfinite().all()) and float(want.min()) > 1.0  # confident and often wrong
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        assert float((got_grads[name] - w).abs().max()) <= 1e-5 * float(w.abs().max()), name
+
+
 def test_a_training_step_reads_nothing_it_did_not_write(monkeypatch):
     # its work buffer (states, saved rows, gradient buffers) comes back from the pool as it was
     # left: here all NaN, so a state, cell state or gradient read before it is written shows
