@@ -4,9 +4,13 @@ P models of each cell kind (GRU, LSTM, tanh RNN; WS/ER/BA, n in [32, 64]) train 
 on ``reber``:
 
 - packed: topowire's trainer (one tensor program per pack, P independent Adams), each
-  pack's sequence one kernel call forward and one backward that compute only the graph's
-  edges, its models one after another inside (:mod:`topowire.compiler.sequence`; the
-  default);
+  pack's training step one kernel call that computes only the graph's edges, its models one
+  after another inside, each model's forward, cross-entropy and backward in turn
+  (:func:`topowire.compiler.sequence.sequence_loss`; the default);
+- packed, scored outputs: the default with the step's loss scored from the outputs: the
+  sequence one kernel call forward and one backward, the readout and cross-entropy in torch
+  between them (``Target.losses`` off; what the training-step call replaced: the rows the
+  backward reads go to memory and back);
 - packed, torch cells: the default with the cells stepped in torch under autograd (the
   engine before the kernels; ``use_kernels(False)``; its time loop over sub-packs sized to
   the L2 cache);
@@ -48,8 +52,8 @@ relational layer's dense masked vs block product, across densities, is
 ``bench/bench_heap.py`` (each side in a fresh process: glibc's state is the process's).
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
-                                [--kinds gru lstm rnn-tanh] [--variants packed torch-cells sub-packs product-input bucketed
-                                            elementwise-adam]
+                                [--kinds gru lstm rnn-tanh] [--variants packed scored-outputs torch-cells sub-packs
+                                            product-input bucketed elementwise-adam]
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ from topowire.compiler import Arch, functional, wire
 from topowire.compiler.functional import cache_bytes, sub_pack_size, sub_packs
 from topowire.compiler.kernels import use_kernels
 from topowire.compiler.pack import PackOfOne
-from topowire.compiler.targets.recurrent import MaskedRecurrentNet
+from topowire.compiler.targets.recurrent import CellTarget, MaskedRecurrentNet
 from topowire.data import make_task
 from topowire.topology import parse_recipe, sample_population
 from topowire.train import TrainConfig, train_population
@@ -122,18 +126,21 @@ def _loop(topologies, arch, task, config, device, batches) -> None:
 
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
-VARIANTS = {"packed": {}, "torch-cells": {}, "sub-packs": {"sub_pack": 16}, "product-input": {},
+VARIANTS = {"packed": {}, "scored-outputs": {}, "torch-cells": {}, "sub-packs": {"sub_pack": 16}, "product-input": {},
             "bucketed": {"bucket": True}, "elementwise-adam": {}}
 
 
 @contextlib.contextmanager
 def reference_path(variant: str):
     """The engine with one of its changes undone (the reference path its tests compare
-    with): ``torch-cells``, the cells step by step in torch under autograd instead of the
-    fused kernels and their own backward (the engine before them); ``product-input``, the
-    input projection as a product instead of the one-hot row gather; ``elementwise-adam``,
-    Adam's step in elementwise torch ops instead of torch's fused Adam."""
-    saved_symbols, saved_step = functional.one_hot_symbols, StackedAdam.step
+    with): ``scored-outputs``, the loss scored from the outputs instead of the kernels'
+    training-step call; ``torch-cells``, the cells step by step in torch under autograd
+    instead of the fused kernels and their own backward (the engine before them);
+    ``product-input``, the input projection as a product instead of the one-hot row gather;
+    ``elementwise-adam``, Adam's step in elementwise torch ops instead of torch's fused Adam."""
+    saved_symbols, saved_step, saved_losses = functional.one_hot_symbols, StackedAdam.step, CellTarget.losses
+    if variant == "scored-outputs":
+        CellTarget.losses = lambda self, *args: None
     if variant == "product-input":
         functional.one_hot_symbols = lambda x: None
     if variant == "elementwise-adam":
@@ -142,7 +149,7 @@ def reference_path(variant: str):
         with use_kernels(variant != "torch-cells"):
             yield
     finally:
-        functional.one_hot_symbols, StackedAdam.step = saved_symbols, saved_step
+        functional.one_hot_symbols, StackedAdam.step, CellTarget.losses = saved_symbols, saved_step, saved_losses
 
 
 def cpu_name() -> str:

@@ -57,6 +57,13 @@ def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
     from topowire.compiler import functional, kernels
 
     x = torch.nn.functional.one_hot(torch.tensor([[0, 2, 1]]), 3).float()
+    from topowire.compiler.targets.recurrent import CellTarget
+
+    losses = CellTarget.losses
+    with bench_train.reference_path("scored-outputs"):
+        assert CellTarget.losses(None, None, None, None, None, "classification") is None
+        assert kernels.enabled() == (kernels.library() is not None)
+    assert CellTarget.losses is losses  # restored
     with bench_train.reference_path("torch-cells"):
         assert not kernels.enabled() and functional.one_hot_symbols(x) is not None
     with bench_train.reference_path("product-input"):

@@ -5,7 +5,8 @@ into: its options (a frozen dataclass, each field's domain in its metadata or
 :data:`topowire.checks.DOMAINS`), its
 natural wiring, its gate count, whether it runs over time, the tasks it accepts, its
 tensors (the initial draw, their layout in a pack), its parameter counts, its forward pass
-over a leading model axis P and the program it exports. :func:`~topowire.compiler.compile`,
+over a leading model axis P (and, where it has a faster way, a training step's losses
+computed with their backward: :meth:`Target.losses`) and the program it exports. :func:`~topowire.compiler.compile`,
 :func:`~topowire.compiler.pack`, the trainer, ``save``/``load``/export and the command line
 ask the registry; nothing outside this package branches on a kind.
 
