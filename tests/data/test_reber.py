@@ -1,3 +1,4 @@
+import hashlib
 import re
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 
 from topowire.data.reber import (
     ALPHABET,
+    _coins,
     accepts,
     accepts_embedded,
     make_embedded_reber,
@@ -58,6 +60,45 @@ def test_embedded_negatives_include_long_range_violations(which):
 def test_pinned_samples():
     assert make_reber(10, 4, seed=0).train[:4] == ["BTSXXTTVVE", "BTXXVPVE", "BTSXXVEE", "BTSXXVVE"]
     assert sample_reber(np.random.default_rng(3)) == "BTSSSSXXVPSE"
+
+
+@pytest.mark.parametrize("before", [0, 1, 2])
+@pytest.mark.parametrize("count", [0, 1, 2, 7, 8193 * 2 + 1])
+def test_coins_drawn_ahead_are_the_calls_values_and_leave_the_generator_as_they_would(before, count):
+    # numpy keeps the high half of a 64-bit output for the next integers(2): `before` calls
+    # leave one pending or not; 16,387 coins cross two blocks of outputs drawn ahead
+    ahead, calls = np.random.default_rng(11), np.random.default_rng(11)
+    for rng in (ahead, calls):
+        [rng.integers(2) for _ in range(before)]
+    with _coins(ahead) as coin:
+        got = [coin() for _ in range(count)]
+    assert got == [int(calls.integers(2)) for _ in range(count)]
+    assert ahead.bit_generator.state == calls.bit_generator.state
+    assert ahead.integers(1000, size=5).tolist() == calls.integers(1000, size=5).tolist()
+    assert ahead.integers(2) == calls.integers(2)
+
+
+def test_coins_of_another_bit_generator_are_drawn_call_by_call():
+    ahead, calls = (np.random.Generator(np.random.MT19937(4)) for _ in range(2))
+    with _coins(ahead) as coin:
+        got = [coin() for _ in range(9)]
+    assert got == [int(calls.integers(2)) for _ in range(9)] and ahead.random() == calls.random()
+
+
+def test_the_tasks_strings_are_those_drawn_call_by_call():
+    # pinned from the code that drew a call per coin (sha256 of the strings and labels):
+    # drawing the coins ahead changed no task
+    def digest(split):
+        m = hashlib.sha256()
+        for strings in (split.train, split.test):
+            m.update("|".join(strings).encode())
+        m.update(split.train_y.tobytes() + split.test_y.tobytes())
+        return m.hexdigest()[:16]
+
+    assert digest(make_reber(4000, 400, seed=0)) == "361d2df43b78084b"
+    assert digest(make_reber(4000, 400, seed=3)) == "f1940a1945b60041"
+    assert digest(make_embedded_reber(4000, 400, seed=0)) == "286c11d975903d55"
+    assert digest(make_reber_next(1000, 200, seed=3)) == "dc7993d79404da5c"
 
 
 def test_next_symbol_sets():

@@ -28,7 +28,9 @@ Tasks (every generator is seeded; no global random state):
 
 from __future__ import annotations
 
+import contextlib
 import csv
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,7 @@ TRANSITIONS: dict[int, dict[str, int]] = {
     0: {"B": 1}, 1: {"T": 2, "P": 3}, 2: {"S": 2, "X": 4}, 3: {"T": 3, "V": 5},
     4: {"X": 3, "S": 6}, 5: {"P": 4, "V": 6}, 6: {"E": 7}, 7: {},
 }
+_OPTIONS = {state: tuple(sorted(moves)) for state, moves in TRANSITIONS.items()}  # a walk's choices, in order
 
 
 def _run(s: str, start: int = 0) -> int | None:
@@ -73,24 +76,77 @@ def accepts_embedded(s: str) -> bool:
 def sample_reber(rng: np.random.Generator, min_len: int = 5, max_len: int = 20) -> str:
     """One grammatical string, a uniform random walk of the automaton, with length in
     [min_len, max_len] (walks outside are redrawn)."""
+    return _walk(lambda: int(rng.integers(2)), min_len, max_len)
+
+
+def sample_embedded(rng: np.random.Generator, min_len: int = 9, max_len: int = 24) -> str:
+    """One embedded Reber string of length in [min_len, max_len]."""
+    return _embedded(lambda: int(rng.integers(2)), min_len, max_len)
+
+
+def _walk(coin: Callable[[], int], min_len: int, max_len: int) -> str:
+    """:func:`sample_reber` with ``coin() -> 0 or 1`` for each two-way choice (every choice
+    of the automaton is two-way)."""
     if min_len < 5 or max_len < min_len:
         raise ParameterError(f"need 5 <= min_len <= max_len, got min_len = {min_len}, max_len = {max_len}")
     while True:
         state, out = 0, []
         while state != 7 and len(out) <= max_len:
-            options = sorted(TRANSITIONS[state])
-            ch = options[int(rng.integers(len(options)))] if len(options) > 1 else options[0]
+            options = _OPTIONS[state]
+            ch = options[coin()] if len(options) > 1 else options[0]
             out.append(ch)
             state = TRANSITIONS[state][ch]
         if state == 7 and min_len <= len(out) <= max_len:
             return "".join(out)
 
 
-def sample_embedded(rng: np.random.Generator, min_len: int = 9, max_len: int = 24) -> str:
-    """One embedded Reber string of length in [min_len, max_len]."""
-    inner = sample_reber(rng, max(5, min_len - 4), max_len - 4)
-    c = "TP"[int(rng.integers(2))]
+def _embedded(coin: Callable[[], int], min_len: int, max_len: int) -> str:
+    inner = _walk(coin, max(5, min_len - 4), max_len - 4)
+    c = "TP"[coin()]
     return f"B{c}{inner}{c}E"
+
+
+@contextlib.contextmanager
+def _coins(rng: np.random.Generator, block: int = 4096) -> Iterator[Callable[[], int]]:
+    """``rng.integers(2)`` as a function of no arguments: the same values in the same order,
+    and ``rng`` left in the state those calls would leave it in, drawn ahead in blocks (a
+    call per coin took 0.9 us, and the default ``reber`` task draws 2.5 million to find its
+    2,200 distinct positives). numpy draws ``integers(2)`` as the top bit of the bit
+    generator's next 32 bits, which PCG64 serves as the halves of its 64-bit outputs, low
+    half first, keeping the high half for the next draw (tested against the calls); with
+    any other bit generator, a call per coin."""
+    gen = rng.bit_generator
+    if type(gen) is not np.random.PCG64:
+        yield lambda: int(rng.integers(2))
+        return
+    start = gen.state
+    pending = [start["uinteger"] >> 31 & 1] if start["has_uint32"] else []  # a half drawn before
+    blocks: list[np.ndarray] = []
+    bits: list[int] = []
+    taken = 0  # coins from the outputs drawn here
+
+    def coin() -> int:
+        nonlocal taken
+        if pending:
+            return pending.pop()
+        if taken == len(bits):
+            blocks.append(gen.random_raw(block))
+            bits.extend((np.stack([blocks[-1] >> np.uint64(31), blocks[-1] >> np.uint64(63)], 1).ravel()
+                         & np.uint64(1)).tolist())
+        taken += 1
+        return bits[taken - 1]
+
+    try:
+        yield coin
+    finally:
+        if not taken:  # the half drawn before taken, or nothing
+            gen.state = dict(start, has_uint32=0) if start["has_uint32"] and not pending else start
+        else:
+            used = -(-taken // 2)
+            gen.state = dict(start, has_uint32=0)
+            gen.advance(used)
+            last = int(blocks[(used - 1) // block][(used - 1) % block])
+            gen.state = dict(gen.state, has_uint32=taken % 2, uinteger=last >> 32)
 
 
 def next_symbol_sets(s: str) -> np.ndarray:
@@ -153,13 +209,15 @@ def _negatives(positives: list[str], rng: np.random.Generator, reject, forbidden
 
 
 def _positives(n: int, draw, rng: np.random.Generator) -> list[str]:
+    """``n`` distinct strings, ``draw(coin)`` after ``draw(coin)`` (:func:`_coins`)."""
     out: dict[str, None] = {}
     tries = 0
-    while len(out) < n:
-        tries += 1
-        if tries > 200 * n + 1000:
-            raise DataError(f"the grammar has fewer than {n} distinct strings within these length bounds")
-        out[draw(rng)] = None
+    with _coins(rng) as coin:
+        while len(out) < n:
+            tries += 1
+            if tries > 200 * n + 1000:
+                raise DataError(f"the grammar has fewer than {n} distinct strings within these length bounds")
+            out[draw(coin)] = None
     return list(out)
 
 
@@ -188,13 +246,13 @@ def _classification(n_train: int, n_test: int, seed: int, draw, accept, long_ran
 def make_reber(n_train: int = 1000, n_test: int = 200, *, seed: int = 0, min_len: int = 5,
                max_len: int = 20) -> StringSplit:
     """The ``reber`` classification task (see the module docstring)."""
-    return _classification(n_train, n_test, seed, lambda r: sample_reber(r, min_len, max_len), accepts, False)
+    return _classification(n_train, n_test, seed, lambda coin: _walk(coin, min_len, max_len), accepts, False)
 
 
 def make_embedded_reber(n_train: int = 1000, n_test: int = 200, *, seed: int = 0, min_len: int = 9,
                         max_len: int = 24) -> StringSplit:
     """The ``embedded-reber`` classification task (see the module docstring)."""
-    return _classification(n_train, n_test, seed, lambda r: sample_embedded(r, min_len, max_len),
+    return _classification(n_train, n_test, seed, lambda coin: _embedded(coin, min_len, max_len),
                            accepts_embedded, True)
 
 
@@ -203,7 +261,7 @@ def make_reber_next(n_train: int = 1000, n_test: int = 200, *, seed: int = 0, mi
     """The ``reber-next`` task: distinct grammatical strings (labels unused: targets come
     from :func:`next_symbol_sets`)."""
     rng = np.random.default_rng(seed)
-    pos = _positives(n_train + n_test, lambda r: sample_reber(r, min_len, max_len), rng)
+    pos = _positives(n_train + n_test, lambda coin: _walk(coin, min_len, max_len), rng)
     return StringSplit(pos[:n_train], np.ones(n_train, np.int64), pos[n_train:], np.ones(n_test, np.int64))
 
 
