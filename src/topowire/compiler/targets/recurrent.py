@@ -376,9 +376,10 @@ class CellTarget(Target):
     def losses(self, module, x, lengths, y, objective):
         """On the sequence kernels, a classification's cross-entropy in their training step
         (:func:`recurrent_loss`), a pack over its sub-packs; None otherwise."""
+        if objective != "classification" or not torch.is_grad_enabled():
+            return None
         g, _, per_model = _per_model(module)
-        if objective != "classification" or not torch.is_grad_enabled() or not _on_kernels(module.arch.kind, x,
-                                                                                            g["graph_op"]):
+        if not _on_kernels(module.arch.kind, x, g["graph_op"]):
             return None
         size = sub_pack_size(len(per_model["w_ih"]), x.shape[0], per_model["w_ih"].shape[1], x.device, by_cache=False)
         return over_sub_packs(lambda **t: recurrent_loss(module.arch.kind, x, y, **t, lengths=lengths), per_model,
