@@ -384,15 +384,15 @@ def test_a_narrower_models_padding_is_skipped_its_states_zero_as_on_the_torch_pa
         torch.testing.assert_close(got[1][name], w, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def _step(packed, x, lengths, y, on, weights):
+def _step(packed, x, lengths, y, on, weights, objective="classification"):
     """A training step's per-model losses and gradients: the target's own (``on``: the kernels'
     training step) or the torch path's outputs scored, the losses weighted by ``weights``."""
     packed.zero_grad()
     with kernels.use_kernels(on):
-        losses = packed.arch.target.losses(packed, x, lengths, y, "classification")
+        losses = packed.arch.target.losses(packed, x, lengths, y, objective)
         assert (losses is None) == (not on)
         if losses is None:
-            losses = per_model_loss(packed(x, lengths), y, "classification")
+            losses = per_model_loss(packed(x, lengths), y, objective)
     (losses * weights).sum().backward()
     return losses.detach(), {name: p.grad.clone() for name, p in packed.named_parameters()}
 
@@ -409,6 +409,21 @@ def test_a_training_steps_losses_and_gradients_equal_the_torch_path(kind, one_ho
     weights = torch.tensor([1.0, 0.0, 2.5, 1.0, -0.5])
     want, want_grads = _step(packed, x, lengths, y, False, weights)
     got, got_grads = _step(packed, x, lengths, y, True, weights)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for name, w in want_grads.items():
+        assert float(w.abs().sum()) > 0 and not w[1].any(), name
+        assert float((got_grads[name] - w).abs().max()) <= 1e-5 * float(w.abs().max()), name
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "rnn-tanh"])
+def test_a_training_steps_squared_error_and_its_gradients_equal_the_torch_path(kind):
+    # a regression read out at the last step (the adding problem's kind): the mean over lanes and outputs
+    packed = _pack(kind)
+    x, lengths = _inputs(False, seed=4, b=20)
+    y = torch.randn(20, 3, generator=torch.Generator().manual_seed(4))
+    weights = torch.tensor([1.0, 0.0, 2.5, 1.0, -0.5])
+    want, want_grads = _step(packed, x, lengths, y, False, weights, "regression")
+    got, got_grads = _step(packed, x, lengths, y, True, weights, "regression")
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     for name, w in want_grads.items():
         assert float(w.abs().sum()) > 0 and not w[1].any(), name
@@ -467,21 +482,25 @@ def test_a_training_step_is_bitwise_the_same_on_any_thread_count_and_in_sub_pack
     assert all(torch.equal(ga[k], gb[k]) and torch.equal(ga[k], gc[k]) for k in ga)
 
 
-def test_a_training_step_refuses_classes_outside_the_readout():
+def test_a_training_step_refuses_targets_the_readout_cannot_have():
     packed = _pack("gru")
     x, lengths = _inputs(True)
     for y in (torch.tensor([0, 1, 3, 0, 0, 0]), torch.tensor([0, -1, 2, 0, 0, 0]), torch.tensor([0, 1])):
         with pytest.raises(ValueError, match="classes must be 6 values in \\[0, 3\\)"):
             packed.arch.target.losses(packed, x, lengths, y, "classification")
+    for y in (torch.zeros(6, 1), torch.zeros(6), torch.zeros(5, 3)):
+        with pytest.raises(ValueError, match="regression targets must be \\[6, 3\\]"):
+            packed.arch.target.losses(packed, x, lengths, y, "regression")
 
 
-def test_a_training_step_is_the_targets_only_for_a_classification_with_a_gradient_on_the_kernels():
+def test_a_training_step_is_the_targets_only_for_a_classification_or_regression_with_a_gradient_on_the_kernels():
     packed, wcrnn = _pack("gru"), _pack("wcrnn", residual="homogeneous")
     x, lengths = _inputs(True)
     y = torch.zeros(6, dtype=torch.int64)
     target = packed.arch.target
     assert target.losses(packed, x, lengths, y, "classification") is not None
-    assert target.losses(packed, x, lengths, y.float()[:, None, None], "regression") is None
+    assert target.losses(packed, x, lengths, torch.zeros(6, 3), "regression") is not None
+    assert target.losses(packed, x, lengths, torch.zeros(6, 9, 3), "multilabel") is None
     assert target.losses(wcrnn, x, lengths, y, "classification") is None
     with torch.no_grad():
         assert target.losses(packed, x, lengths, y, "classification") is None

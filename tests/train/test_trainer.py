@@ -377,7 +377,8 @@ def test_a_pack_trained_with_the_fused_kernels_trains_as_the_torch_path(kind, re
 
 def test_a_step_on_the_kernels_is_one_training_step_call_per_pack_and_batch(monkeypatch, reber_small):
     # forward, loss and backward in one kernel call (sequence_loss), where the task is a
-    # classification read out at the last step; per-step targets are scored from the outputs
+    # classification or a regression read out at the last step; per-step targets are scored
+    # from the outputs
     from topowire.compiler import kernels, sequence
 
     if kernels.library() is None:
@@ -387,6 +388,11 @@ def test_a_step_on_the_kernels_is_one_training_step_call_per_pack_and_batch(monk
     monkeypatch.setattr(sequence, "sequence_loss", lambda *a: calls.append(a[0]) or loss(*a))
     train_pack(_pack(GRAPHS[:3], range(3), task=reber_small), reber_small, TrainConfig(epochs=2, batch_size=32))
     assert calls == ["gru"] * 8  # 128 strings: 4 batches an epoch
+    calls.clear()
+    adding = make_task("adding", n_train=64, n_test=32, seed=0)  # a regression read out at the last step
+    train_pack(_pack(GRAPHS[:2], range(2), ARCH.replace(kind="lstm"), adding), adding,
+               TrainConfig(epochs=1, batch_size=32))
+    assert calls == ["lstm"] * 2
     calls.clear()
     nxt = make_task("reber-next", n_train=64, n_test=32, seed=0)
     train_pack(_pack(GRAPHS[:2], range(2), task=nxt), nxt, TrainConfig(epochs=1, batch_size=32))

@@ -471,13 +471,17 @@ static void model_grads(const scratch_t *sc, const int64_t *rp, const int64_t *c
  * forward, loss and backward one after another, so the rows its backward reads are still in
  * cache: kept for a whole pack until its loss is known, they go to memory and come back (a
  * third of the GRU's backward at batch 128; measured on the AMD EPYC). The loss is the
- * readout's cross-entropy (train_head); its gradient reaching the last state starts the
- * backward. What the step adds to every kernel's arguments: the batch's B lanes and their
- * classes y [B] (of O), the readout's masked weights wr [P, O, N] and bias bo [P, O], each
- * thread's work buffer (work_ps floats apart, train_floats), and where the models' losses
- * (loss [P]) and the readout's gradients (dwr [P, O, N], dbo [P, O]) go. */
-#define HEAD_ARGS int64_t B, int64_t O, const int64_t *y, const float *wr, const float *bo, float *work,           \
-    int64_t work_ps, float *loss, float *dwr, float *dbo
+ * readout's cross-entropy or squared error (train_head); its gradient reaching the last state
+ * starts the backward. What the step adds to every kernel's arguments: the batch's B lanes,
+ * the readout's O outputs and their targets y (squared: floats [B, O], else classes [B],
+ * int64), the readout's masked weights wr [P, O, N] and bias bo [P, O], each thread's work
+ * buffer (work_ps floats apart, train_floats), and where the models' losses (loss [P]) and
+ * the readout's gradients (dwr [P, O, N], dbo [P, O]) go. */
+#define HEAD_ARGS int64_t B, int64_t O, int64_t squared, const void *y, const float *wr, const float *bo,           \
+    float *work, int64_t work_ps, float *loss, float *dwr, float *dbo
+/* Model p's loss and the gradients of its readout, from its work k (see train_head). */
+#define HEAD(k) train_head(N, sizes[p], Bp, B, O, squared, y, wr + p * O * N, bo + p * O, (k).h + T * N * Bp, \
+                           (k).z, (k).d, dwr + p * O * N, dbo + p * O)
 
 /* One model's buffers in its thread's work buffer: states h (and c) [T + 1, N, Bp], saved rows s
  * [T, saved * N, Bp], the backward's d, prev (and dc, cprev) [N, Bp] and dg [G * N, Bp], the
@@ -521,27 +525,11 @@ static model_work carve(float *work, int64_t T, int64_t N, int64_t Bp, int64_t G
     return k;
 }
 
-/* A model's loss in a training step: the mean over the batch's B lanes of the cross-entropy of
- * the readout of its last state hl [N, Bp] (logits z[o] = bo[o] + wr[o, :n] . hl[:n, lane]; wr
- * [O, N], n its own units) against the classes y [B], as torch's cross_entropy computes it
- * (softmax with the largest logit subtracted; each lane's log of its sum of exponentials
- * taken as the log of a product over 16 lanes, each factor in [1, O]). Its gradient reaching
- * hl goes to d [N, Bp] (zero past lane B and unit n), wr's and bo's to dwr [O, N] and dbo
- * [O]; z [O + 2, Bp] is scratch (the logits, then their gradient; the largest and the sum). */
-static float train_head(int64_t N, int64_t n, int64_t Bp, int64_t B, int64_t O, const int64_t *y, const float *wr,
-                        const float *bo, const float *hl, float *z, float *d, float *dwr, float *dbo) {
-    float *top = z + O * Bp, *sum = top + Bp;
-    for (int64_t o = 0; o < O; o++) {
-        float *zo = z + o * Bp;
-        for (int64_t l = 0; l < Bp; l++)
-            zo[l] = bo[o];
-        for (int64_t v = 0; v < n; v++) {
-            const float wo = wr[o * N + v], *hv = hl + v * Bp;
-            IVDEP
-            for (int64_t l = 0; l < Bp; l++)
-                zo[l] += wo * hv[l];
-        }
-    }
+/* The cross-entropy of logits z [O, Bp] against the classes y [B], summed over the B lanes, as
+ * torch's cross_entropy computes it (softmax with the largest logit subtracted; each lane's log
+ * of its sum of exponentials taken as the log of a product over 16 lanes, each factor in
+ * [1, O]); z becomes its gradient, divided by B (zero past lane B). top, sum: [Bp] scratch. */
+static double cross_entropy(int64_t Bp, int64_t B, int64_t O, const int64_t *y, float *z, float *top, float *sum) {
     memcpy(top, z, Bp * sizeof(float));
     memset(sum, 0, Bp * sizeof(float));
     for (int64_t o = 1; o < O; o++)
@@ -571,6 +559,46 @@ static float train_head(int64_t N, int64_t n, int64_t Bp, int64_t B, int64_t O, 
             zo[l] = (zo[l] / sum[l] - (y[l] == o ? 1.0f : 0.0f)) / (float)B;
         memset(zo + B, 0, (Bp - B) * sizeof(float));
     }
+    return total;
+}
+
+/* The squared error of outputs z [O, Bp] against the targets y [B, O], summed over the B lanes
+ * and O outputs; z becomes its gradient, divided by B O (zero past lane B). */
+static double squared_error(int64_t Bp, int64_t B, int64_t O, const float *y, float *z) {
+    double total = 0.0;
+    for (int64_t o = 0; o < O; o++) {
+        float *zo = z + o * Bp;
+        for (int64_t l = 0; l < B; l++) {
+            float e = zo[l] - y[l * O + o];
+            total += (double)e * e;
+            zo[l] = 2.0f * e / (float)(B * O);
+        }
+        memset(zo + B, 0, (Bp - B) * sizeof(float));
+    }
+    return total;
+}
+
+/* A model's loss in a training step, the mean over the batch's B lanes (and, squared, the O
+ * outputs) of the cross-entropy or squared error of the readout of its last state hl [N, Bp]
+ * (z[o] = bo[o] + wr[o, :n] . hl[:n, lane]; wr [O, N], n its own units) against y (see
+ * HEAD_ARGS). Its gradient reaching hl goes to d [N, Bp] (zero past lane B and unit n), wr's
+ * and bo's to dwr [O, N] and dbo [O]; z [O + 2, Bp] is scratch. */
+static float train_head(int64_t N, int64_t n, int64_t Bp, int64_t B, int64_t O, int64_t squared, const void *y,
+                        const float *wr, const float *bo, const float *hl, float *z, float *d, float *dwr,
+                        float *dbo) {
+    for (int64_t o = 0; o < O; o++) {
+        float *zo = z + o * Bp;
+        for (int64_t l = 0; l < Bp; l++)
+            zo[l] = bo[o];
+        for (int64_t v = 0; v < n; v++) {
+            const float wo = wr[o * N + v], *hv = hl + v * Bp;
+            IVDEP
+            for (int64_t l = 0; l < Bp; l++)
+                zo[l] += wo * hv[l];
+        }
+    }
+    double total = squared ? squared_error(Bp, B, O, y, z) / (double)O
+                           : cross_entropy(Bp, B, O, y, z, z + O * Bp, z + (O + 1) * Bp);
     for (int64_t o = 0; o < O; o++) {
         float acc = 0.0f;
         for (int64_t l = 0; l < B; l++)
@@ -759,8 +787,7 @@ void gru_train(SEQ_ARGS, const float *bias, HEAD_ARGS, float *dx, int64_t dx_ps,
     for (int64_t p = 0; p < P; p++) {
         model_work k = carve(work + THREAD * work_ps, T, N, Bp, 3, 4, 0);
         gru_model_forward(SEQ, p, bias, k.h, T + 1, 0, 0, k.s, 0);
-        loss[p] = train_head(N, sizes[p], Bp, B, O, y, wr + p * O * N, bo + p * O, k.h + T * N * Bp, k.z, k.d,
-                             dwr + p * O * N, dbo + p * O);
+        loss[p] = HEAD(k);
         gru_model_backward(SEQ, p, k.d, k.prev, NULL, k.s, k.h, dx, dx_ps, k.dg, db, dw);
     }
 }
@@ -914,8 +941,7 @@ void lstm_train(SEQ_ARGS, HEAD_ARGS, float *dx, int64_t dx_ps, float *dw) {
     for (int64_t p = 0; p < P; p++) {
         model_work k = carve(work + THREAD * work_ps, T, N, Bp, 4, 5, 1);
         lstm_model_forward(SEQ, p, k.h, k.c, T + 1, 0, 0, k.s, 0);
-        loss[p] = train_head(N, sizes[p], Bp, B, O, y, wr + p * O * N, bo + p * O, k.h + T * N * Bp, k.z, k.d,
-                             dwr + p * O * N, dbo + p * O);
+        loss[p] = HEAD(k);
         lstm_model_backward(SEQ, p, k.d, k.dc, k.prev, k.cprev, NULL, k.s, k.c, k.h, dx, dx_ps, k.dg, dw);
     }
 }
@@ -1034,8 +1060,7 @@ void act_train(SEQ_ARGS, int64_t which, HEAD_ARGS, float *dx, int64_t dx_ps, flo
     for (int64_t p = 0; p < P; p++) {
         model_work k = carve(work + THREAD * work_ps, T, N, Bp, 1, 0, 0);
         act_model_forward(SEQ, p, which, k.h, T + 1, 0, 0);
-        loss[p] = train_head(N, sizes[p], Bp, B, O, y, wr + p * O * N, bo + p * O, k.h + T * N * Bp, k.z, k.d,
-                             dwr + p * O * N, dbo + p * O);
+        loss[p] = HEAD(k);
         act_model_backward(SEQ, p, which, k.d, k.prev, NULL, k.h, dx, dx_ps, k.dg, dw);
     }
 }

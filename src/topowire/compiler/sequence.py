@@ -224,13 +224,15 @@ def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh
 
 def sequence_loss(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh: Tensor, mask: Tensor,
                   bias_hh: Tensor, lengths: Tensor | None, readout_w: Tensor, b_out: Tensor, y: Tensor,
-                  sizes: Tensor | None = None) -> Tensor:
-    """Every model's mean cross-entropy over the batch, ``[P]``, of the readout of its last state
-    against the classes ``y [B]``: the loss of :func:`sequence_forward`'s last state read out
-    by ``readout_w [P, O, N]`` (the masked readout weights) and ``b_out [P, O]``, as
-    ``torch.nn.functional.cross_entropy`` computes it, in one kernel call that runs each
-    model's forward, loss and backward one after another while its rows are in cache (its
-    gradients are kept for the backward, which scales them by each model's upstream gradient).
+                  sizes: Tensor | None = None, objective: str = "classification") -> Tensor:
+    """Every model's mean loss over the batch, ``[P]``, of the readout of its last state against
+    ``y``: the loss of :func:`sequence_forward`'s last state read out by ``readout_w [P, O, N]``
+    (the masked readout weights) and ``b_out [P, O]`` -- for a ``"classification"``, the
+    cross-entropy against the classes ``y [B]`` as ``torch.nn.functional.cross_entropy``
+    computes it; for a ``"regression"``, the squared error against ``y [B, O]``, averaged over
+    the outputs too -- in one kernel call that runs each model's forward, loss and backward one
+    after another while its rows are in cache (its gradients are kept for the backward, which
+    scales them by each model's upstream gradient).
 
     Kept for the whole pack until its loss was known, the rows the backward reads (36 MB of
     states and 144 MB of saved rows for 64 GRUs at batch 128) went to memory and back; this
@@ -239,13 +241,24 @@ def sequence_loss(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh: T
     46% / 17%; AMD EPYC, one thread). The other arguments are :func:`sequence_forward`'s; for
     a training step (nothing else is returned).
     """
-    o = readout_w.shape[1]
-    if len(y) != x.shape[0] or (len(y) and not 0 <= int(y.min()) <= int(y.max()) < o):
-        raise ValueError(f"classes must be {x.shape[0]} values in [0, {o}), got {len(y)} in "
-                         f"[{int(y.min()) if len(y) else None}, {int(y.max()) if len(y) else None}]")
+    y = _targets(y, objective, x.shape[0], readout_w.shape[1])
     family, sh, xin, w, b_hh = _prepared(kind, x, w_ih_t, bias_ih, w_hh, mask, bias_hh, lengths, False, sizes)
-    return _SequenceLoss.apply(family, sh, xin, w, b_hh, readout_w.contiguous(), b_out.contiguous(),
-                               y.to(torch.int64).contiguous())
+    return _SequenceLoss.apply(family, sh, xin, w, b_hh, readout_w.contiguous(), b_out.contiguous(), y)
+
+
+def _targets(y: Tensor, objective: str, b: int, o: int) -> Tensor:
+    """``y`` as the kernels read it (classes int64, a regression's float32, contiguous), or a
+    ValueError naming what was expected."""
+    if objective == "regression":
+        if tuple(y.shape) != (b, o):
+            raise ValueError(f"regression targets must be [{b}, {o}], got {list(y.shape)}")
+        return y.to(torch.float32).contiguous()
+    if objective != "classification":
+        raise ValueError(f"objective must be classification or regression, got {objective!r}")
+    if tuple(y.shape) != (b,) or (b and not 0 <= int(y.min()) <= int(y.max()) < o):
+        span = f" in [{int(y.min())}, {int(y.max())}]" if y.numel() else ""
+        raise ValueError(f"classes must be {b} values in [0, {o}), got {list(y.shape)}{span}")
+    return y.to(torch.int64).contiguous()
 
 
 def _prepared(kind, x, w_ih_t, bias_ih, w_hh, mask, bias_hh, lengths, states, sizes):
@@ -429,7 +442,8 @@ class _SequenceLoss(torch.autograd.Function):
         dx = xin.new_empty(p, xin.shape[1], kernels.vector_floats()) if sh.sym is not None else torch.zeros_like(xin)
         dw, db = torch.empty_like(w), (torch.empty_like(b_hh) if family.recurrent_bias else None)
         s = SimpleNamespace(seq=_sequence_args(sh, threads, xin, w, scratch), bias=ptr(b_hh),
-                            head=(sh.b, o, ptr(y), ptr(wr), ptr(bo), ptr(work), per, ptr(loss), ptr(dwr), ptr(dbo)),
+                            head=(sh.b, o, int(y.is_floating_point()), ptr(y), ptr(wr), ptr(bo), ptr(work), per,
+                                  ptr(loss), ptr(dwr), ptr(dbo)),
                             dx=ptr(dx), dxs=dx[0].numel(), db=ptr(db), dw=ptr(dw))
         family.train(kernels.library(), s)
         if pool is not None:

@@ -298,14 +298,14 @@ def _run(module: nn.Module, x: Tensor, lengths: Tensor | None, states: bool):
 def recurrent_loss(kind: str, x: Tensor, y: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
                    mask: Tensor, in_mask: Tensor, r: Tensor, out_mask: Tensor, b_out: Tensor,
                    lengths: Tensor | None = None, ih_mask: Tensor | None = None, sizes: Tensor | None = None,
-                   **_) -> Tensor:
-    """Every model's mean cross-entropy against the classes ``y [B]`` of :func:`recurrent_forward`'s
-    outputs, ``[P]``, on the sequence kernels' training step
-    (:func:`~topowire.compiler.sequence.sequence_loss`); the arguments are
+                   objective: str = "classification", **_) -> Tensor:
+    """Every model's mean loss against ``y`` of :func:`recurrent_forward`'s outputs, ``[P]`` (a
+    classification's cross-entropy, a regression's squared error), on the sequence kernels'
+    training step (:func:`~topowire.compiler.sequence.sequence_loss`); the arguments are
     :func:`recurrent_forward`'s (a cell the kernels run)."""
     w_ih_t = masked_recurrent_weights(w_ih, input_mask(in_mask, ih_mask, w_ih.shape[2])).transpose(1, 2)
     return sequence.sequence_loss(kind, x, w_ih_t, b_ih[:, None, :], w_hh, mask, b_hh[:, None, :], lengths,
-                                  readout_weights(r, out_mask), b_out, y, sizes)
+                                  readout_weights(r, out_mask), b_out, y, sizes, objective)
 
 
 class CellTarget(Target):
@@ -374,16 +374,17 @@ class CellTarget(Target):
                                  stacked(module, "readout_bias"))
 
     def losses(self, module, x, lengths, y, objective):
-        """On the sequence kernels, a classification's cross-entropy in their training step
-        (:func:`recurrent_loss`), a pack over its sub-packs; None otherwise."""
-        if objective != "classification" or not torch.is_grad_enabled():
+        """On the sequence kernels, a classification's cross-entropy or a regression's squared
+        error in their training step (:func:`recurrent_loss`), a pack over its sub-packs; None
+        otherwise."""
+        if objective not in ("classification", "regression") or not torch.is_grad_enabled():
             return None
         g, _, per_model = _per_model(module)
         if not _on_kernels(module.arch.kind, x, g["graph_op"]):
             return None
         size = sub_pack_size(len(per_model["w_ih"]), x.shape[0], per_model["w_ih"].shape[1], x.device, by_cache=False)
-        return over_sub_packs(lambda **t: recurrent_loss(module.arch.kind, x, y, **t, lengths=lengths), per_model,
-                              size)
+        return over_sub_packs(lambda **t: recurrent_loss(module.arch.kind, x, y, **t, lengths=lengths,
+                                                         objective=objective), per_model, size)
 
     def parameter_counts(self, wiring, arch, seed=0):
         g = self.gates(arch)
