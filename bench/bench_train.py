@@ -1,7 +1,7 @@
 """Packed population training vs the prior-work loop, side by side in one run.
 
 P models of each cell kind (GRU, LSTM, tanh RNN; WS/ER/BA, n in [32, 64]) train one epoch
-on ``reber``:
+on ``reber`` (or ``--task adding``):
 
 - packed: topowire's trainer (one tensor program per pack, P independent Adams), each
   pack's training step one kernel call that computes only the graph's edges, its models one
@@ -19,6 +19,9 @@ on ``reber``:
   default is the whole pack in one call);
 - packed, product input: the default with the one-hot input projection as a product and
   a bias add per step (what the row gather replaced);
+- packed, projected input: the default with narrow dense inputs (``--task adding``: two
+  values a step) projected for every step at once, a ``[P, G*N, T*B]`` tensor and its
+  gradient, instead of summed in the kernels (what the kernels' values replaced);
 - packed, bucketed: the default with batches of similar lengths (``bucket=True``);
 - packed, elementwise Adam: the default with Adam's step in elementwise torch ops
   (``StackedAdam.step_elementwise``, what torch's fused Adam replaced);
@@ -52,8 +55,9 @@ relational layer's dense masked vs block product, across densities, is
 ``bench/bench_heap.py`` (each side in a fresh process: glibc's state is the process's).
 
     python bench/bench_train.py [--models 256] [--looped 64] [--batch 128 32] [--threads 1]
-                                [--kinds gru lstm rnn-tanh] [--variants packed scored-outputs torch-cells sub-packs
-                                            product-input bucketed elementwise-adam]
+                                [--kinds gru lstm rnn-tanh] [--variants packed scored-outputs projected-input
+                                            torch-cells sub-packs product-input bucketed elementwise-adam]
+                                [--task reber|adding] [--n-train 1000]
 """
 
 from __future__ import annotations
@@ -67,8 +71,9 @@ from pathlib import Path
 
 import torch
 
-from topowire.compiler import Arch, functional, wire
+from topowire.compiler import Arch, functional, sequence, wire
 from topowire.compiler.functional import cache_bytes, sub_pack_size, sub_packs
+from topowire.compiler.functional import one_hot_symbols as one_hot
 from topowire.compiler.kernels import use_kernels
 from topowire.compiler.pack import PackOfOne
 from topowire.compiler.targets.recurrent import CellTarget, MaskedRecurrentNet
@@ -121,13 +126,13 @@ def _loop(topologies, arch, task, config, device, batches) -> None:
         with torch.no_grad():  # the test set after the epoch, as the trainer scores every model
             lengths = task.len_test.to(device)
             out = net(task.x_test[:, : int(lengths.max())].to(device), lengths)[None]
-            per_model_loss(out, task.y_test.to(device), "classification")
-            per_model_correct(out, task.y_test.to(device), "classification")
+            per_model_loss(out, task.y_test.to(device), task.objective)
+            per_model_correct(out, task.y_test.to(device), task.objective)
 
 
 GATES = {"gru": 3, "lstm": 4, "rnn-tanh": 1}
-VARIANTS = {"packed": {}, "scored-outputs": {}, "torch-cells": {}, "sub-packs": {"sub_pack": 16}, "product-input": {},
-            "bucketed": {"bucket": True}, "elementwise-adam": {}}
+VARIANTS = {"packed": {}, "scored-outputs": {}, "projected-input": {}, "torch-cells": {}, "sub-packs": {"sub_pack": 16},
+            "product-input": {}, "bucketed": {"bucket": True}, "elementwise-adam": {}}
 
 
 @contextlib.contextmanager
@@ -137,8 +142,13 @@ def reference_path(variant: str):
     training-step call; ``torch-cells``, the cells step by step in torch under autograd
     instead of the fused kernels and their own backward (the engine before them);
     ``product-input``, the input projection as a product instead of the one-hot row gather;
-    ``elementwise-adam``, Adam's step in elementwise torch ops instead of torch's fused Adam."""
+    ``projected-input``, narrow dense inputs projected for every step at once instead of in the
+    kernels; ``elementwise-adam``, Adam's step in elementwise torch ops instead of torch's
+    fused Adam."""
     saved_symbols, saved_step, saved_losses = functional.one_hot_symbols, StackedAdam.step, CellTarget.losses
+    saved_inputs = sequence._inputs
+    if variant == "projected-input":
+        sequence._inputs = lambda x, w, b, bp, vec: saved_inputs(x, w, b, bp, vec if one_hot(x) is not None else 0)
     if variant == "scored-outputs":
         CellTarget.losses = lambda self, *args: None
     if variant == "product-input":
@@ -150,6 +160,7 @@ def reference_path(variant: str):
             yield
     finally:
         functional.one_hot_symbols, StackedAdam.step, CellTarget.losses = saved_symbols, saved_step, saved_losses
+        sequence._inputs = saved_inputs
 
 
 def cpu_name() -> str:
@@ -234,13 +245,15 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--n-train", type=int, default=1000)
+    ap.add_argument("--task", choices=["reber", "adding"], default="reber",
+                    help="reber: one-hot symbols, a classification; adding: two values a step over 50 steps, a regression")
     args = ap.parse_args()
     device = torch.device("cpu")
     topologies = population(args.models)
     looped = topologies[::max(1, len(topologies) // args.looped)][:args.looped]  # every family, evenly
-    task = make_task("reber", n_train=args.n_train, n_test=200, seed=0)
+    task = make_task(args.task, n_train=args.n_train, n_test=200, seed=0)
     print(f"CPU: {cpu_name()}, L2 {cache_bytes(2) // 1024} KiB per core, L3 {cache_bytes(3) // 2**20} MiB; torch {torch.__version__}; "
-          f"{args.models} models (loop: {args.looped}), n in [32, 64], reber ({args.n_train} strings), one epoch, "
+          f"{args.models} models (loop: {args.looped}), n in [32, 64], {args.task} ({args.n_train} sequences), one epoch, "
           f"best of {args.rounds} interleaved rounds")
     print("\n| threads | batch | cell | variant | packed models/s | loop models/s | speed-up | step / GEMMs | of bmm "
           "| useful of peak |")
@@ -250,7 +263,7 @@ def main() -> None:
         peak = mm_peak()
         for batch in args.batch:
             for kind in args.kinds:
-                arch = Arch(kind, d_in=7, d_out=2)
+                arch = Arch(kind, d_in=task.d_in, d_out=task.d_out)
                 base = TrainConfig(epochs=1, batch_size=batch, lr=1e-3, device="cpu")
                 configs = {v: base.replace(**VARIANTS[v]) for v in args.variants}
                 best = dict.fromkeys([*configs, "loop"], float("inf"))

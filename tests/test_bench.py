@@ -64,6 +64,13 @@ def test_bench_train_undoes_one_engine_change_per_variant(monkeypatch):
         assert CellTarget.losses(None, None, None, None, None, "classification") is None
         assert kernels.enabled() == (kernels.library() is not None)
     assert CellTarget.losses is losses  # restored
+    from topowire.compiler import sequence
+
+    w, b, narrow = torch.randn(1, 3, 6), torch.randn(1, 1, 6), torch.randn(2, 4, 3)
+    with bench_train.reference_path("projected-input"):
+        assert sequence._inputs(narrow, w, b, 16, 16)[2] is None  # every step's projection
+        assert sequence._inputs(x, w, b, 16, 16)[1] is not None  # one-hot: the table as ever
+    assert sequence._inputs(narrow, w, b, 16, 16)[2] is not None  # restored: the kernels' values
     with bench_train.reference_path("torch-cells"):
         assert not kernels.enabled() and functional.one_hot_symbols(x) is not None
     with bench_train.reference_path("product-input"):

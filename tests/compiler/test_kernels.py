@@ -108,8 +108,10 @@ def test_every_kernels_arguments_are_read_from_its_prototype():
     sig = kernels.signatures("#define ARGS int64_t a, \\\n    const float *b\nvoid h(ARGS, int64_t c);\n")
     assert sig == {"h": [kernels.ctypes.c_int64, kernels.ctypes.c_void_p, kernels.ctypes.c_int64]}
     source = kernels.signatures(kernels.SOURCE.read_text())
-    assert {"gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "act_forward", "act_backward"} <= set(source)
-    assert len(source["gru_backward"]) == 35  # 22 arguments of every sequence, 13 of its own
+    assert {"gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "act_forward", "act_backward", "gru_train",
+            "lstm_train", "act_train"} <= set(source)
+    assert len(source["gru_backward"]) == 36  # 23 arguments of every sequence, 13 of its own
+    assert len(source["gru_train"]) == 39  # and a training step's: 23, the bias, 11 of the head, 4 gradients
 
 
 @needs_compiler

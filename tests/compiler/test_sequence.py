@@ -222,26 +222,36 @@ def test_a_connection_whose_weight_is_zero_still_gets_its_gradient():
     torch.testing.assert_close(got["w_hh"], want["w_hh"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("one_hot", [True, False])
 @pytest.mark.parametrize("d", [5, 40])
-def test_one_hot_inputs_are_picked_from_a_table_unless_it_is_wider_than_a_vector(d):
+def test_narrow_inputs_are_a_table_picked_by_symbol_or_weighted_by_values_and_equal_the_torch_path(one_hot, d):
+    # inputs narrower than a vector: one-hot ones pick a row of W_ih.T + b_ih per lane, others
+    # sum the rows of W_ih.T and b_ih weighted by the lane's values (computed in the kernels,
+    # no [P, G*N, T*B] projection); wider inputs: every step's projection
     vec = kernels.vector_floats()
-    x, _ = _inputs(True, d=d)
+    x, _ = _inputs(one_hot, d=d)
     w_ih_t, bias = torch.randn(2, d, 12), torch.randn(2, 1, 12)
-    got, sym = sequence._inputs(x, w_ih_t, bias, 8, vec)
-    if d < vec:
-        assert got.shape == (2, 12, vec) and sym.shape == (9, 8)
+    got, sym, vals = sequence._inputs(x, w_ih_t, bias, 8, vec)
+    if d < vec and one_hot:
+        assert got.shape == (2, 12, vec) and sym.shape == (9, 8) and vals is None
         torch.testing.assert_close(got[..., :d + 1], functional.symbol_table(w_ih_t, bias).transpose(1, 2))
         assert sym[:, :6].t().tolist() == functional.one_hot_symbols(x).tolist()
+    elif d < vec:
+        assert got.shape == (2, 12, vec) and sym is None and vals.shape == (9, d + 1, 8)
+        assert torch.equal(got[..., :d + 1], torch.cat([w_ih_t, bias], 1).transpose(1, 2))
+        assert not got[..., d + 1:].any() and torch.equal(vals[:, :d, :6], x.permute(1, 2, 0))
+        assert bool((vals[:, d] == 1).all()) and not vals[:, :d, 6:].any()
     else:  # every step's projection, lane by lane
-        assert sym is None and got.shape == (2, 12, 9 * 8)
+        assert sym is None and vals is None and got.shape == (2, 12, 9 * 8)
         want = torch.baddbmm(bias, x.transpose(0, 1).reshape(1, 9 * 6, d).expand(2, -1, -1), w_ih_t)
         torch.testing.assert_close(got.view(2, 12, 9, 8)[..., :6].permute(0, 2, 3, 1).reshape(2, 54, 12), want)
     packed = _pack("lstm", d_in=d)
-    x, lengths = _inputs(True, d=d)
+    x, lengths = _inputs(one_hot, d=d)
     want, want_grads = _run(packed, x, lengths, False)
     got, got_grads = _run(packed, x, lengths, True)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(got_grads["w_ih"], want_grads["w_ih"], rtol=1e-5, atol=1e-6)
+    for name in ("w_ih", "b_ih", "b_hh"):
+        torch.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 @pytest.mark.parametrize("kind", list(sequence.KINDS))

@@ -101,10 +101,12 @@ void unary_f(int64_t count, int64_t which, const float *x, float *y) {
  * units col[e] for e in [rowptr[p * (N + 1) + v], rowptr[.. + v + 1]), with the weights
  * wv[e * G + g] of its G gates (W_hh[g * N + v, col[e]]), so its cost is the edges', not N^2.
  *
- * The input's gate pre-activations of gate column c (= g * N + v) are either a table row
- * picked per lane by its symbol (sym != NULL: x + p * x_ps + c * VEC holds the table's rows
- * 0 .. R-1 for that column, R <= VEC; one-hot inputs, W_ih.T + b_ih), or dense (sym == NULL:
- * x + p * x_ps + c * x_cs + lane, a step of every step's projection).
+ * The input's gate pre-activations of gate column c (= g * N + v) come from a table (x + p *
+ * x_ps + c * VEC holds its rows 0 .. R-1 for that column, R <= VEC) either picked per lane by
+ * its symbol (sym != NULL; one-hot inputs, W_ih.T + b_ih) or summed over its rows weighted
+ * by the lane's values (vals != NULL; narrow dense inputs, W_ih.T then b_ih, the last row's
+ * value 1), or else they are dense (x + p * x_ps + c * x_cs + lane, a step of every step's
+ * projection).
  *
  * live[lane] (int32, 0 or 1): the lane's sequence is still running at this step; an ended
  * one holds its state and its gates get no gradient. Only the first nvs[t] vectors of lanes
@@ -120,6 +122,13 @@ typedef int32_t vi __attribute__((vector_size(VEC * 4)));
 #endif
 #define INLINE static inline __attribute__((always_inline))
 #define LANES_OF(nc) for (int64_t l = 0; l < (nc) * VEC; l++)
+#define WIDE (2 * CH)
+/* A chunk's lanes by table row (symbols): one[r][i] is 1 where lane j of vector i has symbol r,
+ * else 0 (the input's gradient summed per symbol as products: a masked sum costs three
+ * operations); or (values) the lanes' values of row r. A backward's per-unit pass takes up to
+ * WIDE vectors at once (its products over the edges, CH): each table row's partial sums are
+ * read and written once per WIDE vectors. */
+typedef struct { vf one[VEC][WIDE]; } by_symbol;
 
 /* The table's entry of each lane's symbol: lane i of the result is t[ix[i]]. */
 INLINE vf pick(vf t, vi ix) {
@@ -139,18 +148,27 @@ typedef struct {
     const int64_t *rp, *col;  /* rp: this model's N + 1 row offsets */
     const float *wv, *x;      /* wv: this model's edge weights, G per edge from rp[0] (model_scratch) */
     const int32_t *sym, *live;
+    const float *val;         /* this step's values [R, Bp] (narrow dense inputs), or NULL */
     int32_t present;          /* bit r: some running lane has symbol r at this step */
 } step_in;
 
 INLINE step_in model_step(int64_t p, int64_t N, int64_t n, int64_t Bp, int64_t R, const int64_t *rowptr,
                           const int64_t *col, const float *wv, const float *x, int64_t x_ps, int64_t x_cs,
-                          const int32_t *sym, const int32_t *live, int32_t present) {
-    step_in m = {N, n, Bp, R, x_cs, rowptr + p * (N + 1), col, wv, x + p * x_ps, sym, live, present};
+                          const int32_t *sym, const int32_t *live, const float *val, int32_t present) {
+    step_in m = {N, n, Bp, R, x_cs, rowptr + p * (N + 1), col, wv, x + p * x_ps, sym, live, val, present};
     return m;
 }
 
-/* The input's pre-activation of column c at vector i of the chunk at lane l0 (ix: its symbols). */
-INLINE vf input_at(const step_in *m, const vi *ix, int64_t c, int64_t l0, int i) {
+/* The input's pre-activation of column c at vector i of the chunk at lane l0 (ix: its symbols;
+ * bs: its values, see symbols). */
+INLINE vf input_at(const step_in *m, const vi *ix, const by_symbol *bs, int64_t c, int64_t l0, int i) {
+    if (m->val) {
+        const float *t = m->x + c * VEC;
+        vf sum = t[0] * bs->one[0][i];
+        for (int32_t r = 1; r < m->R; r++)
+            sum += t[r] * bs->one[r][i];
+        return sum;
+    }
     return m->sym ? pick(*(const vfu *)(m->x + c * VEC), ix[i]) : *(const vfu *)(m->x + c * m->x_cs + l0 + i * VEC);
 }
 
@@ -232,15 +250,15 @@ INLINE void add_lanes(int nc, const float *g, float *acc) {
     *(vf *)acc += sum;
 }
 
-/* A chunk's lanes by symbol: one[r][i] is 1 where lane j of vector i has symbol r, else 0
- * (the input's gradient summed per symbol as products: a masked sum costs three operations).
- * A backward's per-unit pass takes up to WIDE vectors at once (its products over the edges,
- * CH): each table row's partial sums are read and written once per WIDE vectors. */
-#define WIDE (2 * CH)
-typedef struct { vf one[VEC][WIDE]; } by_symbol;
-
-/* The symbols of a chunk's lanes (where the input is a table), and by symbol (bs, or NULL). */
+/* The symbols of a chunk's lanes (where the input is a table picked by symbol), and by symbol
+ * (bs, or NULL); where it is weighted by values, the lanes' values of each row in bs. */
 INLINE void symbols(const step_in *m, int64_t l0, int nc, vi *ix, by_symbol *bs) {
+    if (m->val) {
+        for (int32_t r = 0; bs != NULL && r < m->R; r++)
+            for (int i = 0; i < nc; i++)
+                bs->one[r][i] = *(const vfu *)(m->val + r * m->Bp + l0 + i * VEC);
+        return;
+    }
     for (int i = 0; i < nc && m->sym; i++)
         ix[i] = *(const vi *)(m->sym + l0 + i * VEC);
     for (int32_t r = 0; bs != NULL && r < m->R && m->sym; r++)
@@ -255,7 +273,7 @@ INLINE void symbols(const step_in *m, int64_t l0, int nc, vi *ix, by_symbol *bs)
  * lane). */
 INLINE void input_grads(const step_in *m, const by_symbol *bs, float *dx, int G, int64_t v, int64_t l0, int nc,
                         const float *const *g) {
-    if (m->sym == NULL) {
+    if (m->sym == NULL && m->val == NULL) {
         for (int k = 0; k < G; k++)
             for (int i = 0; i < nc; i++)
                 *(vfu *)(dx + (k * m->N + v) * m->x_cs + l0 + i * VEC) = *(const vfu *)(g[k] + i * VEC);
@@ -363,20 +381,23 @@ static float *working_ring(int64_t streamed, int64_t N, int64_t Bp, int copies) 
 /* What every cell kernel takes first: the sequence of T steps, nvs[t] vectors computed at step t;
  * the recurrent weights w [P, G*N, N] (dense) and their mask [P, N, N]: only the graph's entries
  * are read, times the mask's (the masked weights are w times mask per gate);
- * step t's inputs at x + t * x_ts (dense: x_ts = Bp; a table: 0), its symbols and live flags
- * at sym + t * Bp and live + t * Bp; sizes[p], model p's own units (the rest padding, see
+ * step t's inputs at x + t * x_ts (dense: x_ts = Bp; a table: 0), its symbols, values and
+ * live flags at sym + t * Bp, vals + t * R * Bp and live + t * Bp; sizes[p], model p's own units (the rest padding, see
  * PADDING); scratch, `slot` floats for each thread (model_scratch). */
 #define SEQ_ARGS int64_t threads, int64_t P, int64_t T, int64_t N, int64_t Bp, const int64_t *nvs, int64_t R,    \
     const int64_t *rowptr, const int64_t *col, const float *w, const float *mask, const float *x, int64_t x_ps,  \
-    int64_t x_cs, int64_t x_ts, const int32_t *sym, const int32_t *live, const int32_t *present,                  \
-    const int64_t *sizes, float *scratch, int64_t slot, int64_t emax
+    int64_t x_cs, int64_t x_ts, const int32_t *sym, const float *vals, const int32_t *live,                        \
+    const int32_t *present, const int64_t *sizes, float *scratch, int64_t slot, int64_t emax
 /* SEQ_ARGS passed on, to a model's forward or backward. */
-#define SEQ threads, P, T, N, Bp, nvs, R, rowptr, col, w, mask, x, x_ps, x_cs, x_ts, sym, live, present, sizes, \
-    scratch, slot, emax
+#define SEQ threads, P, T, N, Bp, nvs, R, rowptr, col, w, mask, x, x_ps, x_cs, x_ts, sym, vals, live, present, \
+    sizes, scratch, slot, emax
+/* The input is a table (picked by symbol or weighted by values; see above). */
+#define TABLE (sym != NULL || vals != NULL)
 /* Model p's step t; the gradient from outside reaching its state before the step (h_t: the
  * model's e at row t - 1, none for h_0); two gradient buffers swapped after a backward step. */
 #define MODEL model_step(p, N, sizes[p], Bp, R, rowptr, col, wv, x + t * x_ts, x_ps, x_cs, \
-                         sym ? sym + t * Bp : NULL, live + t * Bp, sym ? present[t] : -1)
+                         sym ? sym + t * Bp : NULL, live + t * Bp, vals ? vals + t * R * Bp : NULL, \
+                         sym ? present[t] : -1)
 /* A model's units past its own (a narrower model's padding: no edges, no input, not read out)
  * are not computed; their states hold (zero from h_0), their gradients stay zero. */
 #define PADDING(a, o) hold(N - sizes[p], Bp, 0, (a) + sizes[p] * Bp, NULL, (o) + sizes[p] * Bp)
@@ -393,12 +414,12 @@ static float *working_ring(int64_t streamed, int64_t N, int64_t Bp, int copies) 
 /* Model p's scratch (G gates; accumulators zeroed for a backward), and its gradients from it:
  * the weights' (dw [P, G*N, N]), the table's (dx, where the input is one) and b_hh's (db or NULL). */
 #define SCRATCH(G, backward) model_scratch(scratch, slot, rowptr + p * (N + 1), col, w + p * (G) * N * N, \
-                                           mask + p * N * N, N, sym ? R : 0, G, backward, emax)
+                                           mask + p * N * N, N, TABLE ? R : 0, G, backward, emax)
 #define GRADS(G, db) model_grads(&sc, rowptr + p * (N + 1), col, mask + p * N * N, N, R, G, dw + p * (G) * N * N, \
-                                 sym ? dx + p * dx_ps : NULL, db)
+                                 TABLE ? dx + p * dx_ps : NULL, db)
 /* Where a step's input gradient goes: the table's partial sums (where the input is a table), else
  * the step's own rows. */
-#define DX (sym ? sc.dx : dx + p * dx_ps + t * x_ts)
+#define DX (TABLE ? sc.dx : dx + p * dx_ps + t * x_ts)
 
 /* A model's scratch, in its thread's slot: its masked edge weights as the kernels read them
  * (wv, wv[(e - rp[0]) * G + g] = w[g * N + v, col[e]] mask[v, col[e]] for edge e into unit v)
@@ -634,15 +655,16 @@ static float train_head(int64_t N, int64_t n, int64_t Bp, int64_t B, int64_t O, 
 INLINE void gru_chunk(const step_in *m, int nc, int64_t l0, const float *bh, const float *h, float *hn, float *s,
                       int64_t N, float *kept, int nt) {
     vi ix[CH];
-    symbols(m, l0, nc, ix, NULL);
+    by_symbol bs;  /* values alone: the forward picks symbols by ix */
+    symbols(m, l0, nc, ix, m->val ? &bs : NULL);
     for (int64_t v = 0; v < m->n; v++) {
         vf acc[4][CH];
         float pr[CH * VEC], pz[CH * VEC], pn[CH * VEC], ph[CH * VEC];
         edge_sums(m, 3, nc, v, h, l0, acc);
         for (int i = 0; i < nc; i++) {
-            *(vfu *)(pr + i * VEC) = input_at(m, ix, v, l0, i) + (acc[0][i] + bh[v]);
-            *(vfu *)(pz + i * VEC) = input_at(m, ix, N + v, l0, i) + (acc[1][i] + bh[N + v]);
-            *(vfu *)(pn + i * VEC) = input_at(m, ix, 2 * N + v, l0, i);
+            *(vfu *)(pr + i * VEC) = input_at(m, ix, &bs, v, l0, i) + (acc[0][i] + bh[v]);
+            *(vfu *)(pz + i * VEC) = input_at(m, ix, &bs, N + v, l0, i) + (acc[1][i] + bh[N + v]);
+            *(vfu *)(pn + i * VEC) = input_at(m, ix, &bs, 2 * N + v, l0, i);
             *(vfu *)(ph + i * VEC) = acc[2][i] + bh[2 * N + v];
         }
         const float *hp = h + v * m->Bp + l0;
@@ -798,14 +820,15 @@ void gru_train(SEQ_ARGS, const float *bias, HEAD_ARGS, float *dx, int64_t dx_ps,
 INLINE void lstm_chunk(const step_in *m, int nc, int64_t l0, const float *h, float *hn, const float *c, float *cn,
                        float *s, int64_t N, float *kh, float *kc, int nt) {
     vi ix[CH];
-    symbols(m, l0, nc, ix, NULL);
+    by_symbol bs;  /* values alone: the forward picks symbols by ix */
+    symbols(m, l0, nc, ix, m->val ? &bs : NULL);
     for (int64_t v = 0; v < m->n; v++) {
         vf acc[4][CH];
         float pre[4][CH * VEC];
         edge_sums(m, 4, nc, v, h, l0, acc);
         for (int g = 0; g < 4; g++)
             for (int i = 0; i < nc; i++)
-                *(vfu *)(pre[g] + i * VEC) = input_at(m, ix, g * N + v, l0, i) + acc[g][i];
+                *(vfu *)(pre[g] + i * VEC) = input_at(m, ix, &bs, g * N + v, l0, i) + acc[g][i];
         int64_t at = v * m->Bp + l0, row = N * m->Bp;
         const float *hp = h + at, *cp = c + at;
         const int32_t *lv = m->live + l0;
@@ -950,13 +973,14 @@ void lstm_train(SEQ_ARGS, HEAD_ARGS, float *dx, int64_t dx_ps, float *dw) {
 INLINE void act_chunk(const step_in *m, int nc, int64_t l0, int64_t which, const float *h, float *hn, int64_t N,
                       float *kept) {
     vi ix[CH];
-    symbols(m, l0, nc, ix, NULL);
+    by_symbol bs;  /* values alone: the forward picks symbols by ix */
+    symbols(m, l0, nc, ix, m->val ? &bs : NULL);
     for (int64_t v = 0; v < m->n; v++) {
         vf acc[4][CH];
         float pre[CH * VEC];
         edge_sums(m, 1, nc, v, h, l0, acc);
         for (int i = 0; i < nc; i++)
-            *(vfu *)(pre + i * VEC) = input_at(m, ix, v, l0, i) + acc[0][i];
+            *(vfu *)(pre + i * VEC) = input_at(m, ix, &bs, v, l0, i) + acc[0][i];
         const float *hp = h + v * m->Bp + l0;
         const int32_t *lv = m->live + l0;
         float *ho = hn + v * m->Bp + l0;

@@ -10,7 +10,9 @@ sums are in registers. Buffers are unit-major, ``[P, T, N, Bp]``: a unit's row h
 batch's lanes (padded to whole vectors), so every operation runs on whole vectors whatever
 the graph. The input's gate pre-activations are, for one-hot inputs, a per-lane pick from
 the table ``W_ih.T + b_ih`` (one row per symbol,
-:func:`~topowire.compiler.functional.symbol_table`), else one product over every step. The
+:func:`~topowire.compiler.functional.symbol_table`); for other inputs narrower than a
+vector, a per-lane sum of the rows of ``W_ih.T`` and ``b_ih`` weighted by the lane's
+values; else one product over every step (:func:`_inputs`). The
 kernels read the graph's weights from the dense ``W_hh`` times its mask (each model's edges
 gathered once per call, the edge lists kept per mask: :func:`edges`) and write its gradient dense,
 accumulated per edge; the gradients of ``b_hh`` and of the input table are summed inside
@@ -170,19 +172,32 @@ def _present(sym: Tensor | None, live: Tensor, rows: int) -> Tensor:
     return (has.to(torch.int32) << torch.arange(rows, dtype=torch.int32)).sum(1, dtype=torch.int32)
 
 
-def _inputs(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, bp: int, vec: int) -> tuple[Tensor, Tensor | None]:
-    """The input's gate pre-activations as the kernels read them, and the symbols ``[T, Bp]``
-    (int32) they are picked by: one-hot inputs of at most ``vec - 1`` symbols as the table's
-    columns ``[P, G*N, vec]``, others as every step's projection ``[P, G*N, T * Bp]``."""
+def _inputs(x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, bp: int, vec: int) -> tuple[Tensor, Tensor | None,
+                                                                                    Tensor | None]:
+    """The input's gate pre-activations as the kernels read them, and what they are taken by.
+    Inputs of fewer than ``vec`` columns are a table ``[P, G*N, vec]`` (its rows, then zeros):
+    one-hot ones the columns of ``W_ih.T + b_ih`` and a last of ``b_ih`` (padding), picked per
+    lane by the symbols ``[T, Bp]`` (int32); other narrow ones the columns of ``W_ih.T`` and a
+    last of ``b_ih``, summed per lane weighted by the values ``[T, d + 1, Bp]`` (the last row
+    1): computed in the kernels, where every step's projection would be a ``[P, G*N, T * Bp]``
+    tensor (367 MB for 64 LSTMs over the adding problem's 50 steps at batch 128) and its
+    gradient another. Wider inputs: every step's projection ``[P, G*N, T * Bp]``, then
+    (None, None)."""
     b, t, d = x.shape
-    symbols = one_hot_symbols(x) if d < vec else None
+    if d >= vec:
+        xs = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, bp - b)).permute(2, 1, 0).reshape(1, d, t * bp)
+        return (torch.baddbmm(bias_ih.transpose(1, 2), w_ih_t.transpose(1, 2), xs.expand(len(w_ih_t), d, t * bp)),
+                None, None)
+    symbols = one_hot_symbols(x)
     if symbols is not None:
         table = symbol_table(w_ih_t, bias_ih).transpose(1, 2)  # [P, G*N, d + 1]
         sym = symbols.new_zeros(t, bp, dtype=torch.int32)
         sym[:, :b] = symbols.t()
-        return torch.nn.functional.pad(table, (0, vec - d - 1)).contiguous(), sym
-    xs = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, bp - b)).permute(2, 1, 0).reshape(1, d, t * bp)
-    return torch.baddbmm(bias_ih.transpose(1, 2), w_ih_t.transpose(1, 2), xs.expand(len(w_ih_t), d, t * bp)), None
+        return torch.nn.functional.pad(table, (0, vec - d - 1)).contiguous(), sym, None
+    table = torch.cat([w_ih_t, bias_ih], dim=1).transpose(1, 2)  # [P, G*N, d + 1]
+    values = x.new_ones(t, d + 1, bp)
+    values[:, :d] = torch.nn.functional.pad(x.permute(1, 2, 0), (0, bp - b))
+    return torch.nn.functional.pad(table, (0, vec - d - 1)).contiguous(), None, values
 
 
 def sequence_forward(kind: str, x: Tensor, w_ih_t: Tensor, bias_ih: Tensor, w_hh: Tensor, mask: Tensor,
@@ -269,12 +284,14 @@ def _prepared(kind, x, w_ih_t, bias_ih, w_hh, mask, bias_hh, lengths, states, si
     b, t_steps, _ = x.shape
     live, computed = lanes(None if lengths is None else lengths.cpu(), t_steps, b, vec)
     apart = family.recurrent_bias
-    xin, sym = _inputs(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh, live.shape[1], vec)
+    xin, sym, vals = _inputs(x, w_ih_t, bias_ih if apart else bias_ih + bias_hh, live.shape[1], vec)
+    table = sym is not None or vals is not None  # the input's rows picked or weighted per lane
     rowptr, col, most = edges(mask)
     n, rows = mask.shape[1], x.shape[2] + 1  # rows: of the input table, one per symbol and padding's
     shape = SimpleNamespace(b=b, t=t_steps, bp=live.shape[1], n=n, rows=rows, live=live, mask=mask.contiguous(),
-                            computed=torch.tensor(computed, dtype=torch.int64), sym=sym, rowptr=rowptr, col=col,
-                            most=most, slot=kernels.scratch_floats(most, family.gates, n, 0 if sym is None else rows),
+                            computed=torch.tensor(computed, dtype=torch.int64), sym=sym, vals=vals, table=table,
+                            rowptr=rowptr, col=col, most=most,
+                            slot=kernels.scratch_floats(most, family.gates, n, rows if table else 0),
                             grad=torch.is_grad_enabled(), states=states, present=_present(sym, live, rows),
                             sizes=torch.full((len(w_hh),), n) if sizes is None else sizes.to(torch.int64).contiguous())
     return family, shape, xin, w_hh.contiguous(), bias_hh.contiguous() if apart else None
@@ -344,11 +361,10 @@ def _forward_buffers(family: Family, shape: tuple[int, int, int, int], ring: int
 def _sequence_args(sh, threads: int, xin: Tensor, w: Tensor, scratch: Tensor) -> tuple:
     """The arguments every kernel takes first (see ``SEQ_ARGS`` in kernels.c)."""
     ptr, p, gn = kernels.pointer, xin.shape[0], xin.shape[1]
-    x_ps, x_cs, x_ts = (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp) if sh.sym is None else \
-        (gn * xin.shape[2], xin.shape[2], 0)
+    x_ps, x_cs, x_ts = (gn * xin.shape[2], xin.shape[2], 0) if sh.table else (gn * sh.t * sh.bp, sh.t * sh.bp, sh.bp)
     return (threads, p, sh.t, sh.n, sh.bp, ptr(sh.computed), sh.rows, ptr(sh.rowptr), ptr(sh.col), ptr(w),
-            ptr(sh.mask), ptr(xin), x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.live), ptr(sh.present), ptr(sh.sizes),
-            ptr(scratch), sh.slot, sh.most)
+            ptr(sh.mask), ptr(xin), x_ps, x_cs, x_ts, ptr(sh.sym), ptr(sh.vals), ptr(sh.live), ptr(sh.present),
+            ptr(sh.sizes), ptr(scratch), sh.slot, sh.most)
 
 
 def _give_back(ctx) -> None:
@@ -414,7 +430,7 @@ class _Sequence(torch.autograd.Function):
             g[..., :b] += grad_last.transpose(1, 2)
         # written whole by the kernel: a table's gradient, the weights' (dense) and b_hh's; each step's
         # input gradient (dense inputs) only where a step computes
-        dx = xin.new_empty(p, xin.shape[1], vec) if sh.sym is not None else torch.zeros_like(xin)
+        dx = xin.new_empty(p, xin.shape[1], vec) if sh.table else torch.zeros_like(xin)
         dw, db = torch.empty_like(w), h.new_empty(p, 1, family.gates * n) if family.recurrent_bias else None
         gc, gc_prev = (h.new_zeros(p, n, bp), h.new_empty(p, n, bp)) if family.memory else (None, None)
         prev, dg = h.new_empty(p, n, bp), h.new_empty(p, family.gates * n, bp)  # scratch
@@ -439,7 +455,7 @@ class _SequenceLoss(torch.autograd.Function):
         work = pool.take("work", threads * per) if pool is not None else torch.empty(threads * per)
         scratch = xin.new_empty(threads * sh.slot)
         loss, dwr, dbo = xin.new_empty(p), torch.empty_like(wr), torch.empty_like(bo)
-        dx = xin.new_empty(p, xin.shape[1], kernels.vector_floats()) if sh.sym is not None else torch.zeros_like(xin)
+        dx = xin.new_empty(p, xin.shape[1], kernels.vector_floats()) if sh.table else torch.zeros_like(xin)
         dw, db = torch.empty_like(w), (torch.empty_like(b_hh) if family.recurrent_bias else None)
         s = SimpleNamespace(seq=_sequence_args(sh, threads, xin, w, scratch), bias=ptr(b_hh),
                             head=(sh.b, o, int(y.is_floating_point()), ptr(y), ptr(wr), ptr(bo), ptr(work), per,
