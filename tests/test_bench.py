@@ -1,6 +1,7 @@
 """The prepared device run cannot rot: its dry run (every step on the CPU, toy sizes) passes; the
 relational block product the bench measures computes the dense masked layer; bench_train undoes
-one engine change per variant; bench_heap runs both of its sides."""
+one engine change per variant; bench_heap runs both of its sides; bench_inputs checks its two
+ways' losses equal before it times them."""
 
 import json
 import subprocess
@@ -93,3 +94,13 @@ def test_bench_heap_runs_each_side_in_a_fresh_process_and_prints_both():
     assert set(rows) == {"kept heap", "returned heap"}
     assert all(float(rate) > 0 and int(faults) >= 0 for rate, faults, _ in rows.values())
     assert "kept over returned:" in done.stdout
+
+
+def test_bench_inputs_times_both_ways_after_checking_their_losses_equal():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_inputs.py"), "--task", "adding", "--kinds", "gru",
+                           "--models", "2", "--batch", "4", "--n-train", "8", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| adding |")]
+    assert len(rows) == 1 and rows[0][1].strip() == "gru" and rows[0][2].strip() == "50"
+    assert float(rows[0][4]) > 0 and float(rows[0][5]) > 0 and rows[0][6].strip().endswith("x")
