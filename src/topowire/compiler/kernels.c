@@ -382,8 +382,8 @@ static float *working_ring(int64_t streamed, int64_t N, int64_t Bp, int copies) 
  * the recurrent weights w [P, G*N, N] (dense) and their mask [P, N, N]: only the graph's entries
  * are read, times the mask's (the masked weights are w times mask per gate);
  * step t's inputs at x + t * x_ts (dense: x_ts = Bp; a table: 0), its symbols, values and
- * live flags at sym + t * Bp, vals + t * R * Bp and live + t * Bp; sizes[p], model p's own units (the rest padding, see
- * PADDING); scratch, `slot` floats for each thread (model_scratch). */
+ * live flags at sym + t * Bp, vals + t * R * Bp and live + t * Bp; sizes[p], model p's own
+ * units (the rest padding, see PADDING); scratch, `slot` floats for each thread (model_scratch). */
 #define SEQ_ARGS int64_t threads, int64_t P, int64_t T, int64_t N, int64_t Bp, const int64_t *nvs, int64_t R,    \
     const int64_t *rowptr, const int64_t *col, const float *w, const float *mask, const float *x, int64_t x_ps,  \
     int64_t x_cs, int64_t x_ts, const int32_t *sym, const float *vals, const int32_t *live,                        \

@@ -6,7 +6,7 @@ tensors; here a whole sequence is one kernel call forward and one backward (driv
 :mod:`topowire.compiler.sequence`): each model runs its steps one after another, summing over
 the graph's edges only and doing the gate arithmetic while the sums are in registers, a
 pack's models split over torch's thread count. A training step read out at the last state
-is one call, each model's forward, cross-entropy and backward in turn.
+is one call, each model's forward, loss and backward in turn.
 The relational layers' block product (:mod:`topowire.compiler.blocks`) is here too: small
 register-tiled GEMMs over a graph's ``(A + I)`` blocks, split the same way. Both run in the
 OpenMP pool torch's own ops use (built with ``-fopenmp``, the library links the ``libgomp``

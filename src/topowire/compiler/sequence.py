@@ -18,11 +18,11 @@ gathered once per call, the edge lists kept per mask: :func:`edges`) and write i
 accumulated per edge; the gradients of ``b_hh`` and of the input table are summed inside
 too. Nothing per step is left to torch, and little per call.
 
-A training step whose loss is the cross-entropy of the last state's readout is one call
-(:func:`sequence_loss`): each model's forward, loss and backward one after another, its
-states and saved rows in a buffer of its thread's that stays in cache, where a pack's
-forward keeps every model's rows until the loss is known and the backward reads them back
-from memory.
+A training step whose loss is the cross-entropy or squared error of the last state's readout
+is one call (:func:`sequence_loss`): each model's forward, loss and backward one after
+another, its states and saved rows in a buffer of its thread's that stays in cache, where a
+pack's forward keeps every model's rows until the loss is known and the backward reads them
+back from memory.
 
 A sequence stops updating after its length: its state is held and its gates get no
 gradient, so the last state is every sequence's last real one. Lanes sorted longest first
@@ -49,7 +49,11 @@ from torch import Tensor
 from topowire.compiler import kernels
 from topowire.compiler.functional import cache_bytes, one_hot_symbols, symbol_table
 
-__all__ = ["Family", "KINDS", "supports", "sequence_forward", "sequence_loss", "edges", "lanes", "reused_buffers"]
+__all__ = ["Family", "KINDS", "OBJECTIVES", "supports", "sequence_forward", "sequence_loss", "edges", "lanes",
+           "reused_buffers"]
+
+#: The losses a training step computes in its kernel call (:func:`sequence_loss`).
+OBJECTIVES = ("classification", "regression")
 
 
 @dataclass(frozen=True)
@@ -268,8 +272,8 @@ def _targets(y: Tensor, objective: str, b: int, o: int) -> Tensor:
         if tuple(y.shape) != (b, o):
             raise ValueError(f"regression targets must be [{b}, {o}], got {list(y.shape)}")
         return y.to(torch.float32).contiguous()
-    if objective != "classification":
-        raise ValueError(f"objective must be classification or regression, got {objective!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if tuple(y.shape) != (b,) or (b and not 0 <= int(y.min()) <= int(y.max()) < o):
         span = f" in [{int(y.min())}, {int(y.max())}]" if y.numel() else ""
         raise ValueError(f"classes must be {b} values in [0, {o}), got {list(y.shape)}{span}")
@@ -376,6 +380,12 @@ def _give_back(ctx) -> None:
         ctx.pool = None
 
 
+def _input_grad(xin: Tensor, sh) -> Tensor:
+    """The buffer the kernels write the input's gradient to: a table's ``[P, G*N, VEC]``, whole,
+    or every step's projection's, zero where a step computes nothing."""
+    return xin.new_empty(*xin.shape[:2], kernels.vector_floats()) if sh.table else torch.zeros_like(xin)
+
+
 def _streamed(h: Tensor, c: Tensor | None, backward: bool, sh) -> bool:
     """Whether a forward's steps compute in a working ring of their own and stream their states
     to ``h`` (and ``c``) for the backward (the kernels' ``working_ring``): where every step is
@@ -418,7 +428,7 @@ class _Sequence(torch.autograd.Function):
         ptr, family, sh = kernels.pointer, ctx.family, ctx.sh
         xin, w, h, c, saved = ctx.saved_tensors
         p, t1, n, bp = h.shape
-        t_steps, b, vec = t1 - 1, sh.b, kernels.vector_floats()
+        t_steps, b = t1 - 1, sh.b
         outside = None
         if grad_states is not None and t_steps:
             outside = h.new_zeros(p, t_steps, n, bp)
@@ -430,7 +440,7 @@ class _Sequence(torch.autograd.Function):
             g[..., :b] += grad_last.transpose(1, 2)
         # written whole by the kernel: a table's gradient, the weights' (dense) and b_hh's; each step's
         # input gradient (dense inputs) only where a step computes
-        dx = xin.new_empty(p, xin.shape[1], vec) if sh.table else torch.zeros_like(xin)
+        dx = _input_grad(xin, sh)
         dw, db = torch.empty_like(w), h.new_empty(p, 1, family.gates * n) if family.recurrent_bias else None
         gc, gc_prev = (h.new_zeros(p, n, bp), h.new_empty(p, n, bp)) if family.memory else (None, None)
         prev, dg = h.new_empty(p, n, bp), h.new_empty(p, family.gates * n, bp)  # scratch
@@ -455,8 +465,8 @@ class _SequenceLoss(torch.autograd.Function):
         work = pool.take("work", threads * per) if pool is not None else torch.empty(threads * per)
         scratch = xin.new_empty(threads * sh.slot)
         loss, dwr, dbo = xin.new_empty(p), torch.empty_like(wr), torch.empty_like(bo)
-        dx = xin.new_empty(p, xin.shape[1], kernels.vector_floats()) if sh.table else torch.zeros_like(xin)
-        dw, db = torch.empty_like(w), (torch.empty_like(b_hh) if family.recurrent_bias else None)
+        dx, dw = _input_grad(xin, sh), torch.empty_like(w)
+        db = torch.empty_like(b_hh) if family.recurrent_bias else None
         s = SimpleNamespace(seq=_sequence_args(sh, threads, xin, w, scratch), bias=ptr(b_hh),
                             head=(sh.b, o, int(y.is_floating_point()), ptr(y), ptr(wr), ptr(bo), ptr(work), per,
                                   ptr(loss), ptr(dwr), ptr(dbo)),

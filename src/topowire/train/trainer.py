@@ -147,7 +147,7 @@ def task_losses(packed: nn.Module, task: Task, x: Tensor, y: Tensor, lengths: Te
                 mask: Tensor | None) -> Tensor:
     """Every model's mean training loss on a batch, ``[P]``: computed by the pack's target with
     its backward where it has such a path (:meth:`~topowire.compiler.targets.Target.losses`:
-    the recurrent kernels' classification), else its outputs scored."""
+    the recurrent kernels' classification or regression), else its outputs scored."""
     if task.sequence and not task.per_step:
         losses = packed.arch.target.losses(packed, x, lengths, y, task.objective)
         if losses is not None:

@@ -6,9 +6,10 @@ into: its options (a frozen dataclass, each field's domain in its metadata or
 natural wiring, its gate count, whether it runs over time, the tasks it accepts, its
 tensors (the initial draw, their layout in a pack), its parameter counts, its forward pass
 over a leading model axis P (and, where it has a faster way, a training step's losses
-computed with their backward: :meth:`Target.losses`) and the program it exports. :func:`~topowire.compiler.compile`,
-:func:`~topowire.compiler.pack`, the trainer, ``save``/``load``/export and the command line
-ask the registry; nothing outside this package branches on a kind.
+computed with their backward: :meth:`Target.losses`) and the program it exports.
+:func:`~topowire.compiler.compile`, :func:`~topowire.compiler.pack`, the trainer,
+``save``/``load``/export and the command line ask the registry; nothing outside this package
+branches on a kind.
 
 Adding a target is one class: subclass :class:`Target`, set ``kinds``, implement
 :meth:`Target.initial_tensors`, :attr:`Target.layout` and :meth:`Target.forward` (the

@@ -377,7 +377,7 @@ class CellTarget(Target):
         """On the sequence kernels, a classification's cross-entropy or a regression's squared
         error in their training step (:func:`recurrent_loss`), a pack over its sub-packs; None
         otherwise."""
-        if objective not in ("classification", "regression") or not torch.is_grad_enabled():
+        if objective not in sequence.OBJECTIVES or not torch.is_grad_enabled():
             return None
         g, _, per_model = _per_model(module)
         if not _on_kernels(module.arch.kind, x, g["graph_op"]):
